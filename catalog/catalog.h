@@ -1,0 +1,62 @@
+#pragma once
+// The model catalog (config/models.yaml): which models exist, who serves them,
+// what they cost, how large their context is, and which tier they belong to.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "core/result.h"
+#include "events/events.h"
+
+namespace cascade {
+
+// Capability tiers, cheapest first. The router maps a complexity score to one.
+enum class Tier { small, medium, large };
+std::string_view to_string(Tier tier);
+std::optional<Tier> parse_tier(std::string_view text);
+
+// USD per 1M tokens, as providers publish them.
+struct ModelPrice {
+  double input_per_mtok = 0;
+  double output_per_mtok = 0;
+  double cached_input_per_mtok = 0;  // price of input tokens read from the provider's prompt cache
+};
+
+struct ModelInfo {
+  std::string id;              // catalog id used in events ("gpt-4o-mini")
+  std::string provider;        // providers.<name> in cascade.yaml
+  std::string upstream_model;  // the model name sent to the provider's API
+  Tier tier = Tier::medium;
+  std::int64_t context_window = 0;
+  std::int64_t max_output_tokens = 0;
+  ModelPrice price;
+};
+
+class ModelCatalog {
+ public:
+  // Parses the catalog YAML (see config/models.yaml for the format).
+  static Result<ModelCatalog> from_yaml(std::string_view yaml_text);
+  // Loads catalog.file, or the built-in copy when it is empty; checks that
+  // catalog.baseline_model exists.
+  static Result<ModelCatalog> load(const CatalogConfig& config);
+
+  const ModelInfo* find(std::string_view id) const;
+  const std::vector<ModelInfo>& models() const { return models_; }
+  // The premium model every cost is compared against.
+  const ModelInfo& baseline() const { return models_.at(baseline_index_); }
+  // Identifies the price table a cost was computed with (e.g. "2026-07").
+  const std::string& price_version() const { return price_version_; }
+
+ private:
+  std::vector<ModelInfo> models_;
+  std::size_t baseline_index_ = 0;
+  std::string price_version_;
+};
+
+// USD for the given usage: cached input tokens at the cached price, the rest
+// of the input at the input price, output at the output price.
+double cost_usd(const ModelPrice& price, const TokenUsage& usage);
+
+}  // namespace cascade

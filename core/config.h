@@ -1,0 +1,111 @@
+#pragma once
+// Cascade configuration: built-in defaults (config/cascade.yaml compiled in),
+// overlaid by an optional YAML file, overlaid by CASCADE_* environment variables
+// named after each key's path (kafka.bootstrap -> CASCADE_KAFKA_BOOTSTRAP).
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace cascade {
+
+struct KafkaConfig {
+  std::string bootstrap;  // empty = embedded mock cluster in-process
+  int partitions = 16;
+  int fetch_wait_max_ms = 5;
+  int linger_ms = 2;
+  std::string worker_group = "cascade-workers";
+  std::string ledger_group = "cascade-ledger";
+  std::string extra;  // "k=v;k=v" extra librdkafka properties
+  std::string requests_topic = "cascade.requests";
+  std::string ledger_topic = "cascade.ledger";
+  std::string dlq_topic = "cascade.dlq";
+
+  bool embedded() const { return bootstrap.empty(); }
+  // Parsed `extra` as key/value pairs.
+  std::vector<std::pair<std::string, std::string>> extra_properties() const;
+};
+
+struct WorkerConfig {
+  int threads = 1;
+  int max_in_flight = 512;
+  double resume_fraction = 0.5;
+  int commit_interval_ms = 500;
+};
+
+struct LimitsConfig {
+  std::size_t max_event_bytes = 1 << 20;
+  int default_max_tokens = 1024;
+};
+
+struct StateConfig {
+  std::string dir = "./data/state";
+};
+
+struct CatalogConfig {
+  std::string file;  // empty = built-in copy of config/models.yaml
+  std::string baseline_model = "gpt-4o";
+};
+
+struct TierThresholds {
+  double small_max = 0.35;
+  double medium_max = 0.7;
+};
+
+struct RouterConfig {
+  TierThresholds balanced{0.35, 0.7};
+  TierThresholds cost{0.55, 0.85};
+  TierThresholds quality{0.15, 0.45};
+  TierThresholds speed{0.6, 0.9};
+};
+
+struct ProviderConfig {
+  std::string name;
+  std::string kind = "openai";
+  std::string base_url;
+  std::string api_key_env;  // name of the env var holding the key; "" = no key
+  long connect_timeout_ms = 5000;
+  long request_timeout_ms = 120000;
+  std::map<std::string, std::string> headers;  // extra request headers
+};
+
+struct LedgerConfig {
+  std::string metrics_listen = "127.0.0.1:9464";
+};
+
+struct LogConfig {
+  std::string level = "info";
+};
+
+struct Config {
+  KafkaConfig kafka;
+  WorkerConfig worker;
+  LimitsConfig limits;
+  StateConfig state;
+  CatalogConfig catalog;
+  RouterConfig router;
+  std::map<std::string, ProviderConfig> providers;
+  LedgerConfig ledger;
+  LogConfig log;
+};
+
+// Reads an environment variable; injectable so tests need not touch the process env.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup process_env();
+
+// The environment variable that overrides a key path ("state.dir" -> "CASCADE_STATE_DIR").
+std::string env_name_for(std::string_view key_path);
+
+// Loads defaults, then `yaml_file` (if not empty), then env overrides.
+// Errors (unreadable file, bad YAML, wrong types) are values with the key path.
+Result<Config> load_config(const std::string& yaml_file, const EnvLookup& env = process_env());
+
+// The compiled-in default files.
+std::string_view default_config_yaml();
+std::string_view default_models_yaml();
+
+}  // namespace cascade

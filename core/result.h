@@ -1,0 +1,35 @@
+#pragma once
+// Expected failures (bad input, provider errors, timeouts) travel as values
+// all the way to an error event; exceptions are reserved for programmer errors.
+#include <expected>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace cascade {
+
+// Codes are part of event schema v1 (docs/events.md): extend, never rename.
+enum class ErrorCode {
+  invalid_request,
+  budget_exceeded,
+  provider_error,
+  timeout,
+  unavailable,
+  internal,
+};
+
+std::string_view to_string(ErrorCode code);
+
+struct Error {
+  ErrorCode code = ErrorCode::internal;
+  std::string message;
+};
+
+template <class T>
+using Result = std::expected<T, Error>;
+
+inline std::unexpected<Error> fail(ErrorCode code, std::string message) {
+  return std::unexpected(Error{code, std::move(message)});
+}
+
+}  // namespace cascade

@@ -1,0 +1,144 @@
+#pragma once
+// Event schema v1 (docs/events.md): prompt events in, reply and cost events out.
+// Extend, never break: new fields are optional, old fields keep their meaning.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace cascade {
+
+enum class Preference { cost, balanced, quality, speed };
+enum class Priority { interactive, batch };
+enum class CacheMode { off, exact, semantic };
+enum class CacheOutcome { miss, exact, semantic };
+
+std::string_view to_string(Preference p);
+std::string_view to_string(Priority p);
+std::string_view to_string(CacheMode m);
+std::string_view to_string(CacheOutcome c);
+
+// A prompt event from cascade.requests (key = tenant).
+struct PromptEvent {
+  std::string id;        // unique; the idempotency key
+  std::string tenant;
+  std::string reply_to;  // topic for chunk/final/error events
+  nlohmann::json messages = nlohmann::json::array();  // OpenAI chat format, passed through
+  std::string model = "auto";  // "auto" or a catalog id (pinned)
+  Preference preference = Preference::balanced;
+  std::optional<int> max_tokens;
+  std::optional<double> temperature;
+  bool stream = true;
+  Priority priority = Priority::interactive;
+  CacheMode cache = CacheMode::exact;
+  nlohmann::json metadata = nlohmann::json::object();  // echoed back in the final event
+
+  bool pinned() const { return model != "auto"; }
+};
+
+// Why a prompt event was rejected, with whatever could still be read from it so
+// the rejection can be sent to the requester.
+struct RejectedPrompt {
+  Error error;  // always ErrorCode::invalid_request
+  std::optional<std::string> id;
+  std::optional<std::string> tenant;
+  std::optional<std::string> reply_to;
+};
+
+struct PromptLimits {
+  std::size_t max_event_bytes = 1 << 20;
+};
+
+// Answers whether a pinned model id exists in the catalog.
+using ModelExists = std::function<bool(std::string_view model_id)>;
+
+// Parses and validates a prompt event (JSON text). Never throws.
+std::expected<PromptEvent, RejectedPrompt> parse_prompt_event(std::string_view payload,
+                                                               const PromptLimits& limits,
+                                                               const ModelExists& model_exists);
+
+nlohmann::json to_json(const PromptEvent& event);
+
+struct TokenUsage {
+  std::int64_t input_tokens = 0;
+  std::int64_t output_tokens = 0;
+  std::int64_t cached_tokens = 0;  // part of input_tokens billed at the cached price
+};
+
+struct RouteInfo {
+  std::string tier;
+  double score = 0;
+  std::string reason;
+};
+
+// Reply events on reply_to (key = request id); seq counts 0,1,2,... per request.
+std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_view delta);
+
+struct FinalReply {
+  std::string id;
+  std::int64_t seq = 0;
+  std::string content;
+  std::string model;
+  std::string provider;
+  std::string finish_reason;
+  TokenUsage usage;
+  double cost_usd = 0;
+  CacheOutcome cache = CacheOutcome::miss;
+  RouteInfo route;
+  nlohmann::json metadata = nlohmann::json::object();
+};
+nlohmann::json to_json(const FinalReply& final);
+std::string make_final_event(const FinalReply& final);
+Result<FinalReply> parse_final_event(std::string_view payload);
+
+std::string make_error_event(std::string_view id, std::int64_t seq, const Error& error);
+
+// Cost event on cascade.ledger (key = tenant).
+struct CostEvent {
+  std::string id;
+  std::string tenant;
+  std::int64_t ts_ms = 0;  // unix epoch milliseconds
+  std::string model;
+  std::string provider;
+  TokenUsage usage;
+  double cost_usd = 0;
+  std::string baseline_model;
+  double baseline_cost_usd = 0;
+  double savings_usd = 0;
+  CacheOutcome cache = CacheOutcome::miss;
+  double latency_ms = 0;
+  double ttft_ms = 0;
+  std::string route_reason;
+};
+std::string make_cost_event(const CostEvent& cost);
+Result<CostEvent> parse_cost_event(std::string_view payload);
+
+// Dead-letter record on cascade.dlq: the reason and the original event.
+struct DeadLetter {
+  std::string reason;
+  std::string source_topic;
+  std::int32_t source_partition = -1;
+  std::int64_t source_offset = -1;
+  std::optional<std::string> id;
+  std::optional<std::string> tenant;
+  std::string payload;  // the original bytes (truncated to a bound for huge events)
+};
+std::string make_dead_letter(const DeadLetter& letter);
+
+// Reply event as read back by a client (cascade send, tests).
+struct ReplyEvent {
+  std::string id;
+  std::string type;  // chunk | final | error
+  std::int64_t seq = 0;
+  nlohmann::json body;
+};
+Result<ReplyEvent> parse_reply_event(std::string_view payload);
+
+std::int64_t now_ms();
+
+}  // namespace cascade

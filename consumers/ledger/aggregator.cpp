@@ -1,1 +1,95 @@
-// placeholder: implemented in this milestone
+#include "consumers/ledger/ledger.h"
+
+namespace cascade {
+
+void LedgerTotals::add(const CostEvent& event) {
+  ++requests;
+  if (event.cache != CacheOutcome::miss) ++cache_hits;
+  cost_usd += event.cost_usd;
+  baseline_cost_usd += event.baseline_cost_usd;
+  // The event's own savings, not baseline - cost: the ledger must agree with
+  // what the worker published, to the bit.
+  savings_usd += event.savings_usd;
+  input_tokens += event.usage.input_tokens;
+  output_tokens += event.usage.output_tokens;
+  cached_tokens += event.usage.cached_tokens;
+  latency_ms_sum += event.latency_ms;
+  ttft_ms_sum += event.ttft_ms;
+}
+
+namespace {
+
+void merge(LedgerTotals& into, const LedgerTotals& from) {
+  into.requests += from.requests;
+  into.cache_hits += from.cache_hits;
+  into.cost_usd += from.cost_usd;
+  into.baseline_cost_usd += from.baseline_cost_usd;
+  into.savings_usd += from.savings_usd;
+  into.input_tokens += from.input_tokens;
+  into.output_tokens += from.output_tokens;
+  into.cached_tokens += from.cached_tokens;
+  into.latency_ms_sum += from.latency_ms_sum;
+  into.ttft_ms_sum += from.ttft_ms_sum;
+}
+
+}  // namespace
+
+bool LedgerAggregator::apply(const CostEvent& event) {
+  std::lock_guard lock(mu_);
+  if (!seen_ids_.insert(event.id).second) {
+    ++duplicates_;
+    return false;
+  }
+  by_tenant_model_[{event.tenant, event.model}].add(event);
+  return true;
+}
+
+LedgerTotals LedgerAggregator::total() const {
+  std::lock_guard lock(mu_);
+  LedgerTotals sum;
+  for (const auto& [key, totals] : by_tenant_model_) merge(sum, totals);
+  return sum;
+}
+
+std::map<std::string, LedgerTotals> LedgerAggregator::by_tenant() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, LedgerTotals> result;
+  for (const auto& [key, totals] : by_tenant_model_) merge(result[key.first], totals);
+  return result;
+}
+
+std::map<std::string, LedgerTotals> LedgerAggregator::by_model() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, LedgerTotals> result;
+  for (const auto& [key, totals] : by_tenant_model_) merge(result[key.second], totals);
+  return result;
+}
+
+LedgerTotals LedgerAggregator::tenant_total(const std::string& tenant) const {
+  std::lock_guard lock(mu_);
+  LedgerTotals sum;
+  // Keys are ordered by (tenant, model), so one tenant's rows are contiguous
+  // and start at (tenant, "").
+  for (auto it = by_tenant_model_.lower_bound({tenant, std::string()});
+       it != by_tenant_model_.end() && it->first.first == tenant; ++it) {
+    merge(sum, it->second);
+  }
+  return sum;
+}
+
+std::map<std::string, LedgerTotals> LedgerAggregator::tenant_by_model(const std::string& tenant) const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, LedgerTotals> result;
+  for (auto it = by_tenant_model_.lower_bound({tenant, std::string()});
+       it != by_tenant_model_.end() && it->first.first == tenant; ++it) {
+    result.emplace(it->first.second, it->second);
+  }
+  return result;
+}
+
+std::uint64_t LedgerAggregator::duplicates() const {
+  std::lock_guard lock(mu_);
+  return duplicates_;
+}
+
+}  // namespace cascade

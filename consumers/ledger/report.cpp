@@ -1,1 +1,130 @@
-// placeholder: implemented in this milestone
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "consumers/ledger/ledger.h"
+
+namespace cascade {
+
+namespace {
+
+constexpr int kBarWidth = 30;
+
+// Large enough for any one number formatted here (a %f double is at most ~330 chars).
+template <class... Args>
+std::string printf_string(const char* format, Args... args) {
+  char buffer[512];
+  int size = std::snprintf(buffer, sizeof buffer, format, args...);
+  return std::string(buffer, static_cast<std::size_t>(std::clamp(size, 0, static_cast<int>(sizeof buffer) - 1)));
+}
+
+std::string with_thousands(std::uint64_t value) {
+  std::string digits = std::to_string(value);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// Single requests on cheap models cost fractions of a cent, so small amounts
+// keep more decimals: under a dollar 4, under a cent at least 6 and enough for
+// 3 significant digits.
+std::string format_money(double usd) {
+  std::string sign = usd < 0 ? "-" : "";
+  double magnitude = std::fabs(usd);
+  if (magnitude == 0) return "$0.00";
+  if (magnitude >= 0.01 && magnitude < 0.995) return sign + printf_string("$%.4f", magnitude);
+  if (magnitude >= 0.01) {
+    double rounded = std::round(magnitude * 100) / 100;
+    auto dollars = static_cast<std::uint64_t>(rounded);
+    auto cents = static_cast<int>(std::llround((rounded - static_cast<double>(dollars)) * 100));
+    return sign + "$" + with_thousands(dollars) + printf_string(".%02d", cents);
+  }
+  int leading_zeros = static_cast<int>(std::floor(-std::log10(magnitude)));
+  int decimals = std::clamp(leading_zeros + 3, 6, 12);
+  return sign + printf_string("$%.*f", decimals, magnitude);
+}
+
+std::string format_percent(double part, double whole) {
+  if (whole == 0) return "n/a";
+  return printf_string("%.1f%%", 100.0 * part / whole);
+}
+
+std::string format_duration_ms(double ms) {
+  if (ms >= 1000) return printf_string("%.2f s", ms / 1000);
+  return printf_string("%.0f ms", ms);
+}
+
+std::string bar_for(double share) {
+  int length = static_cast<int>(std::lround(share * kBarWidth));
+  // A model that served anything gets a visible mark even when its share rounds to 0.
+  if (share > 0 && length == 0) length = 1;
+  return std::string(static_cast<std::size_t>(length), '#');
+}
+
+std::string pad_right(const std::string& text, std::size_t width) {
+  return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
+}
+
+std::string pad_left(const std::string& text, std::size_t width) {
+  return text.size() >= width ? text : std::string(width - text.size(), ' ') + text;
+}
+
+}  // namespace
+
+std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,
+                                  const std::string& tenant) {
+  const bool all_tenants = tenant.empty();
+  const LedgerTotals totals = all_tenants ? ledger.total() : ledger.tenant_total(tenant);
+  const std::map<std::string, LedgerTotals> models =
+      all_tenants ? ledger.by_model() : ledger.tenant_by_model(tenant);
+
+  std::string out;
+  const std::string scope = all_tenants ? "all tenants" : "tenant " + tenant;
+  const std::string title = "Cascade savings report: " + scope;
+  out += title + "\n" + std::string(title.size(), '=') + "\n";
+
+  if (totals.requests == 0) {
+    out += "No requests recorded.\n";
+    return out;
+  }
+
+  auto line = [&](const std::string& label, const std::string& value) {
+    out += pad_right(label, 16) + value + "\n";
+  };
+  const double requests = static_cast<double>(totals.requests);
+  line("Requests", with_thousands(totals.requests));
+  line("Cache hits", with_thousands(totals.cache_hits) + " (" +
+                         format_percent(static_cast<double>(totals.cache_hits), requests) + " hit rate)");
+  line("Actual cost", format_money(totals.cost_usd));
+  line("Baseline cost", format_money(totals.baseline_cost_usd) + " (if every request had gone to " +
+                            baseline_model + ")");
+  const std::string savings_percent = format_percent(totals.savings_usd, totals.baseline_cost_usd);
+  line("Savings", format_money(totals.savings_usd) + " (" + savings_percent + " of baseline)");
+  line("Avg latency", format_duration_ms(totals.latency_ms_sum / requests));
+  line("Avg TTFT", format_duration_ms(totals.ttft_ms_sum / requests));
+
+  std::vector<std::pair<std::string, LedgerTotals>> mix(models.begin(), models.end());
+  std::stable_sort(mix.begin(), mix.end(), [](const auto& a, const auto& b) {
+    return a.second.requests > b.second.requests;
+  });
+  std::size_t model_width = 5;
+  for (const auto& [model, model_totals] : mix) model_width = std::max(model_width, model.size());
+
+  out += "\nModel mix\n";
+  out += pad_right("model", model_width) + "  " + pad_left("requests", 8) + "  " + pad_left("share", 6) +
+         "  " + pad_right("", kBarWidth) + "  " + pad_left("cost", 10) + "\n";
+  for (const auto& [model, model_totals] : mix) {
+    const double share = static_cast<double>(model_totals.requests) / requests;
+    out += pad_right(model, model_width) + "  " + pad_left(with_thousands(model_totals.requests), 8) + "  " +
+           pad_left(printf_string("%.1f%%", 100.0 * share), 6) + "  " + pad_right(bar_for(share), kBarWidth) +
+           "  " + pad_left(format_money(model_totals.cost_usd), 10) + "\n";
+  }
+  return out;
+}
+
+}  // namespace cascade

@@ -1,0 +1,42 @@
+#pragma once
+// Cost events for the ledger tests, built with only the fields a test cares about.
+#include <string>
+
+#include "events/events.h"
+
+namespace cascade::ledger_test {
+
+struct CostEventSpec {
+  std::string id;
+  std::string tenant = "acme";
+  std::string model = "gpt-4o-mini";
+  std::string provider = "openai";
+  double cost_usd = 0;
+  double baseline_cost_usd = 0;
+  CacheOutcome cache = CacheOutcome::miss;
+  std::int64_t input_tokens = 0;
+  std::int64_t output_tokens = 0;
+  std::int64_t cached_tokens = 0;
+  double latency_ms = 0;
+  double ttft_ms = 0;
+};
+
+inline CostEvent make_cost(const CostEventSpec& spec) {
+  CostEvent event;
+  event.id = spec.id;
+  event.tenant = spec.tenant;
+  event.ts_ms = 1'700'000'000'000;
+  event.model = spec.model;
+  event.provider = spec.provider;
+  event.usage = {spec.input_tokens, spec.output_tokens, spec.cached_tokens};
+  event.cost_usd = spec.cost_usd;
+  event.baseline_model = "gpt-4o";
+  event.baseline_cost_usd = spec.baseline_cost_usd;
+  event.savings_usd = spec.baseline_cost_usd - spec.cost_usd;
+  event.cache = spec.cache;
+  event.latency_ms = spec.latency_ms;
+  event.ttft_ms = spec.ttft_ms;
+  return event;
+}
+
+}  // namespace cascade::ledger_test

@@ -1,0 +1,130 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "consumers/ledger/ledger.h"
+#include "cost_event_builder.h"
+
+namespace cascade {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ledger_test::make_cost;
+
+// The line of the model mix table (or summary) that starts with `prefix`.
+std::string line_starting_with(const std::string& report, const std::string& prefix) {
+  std::size_t at = report.find("\n" + prefix);
+  if (at == std::string::npos) return "";
+  std::size_t end = report.find('\n', at + 1);
+  return report.substr(at + 1, end - at - 1);
+}
+
+TEST(SavingsReport, ShowsCostBaselineSavingsAndPercentage) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .model = "small", .cost_usd = 1, .baseline_cost_usd = 5,
+                          .latency_ms = 400, .ttft_ms = 100}));
+  ledger.apply(make_cost({.id = "2", .model = "small", .cost_usd = 3, .baseline_cost_usd = 3,
+                          .latency_ms = 600, .ttft_ms = 300}));
+  ledger.apply(make_cost({.id = "3", .model = "large", .cost_usd = 0, .baseline_cost_usd = 2,
+                          .cache = CacheOutcome::exact, .latency_ms = 2000, .ttft_ms = 200}));
+  ledger.apply(make_cost({.id = "4", .model = "small", .cost_usd = 0, .baseline_cost_usd = 0,
+                          .cache = CacheOutcome::semantic, .latency_ms = 1000, .ttft_ms = 200}));
+
+  const std::string report = format_savings_report(ledger, "gpt-4o");
+
+  EXPECT_THAT(report, HasSubstr("all tenants"));
+  EXPECT_THAT(line_starting_with(report, "Requests"), HasSubstr("4"));
+  EXPECT_THAT(line_starting_with(report, "Cache hits"), HasSubstr("2 (50.0% hit rate)"));
+  EXPECT_THAT(line_starting_with(report, "Actual cost"), HasSubstr("$4.00"));
+  EXPECT_THAT(line_starting_with(report, "Baseline cost"),
+              HasSubstr("$10.00 (if every request had gone to gpt-4o)"));
+  EXPECT_THAT(line_starting_with(report, "Savings"), HasSubstr("$6.00 (60.0% of baseline)"));
+  EXPECT_THAT(line_starting_with(report, "Avg latency"), HasSubstr("1.00 s"));
+  EXPECT_THAT(line_starting_with(report, "Avg TTFT"), HasSubstr("200 ms"));
+
+  const std::string small = line_starting_with(report, "small ");
+  EXPECT_THAT(small, HasSubstr(" 3 "));
+  EXPECT_THAT(small, HasSubstr("75.0%"));
+  EXPECT_THAT(small, HasSubstr(std::string(23, '#') + " "));  // 0.75 * 30 columns, rounded
+  EXPECT_THAT(small, HasSubstr("$4.00"));
+  const std::string large = line_starting_with(report, "large ");
+  EXPECT_THAT(large, HasSubstr("25.0%"));
+  EXPECT_THAT(large, HasSubstr(" " + std::string(8, '#') + " "));
+  EXPECT_THAT(large, HasSubstr("$0.00"));
+  // Busiest model first.
+  EXPECT_LT(report.find("\nsmall "), report.find("\nlarge "));
+}
+
+TEST(SavingsReport, ShowsFractionsOfACentWithSixDecimals) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .cost_usd = 0.000123, .baseline_cost_usd = 0.0041}));
+
+  const std::string report = format_savings_report(ledger, "gpt-4o");
+
+  EXPECT_THAT(line_starting_with(report, "Actual cost"), HasSubstr("$0.000123"));
+  EXPECT_THAT(line_starting_with(report, "Baseline cost"), HasSubstr("$0.004100"));
+  EXPECT_THAT(line_starting_with(report, "Savings"), HasSubstr("$0.003977 (97.0% of baseline)"));
+}
+
+TEST(SavingsReport, ShowsNegativeSavingsWhenRoutingCostMoreThanBaseline) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .cost_usd = 12.5, .baseline_cost_usd = 10}));
+
+  const std::string report = format_savings_report(ledger, "gpt-4o");
+
+  EXPECT_THAT(line_starting_with(report, "Savings"), HasSubstr("-$2.50 (-25.0% of baseline)"));
+}
+
+TEST(SavingsReport, TenantReportContainsOnlyThatTenant) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .tenant = "acme", .model = "small", .cost_usd = 1, .baseline_cost_usd = 2}));
+  ledger.apply(make_cost({.id = "2", .tenant = "globex", .model = "globex-private-model", .cost_usd = 777,
+                          .baseline_cost_usd = 999}));
+
+  const std::string report = format_savings_report(ledger, "gpt-4o", "acme");
+
+  EXPECT_THAT(report, HasSubstr("tenant acme"));
+  EXPECT_THAT(report, Not(HasSubstr("globex")));
+  EXPECT_THAT(report, Not(HasSubstr("777")));
+  EXPECT_THAT(report, Not(HasSubstr("999")));
+  EXPECT_THAT(line_starting_with(report, "Requests"), HasSubstr("1"));
+  EXPECT_THAT(line_starting_with(report, "Actual cost"), HasSubstr("$1.00"));
+  EXPECT_THAT(line_starting_with(report, "Savings"), HasSubstr("$1.00 (50.0% of baseline)"));
+  EXPECT_THAT(line_starting_with(report, "small "), HasSubstr("100.0%"));
+}
+
+TEST(SavingsReport, SaysSoWhenNothingWasRecorded) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .tenant = "acme", .cost_usd = 1}));
+
+  const std::string report = format_savings_report(ledger, "gpt-4o", "nobody");
+
+  EXPECT_THAT(report, HasSubstr("tenant nobody"));
+  EXPECT_THAT(report, HasSubstr("No requests recorded."));
+  EXPECT_THAT(report, Not(HasSubstr("$1.00")));
+}
+
+TEST(SavingsReport, ShowsCentsToFourDecimalsBelowADollar) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .cost_usd = 0.0186, .baseline_cost_usd = 0.21}));
+
+  const std::string report = format_savings_report(ledger, "gpt-4o");
+
+  EXPECT_THAT(line_starting_with(report, "Actual cost"), ::testing::EndsWith("$0.0186"));
+  EXPECT_THAT(line_starting_with(report, "Baseline cost"), HasSubstr("$0.2100 "));
+}
+
+TEST(SavingsReport, GroupsThousandsInLargeAmounts) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .cost_usd = 1234567.891, .baseline_cost_usd = 2000000}));
+
+  const std::string report = format_savings_report(ledger, "gpt-4o");
+
+  EXPECT_THAT(line_starting_with(report, "Actual cost"), HasSubstr("$1,234,567.89"));
+  EXPECT_THAT(line_starting_with(report, "Baseline cost"), HasSubstr("$2,000,000.00"));
+}
+
+}  // namespace
+}  // namespace cascade

@@ -114,6 +114,7 @@ Result<Config> load_config(const std::string& yaml_file, const EnvLookup& env) {
   read(k["topics"], "requests", c.kafka.requests_topic, "kafka.topics", err);
   read(k["topics"], "ledger", c.kafka.ledger_topic, "kafka.topics", err);
   read(k["topics"], "dlq", c.kafka.dlq_topic, "kafka.topics", err);
+  read(k["topics"], "replies", c.kafka.replies_topic, "kafka.topics", err);
 
   const auto w = root["worker"];
   read(w, "threads", c.worker.threads, "worker", err);

@@ -24,6 +24,7 @@ struct KafkaConfig {
   std::string requests_topic = "cascade.requests";
   std::string ledger_topic = "cascade.ledger";
   std::string dlq_topic = "cascade.dlq";
+  std::string replies_topic = "cascade.replies";  // default reply_to of the CLI clients
 
   bool embedded() const { return bootstrap.empty(); }
   // Parsed `extra` as key/value pairs.

@@ -2,6 +2,7 @@
 // The ledger: aggregates cost events (cascade.ledger) per tenant and model,
 // idempotently by request id, exports Prometheus metrics and prints the
 // savings report.
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -81,5 +82,31 @@ class LedgerMetrics {
 // percentage, model mix with bars. `tenant` empty = all tenants.
 std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,
                                   const std::string& tenant = "");
+
+// Consumes cascade.ledger as the ledger group on its own thread and feeds
+// every cost event to the aggregator and the metrics. Offsets are committed
+// after the events are applied (at-least-once; the aggregator dedupes).
+class LedgerConsumer {
+ public:
+  static Result<std::unique_ptr<LedgerConsumer>> start(const KafkaConfig& config, const std::string& bootstrap,
+                                                       LedgerAggregator& aggregator, LedgerMetrics* metrics);
+  ~LedgerConsumer();
+  void stop();
+  std::uint64_t events_applied() const { return applied_.load(); }
+  std::uint64_t events_rejected() const { return rejected_.load(); }
+
+ private:
+  LedgerConsumer() = default;
+  void run();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::uint64_t> applied_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+};
+
+// Reads the whole ledger topic, from the beginning to its current end, into
+// the aggregator (cascade report). Returns the number of events read.
+Result<std::uint64_t> read_ledger_topic(const KafkaConfig& config, const std::string& bootstrap,
+                                        LedgerAggregator& aggregator);
 
 }  // namespace cascade

@@ -1,1 +1,623 @@
-// placeholder: implemented in this milestone
+#include "consumers/worker/worker.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <unordered_map>
+
+#include "consumers/worker/offset_watermark.h"
+#include "events/events.h"
+#include "kafka/kafka.h"
+#include "producers/event_producer.h"
+#include "providers/provider.h"
+#include "router/router.h"
+
+namespace cascade {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Rough token estimate (4 characters per token) for when a provider sends no
+// usage; the tokenizer-based count replaces it in the ledger milestone.
+std::int64_t estimate_tokens(std::size_t chars) { return static_cast<std::int64_t>((chars + 3) / 4); }
+
+std::size_t message_chars(const nlohmann::json& messages) {
+  std::size_t n = 0;
+  for (const auto& m : messages) {
+    const auto c = m.find("content");
+    if (c == m.end()) continue;
+    if (c->is_string()) {
+      n += c->get_ref<const std::string&>().size();
+    } else if (c->is_array()) {
+      for (const auto& part : *c) {
+        const auto t = part.find("text");
+        if (t != part.end() && t->is_string()) n += t->get_ref<const std::string&>().size();
+      }
+    }
+  }
+  return n;
+}
+
+// Delivery failures that retrying cannot fix: the reply goes to the DLQ instead.
+bool permanent_delivery_error(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr int kMaxDeliveryAttempts = 5;
+constexpr int kConsumeBatch = 256;
+constexpr std::size_t kMaxOutgoing = 16;  // tokens carry the outgoing index in 4 bits
+
+}  // namespace
+
+class Worker::Loop final : public DeliveryListener {
+ public:
+  Loop(const WorkerOptions& options, WorkerStats& stats, int index)
+      : options_(options), config_(options.config), stats_(stats), index_(index) {}
+
+  ~Loop() override {
+    if (thread_.joinable()) thread_.join();
+    if (wake_[0] >= 0) ::close(wake_[0]);
+    if (wake_[1] >= 0) ::close(wake_[1]);
+  }
+
+  Result<void> init() {
+    if (::pipe2(wake_, O_NONBLOCK | O_CLOEXEC) != 0) return fail(ErrorCode::internal, "pipe2 failed");
+    http_ = std::make_unique<HttpClient>();
+    auto registry = ProviderRegistry::build(config_.providers, *http_, options_.env);
+    if (!registry) return std::unexpected(registry.error());
+    providers_ = std::make_unique<ProviderRegistry>(std::move(*registry));
+    router_ = std::make_unique<Router>(config_.router, *options_.catalog,
+                                       [this](std::string_view p) { return providers_->available(p); });
+
+    auto producer = EventProducer::create(config_.kafka, options_.bootstrap, this);
+    if (!producer) return std::unexpected(producer.error());
+    producer_ = std::move(*producer);
+    producer_->enable_wakeup_fd(wake_[1]);
+
+    auto conf = make_client_conf(config_.kafka, options_.bootstrap, ClientRole::consumer,
+                                 config_.kafka.worker_group);
+    if (!conf) return std::unexpected(conf.error());
+    if (auto ok = set_property(*conf, "auto.commit.interval.ms",
+                               std::to_string(config_.worker.commit_interval_ms));
+        !ok) {
+      rd_kafka_conf_destroy(*conf);
+      return std::unexpected(ok.error());
+    }
+    rd_kafka_conf_set_opaque(*conf, this);
+    rd_kafka_conf_set_rebalance_cb(*conf, &Loop::on_rebalance);
+    auto consumer = make_client(*conf, ClientRole::consumer);
+    if (!consumer) return std::unexpected(consumer.error());
+    consumer_ = std::move(*consumer);
+    rd_kafka_poll_set_consumer(consumer_.get());
+    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer_.get());
+    static const char kByte = 1;
+    rd_kafka_queue_io_event_enable(q, wake_[1], &kByte, 1);
+    rd_kafka_queue_destroy(q);
+
+    TopicPartitionList topics(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(topics.get(), config_.kafka.requests_topic.c_str(),
+                                      RD_KAFKA_PARTITION_UA);
+    if (auto err = rd_kafka_subscribe(consumer_.get(), topics.get())) {
+      return fail(ErrorCode::unavailable, std::string("subscribe: ") + rd_kafka_err2str(err));
+    }
+    return {};
+  }
+
+  void launch() { thread_ = std::thread([this] { run(); }); }
+
+  void request_stop(int drain_timeout_ms) {
+    drain_deadline_ = Clock::now() + std::chrono::milliseconds(drain_timeout_ms);
+    stopping_.store(true);
+    wake();
+  }
+
+  void request_abort() {
+    aborting_.store(true);
+    wake();
+  }
+
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void on_delivery(std::uint64_t token, rd_kafka_resp_err_t err) override {
+    auto it = requests_.find(token >> 4);
+    if (it == requests_.end()) return;
+    Request& r = *it->second;
+    const std::size_t index = token & 0xF;
+    if (index >= r.outgoing.size()) return;
+    if (err) {
+      Outgoing& out = r.outgoing[index];
+      if (permanent_delivery_error(err) && out.topic != config_.kafka.dlq_topic) {
+        // The requester's reply topic cannot take the event: keep it in the DLQ.
+        DeadLetter letter;
+        letter.reason = "reply undeliverable to '" + out.topic + "': " + rd_kafka_err2str(err);
+        letter.source_topic = config_.kafka.requests_topic;
+        letter.source_partition = r.partition;
+        letter.source_offset = r.offset;
+        letter.id = r.event.id;
+        letter.tenant = r.event.tenant;
+        letter.payload = out.payload;
+        out = Outgoing{config_.kafka.dlq_topic, r.event.tenant, make_dead_letter(letter), 0};
+        retry_.push_back(token);
+        return;
+      }
+      if (++out.attempts < kMaxDeliveryAttempts) {
+        retry_.push_back(token);
+        return;
+      }
+      spdlog::error("worker: giving up delivering an event of request {} to {}: {}", r.event.id,
+                    out.topic, rd_kafka_err2str(err));
+    }
+    if (--r.pending == 0 && r.terminal_sent) finished_.push_back(r.serial);
+  }
+
+ private:
+  struct Outgoing {
+    std::string topic;
+    std::string key;
+    std::string payload;
+    int attempts = 0;
+  };
+
+  struct Request final : ChatStreamObserver {
+    Loop* loop = nullptr;
+    std::uint64_t serial = 0;
+    std::int32_t partition = -1;
+    std::int64_t offset = -1;
+    PromptEvent event;
+    RouteDecision route;
+    std::int64_t seq = 0;
+    std::string content;
+    Clock::time_point started;
+    Clock::time_point first_token;
+    bool got_first_token = false;
+    bool streaming = false;
+    std::uint64_t transfer = 0;
+    std::vector<Outgoing> outgoing;
+    int pending = 0;
+    bool terminal_sent = false;
+
+    void on_delta(std::string_view text) override { loop->on_delta(*this, text); }
+    void on_complete(Result<ChatCompletion> outcome) override {
+      streaming = false;
+      loop->on_complete(*this, std::move(outcome));
+    }
+  };
+
+  // ------------------------------------------------------------ loop ----
+
+  void run() {
+    while (true) {
+      drain_wake_pipe();
+      if (aborting_.load()) break;
+      const bool stopping = stopping_.load();
+      bool more_waiting = false;
+      if (!stopping) more_waiting = consume_batch();
+      resend_retries();
+      http_->poll(more_waiting ? 0 : 50, wake_[0]);
+      producer_->poll(0);
+      finish_completed();
+      store_offsets();
+      apply_backpressure();
+      if (stopping && (requests_.empty() || Clock::now() > drain_deadline_)) break;
+    }
+    if (aborting_.load()) {
+      shutdown_abort();
+    } else {
+      shutdown_graceful();
+    }
+  }
+
+  // Returns true when the batch limit was hit (more messages are probably queued).
+  bool consume_batch() {
+    const int room = config_.worker.max_in_flight - static_cast<int>(requests_.size());
+    const int limit = std::max(1, std::min(kConsumeBatch, room));
+    for (int i = 0; i < limit; ++i) {
+      rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), 0);
+      if (!msg) return false;
+      if (msg->err) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          spdlog::warn("worker: consumer error: {}", rd_kafka_message_errstr(msg));
+        }
+      } else {
+        handle_message(msg);
+      }
+      rd_kafka_message_destroy(msg);
+    }
+    return room > kConsumeBatch;
+  }
+
+  void handle_message(const rd_kafka_message_t* msg) {
+    stats_.consumed++;
+    auto& watermark = watermarks_[msg->partition];
+    watermark.track(msg->offset);
+
+    auto owned = std::make_unique<Request>();
+    Request& r = *owned;
+    r.loop = this;
+    r.serial = ++next_serial_;
+    r.partition = msg->partition;
+    r.offset = msg->offset;
+    r.started = Clock::now();
+    requests_.emplace(r.serial, std::move(owned));
+    stats_.in_flight.store(static_cast<std::int64_t>(requests_.size()));
+
+    const std::string_view payload(static_cast<const char*>(msg->payload), msg->len);
+    PromptLimits limits{config_.limits.max_event_bytes};
+    auto parsed = parse_prompt_event(payload, limits, [this](std::string_view model) {
+      return options_.catalog->find(model) != nullptr;
+    });
+    if (!parsed) {
+      reject(r, parsed.error(), payload);
+      return;
+    }
+    r.event = std::move(*parsed);
+
+    if (options_.completed) {
+      if (auto done = options_.completed->get(r.event.tenant, r.event.id)) {
+        // Redelivered after a crash: answer again, pay nothing again.
+        stats_.replayed++;
+        emit(r, r.event.reply_to, r.event.id, std::move(done->final_event));
+        emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(done->cost_event));
+        mark_terminal(r);
+        return;
+      }
+    }
+
+    auto route = router_->route(r.event);
+    if (!route) {
+      fail_request(r, route.error());
+      return;
+    }
+    r.route = *route;
+    ChatProvider* provider = providers_->find(r.route.model->provider);
+    if (!provider) {
+      fail_request(r, Error{ErrorCode::unavailable, "provider " + r.route.model->provider + " is not enabled"});
+      return;
+    }
+    ChatRequest chat;
+    chat.upstream_model = r.route.model->upstream_model;
+    chat.messages = &r.event.messages;
+    chat.max_tokens = r.event.max_tokens.value_or(config_.limits.default_max_tokens);
+    chat.temperature = r.event.temperature;
+    spdlog::debug("worker: request {} tenant {} -> {} ({})", r.event.id, r.event.tenant,
+                  r.route.model->id, r.route.reason);
+    stats_.provider_calls++;
+    r.streaming = true;
+    r.transfer = provider->start_chat(chat, r);
+  }
+
+  void reject(Request& r, const RejectedPrompt& rejected, std::string_view payload) {
+    stats_.rejected++;
+    spdlog::info("worker: rejected prompt event at {}/{}: {}", r.partition, r.offset,
+                 rejected.error.message);
+    if (rejected.id && rejected.reply_to) {
+      emit(r, *rejected.reply_to, *rejected.id, make_error_event(*rejected.id, 0, rejected.error));
+    }
+    DeadLetter letter;
+    letter.reason = rejected.error.message;
+    letter.source_topic = config_.kafka.requests_topic;
+    letter.source_partition = r.partition;
+    letter.source_offset = r.offset;
+    letter.id = rejected.id;
+    letter.tenant = rejected.tenant;
+    letter.payload.assign(payload);
+    emit(r, config_.kafka.dlq_topic, rejected.tenant.value_or(""), make_dead_letter(letter));
+    mark_terminal(r);
+  }
+
+  void fail_request(Request& r, const Error& error) {
+    stats_.failed++;
+    spdlog::info("worker: request {} tenant {} failed: {} {}", r.event.id, r.event.tenant,
+                 to_string(error.code), error.message);
+    emit(r, r.event.reply_to, r.event.id, make_error_event(r.event.id, r.seq++, error));
+    mark_terminal(r);
+  }
+
+  void on_delta(Request& r, std::string_view text) {
+    if (text.empty()) return;
+    if (!r.got_first_token) {
+      r.got_first_token = true;
+      r.first_token = Clock::now();
+    }
+    r.content.append(text);
+    if (!r.event.stream) return;
+    if (auto ok = producer_->produce(r.event.reply_to, r.event.id, make_chunk_event(r.event.id, r.seq++, text));
+        !ok) {
+      spdlog::warn("worker: chunk of request {} not sent: {}", r.event.id, ok.error().message);
+    }
+  }
+
+  void on_complete(Request& r, Result<ChatCompletion> outcome) {
+    if (!outcome) {
+      fail_request(r, outcome.error());
+      return;
+    }
+    const auto now = Clock::now();
+    TokenUsage usage = outcome->usage;
+    if (!outcome->usage_reported) {
+      usage.input_tokens = estimate_tokens(message_chars(r.event.messages));
+      usage.output_tokens = estimate_tokens(r.content.size());
+      usage.cached_tokens = 0;
+    }
+    const ModelInfo& model = *r.route.model;
+    const ModelInfo& baseline = options_.catalog->baseline();
+
+    FinalReply final;
+    final.id = r.event.id;
+    final.seq = r.seq++;
+    final.content = std::move(r.content);
+    final.model = model.id;
+    final.provider = model.provider;
+    final.finish_reason = outcome->finish_reason;
+    final.usage = usage;
+    final.cost_usd = cost_usd(model.price, usage);
+    final.cache = CacheOutcome::miss;
+    final.route = RouteInfo{std::string(to_string(r.route.tier)), r.route.score, r.route.reason};
+    final.metadata = r.event.metadata;
+
+    CostEvent cost;
+    cost.id = r.event.id;
+    cost.tenant = r.event.tenant;
+    cost.ts_ms = now_ms();
+    cost.model = model.id;
+    cost.provider = model.provider;
+    cost.usage = usage;
+    cost.cost_usd = final.cost_usd;
+    cost.baseline_model = baseline.id;
+    cost.baseline_cost_usd = cost_usd(baseline.price, usage);
+    cost.savings_usd = cost.baseline_cost_usd - cost.cost_usd;
+    cost.cache = CacheOutcome::miss;
+    cost.latency_ms = ms_between(r.started, now);
+    cost.ttft_ms = r.got_first_token ? ms_between(r.started, r.first_token) : cost.latency_ms;
+    cost.route_reason = r.route.reason;
+
+    CompletedAnswer answer{make_final_event(final), make_cost_event(cost)};
+    if (options_.completed) {
+      // Stored before the events go out: a crash after this point replays the
+      // answer instead of paying the provider again.
+      if (auto ok = options_.completed->put(r.event.tenant, r.event.id, answer); !ok) {
+        spdlog::warn("worker: completed answer of {} not stored: {}", r.event.id, ok.error().message);
+      }
+    }
+    emit(r, r.event.reply_to, r.event.id, std::move(answer.final_event));
+    emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(answer.cost_event));
+    mark_terminal(r);
+  }
+
+  // All terminal events of the request are out; it finishes when they are delivered.
+  void mark_terminal(Request& r) {
+    r.terminal_sent = true;
+    if (r.pending == 0) finished_.push_back(r.serial);
+  }
+
+  // Sends a tracked event; its delivery report decrements r.pending.
+  void emit(Request& r, const std::string& topic, const std::string& key, std::string payload) {
+    if (r.outgoing.size() >= kMaxOutgoing) {
+      spdlog::error("worker: too many tracked events for request {}", r.event.id);
+      return;
+    }
+    r.outgoing.push_back(Outgoing{topic, key, std::move(payload), 0});
+    r.pending++;
+    const std::uint64_t token = (r.serial << 4) | (r.outgoing.size() - 1);
+    send(r, token);
+  }
+
+  void send(Request& r, std::uint64_t token) {
+    Outgoing& out = r.outgoing[token & 0xF];
+    if (auto ok = producer_->produce(out.topic, out.key, out.payload, token); !ok) {
+      // Local queue full or a transient client error: try again next iteration.
+      if (++out.attempts < kMaxDeliveryAttempts * 20) {
+        retry_.push_back(token);
+      } else {
+        spdlog::error("worker: cannot enqueue event of request {}: {}", r.event.id, ok.error().message);
+        if (--r.pending == 0 && r.terminal_sent) finished_.push_back(r.serial);
+      }
+    }
+  }
+
+  void resend_retries() {
+    if (retry_.empty()) return;
+    auto tokens = std::move(retry_);
+    retry_.clear();
+    for (auto token : tokens) {
+      auto it = requests_.find(token >> 4);
+      if (it != requests_.end()) send(*it->second, token);
+    }
+  }
+
+  void finish_completed() {
+    for (auto serial : finished_) {
+      auto it = requests_.find(serial);
+      if (it == requests_.end()) continue;
+      Request& r = *it->second;
+      if (r.streaming) continue;  // cannot happen: terminal comes after the stream
+      if (auto w = watermarks_.find(r.partition); w != watermarks_.end()) w->second.complete(r.offset);
+      stats_.completed++;
+      requests_.erase(it);
+    }
+    finished_.clear();
+    stats_.in_flight.store(static_cast<std::int64_t>(requests_.size()));
+  }
+
+  void store_offsets() {
+    TopicPartitionList list;
+    for (auto& [partition, watermark] : watermarks_) {
+      auto next = watermark.take_committable();
+      if (!next) continue;
+      if (!list) list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(watermarks_.size())));
+      rd_kafka_topic_partition_list_add(list.get(), config_.kafka.requests_topic.c_str(), partition)->offset = *next;
+    }
+    if (list) {
+      if (auto err = rd_kafka_offsets_store(consumer_.get(), list.get())) {
+        spdlog::debug("worker: offsets_store: {}", rd_kafka_err2str(err));
+      }
+    }
+  }
+
+  void apply_backpressure() {
+    const int in_flight = static_cast<int>(requests_.size());
+    const int resume_at = static_cast<int>(config_.worker.max_in_flight * config_.worker.resume_fraction);
+    if (!paused_ && in_flight >= config_.worker.max_in_flight) {
+      set_paused(true);
+    } else if (paused_ && in_flight <= resume_at) {
+      set_paused(false);
+    }
+  }
+
+  void set_paused(bool pause) {
+    rd_kafka_topic_partition_list_t* assignment = nullptr;
+    if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    TopicPartitionList owned(assignment);
+    if (pause) {
+      rd_kafka_pause_partitions(consumer_.get(), assignment);
+      stats_.pauses++;
+    } else {
+      rd_kafka_resume_partitions(consumer_.get(), assignment);
+    }
+    paused_ = pause;
+  }
+
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+    auto* self = static_cast<Loop*>(opaque);
+    const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      for (int i = 0; i < partitions->cnt; ++i) self->watermarks_[partitions->elems[i].partition];
+      if (cooperative) {
+        rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, partitions);
+        if (e) rd_kafka_error_destroy(e);
+      } else {
+        rd_kafka_assign(rk, partitions);
+      }
+      if (self->paused_) rd_kafka_pause_partitions(rk, partitions);
+      spdlog::info("worker[{}]: assigned {} partition(s)", self->index_, partitions->cnt);
+      return;
+    }
+    // Revoked: commit what is done; in-flight requests of these partitions are
+    // redelivered to their new owner (their replies may then appear twice).
+    self->store_offsets();
+    rd_kafka_commit(rk, nullptr, 0);
+    for (int i = 0; i < partitions->cnt; ++i) self->watermarks_.erase(partitions->elems[i].partition);
+    if (cooperative) {
+      rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions);
+      if (e) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk, nullptr);
+    }
+    spdlog::info("worker[{}]: revoked {} partition(s)", self->index_, partitions->cnt);
+  }
+
+  void shutdown_graceful() {
+    // Let outstanding events reach the broker, then commit the final watermark.
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (producer_->queued() > 0 && Clock::now() < deadline) {
+      producer_->poll(50);
+      resend_retries();
+    }
+    producer_->poll(0);
+    finish_completed();
+    store_offsets();
+    if (auto err = rd_kafka_commit(consumer_.get(), nullptr, 0);
+        err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      spdlog::warn("worker: final commit: {}", rd_kafka_err2str(err));
+    }
+    rd_kafka_consumer_close(consumer_.get());
+    if (!requests_.empty()) {
+      spdlog::warn("worker[{}]: stopped with {} request(s) unfinished; they will be redelivered",
+                   index_, requests_.size());
+    }
+    requests_.clear();
+    http_.reset();
+  }
+
+  void shutdown_abort() {
+    http_.reset();  // drops transfers without callbacks
+    producer_->purge();
+    rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    requests_.clear();
+  }
+
+  void wake() {
+    static const char kByte = 1;
+    [[maybe_unused]] auto n = ::write(wake_[1], &kByte, 1);
+  }
+
+  void drain_wake_pipe() {
+    char buf[256];
+    while (::read(wake_[0], buf, sizeof buf) > 0) {
+    }
+  }
+
+  const WorkerOptions& options_;
+  const Config& config_;
+  WorkerStats& stats_;
+  const int index_;
+  int wake_[2] = {-1, -1};
+  std::unique_ptr<HttpClient> http_;
+  std::unique_ptr<ProviderRegistry> providers_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<EventProducer> producer_;
+  KafkaHandle consumer_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Request>> requests_;
+  std::unordered_map<std::int32_t, PartitionWatermark> watermarks_;
+  std::vector<std::uint64_t> retry_;
+  std::vector<std::uint64_t> finished_;
+  std::uint64_t next_serial_ = 0;
+  bool paused_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> aborting_{false};
+  Clock::time_point drain_deadline_;
+  std::thread thread_;
+};
+
+Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options) {
+  if (!options.catalog) return fail(ErrorCode::internal, "worker needs a model catalog");
+  auto worker = std::unique_ptr<Worker>(new Worker());
+  worker->options_ = std::move(options);
+  for (int i = 0; i < worker->options_.config.worker.threads; ++i) {
+    auto loop = std::make_unique<Loop>(worker->options_, worker->stats_, i);
+    if (auto ok = loop->init(); !ok) return std::unexpected(ok.error());
+    worker->loops_.push_back(std::move(loop));
+  }
+  for (auto& loop : worker->loops_) loop->launch();
+  spdlog::info("worker: {} event loop(s) consuming {} as group {}", worker->loops_.size(),
+               worker->options_.config.kafka.requests_topic, worker->options_.config.kafka.worker_group);
+  return worker;
+}
+
+void Worker::stop(int drain_timeout_ms) {
+  for (auto& loop : loops_) loop->request_stop(drain_timeout_ms);
+  for (auto& loop : loops_) loop->join();
+  loops_.clear();
+}
+
+void Worker::abort() {
+  for (auto& loop : loops_) loop->request_abort();
+  for (auto& loop : loops_) loop->join();
+  loops_.clear();
+}
+
+Worker::~Worker() { stop(); }
+
+}  // namespace cascade

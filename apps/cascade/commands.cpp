@@ -1,0 +1,363 @@
+#include "apps/cascade/commands.h"
+
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "catalog/catalog.h"
+#include "client/cascade_client.h"
+#include "consumers/ledger/ledger.h"
+#include "consumers/worker/worker.h"
+#include "core/config.h"
+#include "core/logging.h"
+#include "kafka/kafka.h"
+#include "simulator/simulated_upstream.h"
+#include "state/state.h"
+
+namespace cascade::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+// Blocks until SIGINT/SIGTERM.
+void wait_for_signal() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+std::string read_trimmed(const std::string& path) {
+  std::ifstream in(path);
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) return false;
+    out << text << "\n";
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Config from file + env, with --bootstrap-file taking precedence for brokers.
+std::optional<Config> load(const CommonOptions& common) {
+  auto config = load_config(common.config_file);
+  if (!config) {
+    std::fprintf(stderr, "cascade: %s\n", config.error().message.c_str());
+    return std::nullopt;
+  }
+  init_logging(config->log.level);
+  if (!common.bootstrap_file.empty()) {
+    config->kafka.bootstrap = read_trimmed(common.bootstrap_file);
+    if (config->kafka.bootstrap.empty()) {
+      std::fprintf(stderr, "cascade: %s is empty or unreadable\n", common.bootstrap_file.c_str());
+      return std::nullopt;
+    }
+  }
+  return *config;
+}
+
+std::string new_request_id() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "req-%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+std::optional<Preference> parse_preference(const std::string& s) {
+  for (auto p : {Preference::cost, Preference::balanced, Preference::quality, Preference::speed}) {
+    if (to_string(p) == s) return p;
+  }
+  return std::nullopt;
+}
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5))];
+}
+
+template <class Duration>
+double ms(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+int print_error(const Error& e) {
+  std::fprintf(stderr, "cascade: %s: %s\n", std::string(to_string(e.code)).c_str(), e.message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int run_broker(const CommonOptions& common, const BrokerOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (options.partitions > 0) config->kafka.partitions = options.partitions;
+  auto broker = EmbeddedBroker::start(options.brokers);
+  if (!broker) return print_error(broker.error());
+  if (auto ok = (*broker)->create_topics(cascade_topics(config->kafka)); !ok) return print_error(ok.error());
+  if (!write_file(options.bootstrap_file, (*broker)->bootstrap())) {
+    std::fprintf(stderr, "cascade: cannot write %s\n", options.bootstrap_file.c_str());
+    return 1;
+  }
+  spdlog::info("broker: embedded Kafka (librdkafka mock cluster) at {}, {} partitions per topic; "
+               "bootstrap written to {}", (*broker)->bootstrap(), config->kafka.partitions,
+               options.bootstrap_file);
+  wait_for_signal();
+  spdlog::info("broker: stopping");
+  return 0;
+}
+
+int run_worker(const CommonOptions& common) {
+  auto config = load(common);
+  if (!config) return 2;
+  auto kafka = KafkaConnection::open(config->kafka);
+  if (!kafka) return print_error(kafka.error());
+  auto catalog = ModelCatalog::load(config->catalog);
+  if (!catalog) return print_error(catalog.error());
+  auto store = CompletedAnswerStore::open(config->state.dir);
+  if (!store) return print_error(store.error());
+
+  WorkerOptions options;
+  options.config = *config;
+  options.bootstrap = kafka->bootstrap();
+  options.catalog = &*catalog;
+  options.completed = store->get();
+  auto worker = Worker::start(std::move(options));
+  if (!worker) return print_error(worker.error());
+  wait_for_signal();
+  spdlog::info("worker: stopping (draining in-flight requests)");
+  (*worker)->stop();
+  const auto& s = (*worker)->stats();
+  spdlog::info("worker: consumed={} completed={} failed={} rejected={} replayed={} provider_calls={}",
+               s.consumed.load(), s.completed.load(), s.failed.load(), s.rejected.load(), s.replayed.load(),
+               s.provider_calls.load());
+  return 0;
+}
+
+int run_ledger(const CommonOptions& common) {
+  auto config = load(common);
+  if (!config) return 2;
+  auto kafka = KafkaConnection::open(config->kafka);
+  if (!kafka) return print_error(kafka.error());
+  LedgerAggregator aggregator;
+  LedgerMetrics metrics;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(config->ledger.metrics_listen);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cascade: cannot listen on %s: %s\n", config->ledger.metrics_listen.c_str(), e.what());
+    return 1;
+  }
+  exposer->RegisterCollectable(metrics.registry());
+  auto consumer = LedgerConsumer::start(config->kafka, kafka->bootstrap(), aggregator, &metrics);
+  if (!consumer) return print_error(consumer.error());
+  spdlog::info("ledger: consuming {} as group {}; Prometheus metrics at http://{}/metrics",
+               config->kafka.ledger_topic, config->kafka.ledger_group, config->ledger.metrics_listen);
+  wait_for_signal();
+  (*consumer)->stop();
+  const auto total = aggregator.total();
+  spdlog::info("ledger: {} requests, cost ${:.6f}, baseline ${:.6f}, savings ${:.6f}", total.requests,
+               total.cost_usd, total.baseline_cost_usd, total.savings_usd);
+  return 0;
+}
+
+int run_send(const CommonOptions& common, const SendOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (config->kafka.embedded()) {
+    std::fprintf(stderr, "cascade send: no brokers configured; pass --bootstrap-file or set CASCADE_KAFKA_BOOTSTRAP\n");
+    return 2;
+  }
+  auto preference = parse_preference(options.preference);
+  if (!preference) {
+    std::fprintf(stderr, "cascade send: unknown preference '%s'\n", options.preference.c_str());
+    return 2;
+  }
+  auto client = CascadeClient::open(config->kafka, config->kafka.bootstrap, config->kafka.replies_topic);
+  if (!client) return print_error(client.error());
+
+  PromptEvent event;
+  event.id = new_request_id();
+  event.tenant = options.tenant;
+  event.model = options.model;
+  event.preference = *preference;
+  if (options.max_tokens > 0) event.max_tokens = options.max_tokens;
+  if (!options.system.empty()) event.messages.push_back({{"role", "system"}, {"content", options.system}});
+  event.messages.push_back({{"role", "user"}, {"content", options.prompt}});
+  if (auto ok = (*client)->send(event); !ok) return print_error(ok.error());
+  (*client)->flush(10000);
+
+  int exit_code = 1;
+  const bool done = (*client)->wait_all(std::chrono::seconds(options.timeout_s), [&](const ReplyEvent& e) {
+    if (e.type == "chunk") {
+      std::cout << e.body.value("delta", "") << std::flush;
+    } else if (e.type == "final") {
+      const auto& b = e.body;
+      const auto& u = b["usage"];
+      std::cout << "\n\n-- model " << b.value("model", "") << " (" << b.value("provider", "") << ")"
+                << ", route: " << b["route"].value("tier", "") << " tier, score "
+                << b["route"].value("score", 0.0) << ", " << b["route"].value("reason", "")
+                << "\n-- tokens in " << u.value("input_tokens", 0) << " (cached " << u.value("cached_tokens", 0)
+                << "), out " << u.value("output_tokens", 0) << ", cost $" << b.value("cost_usd", 0.0)
+                << ", cache " << b.value("cache", "") << ", finish " << b.value("finish_reason", "") << "\n";
+      exit_code = 0;
+    } else if (e.type == "error") {
+      std::cerr << "\nerror " << e.body["error"].value("code", "") << ": " << e.body["error"].value("message", "")
+                << "\n";
+    }
+  });
+  if (!done) {
+    std::fprintf(stderr, "cascade send: no answer within %d s (is a worker running?)\n", options.timeout_s);
+    return 1;
+  }
+  return exit_code;
+}
+
+int run_replay(const CommonOptions& common, const ReplayOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (config->kafka.embedded()) {
+    std::fprintf(stderr, "cascade replay: no brokers configured; pass --bootstrap-file or set CASCADE_KAFKA_BOOTSTRAP\n");
+    return 2;
+  }
+  std::ifstream in(options.file);
+  if (!in) {
+    std::fprintf(stderr, "cascade replay: cannot read %s\n", options.file.c_str());
+    return 2;
+  }
+  std::vector<std::string> prompts;
+  for (std::string line; std::getline(in, line) && static_cast<int>(prompts.size()) < options.count;) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    for (const char* field : {"prompt", "instruction", "question", "text"}) {
+      if (j.contains(field) && j[field].is_string() && !j[field].get_ref<const std::string&>().empty()) {
+        std::string p = j[field];
+        if (j.contains("context") && j["context"].is_string() && !j["context"].get_ref<const std::string&>().empty())
+          p += "\n\n" + j["context"].get<std::string>();
+        prompts.push_back(std::move(p));
+        break;
+      }
+    }
+  }
+  if (prompts.empty()) {
+    std::fprintf(stderr, "cascade replay: no prompts found in %s\n", options.file.c_str());
+    return 2;
+  }
+  auto client = CascadeClient::open(config->kafka, config->kafka.bootstrap, config->kafka.replies_topic);
+  if (!client) return print_error(client.error());
+  static const char* kTenants[] = {"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka"};
+  const int tenants = std::clamp(options.tenants, 1, 8);
+  const Preference prefs[] = {Preference::balanced, Preference::cost, Preference::balanced, Preference::quality};
+
+  auto make_event = [&](std::size_t i) {
+    PromptEvent e;
+    e.id = new_request_id();
+    e.tenant = kTenants[i % tenants];
+    e.preference = prefs[i % 4];
+    e.messages.push_back({{"role", "user"}, {"content", prompts[i]}});
+    e.metadata = {{"source", "replay"}, {"line", i}};
+    return e;
+  };
+
+  // A few answers streamed live, one at a time so they stay readable.
+  const std::size_t shown = std::min<std::size_t>(std::max(options.show, 0), prompts.size());
+  for (std::size_t i = 0; i < shown; ++i) {
+    auto event = make_event(i);
+    std::cout << "\n[" << event.tenant << "] " << prompts[i].substr(0, 200) << "\n> " << std::flush;
+    if (auto ok = (*client)->send(event); !ok) return print_error(ok.error());
+    (*client)->flush(10000);
+    (*client)->wait_all(std::chrono::seconds(60), [&](const ReplyEvent& e) {
+      if (e.id != event.id) return;
+      if (e.type == "chunk") std::cout << e.body.value("delta", "") << std::flush;
+      if (e.type == "final")
+        std::cout << "\n  (" << e.body.value("model", "") << ", " << e.body["route"].value("reason", "")
+                  << ", $" << e.body.value("cost_usd", 0.0) << ")\n";
+      if (e.type == "error") std::cout << "\n  error: " << e.body["error"].value("message", "") << "\n";
+    });
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t i = shown; i < prompts.size(); ++i) {
+    if (auto ok = (*client)->send(make_event(i)); !ok) return print_error(ok.error());
+    if (i % 64 == 0) (*client)->poll(0);
+  }
+  (*client)->flush(30000);
+  std::cout << "\nsent " << prompts.size() - shown << " more prompts from " << tenants << " tenants; waiting for answers...\n";
+  const bool all = (*client)->wait_all(std::chrono::seconds(options.timeout_s));
+  const double elapsed_s = ms(std::chrono::steady_clock::now() - start) / 1000.0;
+
+  std::size_t finals = 0, errors = 0;
+  std::vector<double> ttft, total;
+  std::map<std::string, int> models;
+  for (const auto& [id, r] : (*client)->replies()) {
+    if (!r.terminal) continue;
+    if (r.terminal->type == "final") {
+      finals++;
+      models[r.terminal->body.value("model", "?")]++;
+    } else {
+      errors++;
+    }
+    if (r.first_chunk_at) ttft.push_back(ms(*r.first_chunk_at - r.sent_at));
+    if (r.terminal_at) total.push_back(ms(*r.terminal_at - r.sent_at));
+  }
+  std::printf("\nreplay: %zu answered, %zu errors, %zu unanswered, in %.1f s\n", finals, errors,
+              (*client)->outstanding(), elapsed_s);
+  std::printf("replay: time to first chunk p50 %.1f ms, p99 %.1f ms; to final p50 %.1f ms, p99 %.1f ms\n",
+              percentile(ttft, 0.5), percentile(ttft, 0.99), percentile(total, 0.5), percentile(total, 0.99));
+  return all ? 0 : 1;
+}
+
+int run_report(const CommonOptions& common, const ReportOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (config->kafka.embedded()) {
+    std::fprintf(stderr, "cascade report: no brokers configured; pass --bootstrap-file or set CASCADE_KAFKA_BOOTSTRAP\n");
+    return 2;
+  }
+  LedgerAggregator aggregator;
+  auto read = read_ledger_topic(config->kafka, config->kafka.bootstrap, aggregator);
+  if (!read) return print_error(read.error());
+  std::cout << format_savings_report(aggregator, config->catalog.baseline_model, options.tenant);
+  return 0;
+}
+
+int run_upstream(const UpstreamOptions& options) {
+  init_logging("info");
+  SimulatedUpstreamOptions o;
+  o.port = static_cast<std::uint16_t>(options.port);
+  o.chunks = options.chunks;
+  o.chunk_delay_ms = options.delay_ms;
+  o.threads = options.threads;
+  SimulatedUpstream upstream(o);
+  if (auto ok = upstream.start(); !ok) return print_error(ok.error());
+  if (!options.port_file.empty() && !write_file(options.port_file, std::to_string(upstream.port()))) {
+    std::fprintf(stderr, "cascade: cannot write %s\n", options.port_file.c_str());
+    return 1;
+  }
+  spdlog::info("upstream: SIMULATED OpenAI-compatible endpoint at {} (answers are simulated, not from a real model)",
+               upstream.base_url());
+  wait_for_signal();
+  spdlog::info("upstream: served {} requests", upstream.requests_served());
+  upstream.stop();
+  return 0;
+}
+
+}  // namespace cascade::cli

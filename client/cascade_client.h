@@ -1,0 +1,79 @@
+#pragma once
+// A Cascade client over Kafka: produces prompt events and reads the reply
+// events of its own requests. Used by `cascade send`, the demo replay, the
+// integration tests and the pipeline benchmark.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/config.h"
+#include "core/result.h"
+#include "events/events.h"
+#include "kafka/kafka.h"
+#include "producers/event_producer.h"
+
+namespace cascade {
+
+// Reads a reply topic from its current end (events produced after open()).
+class ReplyReader {
+ public:
+  static Result<std::unique_ptr<ReplyReader>> open(const KafkaConfig& config, const std::string& bootstrap,
+                                                   const std::string& topic);
+  ~ReplyReader();
+  // Waits up to timeout_ms for reply events; returns what arrived (maybe none).
+  std::vector<ReplyEvent> poll(int timeout_ms);
+
+ private:
+  ReplyReader() = default;
+  KafkaHandle consumer_;
+  rd_kafka_queue_t* queue_ = nullptr;
+};
+
+// One request's replies as collected by a client.
+struct CollectedReply {
+  std::vector<ReplyEvent> chunks;
+  std::optional<ReplyEvent> terminal;  // final or error
+  std::uint64_t terminal_count = 0;    // > 1 only after at-least-once redelivery
+  std::int64_t next_seq = 0;
+  bool seq_in_order = true;
+  std::chrono::steady_clock::time_point sent_at;
+  std::optional<std::chrono::steady_clock::time_point> first_chunk_at;
+  std::optional<std::chrono::steady_clock::time_point> terminal_at;
+};
+
+class CascadeClient {
+ public:
+  static Result<std::unique_ptr<CascadeClient>> open(const KafkaConfig& config, const std::string& bootstrap,
+                                                     const std::string& reply_topic);
+  // Sends a prompt event (reply_to is set to this client's reply topic when empty).
+  Result<void> send(PromptEvent event);
+  // Sends raw bytes as a prompt event (tests of bad input).
+  Result<void> send_raw(const std::string& key, const std::string& payload);
+  bool flush(int timeout_ms);
+
+  // Reads replies for up to timeout_ms; calls on_event for each of our events.
+  void poll(int timeout_ms, const std::function<void(const ReplyEvent&)>& on_event = {});
+  // Polls until every sent request has a terminal event or the timeout passes.
+  bool wait_all(std::chrono::milliseconds timeout,
+                const std::function<void(const ReplyEvent&)>& on_event = {});
+
+  const std::unordered_map<std::string, CollectedReply>& replies() const { return replies_; }
+  std::size_t outstanding() const { return outstanding_; }
+  const std::string& reply_topic() const { return reply_topic_; }
+
+ private:
+  CascadeClient() = default;
+  KafkaConfig config_;
+  std::string reply_topic_;
+  std::unique_ptr<EventProducer> producer_;
+  std::unique_ptr<ReplyReader> reader_;
+  std::unordered_map<std::string, CollectedReply> replies_;
+  std::size_t outstanding_ = 0;
+};
+
+}  // namespace cascade

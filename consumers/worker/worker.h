@@ -1,0 +1,65 @@
+#pragma once
+// The request worker: a member of the workers' consumer group on
+// cascade.requests. Each thread runs one event loop that consumes prompt
+// events, routes them, streams provider answers to the reply topic chunk by
+// chunk, publishes one terminal event and one cost event per request, and
+// commits offsets only up to the per-partition watermark of delivered
+// terminal events.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "core/config.h"
+#include "core/result.h"
+#include "state/state.h"
+
+namespace cascade {
+
+struct WorkerStats {
+  std::atomic<std::uint64_t> consumed{0};       // prompt events read
+  std::atomic<std::uint64_t> completed{0};      // final events delivered
+  std::atomic<std::uint64_t> failed{0};         // error events for valid requests
+  std::atomic<std::uint64_t> rejected{0};       // invalid prompt events (error + DLQ)
+  std::atomic<std::uint64_t> replayed{0};       // answered from the completed-answer store
+  std::atomic<std::uint64_t> provider_calls{0};
+  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::uint64_t> pauses{0};         // backpressure: partition pauses
+};
+
+struct WorkerOptions {
+  Config config;
+  std::string bootstrap;                 // brokers to use (already resolved)
+  const ModelCatalog* catalog = nullptr;  // must outlive the worker
+  CompletedAnswerStore* completed = nullptr;  // may be null (no redelivery protection)
+  EnvLookup env = process_env();
+};
+
+class Worker {
+ public:
+  // Starts config.worker.threads event loops. Errors: bad provider config,
+  // Kafka client creation.
+  static Result<std::unique_ptr<Worker>> start(WorkerOptions options);
+  ~Worker();
+
+  // Graceful stop: stop taking new requests, let in-flight ones finish (up to
+  // drain_timeout_ms), deliver everything, commit, leave the group.
+  void stop(int drain_timeout_ms = 30000);
+  // Crash-like stop (tests): drop in-flight work and undelivered events, no
+  // commit, no group leave.
+  void abort();
+
+  const WorkerStats& stats() const { return stats_; }
+
+ private:
+  class Loop;
+  Worker() = default;
+  WorkerOptions options_;
+  WorkerStats stats_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+};
+
+}  // namespace cascade

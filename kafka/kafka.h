@@ -1,0 +1,86 @@
+#pragma once
+// librdkafka plumbing shared by every Kafka client in Cascade: client
+// configuration from cascade.yaml, the embedded broker (librdkafka's mock
+// cluster), and the connection a process uses (configured brokers, or an
+// embedded broker started in-process when kafka.bootstrap is empty).
+#include <librdkafka/rdkafka.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/result.h"
+
+typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
+
+namespace cascade {
+
+struct KafkaHandleDeleter {
+  void operator()(rd_kafka_t* rk) const;
+};
+using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
+
+struct TopicPartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* list) const;
+};
+using TopicPartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, TopicPartitionListDeleter>;
+
+struct TopicSpec {
+  std::string name;
+  int partitions = 1;
+};
+
+// Cascade's own topics (requests, ledger, dlq) with `partitions` partitions each.
+std::vector<TopicSpec> cascade_topics(const KafkaConfig& config);
+
+// librdkafka's mock cluster as an in-process broker. It speaks the Kafka
+// protocol on loopback ports, so clients in other processes can use it too.
+// Limits: ~100k batches / 5 MiB per partition, no transactions emulation,
+// latency equals the consumers' fetch.wait.max.ms, no CreateTopics: topics are
+// created through create_topic().
+class EmbeddedBroker {
+ public:
+  static Result<std::unique_ptr<EmbeddedBroker>> start(int brokers = 1);
+  ~EmbeddedBroker();
+
+  const std::string& bootstrap() const { return bootstrap_; }
+  Result<void> create_topic(const TopicSpec& topic);
+  Result<void> create_topics(const std::vector<TopicSpec>& topics);
+
+ private:
+  EmbeddedBroker() = default;
+  KafkaHandle handle_;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+  std::string bootstrap_;
+};
+
+// The brokers a process talks to: kafka.bootstrap, or an embedded broker
+// started here (with Cascade's topics created) when it is empty.
+class KafkaConnection {
+ public:
+  static Result<KafkaConnection> open(const KafkaConfig& config);
+  const std::string& bootstrap() const { return bootstrap_; }
+  bool embedded() const { return broker_ != nullptr; }
+  EmbeddedBroker* broker() const { return broker_.get(); }
+
+ private:
+  std::string bootstrap_;
+  std::shared_ptr<EmbeddedBroker> broker_;
+};
+
+enum class ClientRole { producer, consumer };
+
+// Client configuration: bootstrap, latency settings from `config`, the role's
+// defaults (idempotent producer; manual offset store for consumers), then
+// kafka.extra. Returns an owned rd_kafka_conf_t (caller passes it to rd_kafka_new).
+Result<rd_kafka_conf_t*> make_client_conf(const KafkaConfig& config, const std::string& bootstrap,
+                                          ClientRole role, const std::string& group_id = "");
+
+// Sets one property, with librdkafka's error text on failure.
+Result<void> set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value);
+
+// Creates a client from a configuration (takes ownership of conf).
+Result<KafkaHandle> make_client(rd_kafka_conf_t* conf, ClientRole role);
+
+}  // namespace cascade

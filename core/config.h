@@ -53,12 +53,12 @@ struct CatalogConfig {
 };
 
 struct TierThresholds {
-  double small_max = 0.35;
-  double medium_max = 0.7;
+  double small_max = 0.30;
+  double medium_max = 0.60;
 };
 
 struct RouterConfig {
-  TierThresholds balanced{0.35, 0.7};
+  TierThresholds balanced{0.30, 0.60};
   TierThresholds cost{0.55, 0.85};
   TierThresholds quality{0.15, 0.45};
   TierThresholds speed{0.6, 0.9};

@@ -1,1 +1,110 @@
-// placeholder: implemented in this milestone
+#include "router/router.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace cascade {
+namespace {
+
+// Models are compared by a blended USD price per 1M tokens: three input tokens
+// for every output token, the mix of typical chat traffic (and the convention
+// of public model leaderboards). Neither price alone ranks models fairly:
+// output is 2-8x dearer per token, but prompts are usually several times
+// longer than answers. Cache discounts are left out: they depend on traffic.
+double blended_price(const ModelInfo& model) {
+  return (3.0 * model.price.input_per_mtok + model.price.output_per_mtok) / 4.0;
+}
+
+std::size_t index_of(Tier tier) { return static_cast<std::size_t>(tier); }
+
+Tier tier_for(double score, const TierThresholds& thresholds) {
+  if (score < thresholds.small_max) return Tier::small;
+  if (score < thresholds.medium_max) return Tier::medium;
+  return Tier::large;
+}
+
+// The wanted tier first, then stronger tiers (never weaker while a stronger
+// one can serve), then weaker ones as a last resort.
+std::array<Tier, 3> fallback_order(Tier wanted) {
+  switch (wanted) {
+    case Tier::small: return {Tier::small, Tier::medium, Tier::large};
+    case Tier::medium: return {Tier::medium, Tier::large, Tier::small};
+    case Tier::large: return {Tier::large, Tier::medium, Tier::small};
+  }
+  return {Tier::medium, Tier::large, Tier::small};
+}
+
+std::string heuristic_reason(double score, Preference preference, Tier wanted, const ModelInfo& chosen) {
+  char buffer[160];
+  const auto pref = to_string(preference);
+  const auto tier = to_string(wanted);
+  int written = std::snprintf(buffer, sizeof buffer, "heuristic score=%.2f pref=%.*s tier=%.*s", score,
+                              static_cast<int>(pref.size()), pref.data(), static_cast<int>(tier.size()),
+                              tier.data());
+  std::string reason(buffer, static_cast<std::size_t>(std::max(written, 0)));
+  if (chosen.tier != wanted) {
+    reason += " (no ";
+    reason += tier;
+    reason += " model available: ";
+    reason += to_string(chosen.tier);
+    reason += ')';
+  }
+  return reason;
+}
+
+}  // namespace
+
+Router::Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available)
+    : config_(std::move(config)), catalog_(catalog), available_(std::move(available)) {
+  if (!available_) available_ = [](std::string_view) { return true; };
+  for (const ModelInfo& model : catalog_.models()) candidates_by_tier_[index_of(model.tier)].push_back(&model);
+  for (auto& candidates : candidates_by_tier_) {
+    // Ties broken by id so the choice does not depend on catalog order.
+    std::ranges::sort(candidates, [](const ModelInfo* a, const ModelInfo* b) {
+      const double pa = blended_price(*a);
+      const double pb = blended_price(*b);
+      return pa != pb ? pa < pb : a->id < b->id;
+    });
+  }
+}
+
+const TierThresholds& Router::thresholds_for(Preference preference) const {
+  switch (preference) {
+    case Preference::cost: return config_.cost;
+    case Preference::balanced: return config_.balanced;
+    case Preference::quality: return config_.quality;
+    case Preference::speed: return config_.speed;
+  }
+  return config_.balanced;
+}
+
+const ModelInfo* Router::cheapest_in(Tier tier) const {
+  for (const ModelInfo* model : candidates_by_tier_[index_of(tier)])
+    if (available_(model->provider)) return model;
+  return nullptr;
+}
+
+Result<RouteDecision> Router::route(const PromptEvent& event) const {
+  // Scored even when pinned: the ledger can then show what pinned traffic
+  // would have been routed to.
+  const ComplexityScore complexity = score_complexity(event.messages);
+
+  if (event.pinned()) {
+    const ModelInfo* model = catalog_.find(event.model);
+    if (model == nullptr) return fail(ErrorCode::invalid_request, "unknown model '" + event.model + "'");
+    if (!available_(model->provider))
+      return fail(ErrorCode::unavailable, "model '" + model->id + "' is pinned but its provider '" +
+                                              model->provider + "' is not available (not configured or no API key)");
+    return RouteDecision{model, model->tier, complexity.score, "pinned"};
+  }
+
+  const Tier wanted = tier_for(complexity.score, thresholds_for(event.preference));
+  for (const Tier tier : fallback_order(wanted)) {
+    if (const ModelInfo* model = cheapest_in(tier))
+      return RouteDecision{model, model->tier, complexity.score,
+                           heuristic_reason(complexity.score, event.preference, wanted, *model)};
+  }
+  return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");
+}
+
+}  // namespace cascade

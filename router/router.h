@@ -2,6 +2,7 @@
 // The router picks the cheapest model that can do the job. v1: a heuristic
 // complexity score (0..1) mapped to a tier by per-preference thresholds, then
 // the cheapest available model in that tier. A pinned model always wins.
+#include <array>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,9 @@ class Router {
   RouterConfig config_;
   const ModelCatalog& catalog_;
   ProviderAvailable available_;
+  // Per tier (index = Tier), the catalog's models cheapest first; route() takes
+  // the first whose provider is available, so it never sorts.
+  std::array<std::vector<const ModelInfo*>, 3> candidates_by_tier_;
 };
 
 }  // namespace cascade

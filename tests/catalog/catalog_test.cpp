@@ -1,0 +1,240 @@
+#include "catalog/catalog.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include <unistd.h>
+
+namespace cascade {
+namespace {
+
+constexpr const char* kTwoModels = R"(
+price_version: "test-1"
+models:
+  - id: fast
+    provider: groq
+    upstream_model: vendor/fast-8b
+    tier: small
+    context_window: 128000
+    max_output_tokens: 8192
+    input_per_mtok: 0.05
+    output_per_mtok: 0.08
+  - id: smart
+    provider: openai
+    tier: large
+    context_window: 200000
+    max_output_tokens: 100000
+    input_per_mtok: 2
+    output_per_mtok: 8
+    cached_input_per_mtok: 0.5
+)";
+
+// kTwoModels with one line of the "smart" entry replaced.
+std::string with_smart_line(const std::string& from, const std::string& to) {
+  std::string yaml = kTwoModels;
+  const auto at = yaml.rfind(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  yaml.replace(at, from.size(), to);
+  return yaml;
+}
+
+std::string error_of(std::string_view yaml) {
+  auto catalog = ModelCatalog::from_yaml(yaml);
+  EXPECT_FALSE(catalog.has_value());
+  if (catalog) return "";
+  EXPECT_EQ(catalog.error().code, ErrorCode::invalid_request);
+  return catalog.error().message;
+}
+
+TEST(ModelCatalog, ParsesEveryField) {
+  auto catalog = ModelCatalog::from_yaml(kTwoModels);
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  EXPECT_EQ(catalog->price_version(), "test-1");
+  ASSERT_EQ(catalog->models().size(), 2u);
+
+  const ModelInfo* fast = catalog->find("fast");
+  ASSERT_NE(fast, nullptr);
+  EXPECT_EQ(fast->provider, "groq");
+  EXPECT_EQ(fast->upstream_model, "vendor/fast-8b");
+  EXPECT_EQ(fast->tier, Tier::small);
+  EXPECT_EQ(fast->context_window, 128000);
+  EXPECT_EQ(fast->max_output_tokens, 8192);
+  EXPECT_DOUBLE_EQ(fast->price.input_per_mtok, 0.05);
+  EXPECT_DOUBLE_EQ(fast->price.output_per_mtok, 0.08);
+
+  const ModelInfo* smart = catalog->find("smart");
+  ASSERT_NE(smart, nullptr);
+  EXPECT_EQ(smart->tier, Tier::large);
+  EXPECT_DOUBLE_EQ(smart->price.cached_input_per_mtok, 0.5);
+}
+
+TEST(ModelCatalog, UpstreamModelDefaultsToId) {
+  auto catalog = ModelCatalog::from_yaml(kTwoModels);
+  ASSERT_TRUE(catalog);
+  EXPECT_EQ(catalog->find("smart")->upstream_model, "smart");
+}
+
+TEST(ModelCatalog, MissingCachePriceMeansCachedInputIsBilledAsInput) {
+  auto catalog = ModelCatalog::from_yaml(kTwoModels);
+  ASSERT_TRUE(catalog);
+  EXPECT_DOUBLE_EQ(catalog->find("fast")->price.cached_input_per_mtok, 0.05);
+}
+
+TEST(ModelCatalog, FindReturnsNullForUnknownIds) {
+  auto catalog = ModelCatalog::from_yaml(kTwoModels);
+  ASSERT_TRUE(catalog);
+  EXPECT_EQ(catalog->find("auto"), nullptr);
+  EXPECT_EQ(catalog->find(""), nullptr);
+  EXPECT_EQ(catalog->find("fas"), nullptr);
+  EXPECT_EQ(catalog->find("smarter"), nullptr);
+}
+
+TEST(ModelCatalog, MissingFieldErrorNamesModelAndKey) {
+  const auto message = error_of(with_smart_line("    output_per_mtok: 8\n", ""));
+  EXPECT_NE(message.find("smart"), std::string::npos) << message;
+  EXPECT_NE(message.find("missing 'output_per_mtok'"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, MissingIdErrorNamesPosition) {
+  const auto message = error_of(with_smart_line("  - id: smart\n    provider", "  - provider"));
+  EXPECT_NE(message.find("models[1]"), std::string::npos) << message;
+  EXPECT_NE(message.find("'id'"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, RejectsNegativePrice) {
+  const auto message = error_of(with_smart_line("input_per_mtok: 2", "input_per_mtok: -2"));
+  EXPECT_NE(message.find("input_per_mtok"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, RejectsNonNumericPrice) {
+  const auto message = error_of(with_smart_line("input_per_mtok: 2", "input_per_mtok: cheap"));
+  EXPECT_NE(message.find("input_per_mtok"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, RejectsUnknownTier) {
+  const auto message = error_of(with_smart_line("tier: large", "tier: huge"));
+  EXPECT_NE(message.find("unknown tier 'huge'"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, RejectsNonPositiveContextWindow) {
+  const auto message = error_of(with_smart_line("context_window: 200000", "context_window: 0"));
+  EXPECT_NE(message.find("context_window"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, RejectsDuplicateIds) {
+  const auto message = error_of(with_smart_line("id: smart", "id: fast"));
+  EXPECT_NE(message.find("duplicate model id 'fast'"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, RejectsMisspeltKeys) {
+  const auto message =
+      error_of(with_smart_line("cached_input_per_mtok: 0.5", "cached_input_per_mtoks: 0.5"));
+  EXPECT_NE(message.find("unknown key 'cached_input_per_mtoks'"), std::string::npos) << message;
+}
+
+TEST(ModelCatalog, RejectsMissingPriceVersionAndEmptyModels) {
+  EXPECT_NE(error_of("models: []\nprice_version: x\n").find("'models'"), std::string::npos);
+  std::string no_version = kTwoModels;
+  no_version.replace(no_version.find("price_version"), 13, "priceversion");
+  EXPECT_NE(error_of(no_version).find("price_version"), std::string::npos);
+}
+
+TEST(ModelCatalog, RejectsInvalidYaml) {
+  EXPECT_NE(error_of("models: [\n").find("invalid YAML"), std::string::npos);
+  EXPECT_FALSE(ModelCatalog::from_yaml("- just\n- a list\n"));
+}
+
+TEST(ModelCatalog, BuiltInCatalogLoadsWithTheDefaultBaseline) {
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  EXPECT_EQ(catalog->baseline().id, "gpt-4o");
+  EXPECT_FALSE(catalog->price_version().empty());
+  std::set<Tier> tiers;
+  for (const auto& model : catalog->models()) tiers.insert(model.tier);
+  EXPECT_EQ(tiers.size(), 3u) << "every tier needs at least one model";
+}
+
+TEST(ModelCatalog, BuiltInCatalogOnlyNamesConfiguredProviders) {
+  auto config = load_config("", [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(config) << config.error().message;
+  auto catalog = ModelCatalog::load(config->catalog);
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  for (const auto& model : catalog->models())
+    EXPECT_TRUE(config->providers.contains(model.provider)) << model.id << " -> " << model.provider;
+}
+
+TEST(ModelCatalog, LoadRejectsUnknownBaseline) {
+  CatalogConfig config;
+  config.baseline_model = "gpt-0";
+  auto catalog = ModelCatalog::load(config);
+  ASSERT_FALSE(catalog);
+  EXPECT_NE(catalog.error().message.find("'gpt-0'"), std::string::npos) << catalog.error().message;
+}
+
+TEST(ModelCatalog, LoadsACatalogFile) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("cascade_catalog_test_" + std::to_string(::getpid()) + ".yaml");
+  std::ofstream(path) << kTwoModels;
+  CatalogConfig config{path.string(), "smart"};
+  auto catalog = ModelCatalog::load(config);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  EXPECT_EQ(catalog->baseline().id, "smart");
+  EXPECT_EQ(catalog->models().size(), 2u);
+}
+
+TEST(ModelCatalog, LoadReportsAnUnreadableFile) {
+  CatalogConfig config{"/nonexistent/cascade/models.yaml", "gpt-4o"};
+  auto catalog = ModelCatalog::load(config);
+  ASSERT_FALSE(catalog);
+  EXPECT_NE(catalog.error().message.find("/nonexistent/cascade/models.yaml"), std::string::npos);
+}
+
+TEST(Tier, NamesRoundTrip) {
+  for (Tier tier : {Tier::small, Tier::medium, Tier::large}) EXPECT_EQ(parse_tier(to_string(tier)), tier);
+  EXPECT_FALSE(parse_tier("Small"));
+  EXPECT_FALSE(parse_tier(""));
+}
+
+TEST(CostUsd, OneMillionInputTokensOfGpt4oMiniCostFifteenCents) {
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog);
+  const ModelInfo* mini = catalog->find("gpt-4o-mini");
+  ASSERT_NE(mini, nullptr);
+  EXPECT_NEAR(cost_usd(mini->price, {.input_tokens = 1'000'000}), 0.15, 1e-12);
+  EXPECT_NEAR(cost_usd(mini->price, {.output_tokens = 1'000'000}), 0.60, 1e-12);
+}
+
+TEST(CostUsd, BaselineGpt4oPrices) {
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog);
+  const ModelPrice& price = catalog->baseline().price;
+  // 1,000 input + 500 output tokens at $2.50 / $10 per 1M.
+  EXPECT_NEAR(cost_usd(price, {.input_tokens = 1000, .output_tokens = 500}), 0.0025 + 0.005, 1e-12);
+}
+
+TEST(CostUsd, CachedTokensArePartOfInputAndBilledAtTheCachedPrice) {
+  const ModelPrice price{.input_per_mtok = 2.0, .output_per_mtok = 8.0, .cached_input_per_mtok = 0.5};
+  const TokenUsage usage{.input_tokens = 1'000'000, .output_tokens = 250'000, .cached_tokens = 400'000};
+  // 600k uncached * 2 + 400k cached * 0.5 + 250k output * 8, per 1M.
+  EXPECT_NEAR(cost_usd(price, usage), 1.2 + 0.2 + 2.0, 1e-12);
+}
+
+TEST(CostUsd, CachedTokensBeyondInputAreCappedAtInput) {
+  const ModelPrice price{.input_per_mtok = 2.0, .output_per_mtok = 8.0, .cached_input_per_mtok = 0.5};
+  const TokenUsage usage{.input_tokens = 1000, .output_tokens = 0, .cached_tokens = 5000};
+  EXPECT_NEAR(cost_usd(price, usage), 1000 * 0.5 / 1e6, 1e-15);
+}
+
+TEST(CostUsd, ZeroUsageCostsNothing) {
+  const ModelPrice price{.input_per_mtok = 2.0, .output_per_mtok = 8.0, .cached_input_per_mtok = 0.5};
+  EXPECT_EQ(cost_usd(price, {}), 0.0);
+}
+
+}  // namespace
+}  // namespace cascade

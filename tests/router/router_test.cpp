@@ -1,0 +1,250 @@
+#include "router/router.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace cascade {
+namespace {
+
+// Two providers (a, b) serve every tier at different prices; provider c only
+// serves a large model. Blended prices ((3 * input + output) / 4):
+//   small-a 0.175 < small-b 0.35; medium-b 0.875 < medium-a 1.75 < medium-c-skewed 3.25
+constexpr const char* kCatalog = R"(
+price_version: "router-test"
+models:
+  - {id: small-b,  provider: b, tier: small,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.2, output_per_mtok: 0.8}
+  - {id: small-a,  provider: a, tier: small,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.1, output_per_mtok: 0.4}
+  - {id: medium-a, provider: a, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 1.0, output_per_mtok: 4.0}
+  - {id: medium-b, provider: b, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.5, output_per_mtok: 2.0}
+  - {id: large-a,  provider: a, tier: large,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 5.0, output_per_mtok: 20.0}
+  - {id: large-c,  provider: c, tier: large,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 9.0, output_per_mtok: 30.0}
+)";
+
+ModelCatalog test_catalog() {
+  auto catalog = ModelCatalog::from_yaml(kCatalog);
+  if (!catalog) ADD_FAILURE() << catalog.error().message;
+  return catalog.value_or(ModelCatalog{});
+}
+
+ProviderAvailable only(std::set<std::string> providers) {
+  return [providers = std::move(providers)](std::string_view name) {
+    return providers.contains(std::string(name));
+  };
+}
+
+ProviderAvailable all_providers() { return only({"a", "b", "c"}); }
+
+// Thresholds that force one tier whatever the score.
+RouterConfig forcing(Tier tier) {
+  const TierThresholds t = tier == Tier::small    ? TierThresholds{1.01, 1.01}
+                           : tier == Tier::medium ? TierThresholds{0.0, 1.01}
+                                                  : TierThresholds{0.0, 0.0};
+  return RouterConfig{t, t, t, t};
+}
+
+PromptEvent prompt(std::string text, Preference preference = Preference::balanced,
+                   std::string model = "auto") {
+  PromptEvent event;
+  event.id = "req-1";
+  event.messages = nlohmann::json::array({{{"role", "user"}, {"content", std::move(text)}}});
+  event.preference = preference;
+  event.model = std::move(model);
+  return event;
+}
+
+constexpr const char* kTrivial = "What is the capital of France?";
+constexpr const char* kHard = R"(Design a rate limiter for a multi-tenant API gateway.
+1. Per-tenant limits with bursts
+2. Works across 20 gateway instances without a central lock
+3. Survives a Redis outage
+Compare token bucket and sliding window approaches, explain the trade-offs step by step,
+then implement the one you recommend in C++ and prove its memory bound:
+
+```cpp
+struct Bucket { double tokens; std::int64_t last_ns; };
+bool allow(Bucket& b, std::int64_t now_ns);
+```
+)";
+
+TEST(Router, PinnedModelWinsOverTheHeuristic) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  auto decision = router.route(prompt(kTrivial, Preference::cost, "large-c"));
+  ASSERT_TRUE(decision) << decision.error().message;
+  EXPECT_EQ(decision->model->id, "large-c");
+  EXPECT_EQ(decision->tier, Tier::large);
+  EXPECT_EQ(decision->reason, "pinned");
+}
+
+TEST(Router, UnknownPinnedModelIsAnInvalidRequest) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  auto decision = router.route(prompt(kTrivial, Preference::balanced, "gpt-9"));
+  ASSERT_FALSE(decision);
+  EXPECT_EQ(decision.error().code, ErrorCode::invalid_request);
+  EXPECT_NE(decision.error().message.find("unknown model 'gpt-9'"), std::string::npos);
+}
+
+TEST(Router, PinnedModelOfAnUnavailableProviderIsUnavailable) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, only({"a", "b"}));
+  auto decision = router.route(prompt(kTrivial, Preference::balanced, "large-c"));
+  ASSERT_FALSE(decision);
+  EXPECT_EQ(decision.error().code, ErrorCode::unavailable);
+  EXPECT_NE(decision.error().message.find("'c'"), std::string::npos) << decision.error().message;
+}
+
+TEST(Router, TrivialPromptGoesToTheCheapestSmallModel) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  auto decision = router.route(prompt(kTrivial));
+  ASSERT_TRUE(decision) << decision.error().message;
+  EXPECT_EQ(decision->model->id, "small-a");
+  EXPECT_EQ(decision->tier, Tier::small);
+  EXPECT_EQ(decision->reason, "heuristic score=0.00 pref=balanced tier=small");
+}
+
+TEST(Router, HardPromptGoesToTheLargeTier) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  auto decision = router.route(prompt(kHard));
+  ASSERT_TRUE(decision) << decision.error().message;
+  EXPECT_EQ(decision->tier, Tier::large) << decision->reason;
+  EXPECT_EQ(decision->model->id, "large-a");
+}
+
+TEST(Router, DecisionCarriesTheComplexityScore) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  const auto event = prompt(kHard);
+  auto decision = router.route(event);
+  ASSERT_TRUE(decision);
+  EXPECT_DOUBLE_EQ(decision->score, score_complexity(event.messages).score);
+}
+
+TEST(Router, ComparesModelsByBlendedPriceNotInputPriceAlone) {
+  // cheap-input has the lower input price but the higher blended price.
+  const auto catalog = ModelCatalog::from_yaml(R"(
+price_version: "t"
+models:
+  - {id: cheap-input, provider: a, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 1.0, output_per_mtok: 10.0}
+  - {id: balanced,    provider: a, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 2.0, output_per_mtok: 4.0}
+)");
+  ASSERT_TRUE(catalog);
+  const Router router(forcing(Tier::medium), *catalog, all_providers());
+  auto decision = router.route(prompt(kTrivial));
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->model->id, "balanced");
+}
+
+TEST(Router, SkipsModelsWhoseProviderIsUnavailable) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, only({"b"}));
+  auto decision = router.route(prompt(kTrivial));
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->model->id, "small-b");
+  EXPECT_EQ(decision->reason, "heuristic score=0.00 pref=balanced tier=small");
+}
+
+TEST(Router, AvailabilityIsCheckedOnEveryRoute) {
+  const auto catalog = test_catalog();
+  bool a_up = true;
+  const Router router(RouterConfig{}, catalog,
+                      [&a_up](std::string_view p) { return p == "b" || (p == "a" && a_up); });
+  EXPECT_EQ(router.route(prompt(kTrivial))->model->id, "small-a");
+  a_up = false;
+  EXPECT_EQ(router.route(prompt(kTrivial))->model->id, "small-b");
+}
+
+TEST(Router, GoesUpATierWhenTheWantedTierHasNoAvailableModel) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, only({"c"}));
+  auto decision = router.route(prompt(kTrivial, Preference::cost));
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->model->id, "large-c");
+  EXPECT_EQ(decision->tier, Tier::large);
+  EXPECT_EQ(decision->reason, "heuristic score=0.00 pref=cost tier=small (no small model available: large)");
+}
+
+TEST(Router, PrefersAStrongerTierOverAWeakerOneWhenFallingBack) {
+  const auto catalog = ModelCatalog::from_yaml(R"(
+price_version: "t"
+models:
+  - {id: s, provider: a, tier: small, context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.1, output_per_mtok: 0.1}
+  - {id: l, provider: a, tier: large, context_window: 1000, max_output_tokens: 100, input_per_mtok: 5, output_per_mtok: 5}
+)");
+  ASSERT_TRUE(catalog);
+  const Router router(forcing(Tier::medium), *catalog, all_providers());
+  auto decision = router.route(prompt(kTrivial));
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->model->id, "l");
+  EXPECT_NE(decision->reason.find("(no medium model available: large)"), std::string::npos) << decision->reason;
+}
+
+TEST(Router, GoesDownATierWhenNothingStrongerIsAvailable) {
+  const auto catalog = test_catalog();
+  // Provider b has no large model.
+  const Router router(forcing(Tier::large), catalog, only({"b"}));
+  auto decision = router.route(prompt(kTrivial));
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->model->id, "medium-b");
+  EXPECT_EQ(decision->tier, Tier::medium);
+  EXPECT_NE(decision->reason.find("tier=large (no large model available: medium)"), std::string::npos)
+      << decision->reason;
+}
+
+TEST(Router, NoAvailableProviderIsUnavailable) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, only({}));
+  auto decision = router.route(prompt(kTrivial));
+  ASSERT_FALSE(decision);
+  EXPECT_EQ(decision.error().code, ErrorCode::unavailable);
+}
+
+TEST(Router, PreferenceShiftsTiersForTheSamePrompt) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  const char* prompts[] = {
+      kTrivial,
+      "Write a Python function that parses a CSV file and computes the median of each numeric "
+      "column. Explain the time complexity and handle edge cases such as empty columns.",
+      "Solve for x: 3x + 7 = 22, and then compute 2x^2 - 5.",
+      kHard,
+  };
+  bool some_prompt_differs = false;
+  for (const char* text : prompts) {
+    const auto cost = router.route(prompt(text, Preference::cost));
+    const auto balanced = router.route(prompt(text, Preference::balanced));
+    const auto quality = router.route(prompt(text, Preference::quality));
+    ASSERT_TRUE(cost && balanced && quality);
+    EXPECT_GE(quality->tier, balanced->tier) << text;
+    EXPECT_GE(balanced->tier, cost->tier) << text;
+    some_prompt_differs |= quality->tier != cost->tier;
+  }
+  EXPECT_TRUE(some_prompt_differs);
+}
+
+TEST(Router, ReasonNamesThePreference) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  EXPECT_NE(router.route(prompt(kTrivial, Preference::quality))->reason.find("pref=quality"), std::string::npos);
+  EXPECT_NE(router.route(prompt(kTrivial, Preference::speed))->reason.find("pref=speed"), std::string::npos);
+}
+
+TEST(Router, RoutesWithTheBuiltInCatalog) {
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  const Router router(RouterConfig{}, *catalog, only({"openai"}));
+  auto trivial = router.route(prompt(kTrivial));
+  auto hard = router.route(prompt(kHard));
+  ASSERT_TRUE(trivial && hard);
+  EXPECT_EQ(trivial->model->provider, "openai");
+  EXPECT_EQ(trivial->model->tier, Tier::small);
+  EXPECT_EQ(hard->model->tier, Tier::large);
+  EXPECT_LT(trivial->model->price.input_per_mtok, hard->model->price.input_per_mtok);
+}
+
+}  // namespace
+}  // namespace cascade

@@ -1,1 +1,481 @@
-// placeholder: implemented in this milestone
+#include "simulator/simulated_upstream.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <charconv>
+#include <chrono>
+#include <ctime>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "simulator/chat_completion.h"
+
+namespace cascade {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using beast::error_code;
+
+constexpr std::size_t kHeaderLimit = 64 * 1024;
+constexpr std::uint64_t kBodyLimit = 16 * 1024 * 1024;
+// Per-connection buffers grow to the largest request/response seen; beyond this
+// they are released after the request so thousands of idle keep-alive
+// connections stay small.
+constexpr std::size_t kRetainedBufferBytes = 64 * 1024;
+// How long a closing connection keeps reading so the client receives the
+// response before the socket closes (closing with unread input sends a RST).
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+
+// Lives as long as the SimulatedUpstream; sessions only reference it.
+struct ServerShared {
+  SimulatedUpstreamOptions options;
+  std::atomic<std::uint64_t> requests_served{0};
+  std::atomic<std::uint64_t> next_completion_number{1};
+};
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+void append_decimal(std::string& out, std::uint64_t value) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+// One client connection. Every asynchronous operation of a session runs on its
+// strand, so its state needs no lock even with several I/O threads.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, ServerShared& shared)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), shared_(shared) {}
+
+  void start() { read_request(); }
+
+ private:
+  enum class AfterWrite { read_body, stream_next_piece, read_next_request, close };
+
+  void read_request() {
+    if (buffer_.size() == 0 && buffer_.capacity() > kRetainedBufferBytes) buffer_.shrink_to_fit();
+    if (out_.capacity() > kRetainedBufferBytes) std::string().swap(out_);
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(kBodyLimit);
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(error_code ec) {
+    if (ec) return on_read_error(ec);
+    auto expect = parser_->get()[http::field::expect];
+    if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+      out_.assign("HTTP/1.1 100 Continue\r\n\r\n");
+      after_write_ = AfterWrite::read_body;
+      return write_out();
+    }
+    read_body();
+  }
+
+  void read_body() {
+    if (parser_->is_done()) return on_request();
+    http::async_read(socket_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, std::size_t) {
+                       if (ec) return self->on_read_error(ec);
+                       self->on_request();
+                     });
+  }
+
+  void on_read_error(error_code ec) {
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec.category() != http::make_error_code(http::error::bad_target).category()) {
+      return;  // the client went away; nothing to answer
+    }
+    keep_alive_ = false;
+    chunked_ = true;
+    if (ec == http::error::body_limit || ec == http::error::header_limit) {
+      return respond_error(simulator::invalid_request(413, "The request is too large."));
+    }
+    respond_error(simulator::invalid_request(400, "Malformed HTTP request: " + ec.message()));
+  }
+
+  void on_request() {
+    const auto& request = parser_->get();
+    keep_alive_ = request.keep_alive();
+    chunked_ = request.version() >= 11;
+    std::string_view target(request.target().data(), request.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    const http::verb method = request.method();
+
+    if (path == "/v1/chat/completions") {
+      if (method != http::verb::post) return respond_method_not_allowed(request, "POST");
+      return serve_chat_completion();
+    }
+    if (path == "/v1/models") {
+      if (method != http::verb::get) return respond_method_not_allowed(request, "GET");
+      parser_.reset();
+      return respond(200, simulator::models_list_json(unix_now()));
+    }
+    std::string message = "Invalid URL (";
+    message.append(request.method_string().data(), request.method_string().size());
+    message.append(" ").append(path).append(")");
+    parser_.reset();
+    respond_error(simulator::invalid_request(404, message));
+  }
+
+  void respond_method_not_allowed(const http::request<http::string_body>& request,
+                                  std::string_view allowed) {
+    std::string message = "Method not allowed: ";
+    message.append(request.method_string().data(), request.method_string().size());
+    std::string allow_header = "Allow: ";
+    allow_header.append(allowed).append("\r\n");
+    parser_.reset();
+    auto error = simulator::invalid_request(405, message);
+    respond(error.status, error.body, allow_header);
+  }
+
+  // Request handling is split in a decision (parse, then what to send) and
+  // its execution (stream or respond), so fault injection can later alter
+  // the decision without touching the I/O.
+  void serve_chat_completion() {
+    shared_.requests_served.fetch_add(1, std::memory_order_relaxed);
+    auto parsed = simulator::parse_chat_completion_request(parser_->get().body());
+    parser_.reset();
+    if (!parsed) return respond_error(parsed.error());
+    const simulator::ChatCompletionRequest& request = *parsed;
+
+    simulator::compose_answer(request.model, request.last_user_text, shared_.options.chunks,
+                              answer_);
+    const std::size_t piece_count = answer_.piece_ends.size();
+    pieces_to_send_ =
+        request.max_tokens > 0
+            ? std::min<std::size_t>(piece_count, static_cast<std::size_t>(request.max_tokens))
+            : piece_count;
+    finish_reason_ = pieces_to_send_ < piece_count ? "length" : "stop";
+    usage_ = {request.prompt_tokens, static_cast<std::int64_t>(pieces_to_send_)};
+    const std::uint64_t completion_number =
+        shared_.next_completion_number.fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t created = unix_now();
+
+    if (!request.stream) {
+      event_.clear();
+      std::string_view content =
+          std::string_view(answer_.text).substr(0, answer_.piece_ends[pieces_to_send_ - 1]);
+      simulator::append_completion_json(event_, completion_number, created, request.model, content,
+                                        finish_reason_, usage_);
+      return respond(200, event_);
+    }
+    start_stream(completion_number, created, request);
+  }
+
+  void start_stream(std::uint64_t completion_number, std::int64_t created,
+                    const simulator::ChatCompletionRequest& request) {
+    // Without chunked encoding (HTTP/1.0) the end of the stream is the close.
+    if (!chunked_) keep_alive_ = false;
+    include_usage_ = request.include_usage;
+    formatter_.begin(completion_number, created, request.model, request.include_usage);
+    out_.assign(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
+    if (chunked_) out_.append("Transfer-Encoding: chunked\r\n");
+    out_.append(keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    out_.append("Server: cascade-simulator\r\n\r\n");
+
+    event_.clear();
+    formatter_.append_role_event(event_);
+    append_event_to_out();
+    next_piece_ = 0;
+    append_pieces_to_out();
+    write_out();
+  }
+
+  // Without a delay every remaining event goes out in one write (still one
+  // HTTP chunk per event); with a delay, one content event per write.
+  void append_pieces_to_out() {
+    const bool send_all = shared_.options.chunk_delay_ms <= 0;
+    do {
+      event_.clear();
+      formatter_.append_content_event(event_, answer_.piece(next_piece_));
+      append_event_to_out();
+      ++next_piece_;
+    } while (send_all && next_piece_ < pieces_to_send_);
+
+    if (next_piece_ < pieces_to_send_) {
+      after_write_ = AfterWrite::stream_next_piece;
+      return;
+    }
+    event_.clear();
+    formatter_.append_finish_event(event_, finish_reason_);
+    append_event_to_out();
+    if (include_usage_) {
+      event_.clear();
+      formatter_.append_usage_event(event_, usage_);
+      append_event_to_out();
+    }
+    event_.clear();
+    simulator::StreamEventFormatter::append_done_event(event_);
+    append_event_to_out();
+    if (chunked_) out_.append("0\r\n\r\n");
+    after_write_ = keep_alive_ ? AfterWrite::read_next_request : AfterWrite::close;
+  }
+
+  void append_event_to_out() {
+    if (chunked_) {
+      char size_hex[16];
+      auto [end, ec] = std::to_chars(size_hex, size_hex + sizeof size_hex, event_.size(), 16);
+      out_.append(size_hex, end).append("\r\n").append(event_).append("\r\n");
+    } else {
+      out_.append(event_);
+    }
+  }
+
+  void respond_error(const simulator::ApiError& error) { respond(error.status, error.body); }
+
+  void respond(int status, std::string_view json_body, std::string_view extra_headers = {}) {
+    out_.assign("HTTP/1.1 ");
+    append_decimal(out_, static_cast<std::uint64_t>(status));
+    auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+    out_.append(" ").append(reason.data(), reason.size()).append("\r\n");
+    out_.append("Content-Type: application/json\r\nContent-Length: ");
+    append_decimal(out_, json_body.size());
+    out_.append("\r\n").append(extra_headers);
+    out_.append(keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    out_.append("Server: cascade-simulator\r\n\r\n").append(json_body);
+    after_write_ = keep_alive_ ? AfterWrite::read_next_request : AfterWrite::close;
+    write_out();
+  }
+
+  void write_out() {
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        if (ec) return;  // the client went away
+                        self->on_written();
+                      });
+  }
+
+  void on_written() {
+    switch (after_write_) {
+      case AfterWrite::read_body:
+        return read_body();
+      case AfterWrite::stream_next_piece:
+        timer_.expires_after(std::chrono::milliseconds(shared_.options.chunk_delay_ms));
+        timer_.async_wait([self = shared_from_this()](error_code ec) {
+          if (ec) return;
+          self->out_.clear();
+          self->append_pieces_to_out();
+          self->write_out();
+        });
+        return;
+      case AfterWrite::read_next_request:
+        return read_request();
+      case AfterWrite::close:
+        return linger_and_close();
+    }
+  }
+
+  void linger_and_close() {
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    timer_.expires_after(kLingerTimeout);
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      error_code ignored_close;
+      if (!ec) self->socket_.close(ignored_close);
+    });
+    drain_until_closed();
+  }
+
+  void drain_until_closed() {
+    socket_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](error_code ec, std::size_t) {
+                              if (ec) return void(self->timer_.cancel());
+                              self->drain_until_closed();
+                            });
+  }
+
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  ServerShared& shared_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  bool chunked_ = true;
+  AfterWrite after_write_ = AfterWrite::close;
+
+  std::string out_;    // bytes of the current write; untouched while it is in flight
+  std::string event_;  // one SSE event or JSON body being formatted
+  simulator::ComposedAnswer answer_;
+  simulator::StreamEventFormatter formatter_;
+  std::size_t next_piece_ = 0;
+  std::size_t pieces_to_send_ = 0;
+  std::string_view finish_reason_ = "stop";
+  simulator::TokenUsage usage_;
+  bool include_usage_ = false;
+  char drain_buffer_[512];
+};
+
+// Thousands of concurrent streams need thousands of descriptors on both ends
+// of loopback; the soft limit is often 1024 while the hard limit allows more.
+void raise_open_file_limit() {
+  constexpr rlim_t kWanted = 65536;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= kWanted) return;
+  rlim_t raised = std::min(kWanted, limit.rlim_max);
+  if (raised <= limit.rlim_cur) return;
+  limit.rlim_cur = raised;
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+}  // namespace
+
+struct SimulatedUpstream::Impl {
+  explicit Impl(SimulatedUpstreamOptions options) { shared.options = std::move(options); }
+
+  void accept_next() {
+    acceptor->async_accept(asio::make_strand(*io), [this](error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (ec) {
+        // Typically out of descriptors: pause instead of spinning on accept.
+        spdlog::warn("simulated upstream: accept failed: {}", ec.message());
+        accept_retry_timer->expires_after(std::chrono::milliseconds(50));
+        accept_retry_timer->async_wait([this](error_code wait_ec) {
+          if (!wait_ec) accept_next();
+        });
+        return;
+      }
+      error_code ignored;
+      // SSE events are small writes that must leave immediately.
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(socket), shared)->start();
+      accept_next();
+    });
+  }
+
+  ServerShared shared;
+  std::mutex lifecycle_mutex;
+  // Destroyed in stop() in this order: acceptor and timer before the
+  // io_context, whose destruction then frees every session still pending.
+  std::unique_ptr<asio::io_context> io;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<asio::steady_timer> accept_retry_timer;
+  std::vector<std::thread> threads;
+  std::atomic<std::uint16_t> bound_port{0};
+};
+
+SimulatedUpstream::SimulatedUpstream(SimulatedUpstreamOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+SimulatedUpstream::~SimulatedUpstream() { stop(); }
+
+Result<void> SimulatedUpstream::start() {
+  std::lock_guard lock(impl_->lifecycle_mutex);
+  if (impl_->io) return fail(ErrorCode::internal, "simulated upstream already started");
+  const SimulatedUpstreamOptions& options = impl_->shared.options;
+  const int thread_count = std::max(1, options.threads);
+  auto io = std::make_unique<asio::io_context>(thread_count);
+
+  error_code ec;
+  tcp::resolver resolver(*io);
+  auto endpoints = resolver.resolve(options.host, std::to_string(options.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty()) {
+    return fail(ErrorCode::invalid_request,
+                "simulated upstream cannot resolve host '" + options.host + "': " + ec.message());
+  }
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  auto acceptor = std::make_unique<tcp::acceptor>(*io);
+  if (!acceptor->open(endpoint.protocol(), ec) &&
+      !acceptor->set_option(asio::socket_base::reuse_address(true), ec) &&
+      !acceptor->bind(endpoint, ec)) {
+    acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    return fail(ErrorCode::unavailable, "simulated upstream cannot listen on " + options.host +
+                                            ":" + std::to_string(options.port) + ": " +
+                                            ec.message());
+  }
+  impl_->bound_port = acceptor->local_endpoint().port();
+  raise_open_file_limit();
+
+  impl_->accept_retry_timer = std::make_unique<asio::steady_timer>(*io);
+  impl_->acceptor = std::move(acceptor);
+  impl_->io = std::move(io);
+  impl_->accept_next();
+  for (int i = 0; i < thread_count; ++i) {
+    impl_->threads.emplace_back([io = impl_->io.get()] {
+      auto keep_running = asio::make_work_guard(*io);
+      for (;;) {
+        try {
+          io->run();
+          return;
+        } catch (const std::exception& e) {
+          // One broken connection must not take the server down.
+          spdlog::error("simulated upstream: handler failed: {}", e.what());
+        }
+      }
+    });
+  }
+  return {};
+}
+
+void SimulatedUpstream::stop() {
+  std::lock_guard lock(impl_->lifecycle_mutex);
+  if (!impl_->io) return;
+  impl_->io->stop();
+  for (std::thread& thread : impl_->threads) thread.join();
+  impl_->threads.clear();
+  impl_->accept_retry_timer.reset();
+  impl_->acceptor.reset();
+  impl_->io.reset();
+}
+
+std::uint16_t SimulatedUpstream::port() const { return impl_->bound_port; }
+
+std::string SimulatedUpstream::base_url() const {
+  const std::string& host = impl_->shared.options.host;
+  std::string url = "http://";
+  if (host.find(':') != std::string::npos) {
+    url.append("[").append(host).append("]");
+  } else {
+    url.append(host);
+  }
+  url.append(":").append(std::to_string(port())).append("/v1");
+  return url;
+}
+
+std::uint64_t SimulatedUpstream::requests_served() const {
+  return impl_->shared.requests_served.load(std::memory_order_relaxed);
+}
+
+std::string SimulatedUpstream::answer_for(const std::string& model,
+                                          const std::string& last_user_text, int chunks) {
+  simulator::ComposedAnswer answer;
+  simulator::compose_answer(model, last_user_text, chunks, answer);
+  return std::move(answer.text);
+}
+
+std::vector<std::string> SimulatedUpstream::answer_pieces(const std::string& model,
+                                                          const std::string& last_user_text,
+                                                          int chunks) {
+  simulator::ComposedAnswer answer;
+  simulator::compose_answer(model, last_user_text, chunks, answer);
+  std::vector<std::string> pieces;
+  pieces.reserve(answer.piece_ends.size());
+  for (std::size_t i = 0; i < answer.piece_ends.size(); ++i) pieces.emplace_back(answer.piece(i));
+  return pieces;
+}
+
+}  // namespace cascade

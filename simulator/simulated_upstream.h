@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 
@@ -40,6 +41,10 @@ class SimulatedUpstream {
   // tests compare streamed content with it.
   static std::string answer_for(const std::string& model, const std::string& last_user_text,
                                 int chunks);
+  // answer_for split the way it is streamed: exactly max(chunks, 1) non-empty
+  // content deltas (split at word boundaries) whose concatenation is answer_for.
+  static std::vector<std::string> answer_pieces(const std::string& model,
+                                                const std::string& last_user_text, int chunks);
 
  private:
   struct Impl;

@@ -1,1 +1,317 @@
-// placeholder: implemented in this milestone
+#include "providers/openai_provider.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "core/logging.h"
+
+namespace cascade {
+
+namespace {
+
+using nlohmann::json;
+
+// Error bodies are read only to quote their message; anything longer is abuse.
+constexpr std::size_t kMaxErrorBodyBytes = 64 * 1024;
+constexpr std::size_t kMaxQuotedBodyChars = 300;
+
+bool equals_ignore_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
+// Upstream error bodies and curl messages are quoted to the requester; a
+// server echoing the key back must not leak it.
+std::string without_secret(std::string message, const std::string& secret) {
+  if (secret.empty()) return message;
+  const std::string replacement = redact(secret);
+  for (auto pos = message.find(secret); pos != std::string::npos;
+       pos = message.find(secret, pos + replacement.size())) {
+    message.replace(pos, secret.size(), replacement);
+  }
+  return message;
+}
+
+// One line of printable text for quoting a non-JSON body.
+std::string quotable(std::string_view text) {
+  text = trim(text);
+  std::string out;
+  out.reserve(std::min(text.size(), kMaxQuotedBodyChars));
+  for (const char c : text) {
+    if (out.size() >= kMaxQuotedBodyChars) {
+      out += "...";
+      break;
+    }
+    out.push_back(std::iscntrl(static_cast<unsigned char>(c)) ? ' ' : c);
+  }
+  return out;
+}
+
+// {"error":{"message":...}} (OpenAI), {"error":"..."} or {"message":...}.
+std::string error_message_of(const json& body) {
+  if (!body.is_object()) return {};
+  if (const auto error = body.find("error"); error != body.end()) {
+    if (error->is_string()) return error->get<std::string>();
+    if (error->is_object()) {
+      if (const auto m = error->find("message"); m != error->end() && m->is_string()) {
+        return m->get<std::string>();
+      }
+      return error->dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+  }
+  if (const auto m = body.find("message"); m != body.end() && m->is_string()) {
+    return m->get<std::string>();
+  }
+  return {};
+}
+
+std::int64_t count_of(const json& object, std::string_view key) {
+  const auto it = object.find(key);
+  if (it == object.end()) return 0;
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (it->is_number()) return static_cast<std::int64_t>(it->get<double>());
+  return 0;
+}
+
+TokenUsage usage_of(const json& usage) {
+  TokenUsage out;
+  out.input_tokens = count_of(usage, "prompt_tokens");
+  out.output_tokens = count_of(usage, "completion_tokens");
+  if (const auto details = usage.find("prompt_tokens_details");
+      details != usage.end() && details->is_object()) {
+    out.cached_tokens = count_of(*details, "cached_tokens");
+  } else {
+    // DeepSeek reports cache hits at the top level.
+    out.cached_tokens = count_of(usage, "prompt_cache_hit_tokens");
+  }
+  return out;
+}
+
+// The state of one streamed chat. Owned by the HttpClient transfer, so it is
+// freed when the transfer ends, however it ends (done, aborted, cancelled).
+class OpenAiChatCall final : public HttpResponseHandler {
+ public:
+  OpenAiChatCall(ChatStreamObserver& observer, HttpClient& http,
+                 std::shared_ptr<const std::string> api_key)
+      : observer_(&observer), http_(http), api_key_(std::move(api_key)) {}
+
+  void set_transfer_id(std::uint64_t id) { transfer_id_ = id; }
+
+  void on_status(long status) override { status_ = status; }
+
+  bool on_body(std::string_view bytes) override {
+    if (completed_) return answered_;  // after [DONE], drain so the connection is reused
+    if (!http_success()) {
+      const std::size_t room = kMaxErrorBodyBytes - error_body_.size();
+      error_body_.append(bytes.substr(0, room));
+      return bytes.size() <= room;
+    }
+    sse_.feed(bytes, [this](const SseParser::Event& event) { on_event(event); });
+    return !completed_ || answered_;
+  }
+
+  void on_done(CURLcode result, std::string_view curl_error) override {
+    if (completed_) return;
+    if (status_ != 0 && !http_success()) {
+      complete(std::unexpected(http_error()));
+    } else if (result == CURLE_OK) {
+      complete(fail(ErrorCode::provider_error, "stream ended before [DONE]"));
+    } else {
+      complete(std::unexpected(transport_error(result, curl_error)));
+    }
+  }
+
+ private:
+  bool http_success() const { return status_ >= 200 && status_ < 300; }
+
+  void on_event(const SseParser::Event& event) {
+    // A cancel() from inside an observer call means: no more calls.
+    if (completed_ || !http_.running(transfer_id_)) {
+      completed_ = true;
+      return;
+    }
+    if (trim(event.data) == "[DONE]") {
+      answered_ = true;
+      complete(std::move(completion_));
+      return;
+    }
+    const json chunk = json::parse(event.data, nullptr, /*allow_exceptions=*/false);
+    if (event.event == "error" || (chunk.is_object() && chunk.contains("error"))) {
+      std::string message = error_message_of(chunk);
+      if (message.empty()) message = quotable(event.data);
+      complete(fail(ErrorCode::provider_error, "upstream error: " + message));
+      return;
+    }
+    if (chunk.is_discarded() || !chunk.is_object()) {
+      complete(fail(ErrorCode::provider_error, "malformed stream chunk"));
+      return;
+    }
+    if (const auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
+      completion_.usage = usage_of(*usage);
+      completion_.usage_reported = true;
+    }
+    const auto choices = chunk.find("choices");
+    if (choices == chunk.end() || !choices->is_array()) return;
+    for (const json& choice : *choices) {
+      if (!choice.is_object() || count_of(choice, "index") != 0) continue;
+      if (const auto reason = choice.find("finish_reason");
+          reason != choice.end() && reason->is_string()) {
+        completion_.finish_reason = reason->get<std::string>();
+      }
+      const auto delta = choice.find("delta");
+      if (delta == choice.end() || !delta->is_object()) continue;
+      const auto content = delta->find("content");
+      if (content == delta->end() || !content->is_string()) continue;
+      const auto& text = content->get_ref<const std::string&>();
+      if (!text.empty()) observer_->on_delta(text);
+    }
+  }
+
+  Error http_error() const {
+    std::string message = "HTTP " + std::to_string(status_);
+    const json body = json::parse(error_body_, nullptr, /*allow_exceptions=*/false);
+    std::string detail = error_message_of(body);
+    if (detail.empty() && !body.is_object()) detail = quotable(error_body_);
+    if (!detail.empty()) message += ": " + detail;
+    const ErrorCode code =
+        status_ == 408 || status_ == 504 ? ErrorCode::timeout : ErrorCode::provider_error;
+    return Error{code, std::move(message)};
+  }
+
+  Error transport_error(CURLcode result, std::string_view curl_error) const {
+    const std::string detail(curl_error);
+    switch (result) {
+      case CURLE_OPERATION_TIMEDOUT:
+        return Error{ErrorCode::timeout, "upstream timed out: " + detail};
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_RESOLVE_PROXY:
+      case CURLE_SSL_CONNECT_ERROR:
+        return Error{ErrorCode::unavailable, "upstream unreachable: " + detail};
+      default:
+        if (status_ != 0) {
+          return Error{ErrorCode::provider_error, "stream ended before [DONE]: " + detail};
+        }
+        return Error{ErrorCode::provider_error, detail};
+    }
+  }
+
+  void complete(Result<ChatCompletion> outcome) {
+    if (completed_) return;
+    completed_ = true;
+    if (!outcome) outcome.error().message = without_secret(std::move(outcome.error().message), *api_key_);
+    observer_->on_complete(std::move(outcome));
+  }
+
+  ChatStreamObserver* observer_;
+  HttpClient& http_;
+  // Shared: a call owned by the HttpClient may outlive its provider.
+  std::shared_ptr<const std::string> api_key_;
+  std::uint64_t transfer_id_ = 0;
+  long status_ = 0;
+  SseParser sse_;
+  std::string error_body_;
+  ChatCompletion completion_;
+  bool completed_ = false;  // on_complete has been called
+  bool answered_ = false;   // ... with success, after [DONE]
+};
+
+class OpenAiProvider final : public ChatProvider {
+ public:
+  OpenAiProvider(ProviderConfig config, std::string api_key, HttpClient& http)
+      : config_(std::move(config)),
+        api_key_(std::make_shared<const std::string>(std::move(api_key))),
+        http_(http) {
+    std::string_view base = config_.base_url;
+    while (base.ends_with('/')) base.remove_suffix(1);
+    url_ = std::string(base) + "/chat/completions";
+
+    const auto configured = [this](std::string_view name) {
+      for (const auto& [header, value] : config_.headers) {
+        if (equals_ignore_case(header, name)) return true;
+      }
+      return false;
+    };
+    if (!configured("Content-Type")) headers_.emplace_back("Content-Type: application/json");
+    if (!configured("Accept")) headers_.emplace_back("Accept: text/event-stream");
+    if (!api_key_->empty() && !configured("Authorization")) {
+      headers_.push_back("Authorization: Bearer " + *api_key_);
+    }
+    for (const auto& [header, value] : config_.headers) headers_.push_back(header + ": " + value);
+  }
+
+  const std::string& name() const override { return config_.name; }
+
+  std::uint64_t start_chat(const ChatRequest& request, ChatStreamObserver& observer) override {
+    HttpRequest http_request;
+    http_request.method = "POST";
+    http_request.url = url_;
+    http_request.headers = headers_;
+    http_request.body = request_body(request);
+    http_request.connect_timeout_ms = config_.connect_timeout_ms;
+    http_request.total_timeout_ms = config_.request_timeout_ms;
+
+    auto call = std::make_unique<OpenAiChatCall>(observer, http_, api_key_);
+    OpenAiChatCall& call_ref = *call;
+    const std::uint64_t id = http_.start(std::move(http_request), std::move(call));
+    // No callback runs inside start(), so the id is known before the first one.
+    call_ref.set_transfer_id(id);
+    return id;
+  }
+
+ private:
+  // Built as text so the (possibly large) messages are serialized once, not copied.
+  static std::string request_body(const ChatRequest& request) {
+    static const json kNoMessages = json::array();
+    const json& messages = request.messages != nullptr ? *request.messages : kNoMessages;
+    const auto dump = [](const json& value) {
+      return value.dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    std::string body = R"({"model":)";
+    body += dump(json(request.upstream_model));
+    body += R"(,"messages":)";
+    body += dump(messages);
+    body += R"(,"stream":true,"stream_options":{"include_usage":true})";
+    if (request.max_tokens > 0) {
+      body += R"(,"max_tokens":)";
+      body += std::to_string(request.max_tokens);
+    }
+    if (request.temperature) {
+      body += R"(,"temperature":)";
+      body += dump(json(*request.temperature));
+    }
+    body += '}';
+    return body;
+  }
+
+  ProviderConfig config_;
+  std::shared_ptr<const std::string> api_key_;
+  HttpClient& http_;
+  std::string url_;
+  std::vector<std::string> headers_;
+};
+
+}  // namespace
+
+std::unique_ptr<ChatProvider> make_openai_provider(ProviderConfig config, std::string api_key,
+                                                   HttpClient& http) {
+  return std::make_unique<OpenAiProvider>(std::move(config), std::move(api_key), http);
+}
+
+}  // namespace cascade

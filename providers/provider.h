@@ -52,6 +52,10 @@ class HttpClient {
   // Starts a transfer; the handler must outlive it (until on_done).
   // Returns a transfer id usable with cancel().
   std::uint64_t start(HttpRequest request, HttpResponseHandler& handler);
+  // Same, but the client owns the handler and destroys it when the transfer
+  // ends: after on_done returns, on cancel(), or with the client. Lets per-call
+  // state live exactly as long as its transfer, whoever ends it.
+  std::uint64_t start(HttpRequest request, std::unique_ptr<HttpResponseHandler> handler);
   // Aborts a transfer; its handler gets no further calls (not even on_done).
   void cancel(std::uint64_t transfer_id);
 
@@ -63,6 +67,10 @@ class HttpClient {
   void wakeup();
 
   std::size_t active() const;
+  // False once the transfer has finished (from its on_done on) or was
+  // cancelled. A handler checks it after calling out to code that may have
+  // cancelled it, since a cancel() from inside a callback takes effect later.
+  bool running(std::uint64_t transfer_id) const;
 
  private:
   struct Impl;
@@ -119,6 +127,7 @@ class SseParser {
   bool last_was_cr_ = false;
   Event current_;
   bool has_data_ = false;
+  bool at_stream_start_ = true;  // a BOM is skipped only at the very start
 };
 
 // Providers enabled for one event loop, by name (cascade.yaml providers.*).

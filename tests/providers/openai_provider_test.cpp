@@ -1,0 +1,421 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "providers/drive.h"
+#include "providers/provider.h"
+#include "support/scripted_http_server.h"
+
+namespace cascade {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::ConnectionEnd;
+using testing::drive_for;
+using testing::drive_until;
+using testing::RecordedRequest;
+using testing::ScriptedHttpServer;
+using testing::ScriptedResponse;
+
+constexpr std::string_view kApiKey = "sk-proj-TESTKEY0123456789abcdef";
+
+// OpenAI's wire format for stream=true with stream_options.include_usage, as
+// api.openai.com sends it: a role-only first chunk, content chunks, a
+// finish_reason chunk, a usage chunk with empty choices, then [DONE].
+std::string openai_chunk(std::string_view choices_json, std::string_view usage_json = "null") {
+  return std::string(R"(data: {"id":"chatcmpl-AbC123xyz","object":"chat.completion.chunk","created":1727000000,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_e2bde53e6e","choices":)") +
+         std::string(choices_json) + R"(,"usage":)" + std::string(usage_json) + "}\n\n";
+}
+
+std::string content_chunk(std::string_view escaped_text) {
+  return openai_chunk(std::string(R"([{"index":0,"delta":{"content":")") +
+                      std::string(escaped_text) + R"("},"logprobs":null,"finish_reason":null}])");
+}
+
+const std::string kRoleChunk = openai_chunk(
+    R"([{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}])");
+const std::string kStopChunk =
+    openai_chunk(R"([{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}])");
+const std::string kUsageChunk = openai_chunk(
+    "[]",
+    R"({"prompt_tokens":1200,"completion_tokens":7,"total_tokens":1207,"prompt_tokens_details":{"cached_tokens":1024,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}})");
+const std::string kDone = "data: [DONE]\n\n";
+
+// Content pieces (JSON-escaped on the wire) and the text they decode to.
+const std::vector<std::string> kEscapedPieces = {"Hello", ", wor", "ld! \\\"quoted\\\"", "\\n", "caf\\u00e9 ☕"};
+const std::string kAnswer = "Hello, world! \"quoted\"\ncafé ☕";
+
+std::string openai_sse_body() {
+  std::string body = kRoleChunk;
+  for (const auto& piece : kEscapedPieces) body += content_chunk(piece);
+  return body + kStopChunk + kUsageChunk + kDone;
+}
+
+// The full HTTP response, with the chunked framing OpenAI uses.
+std::string openai_wire_response(const std::vector<std::string>& body_pieces) {
+  return ScriptedResponse::sse_chunked(body_pieces).bytes();
+}
+
+class RecordingObserver : public ChatStreamObserver {
+ public:
+  void on_delta(std::string_view text) override {
+    deltas.emplace_back(text);
+    if (delta_hook) delta_hook();
+  }
+  void on_complete(Result<ChatCompletion> result) override {
+    ++completions;
+    outcome = std::move(result);
+  }
+
+  std::string text() const {
+    std::string all;
+    for (const auto& d : deltas) all += d;
+    return all;
+  }
+  bool finished() const { return completions > 0; }
+
+  std::vector<std::string> deltas;
+  int completions = 0;
+  std::optional<Result<ChatCompletion>> outcome;
+  std::function<void()> delta_hook;
+};
+
+class OpenAiProviderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server.start()) << server.error();
+    messages = json::array({{{"role", "system"}, {"content", "Be brief."}},
+                            {{"role", "user"}, {"content", "Say hello"}}});
+    request.upstream_model = "gpt-4o-mini";
+    request.messages = &messages;
+    request.max_tokens = 64;
+  }
+
+  ChatProvider& provider(bool with_key = true, long request_timeout_ms = 20000) {
+    ProviderConfig config;
+    config.kind = "openai";
+    config.base_url = server.base_url() + "/v1/";
+    config.api_key_env = with_key ? "TEST_OPENAI_KEY" : "";
+    config.request_timeout_ms = request_timeout_ms;
+    config.headers = {{"OpenAI-Organization", "org-test"}};
+    const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
+      if (name == "TEST_OPENAI_KEY") return std::string(kApiKey);
+      return std::nullopt;
+    };
+    auto built = ProviderRegistry::build({{"openai", config}}, http, env);
+    EXPECT_TRUE(built.has_value());
+    registry = std::move(*built);
+    return *registry.find("openai");
+  }
+
+  RecordingObserver& run(ChatProvider& chat) {
+    chat.start_chat(request, observer);
+    EXPECT_TRUE(drive_until(http, [&] { return observer.finished(); }));
+    drive_for(http, 20ms);  // anything after on_complete would show up here
+    return observer;
+  }
+
+  const Error& error() const {
+    EXPECT_TRUE(observer.outcome.has_value() && !observer.outcome->has_value());
+    return observer.outcome->error();
+  }
+
+  ScriptedHttpServer server;
+  HttpClient http;
+  ProviderRegistry registry;
+  json messages;
+  ChatRequest request;
+  RecordingObserver observer;
+};
+
+TEST_F(OpenAiProviderTest, StreamsOpenAiWireBytesSplitAtAwkwardPlaces) {
+  // Re-split the exact response bytes (chunk framing included) into 7-byte
+  // reads: splits fall inside headers, chunk sizes, "data:", JSON and UTF-8.
+  const std::string wire = openai_wire_response({openai_sse_body()});
+  server.enqueue(ScriptedResponse::raw_in_pieces(wire, 7, 1ms));
+  run(provider());
+
+  EXPECT_EQ(observer.completions, 1);
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value())
+      << observer.outcome->error().message;
+  EXPECT_EQ(observer.text(), kAnswer);
+  EXPECT_EQ(observer.deltas.size(), kEscapedPieces.size());  // one delta per chunk, none empty
+  const ChatCompletion& done = **observer.outcome;
+  EXPECT_EQ(done.finish_reason, "stop");
+  EXPECT_TRUE(done.usage_reported);
+  EXPECT_EQ(done.usage.input_tokens, 1200);
+  EXPECT_EQ(done.usage.output_tokens, 7);
+  EXPECT_EQ(done.usage.cached_tokens, 1024);
+  EXPECT_EQ(http.active(), 0u);
+}
+
+TEST_F(OpenAiProviderTest, SendsAStreamingChatCompletionsRequest) {
+  server.enqueue(ScriptedResponse::sse_chunked({openai_sse_body()}));
+  request.temperature = 0.25;
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const RecordedRequest& sent = requests[0];
+  EXPECT_EQ(sent.method, "POST");
+  EXPECT_EQ(sent.target, "/v1/chat/completions");
+  EXPECT_EQ(sent.header("Content-Type"), "application/json");
+  EXPECT_EQ(sent.header("Authorization"), "Bearer " + std::string(kApiKey));
+  EXPECT_EQ(sent.header("OpenAI-Organization"), "org-test");
+
+  const json body = json::parse(sent.body);
+  EXPECT_EQ(body["model"], "gpt-4o-mini");
+  EXPECT_EQ(body["messages"], messages);
+  EXPECT_EQ(body["stream"], true);
+  EXPECT_EQ(body["stream_options"]["include_usage"], true);
+  EXPECT_EQ(body["max_tokens"], 64);
+  EXPECT_DOUBLE_EQ(body["temperature"].get<double>(), 0.25);
+}
+
+TEST_F(OpenAiProviderTest, OmitsTemperatureWhenUnsetAndAuthorizationWithoutKey) {
+  server.enqueue(ScriptedResponse::sse_chunked({openai_sse_body()}));
+  run(provider(/*with_key=*/false));
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_FALSE(requests[0].header("Authorization").has_value());
+  EXPECT_FALSE(json::parse(requests[0].body).contains("temperature"));
+}
+
+TEST_F(OpenAiProviderTest, DeltasArriveWhileTheStreamIsStillOpen) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  ScriptedResponse response = ScriptedResponse::sse_chunked(
+      {kRoleChunk + content_chunk("first"), content_chunk(" second") + kStopChunk + kUsageChunk + kDone});
+  // The server holds the rest of the answer until the test has seen "first".
+  response.pieces[2].before_send = [released] { released.wait(); };
+  server.enqueue(response);
+
+  ChatProvider& chat = provider();
+  chat.start_chat(request, observer);
+  ASSERT_TRUE(drive_until(http, [&] { return !observer.deltas.empty(); }));
+  EXPECT_EQ(observer.text(), "first");
+  EXPECT_FALSE(observer.finished());
+  release.set_value();
+  ASSERT_TRUE(drive_until(http, [&] { return observer.finished(); }));
+  ASSERT_TRUE(observer.outcome->has_value());
+  EXPECT_EQ(observer.text(), "first second");
+}
+
+TEST_F(OpenAiProviderTest, UsageNextToFinishReasonIsParsed) {
+  const std::string stop_with_usage = openai_chunk(
+      R"([{"index":0,"delta":{},"finish_reason":"length"}])",
+      R"({"prompt_tokens":10,"completion_tokens":64,"total_tokens":74})");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + content_chunk("x") + stop_with_usage + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ((*observer.outcome)->finish_reason, "length");
+  EXPECT_TRUE((*observer.outcome)->usage_reported);
+  EXPECT_EQ((*observer.outcome)->usage.input_tokens, 10);
+  EXPECT_EQ((*observer.outcome)->usage.output_tokens, 64);
+  EXPECT_EQ((*observer.outcome)->usage.cached_tokens, 0);
+}
+
+TEST_F(OpenAiProviderTest, MissingUsageIsReportedAsMissing) {
+  const std::string null_content = openai_chunk(R"([{"index":0,"delta":{"content":null}}])");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + null_content + content_chunk("x") + kStopChunk + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_FALSE((*observer.outcome)->usage_reported);
+  EXPECT_EQ(observer.deltas, std::vector<std::string>{"x"});
+}
+
+TEST_F(OpenAiProviderTest, RateLimitStatusIsAProviderErrorQuotingOpenAiMessage) {
+  server.enqueue(ScriptedResponse::http(
+      429, "application/json",
+      R"({"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-test on requests per min (RPM): Limit 3, Used 3, Requested 1.","type":"requests","param":null,"code":"rate_limit_exceeded"}})"));
+  run(provider());
+  EXPECT_EQ(observer.completions, 1);
+  EXPECT_TRUE(observer.deltas.empty());
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+  EXPECT_TRUE(error().message.starts_with("HTTP 429: Rate limit reached for gpt-4o-mini"))
+      << error().message;
+}
+
+TEST_F(OpenAiProviderTest, GatewayTimeoutStatusIsATimeout) {
+  server.enqueue(ScriptedResponse::http(504, "text/html", "<html><body>504 Gateway Time-out</body></html>"));
+  run(provider());
+  EXPECT_EQ(error().code, ErrorCode::timeout);
+  EXPECT_NE(error().message.find("HTTP 504"), std::string::npos) << error().message;
+}
+
+TEST_F(OpenAiProviderTest, ErrorMessagesNeverContainTheApiKey) {
+  server.enqueue(ScriptedResponse::http(
+      401, "application/json",
+      std::string(R"({"error":{"message":"Incorrect API key provided: )") + std::string(kApiKey) +
+          R"(.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})"));
+  run(provider());
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+  EXPECT_NE(error().message.find("HTTP 401"), std::string::npos);
+  EXPECT_EQ(error().message.find(kApiKey), std::string::npos) << error().message;
+}
+
+TEST_F(OpenAiProviderTest, ChunkedStreamCutBeforeDoneIsAnError) {
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk, content_chunk("partial")}, 0ms,
+                                               /*terminate=*/false));
+  run(provider());
+  EXPECT_EQ(observer.completions, 1);
+  EXPECT_EQ(observer.text(), "partial");
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+  EXPECT_NE(error().message.find("[DONE]"), std::string::npos) << error().message;
+}
+
+TEST_F(OpenAiProviderTest, CleanCloseBeforeDoneIsAnError) {
+  // No length, no chunking: the close is a well-formed end, so curl reports
+  // success; the missing [DONE] must still fail the answer.
+  const std::string wire =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" +
+      kRoleChunk + content_chunk("partial") + kStopChunk;
+  server.enqueue(ScriptedResponse::raw_in_pieces(wire, 64, 0ms, ConnectionEnd::close));
+  run(provider());
+  EXPECT_EQ(observer.text(), "partial");
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+  EXPECT_EQ(error().message, "stream ended before [DONE]");
+}
+
+TEST_F(OpenAiProviderTest, ConnectionResetMidStreamIsAnError) {
+  ScriptedResponse response = ScriptedResponse::sse_chunked({kRoleChunk, content_chunk("partial")}, 0ms,
+                                                            /*terminate=*/false);
+  response.end = ConnectionEnd::reset;
+  server.enqueue(response);
+  run(provider());
+  EXPECT_EQ(observer.completions, 1);
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+}
+
+TEST_F(OpenAiProviderTest, MalformedChunkIsAnErrorAndEndsTheTransfer) {
+  server.enqueue(ScriptedResponse::sse_chunked(
+      {kRoleChunk + content_chunk("ok") + "data: {\"choices\":[{\"delta\":{\"content\":\"trunc\n\n" +
+       content_chunk("never") + kDone}));
+  run(provider());
+  EXPECT_EQ(observer.completions, 1);
+  EXPECT_EQ(observer.text(), "ok");
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+  EXPECT_EQ(error().message, "malformed stream chunk");
+  EXPECT_EQ(http.active(), 0u);
+}
+
+TEST_F(OpenAiProviderTest, ErrorObjectMidStreamIsAProviderError) {
+  server.enqueue(ScriptedResponse::sse_chunked(
+      {kRoleChunk + content_chunk("ok") +
+       R"(data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}})" +
+       "\n\n" + kDone}));
+  run(provider());
+  EXPECT_EQ(observer.completions, 1);
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+  EXPECT_NE(error().message.find("The server had an error"), std::string::npos) << error().message;
+}
+
+TEST_F(OpenAiProviderTest, ConnectionRefusedIsUnavailable) {
+  server.stop();
+  run(provider());
+  EXPECT_EQ(observer.completions, 1);
+  EXPECT_EQ(error().code, ErrorCode::unavailable);
+}
+
+TEST_F(OpenAiProviderTest, SlowUpstreamHitsTheRequestTimeout) {
+  std::vector<std::string> trickle(100, content_chunk("."));
+  server.enqueue(ScriptedResponse::sse_chunked(trickle, 100ms));
+  run(provider(true, /*request_timeout_ms=*/300));
+  EXPECT_EQ(observer.completions, 1);
+  EXPECT_EQ(error().code, ErrorCode::timeout);
+}
+
+TEST_F(OpenAiProviderTest, ConnectionIsReusedAfterDone) {
+  server.set_responder([](const RecordedRequest&) {
+    return ScriptedResponse::sse_chunked({openai_sse_body()});
+  });
+  ChatProvider& chat = provider();
+  for (int i = 0; i < 3; ++i) {
+    RecordingObserver each;
+    chat.start_chat(request, each);
+    ASSERT_TRUE(drive_until(http, [&] { return each.finished(); }));
+    ASSERT_TRUE(each.outcome->has_value());
+    EXPECT_EQ(each.text(), kAnswer);
+    // The answer completes at [DONE]; the connection returns to the pool once
+    // the rest of the response (the last chunk) has been read, not aborted.
+    ASSERT_TRUE(drive_until(http, [&] { return http.active() == 0; }));
+  }
+  EXPECT_EQ(server.connections_accepted(), 1u);
+}
+
+TEST_F(OpenAiProviderTest, CancelStopsObserverCallbacks) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  ScriptedResponse response = ScriptedResponse::sse_chunked(
+      {kRoleChunk + content_chunk("first"), content_chunk("second") + kStopChunk + kDone});
+  response.pieces[2].before_send = [released] { released.wait(); };
+  server.enqueue(response);
+
+  ChatProvider& chat = provider();
+  const auto id = chat.start_chat(request, observer);
+  ASSERT_TRUE(drive_until(http, [&] { return !observer.deltas.empty(); }));
+  http.cancel(id);
+  release.set_value();
+  drive_for(http, 200ms);
+  EXPECT_EQ(observer.deltas, std::vector<std::string>{"first"});
+  EXPECT_EQ(observer.completions, 0);
+  EXPECT_EQ(http.active(), 0u);
+}
+
+TEST_F(OpenAiProviderTest, CancelFromInsideOnDeltaStopsTheRestOfTheSameRead) {
+  // Every event arrives in one read, so the cancel happens mid-batch.
+  server.enqueue(ScriptedResponse::sse_chunked({openai_sse_body()}));
+  ChatProvider& chat = provider();
+  std::uint64_t id = 0;
+  observer.delta_hook = [&] { http.cancel(id); };
+  id = chat.start_chat(request, observer);
+  ASSERT_TRUE(drive_until(http, [&] { return !observer.deltas.empty(); }));
+  drive_for(http, 200ms);
+  EXPECT_EQ(observer.deltas.size(), 1u);
+  EXPECT_EQ(observer.completions, 0);
+  EXPECT_EQ(http.active(), 0u);
+}
+
+TEST_F(OpenAiProviderTest, ManyConcurrentStreamsOnOneClientAllComplete) {
+  constexpr int kStreams = 200;
+  server.set_responder([](const RecordedRequest& sent) {
+    const json body = json::parse(sent.body);
+    const std::string who = body["messages"][0]["content"];
+    return ScriptedResponse::sse_chunked(
+        {kRoleChunk + content_chunk("answer "), content_chunk(who) + kStopChunk, kUsageChunk + kDone},
+        5ms);
+  });
+  ChatProvider& chat = provider();
+  std::vector<json> prompts(kStreams);
+  std::vector<RecordingObserver> observers(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    prompts[i] = json::array({{{"role", "user"}, {"content", "n" + std::to_string(i)}}});
+    ChatRequest each = request;
+    each.messages = &prompts[i];
+    chat.start_chat(each, observers[i]);
+  }
+  EXPECT_EQ(http.active(), static_cast<std::size_t>(kStreams));
+  ASSERT_TRUE(drive_until(
+      http,
+      [&] {
+        return std::all_of(observers.begin(), observers.end(),
+                           [](const RecordingObserver& o) { return o.finished(); });
+      },
+      120s));
+  for (int i = 0; i < kStreams; ++i) {
+    ASSERT_EQ(observers[i].completions, 1);
+    ASSERT_TRUE(observers[i].outcome->has_value()) << observers[i].outcome->error().message;
+    EXPECT_EQ(observers[i].text(), "answer n" + std::to_string(i));
+    EXPECT_EQ((*observers[i].outcome)->usage.cached_tokens, 1024);
+  }
+  // Answers complete at [DONE]; the transfers end once the last chunk is read.
+  EXPECT_TRUE(drive_until(http, [&] { return http.active() == 0; }));
+}
+
+}  // namespace
+}  // namespace cascade

@@ -85,7 +85,12 @@ Result<void> CascadeClient::send(PromptEvent event) {
   return producer_->produce(config_.requests_topic, event.tenant, to_json(event).dump());
 }
 
-Result<void> CascadeClient::send_raw(const std::string& key, const std::string& payload) {
+Result<void> CascadeClient::send_raw(const std::string& key, const std::string& payload,
+                                     const std::string& expect_id) {
+  if (!expect_id.empty()) {
+    replies_[expect_id].sent_at = std::chrono::steady_clock::now();
+    outstanding_++;
+  }
   return producer_->produce(config_.requests_topic, key, payload);
 }
 

@@ -52,8 +52,9 @@ class CascadeClient {
                                                      const std::string& reply_topic);
   // Sends a prompt event (reply_to is set to this client's reply topic when empty).
   Result<void> send(PromptEvent event);
-  // Sends raw bytes as a prompt event (tests of bad input).
-  Result<void> send_raw(const std::string& key, const std::string& payload);
+  // Sends raw bytes as a prompt event (tests of bad input); replies to
+  // `expect_id`, if given, are collected like those of send().
+  Result<void> send_raw(const std::string& key, const std::string& payload, const std::string& expect_id = "");
   bool flush(int timeout_ms);
 
   // Reads replies for up to timeout_ms; calls on_event for each of our events.

@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
 
 namespace cascade {
@@ -128,6 +129,67 @@ Result<KafkaConnection> KafkaConnection::open(const KafkaConfig& config) {
   conn.broker_ = std::move(*broker);
   spdlog::info("kafka: embedded broker at {} (no kafka.bootstrap configured)", conn.bootstrap_);
   return conn;
+}
+
+Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,
+                                        const std::string& topic,
+                                        const std::function<void(const rd_kafka_message_t&)>& on_record) {
+  auto conf = make_client_conf(config, bootstrap, ClientRole::consumer, "cascade-reader");
+  if (!conf) return std::unexpected(conf.error());
+  (void)set_property(*conf, "enable.auto.commit", "false");
+  auto handle = make_client(*conf, ClientRole::consumer);
+  if (!handle) return std::unexpected(handle.error());
+  rd_kafka_t* rk = handle->get();
+
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  auto err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+  rd_kafka_topic_destroy(rkt);
+  if (err) return fail(ErrorCode::unavailable, "topic " + topic + ": " + rd_kafka_err2str(err));
+  const int partitions = (md->topic_cnt == 1 && !md->topics[0].err) ? md->topics[0].partition_cnt : 0;
+  rd_kafka_metadata_destroy(md);
+
+  // Each partition from its beginning up to the end it has now.
+  std::vector<std::int64_t> end(partitions, 0);
+  std::vector<bool> done(partitions, true);
+  std::size_t remaining = 0;
+  TopicPartitionList list(rd_kafka_topic_partition_list_new(std::max(partitions, 1)));
+  for (int p = 0; p < partitions; ++p) {
+    std::int64_t low = 0;
+    if ((err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &end[p], 10000))) {
+      return fail(ErrorCode::unavailable, "offsets of " + topic + ": " + rd_kafka_err2str(err));
+    }
+    if (end[p] > low) {
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = low;
+      done[p] = false;
+      remaining++;
+    }
+  }
+  std::uint64_t read = 0;
+  if (remaining == 0) return read;
+  rd_kafka_assign(rk, list.get());
+  auto last_progress = std::chrono::steady_clock::now();
+  while (remaining > 0) {
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk, 200);
+    if (!msg) {
+      if (std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(30)) {
+        return fail(ErrorCode::timeout, "reading " + topic + " stalled");
+      }
+      continue;
+    }
+    last_progress = std::chrono::steady_clock::now();
+    if (!msg->err) {
+      on_record(*msg);
+      read++;
+      if (msg->offset + 1 >= end[msg->partition] && !done[msg->partition]) {
+        done[msg->partition] = true;
+        remaining--;
+      }
+    }
+    rd_kafka_message_destroy(msg);
+  }
+  rd_kafka_consumer_close(rk);
+  return read;
 }
 
 }  // namespace cascade

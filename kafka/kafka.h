@@ -5,6 +5,7 @@
 // embedded broker started in-process when kafka.bootstrap is empty).
 #include <librdkafka/rdkafka.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,5 +83,11 @@ Result<void> set_property(rd_kafka_conf_t* conf, const std::string& key, const s
 
 // Creates a client from a configuration (takes ownership of conf).
 Result<KafkaHandle> make_client(rd_kafka_conf_t* conf, ClientRole role);
+
+// Reads every record of `topic` from the beginning up to the end it has when
+// called (no group, nothing committed). Returns the number of records read.
+Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,
+                                        const std::string& topic,
+                                        const std::function<void(const rd_kafka_message_t&)>& on_record);
 
 }  // namespace cascade

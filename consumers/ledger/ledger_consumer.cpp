@@ -76,63 +76,10 @@ LedgerConsumer::~LedgerConsumer() { stop(); }
 
 Result<std::uint64_t> read_ledger_topic(const KafkaConfig& config, const std::string& bootstrap,
                                         LedgerAggregator& aggregator) {
-  auto conf = make_client_conf(config, bootstrap, ClientRole::consumer, "cascade-report");
-  if (!conf) return std::unexpected(conf.error());
-  (void)set_property(*conf, "enable.auto.commit", "false");
-  auto handle = make_client(*conf, ClientRole::consumer);
-  if (!handle) return std::unexpected(handle.error());
-  rd_kafka_t* rk = handle->get();
-  const std::string& topic = config.ledger_topic;
-
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  auto err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-  rd_kafka_topic_destroy(rkt);
-  if (err) return fail(ErrorCode::unavailable, "ledger topic: " + std::string(rd_kafka_err2str(err)));
-  const int partitions = (md->topic_cnt == 1 && !md->topics[0].err) ? md->topics[0].partition_cnt : 0;
-  rd_kafka_metadata_destroy(md);
-
-  // Read each partition from its beginning up to the end it has now.
-  std::vector<std::int64_t> end(partitions, 0);
-  std::size_t remaining = 0;
-  TopicPartitionList list(rd_kafka_topic_partition_list_new(std::max(partitions, 1)));
-  for (int p = 0; p < partitions; ++p) {
-    std::int64_t low = 0;
-    if ((err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &end[p], 10000))) {
-      return fail(ErrorCode::unavailable, "ledger offsets: " + std::string(rd_kafka_err2str(err)));
-    }
-    if (end[p] > low) {
-      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = low;
-      remaining++;
-    }
-  }
-  std::uint64_t read = 0;
-  if (remaining == 0) return read;
-  rd_kafka_assign(rk, list.get());
-  std::vector<bool> done(partitions, false);
-  auto idle_since = std::chrono::steady_clock::now();
-  while (remaining > 0) {
-    rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk, 200);
-    if (!msg) {
-      if (std::chrono::steady_clock::now() - idle_since > std::chrono::seconds(30)) {
-        return fail(ErrorCode::timeout, "ledger topic read stalled");
-      }
-      continue;
-    }
-    idle_since = std::chrono::steady_clock::now();
-    if (!msg->err) {
-      auto event = parse_cost_event(std::string_view(static_cast<const char*>(msg->payload), msg->len));
-      if (event) aggregator.apply(*event);
-      read++;
-      if (msg->offset + 1 >= end[msg->partition] && !done[msg->partition]) {
-        done[msg->partition] = true;
-        remaining--;
-      }
-    }
-    rd_kafka_message_destroy(msg);
-  }
-  rd_kafka_consumer_close(rk);
-  return read;
+  return read_topic_to_end(config, bootstrap, config.ledger_topic, [&](const rd_kafka_message_t& msg) {
+    auto event = parse_cost_event(std::string_view(static_cast<const char*>(msg.payload), msg.len));
+    if (event) aggregator.apply(*event);
+  });
 }
 
 }  // namespace cascade

@@ -1,0 +1,176 @@
+#pragma once
+// A whole Cascade pipeline in one process, with real parts: the embedded
+// Kafka broker, worker event loops, the simulated OpenAI-compatible upstream
+// (real HTTP/SSE over loopback), the ledger consumer and a Kafka client.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "client/cascade_client.h"
+#include "consumers/ledger/ledger.h"
+#include "consumers/worker/worker.h"
+#include "core/config.h"
+#include "kafka/kafka.h"
+#include "simulator/simulated_upstream.h"
+#include "state/state.h"
+
+namespace cascade::testing {
+
+inline const char* kProviders[] = {"openai", "groq", "deepseek", "mistral", "anthropic", "gemini"};
+
+// Real prompts from ../shared when present, else generated ones.
+inline std::vector<std::string> load_prompts(std::size_t n) {
+  std::vector<std::string> out;
+  if (const char* shared = std::getenv("CASCADE_SHARED_DIR")) {
+    for (const char* file : {"/data/prompts/NQ-open.dev.jsonl", "/data/prompts/dolly_6400_categories.jsonl"}) {
+      std::ifstream in(std::string(shared) + file);
+      std::string line;
+      for (std::size_t i = 0; i < n / 2 && std::getline(in, line); ++i) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.contains("question")) out.push_back(j["question"]);
+        else if (j.contains("instruction")) out.push_back(j["instruction"]);
+      }
+    }
+  }
+  for (std::size_t i = out.size(); i < n; ++i) {
+    out.push_back(i % 3 == 0 ? "What is " + std::to_string(i) + " times 7?"
+                             : "Explain step by step why prompt number " + std::to_string(i) +
+                                   " needs a careful answer, then compare two approaches.");
+  }
+  out.resize(n);
+  return out;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  static constexpr int kChunks = 8;
+  static constexpr const char* kReplyTopic = "test.replies";
+
+  // Settings a test may change before start_pipeline().
+  std::map<std::string, std::string> env_overrides;
+  int chunk_delay_ms = 0;
+
+  void start_pipeline() {
+    auto broker = EmbeddedBroker::start();
+    ASSERT_TRUE(broker) << broker.error().message;
+    broker_ = std::move(*broker);
+
+    SimulatedUpstreamOptions up;
+    up.chunks = kChunks;
+    up.chunk_delay_ms = chunk_delay_ms;
+    upstream_ = std::make_unique<SimulatedUpstream>(up);
+    ASSERT_TRUE(upstream_->start());
+
+    // Configured the way an operator would: environment overrides over the
+    // built-in defaults. No provider key is set: every provider is a local server.
+    std::map<std::string, std::string> env = {
+        {"CASCADE_KAFKA_BOOTSTRAP", broker_->bootstrap()},
+        {"CASCADE_KAFKA_PARTITIONS", "16"},
+        {"CASCADE_KAFKA_FETCH_WAIT_MAX_MS", "2"},
+        {"CASCADE_KAFKA_EXTRA", "session.timeout.ms=6000;heartbeat.interval.ms=500"},
+        {"CASCADE_WORKER_COMMIT_INTERVAL_MS", "200"},
+    };
+    for (const char* p : kProviders) {
+      std::string prefix = std::string("CASCADE_PROVIDERS_") + p;
+      for (auto& c : prefix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      env[prefix + "_BASE_URL"] = upstream_->base_url();
+      env[prefix + "_API_KEY_ENV"] = "";
+    }
+    for (const auto& [k, v] : env_overrides) env[k] = v;
+    auto config = load_config("", [env](const std::string& name) -> std::optional<std::string> {
+      if (auto it = env.find(name); it != env.end()) return it->second;
+      return std::nullopt;
+    });
+    ASSERT_TRUE(config) << config.error().message;
+    config_ = *config;
+
+    ASSERT_TRUE(broker_->create_topics(cascade_topics(config_.kafka)));
+    ASSERT_TRUE(broker_->create_topic({kReplyTopic, 8}));
+
+    auto catalog = ModelCatalog::load(config_.catalog);
+    ASSERT_TRUE(catalog) << catalog.error().message;
+    catalog_ = std::make_unique<ModelCatalog>(std::move(*catalog));
+
+    state_dir_ = std::filesystem::temp_directory_path() /
+                 ("cascade-it-" + std::to_string(::getpid()) + "-" + std::to_string(++instance_));
+    std::filesystem::remove_all(state_dir_);
+    auto store = CompletedAnswerStore::open(state_dir_.string());
+    ASSERT_TRUE(store) << store.error().message;
+    store_ = std::move(*store);
+
+    auto ledger = LedgerConsumer::start(config_.kafka, broker_->bootstrap(), aggregator_, nullptr);
+    ASSERT_TRUE(ledger) << ledger.error().message;
+    ledger_ = std::move(*ledger);
+
+    auto client = CascadeClient::open(config_.kafka, broker_->bootstrap(), kReplyTopic);
+    ASSERT_TRUE(client) << client.error().message;
+    client_ = std::move(*client);
+
+    start_worker();
+  }
+
+  void start_worker() {
+    WorkerOptions options;
+    options.config = config_;
+    options.bootstrap = broker_->bootstrap();
+    options.catalog = catalog_.get();
+    options.completed = store_.get();
+    options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    auto worker = Worker::start(std::move(options));
+    ASSERT_TRUE(worker) << worker.error().message;
+    workers_.push_back(std::move(*worker));
+  }
+
+  void TearDown() override {
+    for (auto& w : workers_) w->stop(5000);
+    workers_.clear();
+    client_.reset();
+    if (ledger_) ledger_->stop();
+    ledger_.reset();
+    store_.reset();
+    if (upstream_) upstream_->stop();
+    broker_.reset();
+    if (!state_dir_.empty()) std::filesystem::remove_all(state_dir_);
+  }
+
+  PromptEvent prompt(std::size_t i, const std::string& text, int tenants = 8) {
+    PromptEvent e;
+    e.id = "it-" + std::to_string(instance_) + "-" + std::to_string(i);
+    e.tenant = "tenant-" + std::to_string(i % tenants);
+    e.reply_to = kReplyTopic;
+    e.messages = nlohmann::json::array({{{"role", "user"}, {"content", text}}});
+    e.metadata = {{"n", i}};
+    return e;
+  }
+
+  // Waits until the ledger has applied `n` distinct cost events.
+  bool wait_ledger(std::uint64_t n, std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (aggregator_.total().requests < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return aggregator_.total().requests >= n;
+  }
+
+  static inline int instance_ = 0;
+  std::unique_ptr<EmbeddedBroker> broker_;
+  std::unique_ptr<SimulatedUpstream> upstream_;
+  Config config_;
+  std::unique_ptr<ModelCatalog> catalog_;
+  std::filesystem::path state_dir_;
+  std::unique_ptr<CompletedAnswerStore> store_;
+  LedgerAggregator aggregator_;
+  std::unique_ptr<LedgerConsumer> ledger_;
+  std::unique_ptr<CascadeClient> client_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace cascade::testing

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The Cascade demo: an embedded Kafka broker, a worker, the ledger consumer and
+# (unless real provider keys are set) a SIMULATED OpenAI-compatible upstream,
+# all on this machine; replays real prompts and prints a savings report.
+set -euo pipefail
+
+CASCADE=${1:-build/apps/cascade/cascade}
+CASCADE=$(realpath "$CASCADE")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/cascade-demo.XXXXXX)
+PIDS=()
+cleanup() {
+  # Reverse start order: clients and services finish (commit, leave the
+  # group) while the broker is still up.
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do
+    kill "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+wait_for_file() {
+  for _ in $(seq 1 100); do [ -s "$1" ] && return 0; sleep 0.1; done
+  echo "demo: $2 did not start; its log:" >&2; cat "$3" >&2; exit 1
+}
+
+banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+export CASCADE_STATE_DIR="$WORK/state"
+export CASCADE_KAFKA_FETCH_WAIT_MAX_MS=2
+METRICS=${CASCADE_LEDGER_METRICS_LISTEN:-127.0.0.1:9464}
+export CASCADE_LEDGER_METRICS_LISTEN=$METRICS
+
+banner "Embedded Kafka broker (librdkafka mock cluster)"
+"$CASCADE" broker --bootstrap-file "$WORK/bootstrap" --partitions 16 >"$WORK/broker.log" 2>&1 &
+PIDS+=($!)
+wait_for_file "$WORK/bootstrap" broker "$WORK/broker.log"
+echo "bootstrap: $(cat "$WORK/bootstrap")"
+
+REAL_KEYS=()
+for var in OPENAI_API_KEY ANTHROPIC_API_KEY GEMINI_API_KEY GROQ_API_KEY DEEPSEEK_API_KEY MISTRAL_API_KEY; do
+  [ -n "${!var:-}" ] && REAL_KEYS+=("$var")
+done
+if [ ${#REAL_KEYS[@]} -gt 0 ]; then
+  banner "Real providers: ${REAL_KEYS[*]} (requests cost real money)"
+  COUNT=${DEMO_PROMPTS:-30}
+else
+  banner "SIMULATED upstream: no provider key is set, answers come from a local simulator, not a real model"
+  "$CASCADE" upstream --port-file "$WORK/port" --chunks 20 --delay-ms 10 >"$WORK/upstream.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_file "$WORK/port" upstream "$WORK/upstream.log"
+  URL="http://127.0.0.1:$(cat "$WORK/port")/v1"
+  echo "simulated OpenAI-compatible endpoint: $URL"
+  for p in OPENAI ANTHROPIC GEMINI GROQ DEEPSEEK MISTRAL; do
+    export "CASCADE_PROVIDERS_${p}_BASE_URL=$URL" "CASCADE_PROVIDERS_${p}_API_KEY_ENV="
+  done
+  COUNT=${DEMO_PROMPTS:-300}
+fi
+
+banner "Worker and ledger consumer"
+"$CASCADE" --bootstrap-file "$WORK/bootstrap" worker >"$WORK/worker.log" 2>&1 &
+PIDS+=($!)
+"$CASCADE" --bootstrap-file "$WORK/bootstrap" ledger >"$WORK/ledger.log" 2>&1 &
+PIDS+=($!)
+echo "worker log: $WORK/worker.log, ledger log: $WORK/ledger.log"
+
+PROMPTS="$ROOT/../shared/data/prompts/dolly_6400_categories.jsonl"
+if [ ! -f "$PROMPTS" ]; then
+  PROMPTS="$ROOT/deploy/demo/prompts.sample.jsonl"
+  echo "(../shared is absent: using the shipped sample, see deploy/demo/ATTRIBUTION.md)"
+fi
+
+banner "Replaying $COUNT real prompts from $(basename "$PROMPTS") as prompt events (4 tenants)"
+"$CASCADE" --bootstrap-file "$WORK/bootstrap" replay --file "$PROMPTS" --count "$COUNT" --tenants 4 --show 3
+
+sleep 1  # let the ledger consumer apply the last cost events
+banner "Savings report (from the cascade.ledger topic)"
+"$CASCADE" --bootstrap-file "$WORK/bootstrap" report
+
+banner "Prometheus metrics"
+echo "The ledger consumer serves http://$METRICS/metrics (while it runs: cascade ledger). A sample:"
+curl -fsS "http://$METRICS/metrics" | grep -E '^cascade_(requests|savings_usd)_total' | head -6 || true
+echo
+echo "Demo done. Run the services yourself with: cascade broker / cascade worker / cascade ledger / cascade send (see README.md)."

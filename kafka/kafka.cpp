@@ -131,6 +131,53 @@ Result<KafkaConnection> KafkaConnection::open(const KafkaConfig& config) {
   return conn;
 }
 
+Result<void> create_topics_admin(const KafkaConfig& config, const std::string& bootstrap,
+                                 const std::vector<TopicSpec>& topics, int timeout_ms) {
+  auto conf = make_client_conf(config, bootstrap, ClientRole::producer);
+  if (!conf) return std::unexpected(conf.error());
+  auto handle = make_client(*conf, ClientRole::producer);
+  if (!handle) return std::unexpected(handle.error());
+  rd_kafka_t* rk = handle->get();
+
+  char err[512];
+  std::vector<rd_kafka_NewTopic_t*> specs;
+  for (const auto& t : topics) {
+    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, -1, err, sizeof err);
+    if (!nt) {
+      for (auto* s : specs) rd_kafka_NewTopic_destroy(s);
+      return fail(ErrorCode::invalid_request, "topic " + t.name + ": " + err);
+    }
+    specs.push_back(nt);
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, timeout_ms, err, sizeof err);
+  rd_kafka_CreateTopics(rk, specs.data(), specs.size(), options, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, timeout_ms + 5000);
+  Result<void> result;
+  if (!event) {
+    result = fail(ErrorCode::timeout, "CreateTopics: no answer from the cluster");
+  } else if (rd_kafka_event_error(event)) {
+    result = fail(ErrorCode::unavailable, std::string("CreateTopics: ") + rd_kafka_event_error_string(event));
+  } else {
+    std::size_t n = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &n);
+    for (std::size_t i = 0; i < n && result; ++i) {
+      const auto code = rd_kafka_topic_result_error(results[i]);
+      if (code && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        result = fail(ErrorCode::unavailable, std::string("CreateTopics ") + rd_kafka_topic_result_name(results[i]) +
+                                                  ": " + rd_kafka_err2str(code));
+      }
+    }
+  }
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  for (auto* s : specs) rd_kafka_NewTopic_destroy(s);
+  return result;
+}
+
 Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,
                                         const std::string& topic,
                                         const std::function<void(const rd_kafka_message_t&)>& on_record) {

@@ -84,6 +84,12 @@ Result<void> set_property(rd_kafka_conf_t* conf, const std::string& key, const s
 // Creates a client from a configuration (takes ownership of conf).
 Result<KafkaHandle> make_client(rd_kafka_conf_t* conf, ClientRole role);
 
+// Creates topics on a real cluster through the Admin API (replication factor
+// -1 = the broker default); topics that already exist are fine. The embedded
+// broker does not answer CreateTopics: use EmbeddedBroker::create_topics there.
+Result<void> create_topics_admin(const KafkaConfig& config, const std::string& bootstrap,
+                                 const std::vector<TopicSpec>& topics, int timeout_ms = 30000);
+
 // Reads every record of `topic` from the beginning up to the end it has when
 // called (no group, nothing committed). Returns the number of records read.
 Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,

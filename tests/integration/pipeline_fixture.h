@@ -52,16 +52,26 @@ inline std::vector<std::string> load_prompts(std::size_t n) {
 class PipelineTest : public ::testing::Test {
  protected:
   static constexpr int kChunks = 8;
-  static constexpr const char* kReplyTopic = "test.replies";
 
   // Settings a test may change before start_pipeline().
   std::map<std::string, std::string> env_overrides;
   int chunk_delay_ms = 0;
 
+  // The embedded broker, or the real cluster in CASCADE_TEST_KAFKA_BOOTSTRAP
+  // (then every topic and group name gets a per-run suffix).
   void start_pipeline() {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
+    ++instance_;
+    std::string suffix;
+    if (const char* real = std::getenv("CASCADE_TEST_KAFKA_BOOTSTRAP"); real && *real) {
+      bootstrap_ = real;
+      suffix = "." + std::to_string(::getpid()) + "." + std::to_string(instance_);
+    } else {
+      auto broker = EmbeddedBroker::start();
+      ASSERT_TRUE(broker) << broker.error().message;
+      broker_ = std::move(*broker);
+      bootstrap_ = broker_->bootstrap();
+    }
+    reply_topic_ = "test.replies" + suffix;
 
     SimulatedUpstreamOptions up;
     up.chunks = kChunks;
@@ -72,7 +82,13 @@ class PipelineTest : public ::testing::Test {
     // Configured the way an operator would: environment overrides over the
     // built-in defaults. No provider key is set: every provider is a local server.
     std::map<std::string, std::string> env = {
-        {"CASCADE_KAFKA_BOOTSTRAP", broker_->bootstrap()},
+        {"CASCADE_KAFKA_BOOTSTRAP", bootstrap_},
+        {"CASCADE_KAFKA_TOPICS_REQUESTS", "cascade.requests" + suffix},
+        {"CASCADE_KAFKA_TOPICS_LEDGER", "cascade.ledger" + suffix},
+        {"CASCADE_KAFKA_TOPICS_DLQ", "cascade.dlq" + suffix},
+        {"CASCADE_KAFKA_TOPICS_REPLIES", "cascade.replies" + suffix},
+        {"CASCADE_KAFKA_WORKER_GROUP", "cascade-workers" + suffix},
+        {"CASCADE_KAFKA_LEDGER_GROUP", "cascade-ledger" + suffix},
         {"CASCADE_KAFKA_PARTITIONS", "16"},
         {"CASCADE_KAFKA_FETCH_WAIT_MAX_MS", "2"},
         {"CASCADE_KAFKA_EXTRA", "session.timeout.ms=6000;heartbeat.interval.ms=500"},
@@ -92,25 +108,27 @@ class PipelineTest : public ::testing::Test {
     ASSERT_TRUE(config) << config.error().message;
     config_ = *config;
 
-    ASSERT_TRUE(broker_->create_topics(cascade_topics(config_.kafka)));
-    ASSERT_TRUE(broker_->create_topic({kReplyTopic, 8}));
+    auto topics = cascade_topics(config_.kafka);
+    topics.push_back({reply_topic_, 8});
+    auto created = broker_ ? broker_->create_topics(topics) : create_topics_admin(config_.kafka, bootstrap_, topics);
+    ASSERT_TRUE(created) << created.error().message;
 
     auto catalog = ModelCatalog::load(config_.catalog);
     ASSERT_TRUE(catalog) << catalog.error().message;
     catalog_ = std::make_unique<ModelCatalog>(std::move(*catalog));
 
     state_dir_ = std::filesystem::temp_directory_path() /
-                 ("cascade-it-" + std::to_string(::getpid()) + "-" + std::to_string(++instance_));
+                 ("cascade-it-" + std::to_string(::getpid()) + "-" + std::to_string(instance_));
     std::filesystem::remove_all(state_dir_);
     auto store = CompletedAnswerStore::open(state_dir_.string());
     ASSERT_TRUE(store) << store.error().message;
     store_ = std::move(*store);
 
-    auto ledger = LedgerConsumer::start(config_.kafka, broker_->bootstrap(), aggregator_, nullptr);
+    auto ledger = LedgerConsumer::start(config_.kafka, bootstrap_, aggregator_, nullptr);
     ASSERT_TRUE(ledger) << ledger.error().message;
     ledger_ = std::move(*ledger);
 
-    auto client = CascadeClient::open(config_.kafka, broker_->bootstrap(), kReplyTopic);
+    auto client = CascadeClient::open(config_.kafka, bootstrap_, reply_topic_);
     ASSERT_TRUE(client) << client.error().message;
     client_ = std::move(*client);
 
@@ -120,7 +138,7 @@ class PipelineTest : public ::testing::Test {
   void start_worker() {
     WorkerOptions options;
     options.config = config_;
-    options.bootstrap = broker_->bootstrap();
+    options.bootstrap = bootstrap_;
     options.catalog = catalog_.get();
     options.completed = store_.get();
     options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
@@ -145,7 +163,7 @@ class PipelineTest : public ::testing::Test {
     PromptEvent e;
     e.id = "it-" + std::to_string(instance_) + "-" + std::to_string(i);
     e.tenant = "tenant-" + std::to_string(i % tenants);
-    e.reply_to = kReplyTopic;
+    e.reply_to = reply_topic_;
     e.messages = nlohmann::json::array({{{"role", "user"}, {"content", text}}});
     e.metadata = {{"n", i}};
     return e;
@@ -161,7 +179,9 @@ class PipelineTest : public ::testing::Test {
   }
 
   static inline int instance_ = 0;
-  std::unique_ptr<EmbeddedBroker> broker_;
+  std::unique_ptr<EmbeddedBroker> broker_;  // null on a real cluster
+  std::string bootstrap_;
+  std::string reply_topic_;
   std::unique_ptr<SimulatedUpstream> upstream_;
   Config config_;
   std::unique_ptr<ModelCatalog> catalog_;

@@ -114,7 +114,7 @@ TEST_F(PipelineTest, RedeliveredCompletedRequestsAreAnsweredFromTheStoreWithoutA
 
   // As if every offset had been lost in a crash: a worker with no committed
   // offsets reads all requests again.
-  config_.kafka.worker_group = "cascade-workers-after-crash";
+  config_.kafka.worker_group += "-after-crash";
   start_worker();
   auto all_answered_twice = [&] {
     for (const auto& [id, r] : client_->replies())
@@ -151,7 +151,7 @@ std::vector<nlohmann::json> read_dead_letters(const Config& config) {
 TEST_F(PipelineTest, PoisonEventsGetAnErrorReplyAndLandInTheDlqWhileTheWorkerKeepsGoing) {
   env_overrides["CASCADE_LIMITS_MAX_EVENT_BYTES"] = "4096";
   start_pipeline();
-  const std::string reply = kReplyTopic;
+  const std::string reply = reply_topic_;
   auto with = [&](const std::string& id, nlohmann::json patch) {
     nlohmann::json j = {{"id", id}, {"tenant", "acme"}, {"reply_to", reply},
                         {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
@@ -205,7 +205,8 @@ TEST_F(PipelineTest, PoisonEventsGetAnErrorReplyAndLandInTheDlqWhileTheWorkerKee
       return l.value("reason", "").find(p.reason_mentions) != std::string::npos;
     });
     EXPECT_NE(it, letters.end()) << "no dead letter mentioning " << p.reason_mentions;
-    if (it != letters.end()) EXPECT_EQ(it->value("source", nlohmann::json::object()).value("topic", ""), "cascade.requests");
+    if (it != letters.end())
+      EXPECT_EQ(it->value("source", nlohmann::json::object()).value("topic", ""), config_.kafka.requests_topic);
   }
   EXPECT_EQ(workers_.front()->stats().rejected.load(), poison.size());
 }

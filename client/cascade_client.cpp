@@ -79,17 +79,21 @@ Result<std::unique_ptr<CascadeClient>> CascadeClient::open(const KafkaConfig& co
 
 Result<void> CascadeClient::send(PromptEvent event) {
   if (event.reply_to.empty()) event.reply_to = reply_topic_;
-  auto& reply = replies_[event.id];
-  reply.sent_at = std::chrono::steady_clock::now();
-  outstanding_++;
+  auto [it, fresh] = replies_.try_emplace(event.id);
+  if (fresh) {
+    it->second.sent_at = std::chrono::steady_clock::now();
+    outstanding_++;  // a re-sent id still has one answer to wait for
+  }
   return producer_->produce(config_.requests_topic, event.tenant, to_json(event).dump());
 }
 
 Result<void> CascadeClient::send_raw(const std::string& key, const std::string& payload,
                                      const std::string& expect_id) {
   if (!expect_id.empty()) {
-    replies_[expect_id].sent_at = std::chrono::steady_clock::now();
-    outstanding_++;
+    if (auto [it, fresh] = replies_.try_emplace(expect_id); fresh) {
+      it->second.sent_at = std::chrono::steady_clock::now();
+      outstanding_++;
+    }
   }
   return producer_->produce(config_.requests_topic, key, payload);
 }

@@ -4,14 +4,19 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <type_traits>
 
 namespace cascade {
 namespace {
 
 // Overlays `over` onto `base`: maps merge key by key, everything else replaces.
+// `base` may be undefined (a key only the user file has, e.g. a new provider).
 YAML::Node merge(const YAML::Node& base, const YAML::Node& over) {
+  if (!base.IsDefined()) return YAML::Clone(over);
   if (!over.IsDefined() || over.IsNull()) return YAML::Clone(base);
   if (!base.IsMap() || !over.IsMap()) return YAML::Clone(over);
   YAML::Node out = YAML::Clone(base);
@@ -35,25 +40,136 @@ void apply_env(YAML::Node node, const std::string& path, const EnvLookup& env) {
   if (auto value = env(env_name_for(path))) node = *value;
 }
 
-template <class T>
-void read(const YAML::Node& parent, const char* key, T& out, const std::string& path,
-          std::string& error) {
-  if (!error.empty()) return;
-  const YAML::Node n = parent[key];
-  if (!n.IsDefined() || n.IsNull()) return;
-  try {
-    out = n.as<T>();
-  } catch (const YAML::Exception&) {
-    error = "config key '" + path + "." + key + "' has the wrong type";
+// Reads typed keys out of the merged tree, keeping the first error. A key's
+// CASCADE_* variable is consulted even when the key is absent from the tree, so
+// keys a user file leaves out (e.g. a new provider's timeouts) stay overridable.
+class KeyReader {
+ public:
+  explicit KeyReader(const EnvLookup& env) : env_(env) {}
+
+  template <class T>
+  void read(const YAML::Node& parent, const char* key, T& out, const std::string& path) {
+    if (!error_.empty()) return;
+    const std::string key_path = path + "." + key;
+    if (parent.IsDefined() && !parent.IsNull() && !parent.IsMap()) {
+      error_ = "config key '" + path + "' must be a mapping";
+      return;
+    }
+    const YAML::Node from_file = parent[key];
+    std::optional<YAML::Node> from_env;
+    if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, std::string>) {
+      if (auto value = env_(env_name_for(key_path))) from_env = YAML::Node(*value);
+    }
+    const YAML::Node& n = from_env ? *from_env : from_file;
+    if (!n.IsDefined() || n.IsNull()) return;
+    try {
+      out = n.as<T>();
+    } catch (const YAML::Exception&) {
+      error_ = "config key '" + key_path + "' has the wrong type";
+      if (from_env) error_ += " (from " + env_name_for(key_path) + ")";
+    }
   }
+
+  void read_thresholds(const YAML::Node& node, TierThresholds& t, const std::string& path) {
+    read(node, "small_max", t.small_max, path);
+    read(node, "medium_max", t.medium_max, path);
+    if (error_.empty() && !(0 <= t.small_max && t.small_max <= t.medium_max && t.medium_max <= 1))
+      error_ = "config '" + path + "': need 0 <= small_max <= medium_max <= 1";
+  }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  const EnvLookup& env_;
+  std::string error_;
+};
+
+std::string trim(std::string s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
 }
 
-void read_thresholds(const YAML::Node& node, TierThresholds& t, const std::string& path,
-                     std::string& error) {
-  read(node, "small_max", t.small_max, path, error);
-  read(node, "medium_max", t.medium_max, path, error);
-  if (error.empty() && !(0 <= t.small_max && t.small_max <= t.medium_max && t.medium_max <= 1))
-    error = "config '" + path + "': need 0 <= small_max <= medium_max <= 1";
+Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
+  Config c;
+  KeyReader r(env);
+  const auto k = root["kafka"];
+  r.read(k, "bootstrap", c.kafka.bootstrap, "kafka");
+  r.read(k, "partitions", c.kafka.partitions, "kafka");
+  r.read(k, "fetch_wait_max_ms", c.kafka.fetch_wait_max_ms, "kafka");
+  r.read(k, "linger_ms", c.kafka.linger_ms, "kafka");
+  r.read(k, "worker_group", c.kafka.worker_group, "kafka");
+  r.read(k, "ledger_group", c.kafka.ledger_group, "kafka");
+  r.read(k, "extra", c.kafka.extra, "kafka");
+  if (r.error().empty()) {
+    const auto topics = k["topics"];
+    r.read(topics, "requests", c.kafka.requests_topic, "kafka.topics");
+    r.read(topics, "ledger", c.kafka.ledger_topic, "kafka.topics");
+    r.read(topics, "dlq", c.kafka.dlq_topic, "kafka.topics");
+    r.read(topics, "replies", c.kafka.replies_topic, "kafka.topics");
+  }
+
+  const auto w = root["worker"];
+  r.read(w, "threads", c.worker.threads, "worker");
+  r.read(w, "max_in_flight", c.worker.max_in_flight, "worker");
+  r.read(w, "resume_fraction", c.worker.resume_fraction, "worker");
+  r.read(w, "commit_interval_ms", c.worker.commit_interval_ms, "worker");
+
+  r.read(root["limits"], "max_event_bytes", c.limits.max_event_bytes, "limits");
+  r.read(root["limits"], "default_max_tokens", c.limits.default_max_tokens, "limits");
+  r.read(root["state"], "dir", c.state.dir, "state");
+  r.read(root["catalog"], "file", c.catalog.file, "catalog");
+  r.read(root["catalog"], "baseline_model", c.catalog.baseline_model, "catalog");
+
+  const auto router = root["router"];
+  if (router.IsDefined() && !router.IsNull() && !router.IsMap())
+    return fail(ErrorCode::invalid_request, "config key 'router' must be a mapping");
+  if (r.error().empty()) {
+    r.read_thresholds(router["balanced"], c.router.balanced, "router.balanced");
+    r.read_thresholds(router["cost"], c.router.cost, "router.cost");
+    r.read_thresholds(router["quality"], c.router.quality, "router.quality");
+    r.read_thresholds(router["speed"], c.router.speed, "router.speed");
+  }
+
+  if (const auto p = root["providers"]; p.IsMap()) {
+    for (const auto& kv : p) {
+      ProviderConfig pc;
+      pc.name = kv.first.as<std::string>();
+      const std::string path = "providers." + pc.name;
+      r.read(kv.second, "kind", pc.kind, path);
+      r.read(kv.second, "base_url", pc.base_url, path);
+      r.read(kv.second, "api_key_env", pc.api_key_env, path);
+      r.read(kv.second, "connect_timeout_ms", pc.connect_timeout_ms, path);
+      r.read(kv.second, "request_timeout_ms", pc.request_timeout_ms, path);
+      r.read(kv.second, "headers", pc.headers, path);
+      c.providers[pc.name] = std::move(pc);
+    }
+  } else if (p.IsDefined() && !p.IsNull()) {
+    return fail(ErrorCode::invalid_request, "config key 'providers' must be a mapping");
+  }
+  // The official OpenAI SDKs honour OPENAI_BASE_URL; so do we, unless the
+  // Cascade-specific variable is set.
+  if (auto it = c.providers.find("openai"); it != c.providers.end()) {
+    if (!env(env_name_for("providers.openai.base_url"))) {
+      if (auto url = env("OPENAI_BASE_URL"); url && !url->empty()) it->second.base_url = *url;
+    }
+  }
+
+  r.read(root["ledger"], "metrics_listen", c.ledger.metrics_listen, "ledger");
+  r.read(root["log"], "level", c.log.level, "log");
+
+  if (!r.error().empty()) return fail(ErrorCode::invalid_request, r.error());
+  if (c.kafka.partitions < 1) return fail(ErrorCode::invalid_request, "kafka.partitions must be >= 1");
+  if (c.worker.threads < 1) return fail(ErrorCode::invalid_request, "worker.threads must be >= 1");
+  if (c.worker.max_in_flight < 1) return fail(ErrorCode::invalid_request, "worker.max_in_flight must be >= 1");
+  // Outside [0, 1] a paused worker would never resume (or never stay paused).
+  if (!(0 <= c.worker.resume_fraction && c.worker.resume_fraction <= 1))
+    return fail(ErrorCode::invalid_request, "worker.resume_fraction must be within 0..1");
+  // librdkafka reads 0 as "never commit": offsets would never be committed.
+  if (c.worker.commit_interval_ms < 1)
+    return fail(ErrorCode::invalid_request, "worker.commit_interval_ms must be >= 1");
+  return c;
 }
 
 }  // namespace
@@ -64,8 +180,11 @@ std::vector<std::pair<std::string, std::string>> KafkaConfig::extra_properties()
   std::string item;
   while (std::getline(ss, item, ';')) {
     const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) continue;
-    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    if (eq == std::string::npos) continue;
+    // "a=1; b=2" is how people write lists: spaces are not part of a property.
+    auto key = trim(item.substr(0, eq));
+    if (key.empty()) continue;
+    out.emplace_back(std::move(key), trim(item.substr(eq + 1)));
   }
   return out;
 }
@@ -90,80 +209,25 @@ Result<Config> load_config(const std::string& yaml_file, const EnvLookup& env) {
   try {
     root = YAML::Load(std::string(default_config_yaml()));
     if (!yaml_file.empty()) {
+      std::error_code ec;
+      // An ifstream opens a directory fine and reads nothing: say so instead
+      // of silently running on defaults.
+      if (std::filesystem::is_directory(yaml_file, ec))
+        return fail(ErrorCode::invalid_request, "cannot read config file " + yaml_file + ": is a directory");
       std::ifstream in(yaml_file);
       if (!in) return fail(ErrorCode::invalid_request, "cannot read config file " + yaml_file);
       std::stringstream buf;
       buf << in.rdbuf();
       root = merge(root, YAML::Load(buf.str()));
+      if (!root.IsMap())
+        return fail(ErrorCode::invalid_request, "config file " + yaml_file + " must be a mapping of keys");
     }
+    apply_env(root, "", env);
+    return read_config(root, env);
   } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::invalid_request, std::string("invalid YAML: ") + e.what());
+    const std::string where = yaml_file.empty() ? std::string("built-in defaults") : yaml_file;
+    return fail(ErrorCode::invalid_request, "invalid YAML in " + where + ": " + e.what());
   }
-  apply_env(root, "", env);
-
-  Config c;
-  std::string err;
-  const auto k = root["kafka"];
-  read(k, "bootstrap", c.kafka.bootstrap, "kafka", err);
-  read(k, "partitions", c.kafka.partitions, "kafka", err);
-  read(k, "fetch_wait_max_ms", c.kafka.fetch_wait_max_ms, "kafka", err);
-  read(k, "linger_ms", c.kafka.linger_ms, "kafka", err);
-  read(k, "worker_group", c.kafka.worker_group, "kafka", err);
-  read(k, "ledger_group", c.kafka.ledger_group, "kafka", err);
-  read(k, "extra", c.kafka.extra, "kafka", err);
-  read(k["topics"], "requests", c.kafka.requests_topic, "kafka.topics", err);
-  read(k["topics"], "ledger", c.kafka.ledger_topic, "kafka.topics", err);
-  read(k["topics"], "dlq", c.kafka.dlq_topic, "kafka.topics", err);
-  read(k["topics"], "replies", c.kafka.replies_topic, "kafka.topics", err);
-
-  const auto w = root["worker"];
-  read(w, "threads", c.worker.threads, "worker", err);
-  read(w, "max_in_flight", c.worker.max_in_flight, "worker", err);
-  read(w, "resume_fraction", c.worker.resume_fraction, "worker", err);
-  read(w, "commit_interval_ms", c.worker.commit_interval_ms, "worker", err);
-
-  read(root["limits"], "max_event_bytes", c.limits.max_event_bytes, "limits", err);
-  read(root["limits"], "default_max_tokens", c.limits.default_max_tokens, "limits", err);
-  read(root["state"], "dir", c.state.dir, "state", err);
-  read(root["catalog"], "file", c.catalog.file, "catalog", err);
-  read(root["catalog"], "baseline_model", c.catalog.baseline_model, "catalog", err);
-
-  const auto r = root["router"];
-  read_thresholds(r["balanced"], c.router.balanced, "router.balanced", err);
-  read_thresholds(r["cost"], c.router.cost, "router.cost", err);
-  read_thresholds(r["quality"], c.router.quality, "router.quality", err);
-  read_thresholds(r["speed"], c.router.speed, "router.speed", err);
-
-  if (const auto p = root["providers"]; p.IsMap()) {
-    for (const auto& kv : p) {
-      ProviderConfig pc;
-      pc.name = kv.first.as<std::string>();
-      const std::string path = "providers." + pc.name;
-      read(kv.second, "kind", pc.kind, path, err);
-      read(kv.second, "base_url", pc.base_url, path, err);
-      read(kv.second, "api_key_env", pc.api_key_env, path, err);
-      read(kv.second, "connect_timeout_ms", pc.connect_timeout_ms, path, err);
-      read(kv.second, "request_timeout_ms", pc.request_timeout_ms, path, err);
-      read(kv.second, "headers", pc.headers, path, err);
-      c.providers[pc.name] = std::move(pc);
-    }
-  }
-  // The official OpenAI SDKs honour OPENAI_BASE_URL; so do we, unless the
-  // Cascade-specific variable is set.
-  if (auto it = c.providers.find("openai"); it != c.providers.end()) {
-    if (!env(env_name_for("providers.openai.base_url"))) {
-      if (auto url = env("OPENAI_BASE_URL"); url && !url->empty()) it->second.base_url = *url;
-    }
-  }
-
-  read(root["ledger"], "metrics_listen", c.ledger.metrics_listen, "ledger", err);
-  read(root["log"], "level", c.log.level, "log", err);
-
-  if (!err.empty()) return fail(ErrorCode::invalid_request, err);
-  if (c.kafka.partitions < 1) return fail(ErrorCode::invalid_request, "kafka.partitions must be >= 1");
-  if (c.worker.threads < 1) return fail(ErrorCode::invalid_request, "worker.threads must be >= 1");
-  if (c.worker.max_in_flight < 1) return fail(ErrorCode::invalid_request, "worker.max_in_flight must be >= 1");
-  return c;
 }
 
 }  // namespace cascade

@@ -228,9 +228,12 @@ class Worker::Loop final : public DeliveryListener {
     }
   }
 
-  // Returns true when the batch limit was hit (more messages are probably queued).
+  // Returns true when the batch limit was hit (more messages are probably queued;
+  // the queue's wake-up fd only fires when it goes from empty to non-empty).
   bool consume_batch() {
     const int room = config_.worker.max_in_flight - static_cast<int>(requests_.size());
+    // At capacity the partitions are paused; still poll once to serve rebalances
+    // (a message that was already fetched is processed, not dropped).
     const int limit = std::max(1, std::min(kConsumeBatch, room));
     for (int i = 0; i < limit; ++i) {
       rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), 0);
@@ -244,7 +247,7 @@ class Worker::Loop final : public DeliveryListener {
       }
       rd_kafka_message_destroy(msg);
     }
-    return room > kConsumeBatch;
+    return room > 1;
   }
 
   void handle_message(const rd_kafka_message_t* msg) {

@@ -21,7 +21,7 @@ namespace cascade {
 
 struct WorkerStats {
   std::atomic<std::uint64_t> consumed{0};       // prompt events read
-  std::atomic<std::uint64_t> completed{0};      // final events delivered
+  std::atomic<std::uint64_t> completed{0};      // requests finished: terminal events delivered
   std::atomic<std::uint64_t> failed{0};         // error events for valid requests
   std::atomic<std::uint64_t> rejected{0};       // invalid prompt events (error + DLQ)
   std::atomic<std::uint64_t> replayed{0};       // answered from the completed-answer store

@@ -1,0 +1,433 @@
+#include "core/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <utility>
+
+#include <unistd.h>
+
+namespace cascade {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The environment a test pretends to run in; the process env is never touched.
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    if (auto it = vars.find(name); it != vars.end()) return it->second;
+    return std::nullopt;
+  };
+}
+
+const EnvLookup kNoEnv = env_of({});
+
+// A YAML file that exists for the lifetime of the object.
+class TempYamlFile {
+ public:
+  explicit TempYamlFile(const std::string& text) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "cascade-config-test-XXXXXX").string();
+    const int fd = mkstemp(pattern.data());
+    if (fd < 0) throw std::runtime_error("mkstemp failed");
+    ::close(fd);
+    path_ = pattern;
+    std::ofstream(path_) << text;
+  }
+  ~TempYamlFile() { std::filesystem::remove(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Config load_ok(const std::string& file, const EnvLookup& env) {
+  auto config = load_config(file, env);
+  if (!config) ADD_FAILURE() << "load_config failed: " << config.error().message;
+  return config ? *config : Config{};
+}
+
+std::string load_error(const std::string& file, const EnvLookup& env) {
+  auto config = load_config(file, env);
+  if (config) {
+    ADD_FAILURE() << "load_config succeeded, expected an error";
+    return {};
+  }
+  EXPECT_EQ(config.error().code, ErrorCode::invalid_request);
+  return config.error().message;
+}
+
+TEST(LoadConfig, WithoutFileOrEnvGivesTheDefaultsDocumentedInCascadeYaml) {
+  const Config c = load_ok("", kNoEnv);
+
+  EXPECT_EQ(c.kafka.bootstrap, "");
+  EXPECT_TRUE(c.kafka.embedded());
+  EXPECT_EQ(c.kafka.partitions, 16);
+  EXPECT_EQ(c.kafka.fetch_wait_max_ms, 5);
+  EXPECT_EQ(c.kafka.linger_ms, 2);
+  EXPECT_EQ(c.kafka.worker_group, "cascade-workers");
+  EXPECT_EQ(c.kafka.ledger_group, "cascade-ledger");
+  EXPECT_EQ(c.kafka.extra, "");
+  EXPECT_EQ(c.kafka.requests_topic, "cascade.requests");
+  EXPECT_EQ(c.kafka.ledger_topic, "cascade.ledger");
+  EXPECT_EQ(c.kafka.dlq_topic, "cascade.dlq");
+  EXPECT_EQ(c.kafka.replies_topic, "cascade.replies");
+
+  EXPECT_EQ(c.worker.threads, 1);
+  EXPECT_EQ(c.worker.max_in_flight, 512);
+  EXPECT_DOUBLE_EQ(c.worker.resume_fraction, 0.5);
+  EXPECT_EQ(c.worker.commit_interval_ms, 500);
+
+  EXPECT_EQ(c.limits.max_event_bytes, 1048576u);
+  EXPECT_EQ(c.limits.default_max_tokens, 1024);
+  EXPECT_EQ(c.state.dir, "./data/state");
+  EXPECT_EQ(c.catalog.file, "");
+  EXPECT_EQ(c.catalog.baseline_model, "gpt-4o");
+
+  EXPECT_DOUBLE_EQ(c.router.balanced.small_max, 0.30);
+  EXPECT_DOUBLE_EQ(c.router.balanced.medium_max, 0.60);
+  EXPECT_DOUBLE_EQ(c.router.cost.small_max, 0.55);
+  EXPECT_DOUBLE_EQ(c.router.cost.medium_max, 0.85);
+  EXPECT_DOUBLE_EQ(c.router.quality.small_max, 0.15);
+  EXPECT_DOUBLE_EQ(c.router.quality.medium_max, 0.45);
+  EXPECT_DOUBLE_EQ(c.router.speed.small_max, 0.6);
+  EXPECT_DOUBLE_EQ(c.router.speed.medium_max, 0.9);
+
+  EXPECT_EQ(c.ledger.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(c.log.level, "info");
+}
+
+TEST(LoadConfig, DefaultProvidersAreTheSixDocumentedEndpointsWithTheirKeyVariables) {
+  const Config c = load_ok("", kNoEnv);
+  const std::map<std::string, std::pair<std::string, std::string>> expected = {
+      {"openai", {"https://api.openai.com/v1", "OPENAI_API_KEY"}},
+      {"groq", {"https://api.groq.com/openai/v1", "GROQ_API_KEY"}},
+      {"deepseek", {"https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"}},
+      {"mistral", {"https://api.mistral.ai/v1", "MISTRAL_API_KEY"}},
+      {"anthropic", {"https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"}},
+      {"gemini", {"https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY"}},
+  };
+  ASSERT_EQ(c.providers.size(), expected.size());
+  for (const auto& [name, url_and_key] : expected) {
+    SCOPED_TRACE(name);
+    auto it = c.providers.find(name);
+    ASSERT_NE(it, c.providers.end());
+    EXPECT_EQ(it->second.name, name);
+    EXPECT_EQ(it->second.kind, "openai");
+    EXPECT_EQ(it->second.base_url, url_and_key.first);
+    EXPECT_EQ(it->second.api_key_env, url_and_key.second);
+    EXPECT_EQ(it->second.connect_timeout_ms, 5000);
+    EXPECT_EQ(it->second.request_timeout_ms, 120000);
+    EXPECT_TRUE(it->second.headers.empty());
+  }
+}
+
+TEST(LoadConfig, CompiledInDefaultsAreTheRepositoryCascadeYaml) {
+  std::ifstream in(CASCADE_TEST_DEFAULT_CONFIG);
+  ASSERT_TRUE(in) << CASCADE_TEST_DEFAULT_CONFIG;
+  const std::string on_disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(default_config_yaml(), on_disk);
+}
+
+TEST(LoadConfig, EnvOverridesNestedScalarsNamedAfterTheirKeyPath) {
+  const Config c = load_ok("", env_of({
+                                   {"CASCADE_KAFKA_BOOTSTRAP", "broker-a:9092,broker-b:9092"},
+                                   {"CASCADE_STATE_DIR", "/var/lib/cascade/w1"},
+                                   {"CASCADE_WORKER_MAX_IN_FLIGHT", "7"},
+                                   {"CASCADE_PROVIDERS_OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"},
+                                   {"CASCADE_ROUTER_BALANCED_SMALL_MAX", "0.2"},
+                                   {"CASCADE_KAFKA_TOPICS_REQUESTS", "tenant-a.requests"},
+                               }));
+  EXPECT_EQ(c.kafka.bootstrap, "broker-a:9092,broker-b:9092");
+  EXPECT_FALSE(c.kafka.embedded());
+  EXPECT_EQ(c.state.dir, "/var/lib/cascade/w1");
+  EXPECT_EQ(c.worker.max_in_flight, 7);
+  EXPECT_EQ(c.providers.at("openai").base_url, "http://127.0.0.1:8000/v1");
+  EXPECT_DOUBLE_EQ(c.router.balanced.small_max, 0.2);
+  EXPECT_EQ(c.kafka.requests_topic, "tenant-a.requests");
+
+  // Neighbours of the overridden keys keep their defaults.
+  EXPECT_DOUBLE_EQ(c.router.balanced.medium_max, 0.60);
+  EXPECT_EQ(c.worker.threads, 1);
+  EXPECT_EQ(c.providers.at("groq").base_url, "https://api.groq.com/openai/v1");
+}
+
+TEST(LoadConfig, EnvSetToEmptyStringClearsAValue) {
+  TempYamlFile file("kafka:\n  bootstrap: redpanda:9092\n");
+  const Config c = load_ok(file.path(), env_of({{"CASCADE_KAFKA_BOOTSTRAP", ""}}));
+  EXPECT_EQ(c.kafka.bootstrap, "");
+  EXPECT_TRUE(c.kafka.embedded());
+}
+
+TEST(LoadConfig, FileOverridesOnlyTheKeysItSets) {
+  TempYamlFile file(R"(
+kafka:
+  partitions: 4
+router:
+  cost:
+    small_max: 0.5
+providers:
+  groq:
+    request_timeout_ms: 30000
+)");
+  const Config c = load_ok(file.path(), kNoEnv);
+  EXPECT_EQ(c.kafka.partitions, 4);
+  EXPECT_DOUBLE_EQ(c.router.cost.small_max, 0.5);
+  EXPECT_EQ(c.providers.at("groq").request_timeout_ms, 30000);
+
+  EXPECT_EQ(c.kafka.bootstrap, "");
+  EXPECT_EQ(c.kafka.fetch_wait_max_ms, 5);
+  EXPECT_EQ(c.kafka.requests_topic, "cascade.requests");
+  EXPECT_DOUBLE_EQ(c.router.cost.medium_max, 0.85);
+  EXPECT_DOUBLE_EQ(c.router.balanced.small_max, 0.30);
+  EXPECT_EQ(c.providers.at("groq").base_url, "https://api.groq.com/openai/v1");
+  EXPECT_EQ(c.providers.at("groq").api_key_env, "GROQ_API_KEY");
+  EXPECT_EQ(c.providers.at("groq").connect_timeout_ms, 5000);
+  EXPECT_EQ(c.providers.size(), 6u);
+  EXPECT_EQ(c.state.dir, "./data/state");
+}
+
+TEST(LoadConfig, EnvBeatsTheFile) {
+  TempYamlFile file("state:\n  dir: /from/file\nworker:\n  max_in_flight: 64\n");
+  const Config c = load_ok(file.path(), env_of({{"CASCADE_STATE_DIR", "/from/env"}}));
+  EXPECT_EQ(c.state.dir, "/from/env");
+  EXPECT_EQ(c.worker.max_in_flight, 64);
+}
+
+TEST(LoadConfig, EmptyFileMeansAllDefaults) {
+  TempYamlFile file("");
+  const Config c = load_ok(file.path(), kNoEnv);
+  EXPECT_EQ(c.kafka.partitions, 16);
+  EXPECT_EQ(c.providers.size(), 6u);
+}
+
+TEST(LoadConfig, OpenAiProviderHonoursOpenAiBaseUrl) {
+  const Config c = load_ok("", env_of({{"OPENAI_BASE_URL", "http://localhost:11434/v1"}}));
+  EXPECT_EQ(c.providers.at("openai").base_url, "http://localhost:11434/v1");
+  // Only the openai provider: the SDK convention says nothing about the others.
+  EXPECT_EQ(c.providers.at("groq").base_url, "https://api.groq.com/openai/v1");
+}
+
+TEST(LoadConfig, CascadeBaseUrlVariableBeatsOpenAiBaseUrl) {
+  const Config c = load_ok("", env_of({{"OPENAI_BASE_URL", "http://sdk-convention/v1"},
+                                       {"CASCADE_PROVIDERS_OPENAI_BASE_URL", "http://cascade-var/v1"}}));
+  EXPECT_EQ(c.providers.at("openai").base_url, "http://cascade-var/v1");
+}
+
+TEST(LoadConfig, EmptyOpenAiBaseUrlKeepsTheConfiguredUrl) {
+  const Config c = load_ok("", env_of({{"OPENAI_BASE_URL", ""}}));
+  EXPECT_EQ(c.providers.at("openai").base_url, "https://api.openai.com/v1");
+}
+
+TEST(LoadConfig, EnvValueOfTheWrongTypeIsAnErrorNamingTheKey) {
+  const std::string message = load_error("", env_of({{"CASCADE_WORKER_THREADS", "abc"}}));
+  EXPECT_THAT(message, HasSubstr("worker.threads"));
+  EXPECT_THAT(message, HasSubstr("CASCADE_WORKER_THREADS"));
+}
+
+TEST(LoadConfig, NumberWithTrailingGarbageIsRejected) {
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_KAFKA_PARTITIONS", "12abc"}})),
+              HasSubstr("kafka.partitions"));
+}
+
+TEST(LoadConfig, NegativeSizeIsRejectedRatherThanWrappedAround) {
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_LIMITS_MAX_EVENT_BYTES", "-1"}})),
+              HasSubstr("limits.max_event_bytes"));
+}
+
+TEST(LoadConfig, FileValueOfTheWrongTypeIsAnErrorNamingTheKey) {
+  TempYamlFile file("worker:\n  max_in_flight: [1, 2]\n");
+  EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("worker.max_in_flight"));
+}
+
+TEST(LoadConfig, ThresholdsOutOfOrderAreRejected) {
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_ROUTER_BALANCED_SMALL_MAX", "0.7"}})),
+              HasSubstr("router.balanced"));
+}
+
+TEST(LoadConfig, ThresholdsOutsideZeroToOneAreRejected) {
+  TempYamlFile above_one("router:\n  speed:\n    medium_max: 1.5\n");
+  EXPECT_THAT(load_error(above_one.path(), kNoEnv), HasSubstr("router.speed"));
+  TempYamlFile negative("router:\n  quality:\n    small_max: -0.1\n");
+  EXPECT_THAT(load_error(negative.path(), kNoEnv), HasSubstr("router.quality"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_ROUTER_COST_MEDIUM_MAX", ".nan"}})),
+              HasSubstr("router.cost"));
+}
+
+TEST(LoadConfig, EqualThresholdsAreAccepted) {
+  const Config c = load_ok("", env_of({{"CASCADE_ROUTER_COST_SMALL_MAX", "0.85"}}));
+  EXPECT_DOUBLE_EQ(c.router.cost.small_max, 0.85);
+}
+
+TEST(LoadConfig, NonPositiveCountsAreRejected) {
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_KAFKA_PARTITIONS", "0"}})), HasSubstr("kafka.partitions"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_THREADS", "0"}})), HasSubstr("worker.threads"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_MAX_IN_FLIGHT", "-3"}})),
+              HasSubstr("worker.max_in_flight"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_COMMIT_INTERVAL_MS", "0"}})),
+              HasSubstr("worker.commit_interval_ms"));
+}
+
+TEST(LoadConfig, ResumeFractionOutsideZeroToOneIsRejected) {
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_RESUME_FRACTION", "-0.5"}})),
+              HasSubstr("worker.resume_fraction"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_RESUME_FRACTION", "1.5"}})),
+              HasSubstr("worker.resume_fraction"));
+  EXPECT_DOUBLE_EQ(load_ok("", env_of({{"CASCADE_WORKER_RESUME_FRACTION", "1"}})).worker.resume_fraction, 1.0);
+}
+
+TEST(LoadConfig, MissingFileIsAnErrorNamingThePath) {
+  const std::string path = "/nonexistent-cascade-dir/cascade.yaml";
+  EXPECT_THAT(load_error(path, kNoEnv), HasSubstr(path));
+}
+
+TEST(LoadConfig, DirectoryGivenAsFileIsAnError) {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  EXPECT_THAT(load_error(dir, kNoEnv), HasSubstr(dir));
+}
+
+TEST(LoadConfig, MalformedYamlIsAnErrorNotAnException) {
+  TempYamlFile file("kafka: [unclosed\n");
+  EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("invalid YAML"));
+}
+
+TEST(LoadConfig, SectionGivenAsScalarIsAnErrorNamingTheSection) {
+  TempYamlFile file("kafka: localhost:9092\n");
+  EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("'kafka'"));
+}
+
+TEST(LoadConfig, NestedSectionGivenAsScalarIsAnErrorNamingIt) {
+  TempYamlFile router("router: cheap\n");
+  EXPECT_THAT(load_error(router.path(), kNoEnv), HasSubstr("'router'"));
+  TempYamlFile preference("router:\n  cost: 0.5\n");
+  EXPECT_THAT(load_error(preference.path(), kNoEnv), HasSubstr("router.cost"));
+  TempYamlFile topics("kafka:\n  topics: cascade.requests\n");
+  EXPECT_THAT(load_error(topics.path(), kNoEnv), HasSubstr("kafka.topics"));
+}
+
+TEST(LoadConfig, ProviderGivenAsScalarIsAnErrorNamingTheProvider) {
+  TempYamlFile file("providers:\n  local: http://127.0.0.1:8080/v1\n");
+  EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("providers.local"));
+}
+
+TEST(LoadConfig, FileThatIsNotAMappingIsAnError) {
+  TempYamlFile file("just a string\n");
+  EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr(file.path()));
+}
+
+TEST(LoadConfig, ProviderAddedInUserFileIsLoadedWithDefaultsForWhatItOmits) {
+  TempYamlFile file(R"(
+providers:
+  local:
+    kind: openai
+    base_url: http://127.0.0.1:8080/v1
+    api_key_env: ""
+    headers:
+      X-Team: research
+)");
+  const Config c = load_ok(file.path(), kNoEnv);
+  ASSERT_EQ(c.providers.size(), 7u);
+  const ProviderConfig& local = c.providers.at("local");
+  EXPECT_EQ(local.name, "local");
+  EXPECT_EQ(local.kind, "openai");
+  EXPECT_EQ(local.base_url, "http://127.0.0.1:8080/v1");
+  EXPECT_EQ(local.api_key_env, "");
+  EXPECT_EQ(local.connect_timeout_ms, 5000);
+  EXPECT_EQ(local.request_timeout_ms, 120000);
+  EXPECT_EQ(local.headers, (std::map<std::string, std::string>{{"X-Team", "research"}}));
+  EXPECT_EQ(c.providers.at("openai").base_url, "https://api.openai.com/v1");
+}
+
+TEST(LoadConfig, KeysOfAProviderAddedInUserFileAreOverridableFromEnv) {
+  TempYamlFile file(R"(
+providers:
+  local:
+    kind: openai
+    base_url: http://127.0.0.1:8080/v1
+    api_key_env: ""
+    headers:
+      X-Team: research
+)");
+  const Config c = load_ok(file.path(), env_of({
+                                            {"CASCADE_PROVIDERS_LOCAL_BASE_URL", "http://10.0.0.5:8080/v1"},
+                                            {"CASCADE_PROVIDERS_LOCAL_API_KEY_ENV", "LOCAL_LLM_KEY"},
+                                            {"CASCADE_PROVIDERS_LOCAL_HEADERS_X_TEAM", "ops"},
+                                            // Not in the file: still a key of the provider.
+                                            {"CASCADE_PROVIDERS_LOCAL_REQUEST_TIMEOUT_MS", "9000"},
+                                        }));
+  const ProviderConfig& local = c.providers.at("local");
+  EXPECT_EQ(local.base_url, "http://10.0.0.5:8080/v1");
+  EXPECT_EQ(local.api_key_env, "LOCAL_LLM_KEY");
+  EXPECT_EQ(local.headers.at("X-Team"), "ops");
+  EXPECT_EQ(local.request_timeout_ms, 9000);
+  EXPECT_EQ(local.connect_timeout_ms, 5000);
+}
+
+TEST(LoadConfig, HyphenatedProviderNameIsOverridableThroughUnderscores) {
+  TempYamlFile file("providers:\n  my-vllm:\n    base_url: http://a/v1\n    api_key_env: \"\"\n");
+  const Config c =
+      load_ok(file.path(), env_of({{"CASCADE_PROVIDERS_MY_VLLM_BASE_URL", "http://b/v1"}}));
+  EXPECT_EQ(c.providers.at("my-vllm").base_url, "http://b/v1");
+}
+
+TEST(LoadConfig, OpenAiBaseUrlDoesNotLeakIntoOtherOpenAiKindProviders) {
+  TempYamlFile file("providers:\n  local:\n    kind: openai\n    base_url: http://a/v1\n");
+  const Config c = load_ok(file.path(), env_of({{"OPENAI_BASE_URL", "http://sdk/v1"}}));
+  EXPECT_EQ(c.providers.at("local").base_url, "http://a/v1");
+}
+
+TEST(EnvNameFor, UppercasesAndJoinsThePathWithUnderscores) {
+  EXPECT_EQ(env_name_for("kafka.bootstrap"), "CASCADE_KAFKA_BOOTSTRAP");
+  EXPECT_EQ(env_name_for("state.dir"), "CASCADE_STATE_DIR");
+  EXPECT_EQ(env_name_for("worker.max_in_flight"), "CASCADE_WORKER_MAX_IN_FLIGHT");
+  EXPECT_EQ(env_name_for("providers.openai.base_url"), "CASCADE_PROVIDERS_OPENAI_BASE_URL");
+  EXPECT_EQ(env_name_for("router.balanced.small_max"), "CASCADE_ROUTER_BALANCED_SMALL_MAX");
+  EXPECT_EQ(env_name_for("providers.my-vllm.base_url"), "CASCADE_PROVIDERS_MY_VLLM_BASE_URL");
+}
+
+TEST(KafkaExtraProperties, ParsesKeyValuePairsSeparatedBySemicolons) {
+  KafkaConfig k;
+  k.extra = "security.protocol=SASL_SSL;sasl.mechanism=PLAIN";
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(k.extra_properties(),
+            (Pairs{{"security.protocol", "SASL_SSL"}, {"sasl.mechanism", "PLAIN"}}));
+}
+
+TEST(KafkaExtraProperties, KeepsEqualsSignsInValuesAndEmptyValues) {
+  KafkaConfig k;
+  k.extra = "sasl.oauthbearer.config=principal=admin scope=x;client.rack=";
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(k.extra_properties(),
+            (Pairs{{"sasl.oauthbearer.config", "principal=admin scope=x"}, {"client.rack", ""}}));
+}
+
+TEST(KafkaExtraProperties, SkipsEmptyItemsItemsWithoutEqualsAndEmptyKeys) {
+  KafkaConfig k;
+  k.extra = ";;noequals;=orphan;acks=all;";
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(k.extra_properties(), (Pairs{{"acks", "all"}}));
+  k.extra = "";
+  EXPECT_TRUE(k.extra_properties().empty());
+}
+
+TEST(KafkaExtraProperties, IgnoresSpacesAroundKeysAndValues) {
+  KafkaConfig k;
+  k.extra = "security.protocol = SSL; ssl.ca.location=/etc/ca.pem ";
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(k.extra_properties(),
+            (Pairs{{"security.protocol", "SSL"}, {"ssl.ca.location", "/etc/ca.pem"}}));
+}
+
+TEST(KafkaExtraProperties, ComesFromConfigAndEnv) {
+  const Config c = load_ok("", env_of({{"CASCADE_KAFKA_EXTRA", "acks=all;compression.type=lz4"}}));
+  ASSERT_EQ(c.kafka.extra_properties().size(), 2u);
+  EXPECT_EQ(c.kafka.extra_properties()[1].first, "compression.type");
+}
+
+}  // namespace
+}  // namespace cascade

@@ -1,0 +1,180 @@
+// CascadeClient over the embedded broker: what it sends, and how it collects
+// the reply events of its own requests.
+#include "client/cascade_client.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+namespace cascade {
+namespace {
+
+using namespace std::chrono_literals;
+
+class CascadeClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.fetch_wait_max_ms = 5;
+    config_.linger_ms = 1;
+    config_.partitions = 2;
+    auto conn = KafkaConnection::open(config_);
+    ASSERT_TRUE(conn) << conn.error().message;
+    conn_ = *conn;
+    auto replier = EventProducer::create(config_, conn_.bootstrap());
+    ASSERT_TRUE(replier) << replier.error().message;
+    replier_ = std::move(*replier);
+  }
+
+  std::unique_ptr<CascadeClient> open_client() {
+    auto client = CascadeClient::open(config_, conn_.bootstrap(), config_.replies_topic);
+    if (!client) {
+      ADD_FAILURE() << "CascadeClient::open: " << client.error().message;
+      return nullptr;
+    }
+    return std::move(*client);
+  }
+
+  // What a worker would write to the reply topic (key = request id).
+  void reply(const std::string& id, const std::string& event) {
+    ASSERT_TRUE(replier_->produce(config_.replies_topic, id, event));
+    ASSERT_TRUE(replier_->flush(10000));
+  }
+
+  static PromptEvent prompt(const std::string& id) {
+    PromptEvent p;
+    p.id = id;
+    p.tenant = "acme";
+    p.messages = nlohmann::json::array({{{"role", "user"}, {"content", "hello"}}});
+    return p;
+  }
+
+  static std::string final_event(const std::string& id, std::int64_t seq, const std::string& content) {
+    FinalReply f;
+    f.id = id;
+    f.seq = seq;
+    f.content = content;
+    f.model = "m";
+    f.provider = "p";
+    f.finish_reason = "stop";
+    return make_final_event(f);
+  }
+
+  // Polls until `done` holds or a generous deadline passes (no timing assertion).
+  template <class Pred>
+  static bool poll_until(CascadeClient& client, Pred done) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) client.poll(20);
+    return done();
+  }
+
+  KafkaConfig config_;
+  KafkaConnection conn_;
+  std::unique_ptr<EventProducer> replier_;
+};
+
+TEST_F(CascadeClientTest, SendWritesThePromptToTheRequestsTopicKeyedByTenantWithItsReplyTopic) {
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(prompt("req-1")));
+  ASSERT_TRUE(client->flush(10000));
+
+  std::vector<std::pair<std::string, nlohmann::json>> records;
+  auto read = read_topic_to_end(config_, conn_.bootstrap(), config_.requests_topic,
+                                [&](const rd_kafka_message_t& m) {
+                                  records.emplace_back(
+                                      std::string(static_cast<const char*>(m.key), m.key_len),
+                                      nlohmann::json::parse(std::string_view(
+                                          static_cast<const char*>(m.payload), m.len)));
+                                });
+  ASSERT_TRUE(read) << read.error().message;
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].first, "acme");
+  EXPECT_EQ(records[0].second.value("id", ""), "req-1");
+  EXPECT_EQ(records[0].second.value("reply_to", ""), config_.replies_topic);
+  EXPECT_EQ(client->outstanding(), 1u);
+}
+
+TEST_F(CascadeClientTest, CollectsChunksAndTheFinalOfItsOwnRequestsOnly) {
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(prompt("req-1")));
+  reply("req-1", make_chunk_event("req-1", 0, "Hel"));
+  reply("someone-else", make_chunk_event("someone-else", 0, "not ours"));
+  reply("req-1", make_chunk_event("req-1", 1, "lo"));
+  reply("req-1", final_event("req-1", 2, "Hello"));
+
+  ASSERT_TRUE(client->wait_all(10s));
+  EXPECT_EQ(client->outstanding(), 0u);
+  ASSERT_EQ(client->replies().size(), 1u);
+  const CollectedReply& r = client->replies().at("req-1");
+  ASSERT_EQ(r.chunks.size(), 2u);
+  EXPECT_EQ(r.chunks[0].body.value("delta", ""), "Hel");
+  EXPECT_EQ(r.chunks[1].body.value("delta", ""), "lo");
+  ASSERT_TRUE(r.terminal);
+  EXPECT_EQ(r.terminal->type, "final");
+  EXPECT_EQ(r.terminal_count, 1u);
+  EXPECT_TRUE(r.seq_in_order);
+  EXPECT_TRUE(r.first_chunk_at && r.terminal_at);
+}
+
+TEST_F(CascadeClientTest, AnErrorEventIsATerminalToo) {
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send_raw("acme", "{not json", "bad-1"));
+  reply("bad-1", make_error_event("bad-1", 0, Error{ErrorCode::invalid_request, "not JSON"}));
+  ASSERT_TRUE(client->wait_all(10s));
+  const CollectedReply& r = client->replies().at("bad-1");
+  ASSERT_TRUE(r.terminal);
+  EXPECT_EQ(r.terminal->type, "error");
+  EXPECT_TRUE(r.chunks.empty());
+}
+
+TEST_F(CascadeClientTest, RedeliveredTerminalIsCountedButCompletesTheRequestOnce) {
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(prompt("req-1")));
+  ASSERT_TRUE(client->send(prompt("req-2")));
+  reply("req-1", final_event("req-1", 0, "first"));
+  reply("req-1", final_event("req-1", 0, "again"));
+
+  ASSERT_TRUE(poll_until(*client, [&] { return client->replies().at("req-1").terminal_count == 2; }));
+  EXPECT_EQ(client->outstanding(), 1u) << "req-2 is still waiting";
+  EXPECT_EQ(client->replies().at("req-1").terminal->body.value("content", ""), "first");
+}
+
+TEST_F(CascadeClientTest, ChunkSequenceGapIsReported) {
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(prompt("req-1")));
+  reply("req-1", make_chunk_event("req-1", 0, "a"));
+  reply("req-1", make_chunk_event("req-1", 2, "c"));
+  reply("req-1", final_event("req-1", 3, "ac"));
+  ASSERT_TRUE(client->wait_all(10s));
+  EXPECT_FALSE(client->replies().at("req-1").seq_in_order);
+}
+
+TEST_F(CascadeClientTest, RepliesWrittenBeforeTheClientOpenedAreNotRead) {
+  reply("req-1", final_event("req-1", 0, "stale"));
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(prompt("req-1")));
+  reply("req-1", make_chunk_event("req-1", 0, "fresh"));
+  reply("req-1", final_event("req-1", 1, "fresh"));
+  ASSERT_TRUE(client->wait_all(10s));
+  const CollectedReply& r = client->replies().at("req-1");
+  ASSERT_TRUE(r.terminal);
+  EXPECT_EQ(r.terminal->body.value("content", ""), "fresh");
+  EXPECT_EQ(r.chunks.size(), 1u);
+}
+
+TEST_F(CascadeClientTest, WaitAllGivesUpWhenARequestNeverCompletes) {
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(prompt("req-1")));
+  EXPECT_FALSE(client->wait_all(200ms));
+  EXPECT_EQ(client->outstanding(), 1u);
+}
+
+}  // namespace
+}  // namespace cascade

@@ -263,7 +263,9 @@ class Worker::Loop final : public DeliveryListener {
     r.offset = msg->offset;
     r.started = Clock::now();
     requests_.emplace(r.serial, std::move(owned));
-    stats_.in_flight.store(static_cast<std::int64_t>(requests_.size()));
+    const auto in_flight = static_cast<std::int64_t>(requests_.size());
+    stats_.in_flight.store(in_flight);
+    if (in_flight > stats_.peak_in_flight.load()) stats_.peak_in_flight.store(in_flight);
 
     const std::string_view payload(static_cast<const char*>(msg->payload), msg->len);
     PromptLimits limits{config_.limits.max_event_bytes};

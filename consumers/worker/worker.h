@@ -27,6 +27,7 @@ struct WorkerStats {
   std::atomic<std::uint64_t> replayed{0};       // answered from the completed-answer store
   std::atomic<std::uint64_t> provider_calls{0};
   std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::int64_t> peak_in_flight{0};  // highest in_flight of any one loop
   std::atomic<std::uint64_t> pauses{0};         // backpressure: partition pauses
 };
 

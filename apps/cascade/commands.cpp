@@ -74,6 +74,15 @@ std::optional<Config> load(const CommonOptions& common) {
   return *config;
 }
 
+// Client commands talk to running services, so an embedded broker of their own
+// would be useless.
+bool has_brokers(const Config& config, const char* command) {
+  if (!config.kafka.embedded()) return true;
+  std::fprintf(stderr, "cascade %s: no brokers configured; pass --bootstrap-file or set CASCADE_KAFKA_BOOTSTRAP\n",
+               command);
+  return false;
+}
+
 std::string new_request_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   char buf[32];
@@ -182,10 +191,7 @@ int run_ledger(const CommonOptions& common) {
 int run_send(const CommonOptions& common, const SendOptions& options) {
   auto config = load(common);
   if (!config) return 2;
-  if (config->kafka.embedded()) {
-    std::fprintf(stderr, "cascade send: no brokers configured; pass --bootstrap-file or set CASCADE_KAFKA_BOOTSTRAP\n");
-    return 2;
-  }
+  if (!has_brokers(*config, "send")) return 2;
   auto preference = parse_preference(options.preference);
   if (!preference) {
     std::fprintf(stderr, "cascade send: unknown preference '%s'\n", options.preference.c_str());
@@ -234,10 +240,7 @@ int run_send(const CommonOptions& common, const SendOptions& options) {
 int run_replay(const CommonOptions& common, const ReplayOptions& options) {
   auto config = load(common);
   if (!config) return 2;
-  if (config->kafka.embedded()) {
-    std::fprintf(stderr, "cascade replay: no brokers configured; pass --bootstrap-file or set CASCADE_KAFKA_BOOTSTRAP\n");
-    return 2;
-  }
+  if (!has_brokers(*config, "replay")) return 2;
   std::ifstream in(options.file);
   if (!in) {
     std::fprintf(stderr, "cascade replay: cannot read %s\n", options.file.c_str());
@@ -328,10 +331,7 @@ int run_replay(const CommonOptions& common, const ReplayOptions& options) {
 int run_report(const CommonOptions& common, const ReportOptions& options) {
   auto config = load(common);
   if (!config) return 2;
-  if (config->kafka.embedded()) {
-    std::fprintf(stderr, "cascade report: no brokers configured; pass --bootstrap-file or set CASCADE_KAFKA_BOOTSTRAP\n");
-    return 2;
-  }
+  if (!has_brokers(*config, "report")) return 2;
   LedgerAggregator aggregator;
   auto read = read_ledger_topic(config->kafka, config->kafka.bootstrap, aggregator);
   if (!read) return print_error(read.error());

@@ -1,6 +1,7 @@
 #pragma once
 // Expected failures (bad input, provider errors, timeouts) travel as values
 // all the way to an error event; exceptions are reserved for programmer errors.
+#include <cstdint>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -23,6 +24,11 @@ std::string_view to_string(ErrorCode code);
 struct Error {
   ErrorCode code = ErrorCode::internal;
   std::string message;
+  // Transport detail of provider failures, for retry decisions: the HTTP
+  // status (0 = none, e.g. a connection failure) and how long the provider
+  // asked us to wait (Retry-After, x-ratelimit-reset-*), -1 = not said.
+  int http_status = 0;
+  std::int64_t retry_after_ms = -1;
 };
 
 template <class T>

@@ -1,4 +1,5 @@
 #include "providers/openai_provider.h"
+#include "providers/retry_after.h"
 
 #include <nlohmann/json.hpp>
 
@@ -115,6 +116,18 @@ class OpenAiChatCall final : public HttpResponseHandler {
 
   void on_status(long status) override { status_ = status; }
 
+  void on_header(std::string_view name, std::string_view value) override {
+    const auto wait = retry_after_ms_from_header(name, value);
+    if (!wait) return;
+    // An explicit Retry-After wins; rate-limit resets only fill in for it.
+    if (!is_rate_limit_reset_header(name)) {
+      retry_after_ms_ = *wait;
+      explicit_retry_after_ = true;
+    } else if (!explicit_retry_after_ && (retry_after_ms_ < 0 || *wait < retry_after_ms_)) {
+      retry_after_ms_ = *wait;
+    }
+  }
+
   bool on_body(std::string_view bytes) override {
     if (completed_) return answered_;  // after [DONE], drain so the connection is reused
     if (!http_success()) {
@@ -191,7 +204,10 @@ class OpenAiChatCall final : public HttpResponseHandler {
     if (!detail.empty()) message += ": " + detail;
     const ErrorCode code =
         status_ == 408 || status_ == 504 ? ErrorCode::timeout : ErrorCode::provider_error;
-    return Error{code, std::move(message)};
+    Error error{code, std::move(message)};
+    error.http_status = static_cast<int>(status_);
+    error.retry_after_ms = retry_after_ms_;
+    return error;
   }
 
   Error transport_error(CURLcode result, std::string_view curl_error) const {
@@ -215,7 +231,10 @@ class OpenAiChatCall final : public HttpResponseHandler {
   void complete(Result<ChatCompletion> outcome) {
     if (completed_) return;
     completed_ = true;
-    if (!outcome) outcome.error().message = without_secret(std::move(outcome.error().message), *api_key_);
+    if (!outcome) {
+      outcome.error().message = without_secret(std::move(outcome.error().message), *api_key_);
+      if (outcome.error().http_status == 0) outcome.error().http_status = static_cast<int>(status_);
+    }
     observer_->on_complete(std::move(outcome));
   }
 
@@ -225,6 +244,8 @@ class OpenAiChatCall final : public HttpResponseHandler {
   std::shared_ptr<const std::string> api_key_;
   std::uint64_t transfer_id_ = 0;
   long status_ = 0;
+  std::int64_t retry_after_ms_ = -1;
+  bool explicit_retry_after_ = false;
   SseParser sse_;
   std::string error_body_;
   ChatCompletion completion_;

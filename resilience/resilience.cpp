@@ -1,0 +1,133 @@
+#include "resilience/resilience.h"
+
+#include <algorithm>
+
+namespace cascade {
+
+std::string_view to_string(FailureAction action) {
+  switch (action) {
+    case FailureAction::retry: return "retry";
+    case FailureAction::fall_back: return "fall_back";
+    case FailureAction::give_up: return "give_up";
+  }
+  return "give_up";
+}
+
+std::string_view to_string(BreakerState state) {
+  switch (state) {
+    case BreakerState::closed: return "closed";
+    case BreakerState::open: return "open";
+    case BreakerState::half_open: return "half_open";
+  }
+  return "closed";
+}
+
+bool provider_side_failure(const Error& error) {
+  if (error.code == ErrorCode::invalid_request || error.code == ErrorCode::budget_exceeded) return false;
+  const int s = error.http_status;
+  if (s >= 400 && s < 500) {
+    // The request's own fault: the same request fails on every retry.
+    return s == 401 || s == 403 || s == 408 || s == 409 || s == 425 || s == 429;
+  }
+  return true;  // 5xx, 529, timeouts, connection failures, cut or malformed streams
+}
+
+RetryPolicy::RetryPolicy(RetryConfig config, std::uint64_t seed) : config_(config), rng_(seed) {}
+
+std::int64_t RetryPolicy::backoff_ms(int retry) {
+  const int shift = std::clamp(retry - 1, 0, 20);
+  const std::int64_t ceiling =
+      std::min<std::int64_t>(config_.backoff_cap_ms, static_cast<std::int64_t>(config_.backoff_base_ms) << shift);
+  return std::uniform_int_distribution<std::int64_t>(0, std::max<std::int64_t>(ceiling, 0))(rng_);
+}
+
+FailureVerdict RetryPolicy::on_failure(const Error& error, int attempts_on_model, bool delta_published) {
+  if (delta_published) return {FailureAction::give_up, 0, "failed after streaming began"};
+  const bool auth = error.http_status == 401 || error.http_status == 403;
+  if (!provider_side_failure(error) || auth) {
+    // Another model may take a request this one refuses; retrying this one won't.
+    return {FailureAction::fall_back, 0, "not retriable"};
+  }
+  if (attempts_on_model > config_.max_retries) return {FailureAction::fall_back, 0, "retries exhausted"};
+  if (error.retry_after_ms > config_.max_retry_after_ms) {
+    return {FailureAction::fall_back, 0, "provider asked to wait too long"};
+  }
+  const std::int64_t backoff = backoff_ms(attempts_on_model);
+  return {FailureAction::retry, std::max(backoff, error.retry_after_ms), "retriable"};
+}
+
+CircuitBreaker::CircuitBreaker(BreakerConfig config)
+    : config_(config), outcomes_(static_cast<std::size_t>(std::max(config.window, 1)), false) {}
+
+void CircuitBreaker::open(SteadyTime now) {
+  state_ = BreakerState::open;
+  open_until_ = now + std::chrono::milliseconds(config_.open_ms);
+  probe_in_flight_ = false;
+}
+
+bool CircuitBreaker::allow(SteadyTime now) {
+  if (state_ == BreakerState::open) {
+    if (now < open_until_) return false;
+    state_ = BreakerState::half_open;
+    probe_in_flight_ = false;
+  }
+  if (state_ == BreakerState::half_open) {
+    if (probe_in_flight_) return false;
+    probe_in_flight_ = true;
+    return true;
+  }
+  return true;
+}
+
+void CircuitBreaker::record(bool success, SteadyTime now) {
+  if (state_ == BreakerState::half_open) {
+    if (success) {
+      state_ = BreakerState::closed;
+      std::fill(outcomes_.begin(), outcomes_.end(), false);
+      next_ = count_ = failures_ = 0;
+      probe_in_flight_ = false;
+    } else {
+      open(now);
+    }
+    return;
+  }
+  if (state_ == BreakerState::open) return;  // a call that started before it opened
+  if (count_ == outcomes_.size()) {
+    if (outcomes_[next_]) failures_--;
+  } else {
+    count_++;
+  }
+  outcomes_[next_] = !success;
+  if (!success) failures_++;
+  next_ = (next_ + 1) % outcomes_.size();
+  if (static_cast<int>(count_) >= config_.min_calls && failure_rate() >= config_.failure_rate) open(now);
+}
+
+BreakerState CircuitBreaker::state(SteadyTime now) const {
+  if (state_ == BreakerState::open && now >= open_until_) return BreakerState::half_open;
+  return state_;
+}
+
+double CircuitBreaker::failure_rate() const {
+  return count_ == 0 ? 0.0 : static_cast<double>(failures_) / static_cast<double>(count_);
+}
+
+CircuitBreaker& BreakerBoard::at(std::string_view provider, std::string_view model) {
+  std::string key;
+  key.reserve(provider.size() + model.size() + 1);
+  key.append(provider).push_back('\0');
+  key.append(model);
+  auto it = breakers_.find(key);
+  if (it == breakers_.end()) {
+    it = breakers_.emplace(std::move(key), Entry{std::string(provider), std::string(model), CircuitBreaker(config_)})
+             .first;
+  }
+  return it->second.breaker;
+}
+
+void BreakerBoard::for_each(const std::function<void(const std::string&, const std::string&,
+                                                     const CircuitBreaker&)>& fn) const {
+  for (const auto& [key, entry] : breakers_) fn(entry.provider, entry.model, entry.breaker);
+}
+
+}  // namespace cascade

@@ -1,0 +1,159 @@
+#include "resilience/resilience.h"
+
+#include <gtest/gtest.h>
+
+namespace cascade {
+namespace {
+
+using namespace std::chrono_literals;
+
+Error http(int status, std::int64_t retry_after_ms = -1) {
+  Error e{ErrorCode::provider_error, "HTTP " + std::to_string(status)};
+  e.http_status = status;
+  e.retry_after_ms = retry_after_ms;
+  return e;
+}
+
+TEST(RetryPolicy, RetriesRateLimitsAndServerErrorsUpToTheLimitThenFallsBack) {
+  RetryPolicy policy(RetryConfig{2, 100, 1000, 20000}, 7);
+  for (int status : {429, 500, 502, 503, 504, 529}) {
+    EXPECT_EQ(policy.on_failure(http(status), 1, false).action, FailureAction::retry) << status;
+    EXPECT_EQ(policy.on_failure(http(status), 2, false).action, FailureAction::retry) << status;
+    EXPECT_EQ(policy.on_failure(http(status), 3, false).action, FailureAction::fall_back) << status;
+  }
+}
+
+TEST(RetryPolicy, TransportFailuresAreRetriable) {
+  RetryPolicy policy(RetryConfig{}, 1);
+  EXPECT_EQ(policy.on_failure(Error{ErrorCode::timeout, "t"}, 1, false).action, FailureAction::retry);
+  EXPECT_EQ(policy.on_failure(Error{ErrorCode::unavailable, "refused"}, 1, false).action, FailureAction::retry);
+  Error cut{ErrorCode::provider_error, "stream ended before [DONE]"};
+  cut.http_status = 200;
+  EXPECT_EQ(policy.on_failure(cut, 1, false).action, FailureAction::retry);
+}
+
+TEST(RetryPolicy, RequestErrorsAndAuthFailuresFallBackWithoutRetry) {
+  RetryPolicy policy(RetryConfig{}, 1);
+  for (int status : {400, 401, 403, 404, 422}) {
+    EXPECT_EQ(policy.on_failure(http(status), 1, false).action, FailureAction::fall_back) << status;
+  }
+  EXPECT_EQ(policy.on_failure(Error{ErrorCode::invalid_request, "tool role"}, 1, false).action,
+            FailureAction::fall_back);
+}
+
+TEST(RetryPolicy, NeverRetriesOnceADeltaReachedTheReplyTopic) {
+  RetryPolicy policy(RetryConfig{}, 1);
+  EXPECT_EQ(policy.on_failure(http(503), 1, true).action, FailureAction::give_up);
+  EXPECT_EQ(policy.on_failure(Error{ErrorCode::timeout, "idle"}, 1, true).action, FailureAction::give_up);
+}
+
+TEST(RetryPolicy, HonoursRetryAfterAndFallsBackWhenItIsTooLong) {
+  RetryPolicy policy(RetryConfig{2, 10, 50, 5000}, 3);
+  const auto v = policy.on_failure(http(429, 1500), 1, false);
+  EXPECT_EQ(v.action, FailureAction::retry);
+  EXPECT_EQ(v.wait_ms, 1500);  // longer than any backoff here
+  EXPECT_EQ(policy.on_failure(http(429, 60000), 1, false).action, FailureAction::fall_back);
+}
+
+TEST(RetryPolicy, BackoffIsFullJitterUnderADoublingCappedCeiling) {
+  RetryPolicy policy(RetryConfig{10, 100, 800, 20000}, 42);
+  for (int retry = 1; retry <= 6; ++retry) {
+    const std::int64_t ceiling = std::min<std::int64_t>(800, 100LL << (retry - 1));
+    std::int64_t lo = ceiling, hi = 0;
+    for (int i = 0; i < 2000; ++i) {
+      const auto b = policy.backoff_ms(retry);
+      ASSERT_GE(b, 0);
+      ASSERT_LE(b, ceiling);
+      lo = std::min(lo, b);
+      hi = std::max(hi, b);
+    }
+    // Spread over the whole range, not a fixed delay.
+    EXPECT_LT(lo, ceiling / 10 + 1) << retry;
+    EXPECT_GT(hi, ceiling * 9 / 10) << retry;
+  }
+}
+
+TEST(RetryPolicy, SameSeedGivesTheSameBackoffs) {
+  RetryPolicy a(RetryConfig{}, 99), b(RetryConfig{}, 99);
+  for (int i = 1; i < 50; ++i) EXPECT_EQ(a.backoff_ms(i % 5 + 1), b.backoff_ms(i % 5 + 1));
+}
+
+TEST(ProviderSideFailure, CountsProviderFaultsNotRequestFaults) {
+  EXPECT_TRUE(provider_side_failure(http(429)));
+  EXPECT_TRUE(provider_side_failure(http(503)));
+  EXPECT_TRUE(provider_side_failure(http(401)));
+  EXPECT_TRUE(provider_side_failure(Error{ErrorCode::timeout, ""}));
+  EXPECT_FALSE(provider_side_failure(http(400)));
+  EXPECT_FALSE(provider_side_failure(http(422)));
+  EXPECT_FALSE(provider_side_failure(Error{ErrorCode::invalid_request, ""}));
+}
+
+TEST(CircuitBreaker, StaysClosedBelowMinCallsAndOpensAtTheFailureRate) {
+  CircuitBreaker b(BreakerConfig{10, 4, 0.5, 1000});
+  const auto t0 = SteadyTime{} + 1h;
+  b.record(false, t0);
+  b.record(false, t0);
+  b.record(false, t0);
+  EXPECT_EQ(b.state(t0), BreakerState::closed);  // 3 < min_calls
+  b.record(true, t0);
+  EXPECT_EQ(b.state(t0), BreakerState::open);  // 3 of 4 failed
+  EXPECT_FALSE(b.allow(t0 + 999ms));
+}
+
+TEST(CircuitBreaker, HalfOpenLetsOneProbeThroughAndItsSuccessCloses) {
+  CircuitBreaker b(BreakerConfig{10, 2, 0.5, 1000});
+  const auto t0 = SteadyTime{} + 1h;
+  b.record(false, t0);
+  b.record(false, t0);
+  ASSERT_EQ(b.state(t0), BreakerState::open);
+  const auto later = t0 + 1000ms;
+  EXPECT_EQ(b.state(later), BreakerState::half_open);
+  EXPECT_TRUE(b.allow(later));   // the probe
+  EXPECT_FALSE(b.allow(later));  // nobody else while it runs
+  b.record(true, later);
+  EXPECT_EQ(b.state(later), BreakerState::closed);
+  EXPECT_TRUE(b.allow(later));
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.0);
+}
+
+TEST(CircuitBreaker, AFailedProbeOpensAgainForAnotherPeriod) {
+  CircuitBreaker b(BreakerConfig{10, 2, 0.5, 1000});
+  const auto t0 = SteadyTime{} + 1h;
+  b.record(false, t0);
+  b.record(false, t0);
+  const auto probe = t0 + 1500ms;
+  ASSERT_TRUE(b.allow(probe));
+  b.record(false, probe);
+  EXPECT_EQ(b.state(probe), BreakerState::open);
+  EXPECT_FALSE(b.allow(probe + 999ms));
+  EXPECT_TRUE(b.allow(probe + 1000ms));
+}
+
+TEST(CircuitBreaker, TheWindowForgetsOldFailures) {
+  CircuitBreaker b(BreakerConfig{4, 4, 0.75, 1000});
+  const auto t = SteadyTime{} + 1h;
+  b.record(false, t);
+  b.record(false, t);
+  for (int i = 0; i < 4; ++i) b.record(true, t);  // pushes both failures out
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.0);
+  b.record(false, t);
+  b.record(false, t);
+  EXPECT_EQ(b.state(t), BreakerState::closed);  // 2 of 4 < 0.75
+  b.record(false, t);
+  EXPECT_EQ(b.state(t), BreakerState::open);  // 3 of 4
+}
+
+TEST(BreakerBoard, KeepsOneBreakerPerProviderAndModel) {
+  BreakerBoard board(BreakerConfig{10, 1, 0.5, 1000});
+  const auto t = SteadyTime{} + 1h;
+  board.at("openai", "gpt-4o-mini").record(false, t);
+  EXPECT_EQ(board.at("openai", "gpt-4o-mini").state(t), BreakerState::open);
+  EXPECT_EQ(board.at("openai", "gpt-4o").state(t), BreakerState::closed);
+  EXPECT_EQ(board.at("groq", "gpt-4o-mini").state(t), BreakerState::closed);
+  int n = 0;
+  board.for_each([&](const std::string&, const std::string&, const CircuitBreaker&) { ++n; });
+  EXPECT_EQ(n, 3);
+}
+
+}  // namespace
+}  // namespace cascade

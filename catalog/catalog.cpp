@@ -11,10 +11,10 @@
 namespace cascade {
 namespace {
 
-constexpr std::array<std::string_view, 9> kModelKeys = {
+constexpr std::array<std::string_view, 10> kModelKeys = {
     "id",   "provider",       "upstream_model",  "tier",
     "context_window", "max_output_tokens", "input_per_mtok", "output_per_mtok",
-    "cached_input_per_mtok",
+    "cached_input_per_mtok", "cache_write_per_mtok",
 };
 
 // Every parse error names the model (by id when known, else by position) and the key.
@@ -139,6 +139,13 @@ Result<ModelInfo> parse_model(const YAML::Node& node, std::size_t index) {
     if (!cached) return std::unexpected(cached.error());
     model.price.cached_input_per_mtok = *cached;
   }
+  // No cache-write price = writing to the cache costs what input costs.
+  model.price.cache_write_per_mtok = *input;
+  if (reader.has("cache_write_per_mtok")) {
+    auto write = reader.price("cache_write_per_mtok");
+    if (!write) return std::unexpected(write.error());
+    model.price.cache_write_per_mtok = *write;
+  }
   return model;
 }
 
@@ -240,12 +247,15 @@ const ModelInfo* ModelCatalog::find(std::string_view id) const {
 }
 
 double cost_usd(const ModelPrice& price, const TokenUsage& usage) {
-  // Guards against providers reporting more cached tokens than input tokens.
+  // Guards against providers reporting more cached (read or written) tokens
+  // than input tokens: the parts never add up to more than the whole.
   const std::int64_t input = std::max<std::int64_t>(usage.input_tokens, 0);
   const std::int64_t cached = std::clamp<std::int64_t>(usage.cached_tokens, 0, input);
+  const std::int64_t written = std::clamp<std::int64_t>(usage.cache_write_tokens, 0, input - cached);
   const std::int64_t output = std::max<std::int64_t>(usage.output_tokens, 0);
-  const double micro_usd = static_cast<double>(input - cached) * price.input_per_mtok +
+  const double micro_usd = static_cast<double>(input - cached - written) * price.input_per_mtok +
                            static_cast<double>(cached) * price.cached_input_per_mtok +
+                           static_cast<double>(written) * price.cache_write_per_mtok +
                            static_cast<double>(output) * price.output_per_mtok;
   return micro_usd / 1'000'000.0;
 }

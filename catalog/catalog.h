@@ -22,6 +22,7 @@ struct ModelPrice {
   double input_per_mtok = 0;
   double output_per_mtok = 0;
   double cached_input_per_mtok = 0;  // price of input tokens read from the provider's prompt cache
+  double cache_write_per_mtok = 0;   // price of input tokens written to the provider's prompt cache
 };
 
 struct ModelInfo {
@@ -55,8 +56,9 @@ class ModelCatalog {
   std::string price_version_;
 };
 
-// USD for the given usage: cached input tokens at the cached price, the rest
-// of the input at the input price, output at the output price.
+// USD for the given usage: cached input tokens at the cached price, cache
+// writes at the cache-write price, the rest of the input at the input price,
+// output at the output price.
 double cost_usd(const ModelPrice& price, const TokenUsage& usage);
 
 }  // namespace cascade

@@ -595,6 +595,14 @@ class FieldReader {
     return *number;
   }
 
+  // A field added after v1 shipped: events written before it still parse.
+  std::int64_t optional_non_negative_integer(const char* key) {
+    if (*error_) return 0;
+    const auto it = object_.find(key);
+    if (it == object_.end() || it->is_null()) return 0;
+    return non_negative_integer(key);
+  }
+
   double number(const char* key) {
     const json* value = find_any(key);
     if (!value) return 0;
@@ -709,6 +717,7 @@ Result<FinalReply> read_final(const json& event) {
   final.usage.input_tokens = usage.non_negative_integer("input_tokens");
   final.usage.output_tokens = usage.non_negative_integer("output_tokens");
   final.usage.cached_tokens = usage.non_negative_integer("cached_tokens");
+  final.usage.cache_write_tokens = usage.optional_non_negative_integer("cache_write_tokens");
   final.cost_usd = reader.number("cost_usd");
   final.cache = reader.enumeration("cache", kCacheOutcomeNames, CacheOutcome::miss);
   auto route = reader.nested("route");
@@ -821,7 +830,8 @@ json to_json(const FinalReply& final) {
       {"usage",
        {{"input_tokens", final.usage.input_tokens},
         {"output_tokens", final.usage.output_tokens},
-        {"cached_tokens", final.usage.cached_tokens}}},
+        {"cached_tokens", final.usage.cached_tokens},
+        {"cache_write_tokens", final.usage.cache_write_tokens}}},
       {"cost_usd", final.cost_usd},
       {"cache", to_string(final.cache)},
       {"route",
@@ -861,6 +871,7 @@ std::string make_cost_event(const CostEvent& cost) {
       {"input_tokens", cost.usage.input_tokens},
       {"output_tokens", cost.usage.output_tokens},
       {"cached_tokens", cost.usage.cached_tokens},
+      {"cache_write_tokens", cost.usage.cache_write_tokens},
       {"cost_usd", cost.cost_usd},
       {"baseline_model", cost.baseline_model},
       {"baseline_cost_usd", cost.baseline_cost_usd},
@@ -886,6 +897,7 @@ Result<CostEvent> parse_cost_event(std::string_view payload) {
     cost.usage.input_tokens = reader.non_negative_integer("input_tokens");
     cost.usage.output_tokens = reader.non_negative_integer("output_tokens");
     cost.usage.cached_tokens = reader.non_negative_integer("cached_tokens");
+    cost.usage.cache_write_tokens = reader.optional_non_negative_integer("cache_write_tokens");
     cost.cost_usd = reader.number("cost_usd");
     cost.baseline_model = reader.string("baseline_model");
     cost.baseline_cost_usd = reader.number("baseline_cost_usd");

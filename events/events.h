@@ -68,6 +68,9 @@ struct TokenUsage {
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
   std::int64_t cached_tokens = 0;  // part of input_tokens billed at the cached price
+  // Part of input_tokens written to the provider's prompt cache, billed at the
+  // cache-write price (Anthropic charges 1.25x input for it).
+  std::int64_t cache_write_tokens = 0;
 };
 
 struct RouteInfo {

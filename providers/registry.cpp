@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include "providers/anthropic_provider.h"
+#include "providers/gemini_provider.h"
 #include "providers/openai_provider.h"
 #include "providers/provider.h"
 
@@ -10,10 +12,11 @@ Result<ProviderRegistry> ProviderRegistry::build(const std::map<std::string, Pro
   ProviderRegistry registry;
   for (const auto& [name, configured] : configs) {
     // A bad kind or URL is a configuration mistake whether or not a key is set.
-    if (configured.kind != "openai") {
+    if (configured.kind != "openai" && configured.kind != "gemini" &&
+        configured.kind != "anthropic") {
       return fail(ErrorCode::invalid_request,
                   "providers." + name + ".kind: unknown provider kind '" + configured.kind +
-                      "' (known: openai)");
+                      "' (known: openai, gemini, anthropic)");
     }
     if (configured.base_url.empty()) {
       return fail(ErrorCode::invalid_request, "providers." + name + ".base_url is empty");
@@ -29,7 +32,10 @@ Result<ProviderRegistry> ProviderRegistry::build(const std::map<std::string, Pro
     }
     ProviderConfig config = configured;
     config.name = name;
-    registry.providers_.emplace(name, make_openai_provider(std::move(config), std::move(api_key), http));
+    const auto make_provider = configured.kind == "gemini"      ? make_gemini_provider
+                               : configured.kind == "anthropic" ? make_anthropic_provider
+                                                                : make_openai_provider;
+    registry.providers_.emplace(name, make_provider(std::move(config), std::move(api_key), http));
   }
   return registry;
 }

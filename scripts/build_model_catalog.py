@@ -87,7 +87,9 @@ HEADER = """\
 # Fields: id = catalog id used in events; provider = providers.<name> in
 # cascade.yaml; upstream_model = the name sent to the provider; tier =
 # small|medium|large; cached_input_per_mtok = price of input read from the
-# provider's prompt cache (absent = no cache discount, billed as input).
+# provider's prompt cache (absent = no cache discount, billed as input);
+# cache_write_per_mtok = price of input written to the provider's prompt cache
+# (absent = billed as input).
 """
 
 
@@ -126,6 +128,11 @@ def build_entry(prices, catalog_id, provider, upstream, tier, key):
     cached = entry.get("cache_read_input_token_cost")
     if isinstance(cached, (int, float)):
         model["cached_input_per_mtok"] = per_mtok(cached)
+    # A 0 here (DeepSeek) means "no separate write price", not "writes are free":
+    # such providers bill a cache miss as plain input, which is the default.
+    write = entry.get("cache_creation_input_token_cost")
+    if isinstance(write, (int, float)) and write > 0:
+        model["cache_write_per_mtok"] = per_mtok(write)
     return model
 
 
@@ -138,7 +145,8 @@ def render(models, price_version, source_name):
             lines.append(f"  # {current_provider}")
         lines.append(f"  - id: {m['id']}")
         for field in ("provider", "upstream_model", "tier", "context_window", "max_output_tokens",
-                      "input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
+                      "input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
+                      "cache_write_per_mtok"):
             if field in m:
                 lines.append(f"    {field}: {fmt(m[field])}")
     return "\n".join(lines) + "\n"

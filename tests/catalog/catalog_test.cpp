@@ -32,6 +32,7 @@ models:
     input_per_mtok: 2
     output_per_mtok: 8
     cached_input_per_mtok: 0.5
+    cache_write_per_mtok: 2.5
 )";
 
 // kTwoModels with one line of the "smart" entry replaced.
@@ -71,6 +72,7 @@ TEST(ModelCatalog, ParsesEveryField) {
   ASSERT_NE(smart, nullptr);
   EXPECT_EQ(smart->tier, Tier::large);
   EXPECT_DOUBLE_EQ(smart->price.cached_input_per_mtok, 0.5);
+  EXPECT_DOUBLE_EQ(smart->price.cache_write_per_mtok, 2.5);
 }
 
 TEST(ModelCatalog, UpstreamModelDefaultsToId) {
@@ -83,6 +85,17 @@ TEST(ModelCatalog, MissingCachePriceMeansCachedInputIsBilledAsInput) {
   auto catalog = ModelCatalog::from_yaml(kTwoModels);
   ASSERT_TRUE(catalog);
   EXPECT_DOUBLE_EQ(catalog->find("fast")->price.cached_input_per_mtok, 0.05);
+}
+
+TEST(ModelCatalog, MissingCacheWritePriceMeansCacheWritesAreBilledAsInput) {
+  auto catalog = ModelCatalog::from_yaml(kTwoModels);
+  ASSERT_TRUE(catalog);
+  EXPECT_DOUBLE_EQ(catalog->find("fast")->price.cache_write_per_mtok, 0.05);
+}
+
+TEST(ModelCatalog, RejectsNegativeCacheWritePrice) {
+  const auto message = error_of(with_smart_line("cache_write_per_mtok: 2.5", "cache_write_per_mtok: -1"));
+  EXPECT_NE(message.find("'cache_write_per_mtok'"), std::string::npos) << message;
 }
 
 TEST(ModelCatalog, FindReturnsNullForUnknownIds) {
@@ -229,6 +242,31 @@ TEST(CostUsd, CachedTokensBeyondInputAreCappedAtInput) {
   const ModelPrice price{.input_per_mtok = 2.0, .output_per_mtok = 8.0, .cached_input_per_mtok = 0.5};
   const TokenUsage usage{.input_tokens = 1000, .output_tokens = 0, .cached_tokens = 5000};
   EXPECT_NEAR(cost_usd(price, usage), 1000 * 0.5 / 1e6, 1e-15);
+}
+
+TEST(CostUsd, AnthropicCacheReadsAndWritesAreBilledAtTheirOwnPrices) {
+  // claude-sonnet-4-6: $3 input, $15 output, $0.30 cache read, $3.75 cache write per 1M.
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog);
+  const ModelInfo* sonnet = catalog->find("claude-sonnet-4-6");
+  ASSERT_NE(sonnet, nullptr);
+  EXPECT_EQ(sonnet->provider, "anthropic");
+  EXPECT_DOUBLE_EQ(sonnet->price.cached_input_per_mtok, 0.3);
+  EXPECT_DOUBLE_EQ(sonnet->price.cache_write_per_mtok, 3.75);
+  // Anthropic reported input_tokens 25, cache reads 12000, cache writes 1800,
+  // output 15; Cascade's input_tokens is the whole prompt, 13825.
+  const TokenUsage usage{
+      .input_tokens = 13825, .output_tokens = 15, .cached_tokens = 12000, .cache_write_tokens = 1800};
+  // 25 * 3 + 12000 * 0.3 + 1800 * 3.75 + 15 * 15 = 75 + 3600 + 6750 + 225 = 10650 micro-USD.
+  EXPECT_NEAR(cost_usd(sonnet->price, usage), 0.010650, 1e-12);
+}
+
+TEST(CostUsd, CacheWritesBeyondTheUncachedInputAreCapped) {
+  const ModelPrice price{.input_per_mtok = 2.0, .output_per_mtok = 8.0, .cached_input_per_mtok = 0.5,
+                         .cache_write_per_mtok = 2.5};
+  // 1000 prompt tokens, 600 read from cache: at most 400 can have been written.
+  const TokenUsage usage{.input_tokens = 1000, .cached_tokens = 600, .cache_write_tokens = 5000};
+  EXPECT_NEAR(cost_usd(price, usage), (600 * 0.5 + 400 * 2.5) / 1e6, 1e-15);
 }
 
 TEST(CostUsd, ZeroUsageCostsNothing) {

@@ -57,7 +57,8 @@ CostEvent sample_cost() {
   cost.ts_ms = 1'767'225'600'123;
   cost.model = "gpt-4o-mini";
   cost.provider = "openai";
-  cost.usage = TokenUsage{.input_tokens = 900, .output_tokens = 120, .cached_tokens = 512};
+  cost.usage =
+      TokenUsage{.input_tokens = 900, .output_tokens = 120, .cached_tokens = 512, .cache_write_tokens = 64};
   cost.cost_usd = 0.0002061;
   cost.baseline_model = "gpt-4o";
   cost.baseline_cost_usd = 0.003450000000000001;
@@ -75,9 +76,11 @@ TEST(CostEvent, HasExactlyTheSchemaFields) {
   const json cost = json::parse(make_cost_event(sample_cost()));
   EXPECT_EQ(keys_of(cost),
             (std::set<std::string>{"v", "id", "tenant", "ts", "model", "provider", "input_tokens",
-                                   "output_tokens", "cached_tokens", "cost_usd", "baseline_model",
-                                   "baseline_cost_usd", "savings_usd", "cache", "latency_ms",
-                                   "ttft_ms", "route_reason"}));
+                                   "output_tokens", "cached_tokens", "cache_write_tokens",
+                                   "cost_usd", "baseline_model", "baseline_cost_usd",
+                                   "savings_usd", "cache", "latency_ms", "ttft_ms",
+                                   "route_reason"}));
+  EXPECT_EQ(cost["cache_write_tokens"], 64);
   EXPECT_EQ(cost["v"], 1);
   EXPECT_EQ(cost["ts"], 1'767'225'600'123);
   EXPECT_EQ(cost["cache"], "exact");
@@ -97,6 +100,7 @@ TEST(CostEvent, RoundTripsEveryField) {
     EXPECT_EQ(parsed->usage.input_tokens, original.usage.input_tokens);
     EXPECT_EQ(parsed->usage.output_tokens, original.usage.output_tokens);
     EXPECT_EQ(parsed->usage.cached_tokens, original.usage.cached_tokens);
+    EXPECT_EQ(parsed->usage.cache_write_tokens, original.usage.cache_write_tokens);
     EXPECT_EQ(parsed->cost_usd, original.cost_usd);
     EXPECT_EQ(parsed->baseline_model, original.baseline_model);
     EXPECT_EQ(parsed->baseline_cost_usd, original.baseline_cost_usd);
@@ -106,6 +110,16 @@ TEST(CostEvent, RoundTripsEveryField) {
     EXPECT_EQ(parsed->ttft_ms, original.ttft_ms);
     EXPECT_EQ(parsed->route_reason, original.route_reason);
   }
+}
+
+TEST(CostEvent, EventsWrittenBeforeCacheWriteTokensStillParse) {
+  json cost = json::parse(make_cost_event(sample_cost()));
+  cost.erase("cache_write_tokens");
+  auto parsed = parse_cost_event(cost.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.cache_write_tokens, 0);
+  EXPECT_EQ(parsed->usage.input_tokens, 900);
+  EXPECT_EQ(parsed->usage.cached_tokens, 512);
 }
 
 TEST(CostEvent, NegativeSavingsRoundTrip) {
@@ -155,6 +169,8 @@ std::vector<GarbageCase> cost_garbage() {
       {"ts_string", cost_with("ts", "2026-01-01"), "'ts'"},
       {"tokens_negative", cost_with("output_tokens", -2), "'output_tokens'"},
       {"tokens_float", cost_with("input_tokens", 1.5), "'input_tokens'"},
+      {"cache_write_negative", cost_with("cache_write_tokens", -5), "'cache_write_tokens'"},
+      {"cache_write_float", cost_with("cache_write_tokens", 2.5), "'cache_write_tokens'"},
       {"cost_string", cost_with("cost_usd", "cheap"), "'cost_usd'"},
       {"cache_unknown", cost_with("cache", "hit"), "'cache'"},
       {"tenant_number", cost_with("tenant", 1), "'tenant'"},

@@ -25,7 +25,8 @@ FinalReply sample_final() {
   final.model = "gpt-4o-mini";
   final.provider = "openai";
   final.finish_reason = "stop";
-  final.usage = TokenUsage{.input_tokens = 1200, .output_tokens = 64, .cached_tokens = 1024};
+  final.usage = TokenUsage{
+      .input_tokens = 1200, .output_tokens = 64, .cached_tokens = 1024, .cache_write_tokens = 150};
   final.cost_usd = 0.000123456789;
   final.cache = CacheOutcome::semantic;
   final.route = RouteInfo{.tier = "small", .score = 0.375, .reason = "short factual question"};
@@ -43,6 +44,7 @@ void expect_same_final(const FinalReply& actual, const FinalReply& expected) {
   EXPECT_EQ(actual.usage.input_tokens, expected.usage.input_tokens);
   EXPECT_EQ(actual.usage.output_tokens, expected.usage.output_tokens);
   EXPECT_EQ(actual.usage.cached_tokens, expected.usage.cached_tokens);
+  EXPECT_EQ(actual.usage.cache_write_tokens, expected.usage.cache_write_tokens);
   EXPECT_EQ(actual.cost_usd, expected.cost_usd);  // exact: doubles serialize round-trip safe
   EXPECT_EQ(actual.cache, expected.cache);
   EXPECT_EQ(actual.route.tier, expected.route.tier);
@@ -111,7 +113,8 @@ TEST(FinalEvent, HasExactlyTheSchemaFields) {
                                    "finish_reason", "usage", "cost_usd", "cache", "route",
                                    "metadata"}));
   EXPECT_EQ(keys_of(final["usage"]),
-            (std::set<std::string>{"input_tokens", "output_tokens", "cached_tokens"}));
+            (std::set<std::string>{"input_tokens", "output_tokens", "cached_tokens",
+                                   "cache_write_tokens"}));
   EXPECT_EQ(keys_of(final["route"]), (std::set<std::string>{"tier", "score", "reason"}));
   EXPECT_EQ(final["v"], 1);
   EXPECT_EQ(final["type"], "final");
@@ -164,6 +167,25 @@ TEST(FinalEvent, ToleratesFieldsFromLaterVersions) {
   expect_same_final(*parsed, sample_final());
 }
 
+TEST(FinalEvent, EventsWrittenBeforeCacheWriteTokensStillParse) {
+  json final = to_json(sample_final());
+  final["usage"].erase("cache_write_tokens");
+  auto parsed = parse_final_event(final.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.cache_write_tokens, 0);
+  EXPECT_EQ(parsed->usage.cached_tokens, 1024);
+
+  final["usage"]["cache_write_tokens"] = nullptr;
+  parsed = parse_final_event(final.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.cache_write_tokens, 0);
+}
+
+TEST(FinalEvent, CacheWriteTokensAreSerializedInUsage) {
+  const json final = json::parse(make_final_event(sample_final()));
+  EXPECT_EQ(final["usage"]["cache_write_tokens"], 150);
+}
+
 struct GarbageCase {
   std::string name;
   std::string payload;
@@ -209,6 +231,10 @@ std::vector<GarbageCase> final_garbage() {
       {"missing_output_tokens", final_without("/usage/output_tokens"), "'usage.output_tokens'"},
       {"negative_input_tokens", final_with("/usage/input_tokens", -3), "'usage.input_tokens'"},
       {"cached_tokens_string", final_with("/usage/cached_tokens", "1"), "'usage.cached_tokens'"},
+      {"cache_write_tokens_negative", final_with("/usage/cache_write_tokens", -1),
+       "'usage.cache_write_tokens'"},
+      {"cache_write_tokens_string", final_with("/usage/cache_write_tokens", "7"),
+       "'usage.cache_write_tokens'"},
       {"cost_string", final_with("/cost_usd", "0.1"), "'cost_usd'"},
       {"cost_null", final_with("/cost_usd", nullptr), "'cost_usd'"},
       {"cache_unknown", final_with("/cache", "warm"), "'cache'"},

@@ -1,0 +1,511 @@
+#include "providers/gemini_provider.h"
+#include "providers/retry_after.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <utility>
+
+#include "core/logging.h"
+
+namespace cascade {
+
+namespace {
+
+using nlohmann::json;
+
+// Error bodies are read only to quote their message; anything longer is abuse.
+constexpr std::size_t kMaxErrorBodyBytes = 64 * 1024;
+constexpr std::size_t kMaxQuotedBodyChars = 300;
+
+bool equals_ignore_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
+// Upstream error bodies and curl messages are quoted to the requester; a
+// server echoing the key back must not leak it.
+std::string without_secret(std::string message, const std::string& secret) {
+  if (secret.empty()) return message;
+  const std::string replacement = redact(secret);
+  for (auto pos = message.find(secret); pos != std::string::npos;
+       pos = message.find(secret, pos + replacement.size())) {
+    message.replace(pos, secret.size(), replacement);
+  }
+  return message;
+}
+
+// One line of printable text for quoting a non-JSON body.
+std::string quotable(std::string_view text) {
+  text = trim(text);
+  std::string out;
+  out.reserve(std::min(text.size(), kMaxQuotedBodyChars));
+  for (const char c : text) {
+    if (out.size() >= kMaxQuotedBodyChars) {
+      out += "...";
+      break;
+    }
+    out.push_back(std::iscntrl(static_cast<unsigned char>(c)) ? ' ' : c);
+  }
+  return out;
+}
+
+std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Google's {"error":{"code":429,"message":...,"status":"RESOURCE_EXHAUSTED"}}.
+// Without alt=sse the same object comes wrapped in an array, so accept that too.
+std::string error_message_of(const json& body) {
+  const json& object = body.is_array() && !body.empty() ? body.front() : body;
+  if (!object.is_object()) return {};
+  const auto error = object.find("error");
+  if (error == object.end()) return {};
+  if (error->is_string()) return error->get<std::string>();
+  if (!error->is_object()) return {};
+  for (const std::string_view key : {"message", "status"}) {
+    if (const auto text = error->find(key); text != error->end() && text->is_string() &&
+                                            !text->get_ref<const std::string&>().empty()) {
+      return text->get<std::string>();
+    }
+  }
+  return dump(*error);
+}
+
+// google.rpc.RetryInfo in the error's details: {"retryDelay":"22s"}, Google's
+// own word on when a quota admits the request again.
+std::optional<std::int64_t> retry_delay_ms_of(const json& body) {
+  const json& object = body.is_array() && !body.empty() ? body.front() : body;
+  if (!object.is_object()) return std::nullopt;
+  const auto error = object.find("error");
+  if (error == object.end() || !error->is_object()) return std::nullopt;
+  const auto details = error->find("details");
+  if (details == error->end() || !details->is_array()) return std::nullopt;
+  for (const json& detail : *details) {
+    if (!detail.is_object()) continue;
+    const auto delay = detail.find("retryDelay");
+    if (delay != detail.end() && delay->is_string()) {
+      return parse_duration_ms(delay->get_ref<const std::string&>());
+    }
+  }
+  return std::nullopt;
+}
+
+std::int64_t count_of(const json& object, std::string_view key) {
+  const auto it = object.find(key);
+  if (it == object.end()) return 0;
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (it->is_number()) return static_cast<std::int64_t>(it->get<double>());
+  return 0;
+}
+
+TokenUsage usage_of(const json& usage_metadata) {
+  TokenUsage out;
+  // promptTokenCount already includes the cached part, as Cascade's input_tokens does.
+  out.input_tokens = count_of(usage_metadata, "promptTokenCount");
+  out.cached_tokens = count_of(usage_metadata, "cachedContentTokenCount");
+  // Thinking tokens are billed at the output price but not counted as candidates.
+  out.output_tokens = count_of(usage_metadata, "candidatesTokenCount") +
+                      count_of(usage_metadata, "thoughtsTokenCount");
+  return out;
+}
+
+// Gemini's FinishReason enum in the OpenAI vocabulary the rest of Cascade uses.
+std::string finish_reason_of(std::string_view reason) {
+  if (reason == "STOP") return "stop";
+  if (reason == "MAX_TOKENS") return "length";
+  for (const std::string_view filtered :
+       {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}) {
+    if (reason == filtered) return "content_filter";
+  }
+  std::string lowered(reason);
+  for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lowered;
+}
+
+// The state of one streamed chat. Owned by the HttpClient transfer, so it is
+// freed when the transfer ends, however it ends (done, aborted, cancelled).
+class GeminiChatCall final : public HttpResponseHandler {
+ public:
+  GeminiChatCall(ChatStreamObserver& observer, HttpClient& http,
+                 std::shared_ptr<const std::string> api_key)
+      : observer_(&observer), http_(http), api_key_(std::move(api_key)) {}
+
+  void set_transfer_id(std::uint64_t id) { transfer_id_ = id; }
+
+  void on_status(long status) override { status_ = status; }
+
+  void on_header(std::string_view name, std::string_view value) override {
+    const auto wait = retry_after_ms_from_header(name, value);
+    if (!wait) return;
+    // An explicit Retry-After wins; rate-limit resets only fill in for it.
+    if (!is_rate_limit_reset_header(name)) {
+      retry_after_ms_ = *wait;
+      explicit_retry_after_ = true;
+    } else if (!explicit_retry_after_ && (retry_after_ms_ < 0 || *wait < retry_after_ms_)) {
+      retry_after_ms_ = *wait;
+    }
+  }
+
+  bool on_body(std::string_view bytes) override {
+    // Success completes only in on_done, so a completed call here has failed.
+    if (completed_) return false;
+    if (!http_success()) {
+      const std::size_t room = kMaxErrorBodyBytes - error_body_.size();
+      error_body_.append(bytes.substr(0, room));
+      return bytes.size() <= room;
+    }
+    sse_.feed(bytes, [this](const SseParser::Event& event) { on_event(event); });
+    return !completed_;
+  }
+
+  void on_done(CURLcode result, std::string_view curl_error) override {
+    if (completed_) return;
+    if (status_ != 0 && !http_success()) {
+      complete(std::unexpected(http_error()));
+    } else if (result != CURLE_OK) {
+      complete(std::unexpected(transport_error(result, curl_error)));
+    } else if (!finish_seen_) {
+      // Gemini sends no end marker: a clean end is complete only after a finishReason.
+      complete(fail(ErrorCode::provider_error, "stream ended before finishReason"));
+    } else {
+      complete(std::move(completion_));
+    }
+  }
+
+ private:
+  bool http_success() const { return status_ >= 200 && status_ < 300; }
+
+  // False (and no more observer calls) once the observer cancelled the transfer.
+  bool still_wanted() {
+    if (!completed_ && !http_.running(transfer_id_)) completed_ = true;
+    return !completed_;
+  }
+
+  void on_event(const SseParser::Event& event) {
+    if (!still_wanted()) return;
+    const json chunk = json::parse(event.data, nullptr, /*allow_exceptions=*/false);
+    if (chunk.is_object() && chunk.contains("error")) {
+      std::string message = error_message_of(chunk);
+      if (message.empty()) message = quotable(event.data);
+      complete(fail(ErrorCode::provider_error, "upstream error: " + message));
+      return;
+    }
+    if (chunk.is_discarded() || !chunk.is_object()) {
+      complete(fail(ErrorCode::provider_error, "malformed stream chunk"));
+      return;
+    }
+    // Usage comes with every chunk and is cumulative: the last one counts.
+    if (const auto usage = chunk.find("usageMetadata"); usage != chunk.end() && usage->is_object()) {
+      completion_.usage = usage_of(*usage);
+      completion_.usage_reported = true;
+    }
+    if (const auto feedback = chunk.find("promptFeedback");
+        feedback != chunk.end() && feedback->is_object()) {
+      if (const auto reason = feedback->find("blockReason");
+          reason != feedback->end() && reason->is_string()) {
+        complete(fail(ErrorCode::provider_error,
+                      "prompt blocked by Gemini: " + reason->get<std::string>()));
+        return;
+      }
+    }
+    const auto candidates = chunk.find("candidates");
+    if (candidates == chunk.end() || !candidates->is_array() || candidates->empty()) return;
+    const json& candidate = candidates->front();
+    if (!candidate.is_object()) return;
+    if (const auto content = candidate.find("content");
+        content != candidate.end() && content->is_object()) {
+      if (const auto parts = content->find("parts"); parts != content->end() && parts->is_array()) {
+        for (const json& part : *parts) {
+          if (!part.is_object()) continue;
+          // Thought summaries are the model's reasoning, not its answer.
+          if (const auto thought = part.find("thought");
+              thought != part.end() && thought->is_boolean() && thought->get<bool>()) {
+            continue;
+          }
+          const auto text = part.find("text");
+          if (text == part.end() || !text->is_string()) continue;
+          const auto& value = text->get_ref<const std::string&>();
+          if (value.empty()) continue;
+          observer_->on_delta(value);
+          if (!still_wanted()) return;
+        }
+      }
+    }
+    if (const auto reason = candidate.find("finishReason");
+        reason != candidate.end() && reason->is_string() &&
+        !reason->get_ref<const std::string&>().empty()) {
+      completion_.finish_reason = finish_reason_of(reason->get_ref<const std::string&>());
+      finish_seen_ = true;
+    }
+  }
+
+  Error http_error() const {
+    std::string message = "HTTP " + std::to_string(status_);
+    const json body = json::parse(error_body_, nullptr, /*allow_exceptions=*/false);
+    std::string detail = error_message_of(body);
+    if (detail.empty() && !body.is_object()) detail = quotable(error_body_);
+    if (!detail.empty()) message += ": " + detail;
+    const ErrorCode code =
+        status_ == 408 || status_ == 504 ? ErrorCode::timeout : ErrorCode::provider_error;
+    Error error{code, std::move(message)};
+    error.http_status = static_cast<int>(status_);
+    error.retry_after_ms = retry_after_ms_;
+    if (!explicit_retry_after_) {
+      if (const auto delay = retry_delay_ms_of(body)) error.retry_after_ms = *delay;
+    }
+    return error;
+  }
+
+  Error transport_error(CURLcode result, std::string_view curl_error) const {
+    const std::string detail(curl_error);
+    switch (result) {
+      case CURLE_OPERATION_TIMEDOUT:
+        return Error{ErrorCode::timeout, "upstream timed out: " + detail};
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_RESOLVE_PROXY:
+      case CURLE_SSL_CONNECT_ERROR:
+        return Error{ErrorCode::unavailable, "upstream unreachable: " + detail};
+      default:
+        if (status_ != 0) {
+          // Even after a finishReason a cut response may have lost the final usage.
+          return Error{ErrorCode::provider_error,
+                       std::string(finish_seen_ ? "stream cut after finishReason: "
+                                                : "stream ended before finishReason: ") +
+                           detail};
+        }
+        return Error{ErrorCode::provider_error, detail};
+    }
+  }
+
+  void complete(Result<ChatCompletion> outcome) {
+    if (completed_) return;
+    completed_ = true;
+    if (!outcome) {
+      outcome.error().message = without_secret(std::move(outcome.error().message), *api_key_);
+      if (outcome.error().http_status == 0) outcome.error().http_status = static_cast<int>(status_);
+    }
+    observer_->on_complete(std::move(outcome));
+  }
+
+  ChatStreamObserver* observer_;
+  HttpClient& http_;
+  // Shared: a call owned by the HttpClient may outlive its provider.
+  std::shared_ptr<const std::string> api_key_;
+  std::uint64_t transfer_id_ = 0;
+  long status_ = 0;
+  std::int64_t retry_after_ms_ = -1;
+  bool explicit_retry_after_ = false;
+  SseParser sse_;
+  std::string error_body_;
+  ChatCompletion completion_;
+  bool finish_seen_ = false;  // a candidate carried a finishReason
+  bool completed_ = false;    // on_complete has been called (or the call was cancelled)
+};
+
+Error unsupported(std::size_t index, std::string_view what) {
+  return Error{ErrorCode::invalid_request,
+               "messages[" + std::to_string(index) + "]: " + std::string(what) +
+                   " is not supported by the gemini provider"};
+}
+
+bool has_tool_calls(const json& message) {
+  for (const std::string_view key : {"tool_calls", "function_call"}) {
+    const auto it = message.find(key);
+    if (it != message.end() && !it->is_null() && !(it->is_array() && it->empty())) return true;
+  }
+  return false;
+}
+
+// Appends {"text":...} for a non-empty JSON string to a comma-separated list.
+void append_text_part(std::string& parts, const json& text) {
+  if (text.get_ref<const std::string&>().empty()) return;
+  if (!parts.empty()) parts += ',';
+  parts += R"({"text":)";
+  parts += dump(text);
+  parts += '}';
+}
+
+// The parts of one OpenAI-format message: string content or text parts. Any
+// other part is refused rather than dropped, so the model never answers a
+// question it was only partly shown.
+Result<std::string> parts_of(const json& message, std::size_t index) {
+  std::string parts;
+  const auto content = message.find("content");
+  if (content == message.end() || content->is_null()) return parts;
+  if (content->is_string()) {
+    append_text_part(parts, *content);
+    return parts;
+  }
+  if (!content->is_array()) {
+    return fail(ErrorCode::invalid_request, "messages[" + std::to_string(index) +
+                                                "].content must be a string or an array of parts");
+  }
+  for (const json& part : *content) {
+    const auto type = part.is_object() ? part.find("type") : part.end();
+    const bool typed = part.is_object() && type != part.end() && type->is_string();
+    if (typed && *type == "text") {
+      const auto text = part.find("text");
+      if (text != part.end() && text->is_string()) {
+        append_text_part(parts, *text);
+        continue;
+      }
+    }
+    return std::unexpected(unsupported(
+        index, typed ? "content part of type '" + type->get<std::string>() + "'" : "a malformed content part"));
+  }
+  return parts;
+}
+
+class GeminiProvider final : public ChatProvider {
+ public:
+  GeminiProvider(ProviderConfig config, std::string api_key, HttpClient& http)
+      : config_(std::move(config)),
+        api_key_(std::make_shared<const std::string>(std::move(api_key))),
+        http_(http) {
+    std::string_view base = config_.base_url;
+    while (base.ends_with('/')) base.remove_suffix(1);
+    models_url_ = std::string(base) + "/models/";
+
+    const auto configured = [this](std::string_view name) {
+      for (const auto& [header, value] : config_.headers) {
+        if (equals_ignore_case(header, name)) return true;
+      }
+      return false;
+    };
+    if (!configured("Content-Type")) headers_.emplace_back("Content-Type: application/json");
+    if (!configured("Accept")) headers_.emplace_back("Accept: text/event-stream");
+    // A header, never ?key=: URLs end up in proxy and server logs.
+    if (!api_key_->empty() && !configured("x-goog-api-key")) {
+      headers_.push_back("x-goog-api-key: " + *api_key_);
+    }
+    for (const auto& [header, value] : config_.headers) headers_.push_back(header + ": " + value);
+  }
+
+  const std::string& name() const override { return config_.name; }
+
+  std::uint64_t start_chat(const ChatRequest& request, ChatStreamObserver& observer) override {
+    Result<std::string> body = request_body(request);
+    if (!body) {
+      observer.on_complete(std::unexpected(std::move(body.error())));
+      return 0;
+    }
+    HttpRequest http_request;
+    http_request.method = "POST";
+    http_request.url = models_url_ + request.upstream_model + ":streamGenerateContent?alt=sse";
+    http_request.headers = headers_;
+    http_request.body = std::move(*body);
+    http_request.connect_timeout_ms = config_.connect_timeout_ms;
+    http_request.total_timeout_ms = config_.request_timeout_ms;
+
+    auto call = std::make_unique<GeminiChatCall>(observer, http_, api_key_);
+    GeminiChatCall& call_ref = *call;
+    const std::uint64_t id = http_.start(std::move(http_request), std::move(call));
+    // No callback runs inside start(), so the id is known before the first one.
+    call_ref.set_transfer_id(id);
+    return id;
+  }
+
+ private:
+  // A GenerateContentRequest, written as text so message strings are copied
+  // once, straight into the body. Consecutive turns of one role are merged:
+  // Gemini expects user and model turns to alternate.
+  static Result<std::string> request_body(const ChatRequest& request) {
+    if (request.messages == nullptr || !request.messages->is_array()) {
+      return fail(ErrorCode::invalid_request, "messages must be an array");
+    }
+    const json& messages = *request.messages;
+    std::string contents;      // the elements of "contents"
+    std::string system_parts;  // the parts of "systemInstruction"
+    std::string_view open_role;  // role of the turn being written; "" before the first
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const json& message = messages[i];
+      if (!message.is_object()) {
+        return fail(ErrorCode::invalid_request, "messages[" + std::to_string(i) + "] is not an object");
+      }
+      const auto role_field = message.find("role");
+      if (role_field == message.end() || !role_field->is_string()) {
+        return fail(ErrorCode::invalid_request, "messages[" + std::to_string(i) + "].role is missing");
+      }
+      const auto& role = role_field->get_ref<const std::string&>();
+      std::string_view gemini_role;
+      if (role == "user") {
+        gemini_role = "user";
+      } else if (role == "assistant") {
+        gemini_role = "model";
+      } else if (role != "system" && role != "developer") {
+        return std::unexpected(unsupported(i, "role '" + role + "'"));
+      }
+      if (has_tool_calls(message)) return std::unexpected(unsupported(i, "tool calling"));
+
+      Result<std::string> parts = parts_of(message, i);
+      if (!parts) return std::unexpected(std::move(parts.error()));
+      if (parts->empty()) continue;
+      if (gemini_role.empty()) {
+        if (!system_parts.empty()) system_parts += ',';
+        system_parts += *parts;
+        continue;
+      }
+      if (gemini_role == open_role) {
+        contents += ',';
+      } else {
+        if (!open_role.empty()) contents += "]},";
+        contents += R"({"role":")";
+        contents += gemini_role;
+        contents += R"(","parts":[)";
+        open_role = gemini_role;
+      }
+      contents += *parts;
+    }
+    if (open_role.empty()) {
+      return fail(ErrorCode::invalid_request, "no user or assistant message with text to send");
+    }
+
+    std::string body = R"({"contents":[)";
+    body += contents;
+    body += "]}]";
+    if (!system_parts.empty()) {
+      body += R"(,"systemInstruction":{"parts":[)";
+      body += system_parts;
+      body += "]}";
+    }
+    std::string generation;
+    if (request.max_tokens > 0) generation += R"("maxOutputTokens":)" + std::to_string(request.max_tokens);
+    if (request.temperature) {
+      if (!generation.empty()) generation += ',';
+      generation += R"("temperature":)" + dump(json(*request.temperature));
+    }
+    if (!generation.empty()) body += R"(,"generationConfig":{)" + generation + '}';
+    body += '}';
+    return body;
+  }
+
+  ProviderConfig config_;
+  std::shared_ptr<const std::string> api_key_;
+  HttpClient& http_;
+  std::string models_url_;  // {base_url}/models/
+  std::vector<std::string> headers_;
+};
+
+}  // namespace
+
+std::unique_ptr<ChatProvider> make_gemini_provider(ProviderConfig config, std::string api_key,
+                                                   HttpClient& http) {
+  return std::make_unique<GeminiProvider>(std::move(config), std::move(api_key), http);
+}
+
+}  // namespace cascade

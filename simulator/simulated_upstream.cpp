@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "simulator/chat_completion.h"
+#include "simulator/upstream_faults.h"
 
 namespace cascade {
 namespace {
@@ -48,6 +49,8 @@ struct ServerShared {
   SimulatedUpstreamOptions options;
   std::atomic<std::uint64_t> requests_served{0};
   std::atomic<std::uint64_t> next_completion_number{1};
+  simulator::FaultPlanner fault_planner;
+  simulator::FaultCounter fault_counter;
 };
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -68,11 +71,22 @@ class Session : public std::enable_shared_from_this<Session> {
   void start() { read_request(); }
 
  private:
-  enum class AfterWrite { read_body, stream_next_piece, read_next_request, close };
+  enum class AfterWrite {
+    read_body,
+    stream_next_piece,
+    read_next_request,
+    close,
+    hang,   // a hang_mid_stream fault: stall, then send the rest
+    cut,    // a cut_mid_stream fault: orderly close in the middle of the body
+    reset,  // a reset_mid_stream fault: abortive close in the middle of the body
+  };
+  enum class AfterHang { respond_with_answer, continue_stream, send_held_back };
 
   void read_request() {
     if (buffer_.size() == 0 && buffer_.capacity() > kRetainedBufferBytes) buffer_.shrink_to_fit();
     if (out_.capacity() > kRetainedBufferBytes) std::string().swap(out_);
+    if (event_.capacity() > kRetainedBufferBytes) std::string().swap(event_);
+    if (held_back_.capacity() > kRetainedBufferBytes) std::string().swap(held_back_);
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
@@ -149,46 +163,140 @@ class Session : public std::enable_shared_from_this<Session> {
     respond(error.status, error.body, allow_header);
   }
 
-  // Request handling is split in a decision (parse, then what to send) and
-  // its execution (stream or respond), so fault injection can later alter
-  // the decision without touching the I/O.
+  // Request handling is split in a decision (parse, then what to send,
+  // including which fault) and its execution (stream or respond).
   void serve_chat_completion() {
     shared_.requests_served.fetch_add(1, std::memory_order_relaxed);
+    auto requested_fault = fault_from_header();
     auto parsed = simulator::parse_chat_completion_request(parser_->get().body());
     parser_.reset();
+    if (!requested_fault) return respond_error(requested_fault.error());
     if (!parsed) return respond_error(parsed.error());
-    const simulator::ChatCompletionRequest& request = *parsed;
+    request_ = std::move(*parsed);
+    if (requested_fault->has_value()) {
+      fault_ = **requested_fault;
+    } else if (!shared_.fault_planner.empty()) {
+      fault_ = shared_.fault_planner.next();
+    } else {
+      fault_ = UpstreamFault{};
+    }
+    shared_.fault_counter.count(fault_);
 
-    simulator::compose_answer(request.model, request.last_user_text, shared_.options.chunks,
+    simulator::compose_answer(request_.model, request_.last_user_text, shared_.options.chunks,
                               answer_);
     const std::size_t piece_count = answer_.piece_ends.size();
     pieces_to_send_ =
-        request.max_tokens > 0
-            ? std::min<std::size_t>(piece_count, static_cast<std::size_t>(request.max_tokens))
+        request_.max_tokens > 0
+            ? std::min<std::size_t>(piece_count, static_cast<std::size_t>(request_.max_tokens))
             : piece_count;
     finish_reason_ = pieces_to_send_ < piece_count ? "length" : "stop";
-    usage_ = {request.prompt_tokens, static_cast<std::int64_t>(pieces_to_send_)};
-    const std::uint64_t completion_number =
-        shared_.next_completion_number.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t created = unix_now();
+    usage_ = {request_.prompt_tokens, static_cast<std::int64_t>(pieces_to_send_)};
+    completion_number_ = shared_.next_completion_number.fetch_add(1, std::memory_order_relaxed);
+    created_ = unix_now();
+    chunk_delay_ms_ = shared_.options.chunk_delay_ms;
 
-    if (!request.stream) {
-      event_.clear();
-      std::string_view content =
-          std::string_view(answer_.text).substr(0, answer_.piece_ends[pieces_to_send_ - 1]);
-      simulator::append_completion_json(event_, completion_number, created, request.model, content,
-                                        finish_reason_, usage_);
-      return respond(200, event_);
+    switch (fault_.kind) {
+      case UpstreamFaultKind::http_status:
+        return respond_with_status_fault();
+      case UpstreamFaultKind::hang_before_headers:
+        return hang(fault_.duration_ms, AfterHang::respond_with_answer);
+      case UpstreamFaultKind::slow:
+        chunk_delay_ms_ = fault_.duration_ms;
+        // A whole response takes as long as its stream would have.
+        if (!request_.stream) {
+          return hang(fault_.duration_ms * static_cast<int>(std::max<std::size_t>(
+                                               pieces_to_send_ - 1, 1)),
+                      AfterHang::respond_with_answer);
+        }
+        break;
+      default:
+        break;
     }
-    start_stream(completion_number, created, request);
+    respond_with_answer();
   }
 
-  void start_stream(std::uint64_t completion_number, std::int64_t created,
-                    const simulator::ChatCompletionRequest& request) {
+  // The fault named by the request's X-Cascade-Fault header, if any.
+  std::expected<std::optional<UpstreamFault>, simulator::ApiError> fault_from_header() const {
+    if (!shared_.options.faults.honor_fault_header) return std::nullopt;
+    const auto& request = parser_->get();
+    auto header = request.find(beast::string_view(simulator::kFaultHeader.data(),
+                                                  simulator::kFaultHeader.size()));
+    if (header == request.end()) return std::nullopt;
+    auto fault = parse_upstream_fault(std::string_view(header->value().data(),
+                                                       header->value().size()));
+    if (!fault) {
+      return std::unexpected(simulator::invalid_request(
+          400, "Invalid X-Cascade-Fault header: " + fault.error().message));
+    }
+    return *fault;
+  }
+
+  void respond_with_status_fault() {
+    simulator::ApiError error = simulator::fault_status_error(fault_.status);
+    std::string retry_after;
+    if (fault_.retry_after_seconds >= 0) {
+      retry_after = "Retry-After: ";
+      append_decimal(retry_after, static_cast<std::uint64_t>(fault_.retry_after_seconds));
+      retry_after.append("\r\n");
+    }
+    respond(error.status, error.body, retry_after);
+  }
+
+  bool has_mid_stream_fault() const {
+    switch (fault_.kind) {
+      case UpstreamFaultKind::hang_mid_stream:
+      case UpstreamFaultKind::cut_mid_stream:
+      case UpstreamFaultKind::reset_mid_stream:
+      case UpstreamFaultKind::malformed_sse:
+      case UpstreamFaultKind::huge_chunk:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  void respond_with_answer() {
+    if (request_.stream) return start_stream();
+    event_.clear();
+    std::string_view content =
+        std::string_view(answer_.text).substr(0, answer_.piece_ends[pieces_to_send_ - 1]);
+    switch (fault_.kind) {
+      case UpstreamFaultKind::malformed_sse:
+        return respond(200, SimulatedUpstream::kMalformedSseData);
+      case UpstreamFaultKind::huge_chunk: {
+        const std::size_t at = simulator::fault_piece_index(fault_, pieces_to_send_);
+        const std::size_t huge_at = at == 0 ? 0 : answer_.piece_ends[at - 1];
+        held_back_.assign(content.substr(0, huge_at));
+        simulator::append_huge_chunk_text(held_back_, fault_.huge_chunk_bytes);
+        held_back_.append(content.substr(huge_at));
+        simulator::append_completion_json(event_, completion_number_, created_, request_.model,
+                                          held_back_, finish_reason_, usage_);
+        held_back_.clear();
+        return respond(200, event_);
+      }
+      default:
+        break;
+    }
+    simulator::append_completion_json(event_, completion_number_, created_, request_.model,
+                                      content, finish_reason_, usage_);
+    if (!has_mid_stream_fault()) return respond(200, event_);
+    // Stalled or cut after the headers and half of the body.
+    format_response(200, event_);
+    const std::size_t split = out_.size() - event_.size() / 2;
+    held_back_.assign(out_, split);
+    out_.resize(split);
+    after_write_ = fault_.kind == UpstreamFaultKind::hang_mid_stream ? AfterWrite::hang
+                   : fault_.kind == UpstreamFaultKind::cut_mid_stream ? AfterWrite::cut
+                                                                       : AfterWrite::reset;
+    write_out();
+  }
+
+  void start_stream() {
+    const simulator::ChatCompletionRequest& request = request_;
     // Without chunked encoding (HTTP/1.0) the end of the stream is the close.
     if (!chunked_) keep_alive_ = false;
     include_usage_ = request.include_usage;
-    formatter_.begin(completion_number, created, request.model, request.include_usage);
+    formatter_.begin(completion_number_, created_, request.model, request.include_usage);
     out_.assign(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
     if (chunked_) out_.append("Transfer-Encoding: chunked\r\n");
@@ -199,6 +307,8 @@ class Session : public std::enable_shared_from_this<Session> {
     formatter_.append_role_event(event_);
     append_event_to_out();
     next_piece_ = 0;
+    mid_stream_fault_pending_ = has_mid_stream_fault();
+    fault_piece_ = simulator::fault_piece_index(fault_, pieces_to_send_);
     append_pieces_to_out();
     write_out();
   }
@@ -206,17 +316,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // Without a delay every remaining event goes out in one write (still one
   // HTTP chunk per event); with a delay, one content event per write.
   void append_pieces_to_out() {
-    const bool send_all = shared_.options.chunk_delay_ms <= 0;
-    do {
+    const bool send_all = chunk_delay_ms_ <= 0;
+    bool appended_piece = false;
+    for (;;) {
+      if (mid_stream_fault_pending_ && next_piece_ == fault_piece_) {
+        mid_stream_fault_pending_ = false;
+        if (append_mid_stream_fault()) return;
+      }
+      if (next_piece_ >= pieces_to_send_) break;
+      if (appended_piece && !send_all) {
+        after_write_ = AfterWrite::stream_next_piece;
+        return;
+      }
       event_.clear();
       formatter_.append_content_event(event_, answer_.piece(next_piece_));
       append_event_to_out();
       ++next_piece_;
-    } while (send_all && next_piece_ < pieces_to_send_);
-
-    if (next_piece_ < pieces_to_send_) {
-      after_write_ = AfterWrite::stream_next_piece;
-      return;
+      appended_piece = true;
     }
     event_.clear();
     formatter_.append_finish_event(event_, finish_reason_);
@@ -233,6 +349,36 @@ class Session : public std::enable_shared_from_this<Session> {
     after_write_ = keep_alive_ ? AfterWrite::read_next_request : AfterWrite::close;
   }
 
+  // Adds the fault's event to out_, or ends this write at the fault point
+  // (returns true, with after_write_ saying what the fault does next).
+  bool append_mid_stream_fault() {
+    switch (fault_.kind) {
+      case UpstreamFaultKind::malformed_sse:
+        event_.assign("data: ").append(SimulatedUpstream::kMalformedSseData).append("\n\n");
+        append_event_to_out();
+        return false;
+      case UpstreamFaultKind::huge_chunk:
+        held_back_.clear();
+        simulator::append_huge_chunk_text(held_back_, fault_.huge_chunk_bytes);
+        event_.clear();
+        formatter_.append_content_event(event_, held_back_);
+        append_event_to_out();
+        held_back_.clear();
+        return false;
+      case UpstreamFaultKind::hang_mid_stream:
+        after_write_ = AfterWrite::hang;
+        return true;
+      case UpstreamFaultKind::cut_mid_stream:
+        after_write_ = AfterWrite::cut;
+        return true;
+      case UpstreamFaultKind::reset_mid_stream:
+        after_write_ = AfterWrite::reset;
+        return true;
+      default:
+        return false;
+    }
+  }
+
   void append_event_to_out() {
     if (chunked_) {
       char size_hex[16];
@@ -246,6 +392,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void respond_error(const simulator::ApiError& error) { respond(error.status, error.body); }
 
   void respond(int status, std::string_view json_body, std::string_view extra_headers = {}) {
+    format_response(status, json_body, extra_headers);
+    write_out();
+  }
+
+  void format_response(int status, std::string_view json_body,
+                       std::string_view extra_headers = {}) {
     out_.assign("HTTP/1.1 ");
     append_decimal(out_, static_cast<std::uint64_t>(status));
     auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
@@ -256,7 +408,6 @@ class Session : public std::enable_shared_from_this<Session> {
     out_.append(keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     out_.append("Server: cascade-simulator\r\n\r\n").append(json_body);
     after_write_ = keep_alive_ ? AfterWrite::read_next_request : AfterWrite::close;
-    write_out();
   }
 
   void write_out() {
@@ -272,7 +423,7 @@ class Session : public std::enable_shared_from_this<Session> {
       case AfterWrite::read_body:
         return read_body();
       case AfterWrite::stream_next_piece:
-        timer_.expires_after(std::chrono::milliseconds(shared_.options.chunk_delay_ms));
+        timer_.expires_after(std::chrono::milliseconds(chunk_delay_ms_));
         timer_.async_wait([self = shared_from_this()](error_code ec) {
           if (ec) return;
           self->out_.clear();
@@ -284,6 +435,74 @@ class Session : public std::enable_shared_from_this<Session> {
         return read_request();
       case AfterWrite::close:
         return linger_and_close();
+      case AfterWrite::hang:
+        return hang(fault_.duration_ms,
+                    request_.stream ? AfterHang::continue_stream : AfterHang::send_held_back);
+      case AfterWrite::cut:
+        return linger_and_close();
+      case AfterWrite::reset: {
+        error_code ignored;
+        socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+        socket_.close(ignored);
+        return;
+      }
+    }
+  }
+
+  // Sends nothing for duration_ms (0 = until the client leaves or the server
+  // stops), then goes on with `after`. Meanwhile the socket is read so a
+  // client that gives up is noticed and its connection closed.
+  void hang(int duration_ms, AfterHang after) {
+    hanging_ = true;
+    after_hang_ = after;
+    if (duration_ms > 0) {
+      timer_.expires_after(std::chrono::milliseconds(duration_ms));
+    } else {
+      timer_.expires_at(asio::steady_timer::time_point::max());
+    }
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || !self->hanging_) return;
+      self->hanging_ = false;
+      // Ends the pending read, whose handler resumes the response.
+      error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+    watch_for_client_leaving();
+  }
+
+  void watch_for_client_leaving() {
+    socket_.async_read_some(
+        buffer_.prepare(sizeof drain_buffer_),
+        [self = shared_from_this()](error_code ec, std::size_t bytes) {
+          if (!ec) {
+            self->buffer_.commit(bytes);  // an early next request: keep it for later
+            if (self->hanging_) return self->watch_for_client_leaving();
+            return self->resume_after_hang();
+          }
+          if (self->hanging_) {
+            self->hanging_ = false;
+            self->timer_.cancel();
+            error_code ignored;
+            self->socket_.close(ignored);
+            return;
+          }
+          self->resume_after_hang();
+        });
+  }
+
+  void resume_after_hang() {
+    switch (after_hang_) {
+      case AfterHang::respond_with_answer:
+        return respond_with_answer();
+      case AfterHang::continue_stream:
+        out_.clear();
+        append_pieces_to_out();
+        return write_out();
+      case AfterHang::send_held_back:
+        out_.swap(held_back_);
+        held_back_.clear();
+        after_write_ = keep_alive_ ? AfterWrite::read_next_request : AfterWrite::close;
+        return write_out();
     }
   }
 
@@ -317,10 +536,21 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::string out_;    // bytes of the current write; untouched while it is in flight
   std::string event_;  // one SSE event or JSON body being formatted
+  // Fault scratch: a huge delta's text, or the rest of a stalled response.
+  std::string held_back_;
+  simulator::ChatCompletionRequest request_;
+  std::uint64_t completion_number_ = 0;
+  std::int64_t created_ = 0;
   simulator::ComposedAnswer answer_;
   simulator::StreamEventFormatter formatter_;
   std::size_t next_piece_ = 0;
   std::size_t pieces_to_send_ = 0;
+  int chunk_delay_ms_ = 0;
+  UpstreamFault fault_;
+  bool mid_stream_fault_pending_ = false;
+  std::size_t fault_piece_ = 0;  // content deltas sent before a mid-stream fault
+  bool hanging_ = false;
+  AfterHang after_hang_ = AfterHang::respond_with_answer;
   std::string_view finish_reason_ = "stop";
   simulator::TokenUsage usage_;
   bool include_usage_ = false;
@@ -342,7 +572,10 @@ void raise_open_file_limit() {
 }  // namespace
 
 struct SimulatedUpstream::Impl {
-  explicit Impl(SimulatedUpstreamOptions options) { shared.options = std::move(options); }
+  explicit Impl(SimulatedUpstreamOptions options) {
+    shared.options = std::move(options);
+    fault_plan_status = shared.fault_planner.configure(shared.options.faults);
+  }
 
   void accept_next() {
     acceptor->async_accept(asio::make_strand(*io), [this](error_code ec, tcp::socket socket) {
@@ -365,6 +598,7 @@ struct SimulatedUpstream::Impl {
   }
 
   ServerShared shared;
+  Result<void> fault_plan_status;  // reported by start()
   std::mutex lifecycle_mutex;
   // Destroyed in stop() in this order: acceptor and timer before the
   // io_context, whose destruction then frees every session still pending.
@@ -383,6 +617,7 @@ SimulatedUpstream::~SimulatedUpstream() { stop(); }
 Result<void> SimulatedUpstream::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->io) return fail(ErrorCode::internal, "simulated upstream already started");
+  if (!impl_->fault_plan_status) return std::unexpected(impl_->fault_plan_status.error());
   const SimulatedUpstreamOptions& options = impl_->shared.options;
   const int thread_count = std::max(1, options.threads);
   auto io = std::make_unique<asio::io_context>(thread_count);
@@ -458,6 +693,14 @@ std::string SimulatedUpstream::base_url() const {
 
 std::uint64_t SimulatedUpstream::requests_served() const {
   return impl_->shared.requests_served.load(std::memory_order_relaxed);
+}
+
+std::map<std::string, std::uint64_t> SimulatedUpstream::fault_counts() const {
+  return impl_->shared.fault_counter.snapshot();
+}
+
+UpstreamFault SimulatedUpstream::planned_fault(std::uint64_t ordinal) const {
+  return impl_->shared.fault_planner.at(ordinal);
 }
 
 std::string SimulatedUpstream::answer_for(const std::string& model,

@@ -3,15 +3,100 @@
 // streaming SSE exactly as OpenAI sends it, or a plain JSON response). Used by
 // `make demo` when no provider keys are set (its answers say they are
 // simulated), by the integration tests and by the pipeline benchmark.
+// Resilience tests make it misbehave on purpose: per request with an
+// `X-Cascade-Fault: <name>[;param=value]...` header, or for a share of all
+// requests with a seeded fault plan (FaultInjectionOptions). Without either,
+// its bytes are exactly those of a fault-free server.
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
 
 namespace cascade {
+
+// Faults the simulator can inject into a chat completion, for resilience tests.
+// A request gets at most one. Unless stated otherwise, what happens "after
+// chunks" counts content deltas sent after the role chunk.
+enum class UpstreamFaultKind : std::uint8_t {
+  none,
+  http_status,          // an error response (OpenAI-style body), optionally with Retry-After
+  hang_before_headers,  // read the request, send nothing for duration_ms, then answer
+  hang_mid_stream,      // headers + after_chunks deltas, stall duration_ms, then the rest
+  cut_mid_stream,       // headers + after_chunks deltas, then close: no final chunk, no [DONE]
+  reset_mid_stream,     // like cut_mid_stream but the close is a TCP RST (SO_LINGER 0)
+  malformed_sse,        // after after_chunks deltas, one `data:` line that is not JSON
+  huge_chunk,           // after after_chunks deltas, one extra content delta of
+                        // huge_chunk_bytes (usage is unchanged)
+  slow,                 // duration_ms between content chunks, for this request only
+};
+
+struct UpstreamFault {
+  UpstreamFaultKind kind = UpstreamFaultKind::none;
+  int status = 500;              // http_status: the HTTP status (400..599)
+  int retry_after_seconds = -1;  // http_status: Retry-After header value; -1 = no header
+  // hang_*: how long the stall lasts, 0 = until the client leaves or stop();
+  // slow: the pause between content chunks.
+  int duration_ms = 0;
+  // Mid-stream faults: content deltas sent before the fault (capped at the
+  // answer's length); -1 = half of them (rounded down). Non-streaming
+  // requests are cut/stalled after half of the response body instead.
+  int after_chunks = -1;
+  std::size_t huge_chunk_bytes = 1 << 20;
+
+  static UpstreamFault http_status(int status, int retry_after_seconds = -1);
+  static UpstreamFault rate_limited(int retry_after_seconds = 1);  // 429
+  static UpstreamFault hang_before_headers(int duration_ms = 0);
+  static UpstreamFault hang_mid_stream(int duration_ms = 0, int after_chunks = -1);
+  static UpstreamFault cut_mid_stream(int after_chunks = -1);
+  static UpstreamFault reset_mid_stream(int after_chunks = -1);
+  static UpstreamFault malformed_sse(int after_chunks = -1);
+  static UpstreamFault huge_chunk(std::size_t bytes = 1 << 20, int after_chunks = -1);
+  static UpstreamFault slow(int chunk_delay_ms);
+
+  bool operator==(const UpstreamFault&) const = default;
+};
+
+// The name a fault is counted under in fault_counts(): "none", "status_429",
+// "hang_before_headers", "cut_mid_stream", ...
+std::string fault_label(const UpstreamFault& fault);
+
+// Parses the value of the X-Cascade-Fault request header:
+//   <name>[;<param>=<integer>]...
+// names: none, status (params code=, retry_after=), or a bare status code
+// ("429" = "status;code=429"), hang_before_headers (ms=), hang_mid_stream
+// (ms=, after=), cut_mid_stream (after=), reset_mid_stream (after=),
+// malformed_sse (after=), huge_chunk (bytes=, after=), slow (ms=, default 50).
+// A 429 carries "Retry-After: 1" unless retry_after= says otherwise (-1 = none).
+Result<UpstreamFault> parse_upstream_fault(std::string_view text);
+
+struct FaultPlanEntry {
+  UpstreamFault fault = {};
+  std::uint32_t weight = 1;  // relative; add a `none` entry for the fault-free share
+};
+
+enum class FaultPlanOrder {
+  // The n-th request that consults the plan gets the fault drawn from a
+  // random number derived from (seed, n) only: reproducible for a seed.
+  seeded_random,
+  // Exact proportions: every run of sum(weights) consecutive requests holds
+  // each fault `weight` times, spread evenly (smooth weighted round robin).
+  interleaved,
+};
+
+struct FaultInjectionOptions {
+  // Consulted by every valid chat completion request without an
+  // X-Cascade-Fault header; empty = no planned faults.
+  std::vector<FaultPlanEntry> plan = {};
+  FaultPlanOrder order = FaultPlanOrder::seeded_random;
+  std::uint64_t seed = 1;
+  bool honor_fault_header = true;  // X-Cascade-Fault wins over the plan
+};
 
 struct SimulatedUpstreamOptions {
   std::string host = "127.0.0.1";
@@ -19,6 +104,7 @@ struct SimulatedUpstreamOptions {
   int chunks = 20;         // content chunks per streamed answer
   int chunk_delay_ms = 0;  // pause between chunks (simulates generation speed)
   int threads = 1;         // server I/O threads
+  FaultInjectionOptions faults = {};
 };
 
 class SimulatedUpstream {
@@ -28,7 +114,8 @@ class SimulatedUpstream {
   SimulatedUpstream(const SimulatedUpstream&) = delete;
   SimulatedUpstream& operator=(const SimulatedUpstream&) = delete;
 
-  // Binds and starts serving on background threads.
+  // Binds and starts serving on background threads. Fails on an invalid
+  // fault plan.
   Result<void> start();
   void stop();
 
@@ -36,6 +123,11 @@ class SimulatedUpstream {
   std::string base_url() const;  // "http://127.0.0.1:<port>/v1"
   // Chat completion requests answered so far (any status).
   std::uint64_t requests_served() const;
+  // How many valid chat completion requests received each fault, by
+  // fault_label(); "none" counts the ones without. Faults never given are absent.
+  std::map<std::string, std::uint64_t> fault_counts() const;
+  // The fault the plan gives the ordinal-th (0-based) request that consults it.
+  UpstreamFault planned_fault(std::uint64_t ordinal) const;
 
   // The deterministic answer the simulator gives for a model and prompt text;
   // tests compare streamed content with it.
@@ -45,6 +137,24 @@ class SimulatedUpstream {
   // content deltas (split at word boundaries) whose concatenation is answer_for.
   static std::vector<std::string> answer_pieces(const std::string& model,
                                                 const std::string& last_user_text, int chunks);
+
+  // The content deltas a client receives under `fault` (for a stream that is
+  // read to its end; a hang_mid_stream client must outwait the stall): for
+  // huge_chunk the answer pieces with huge_chunk_text() inserted, for cut and
+  // reset the pieces before the cut, none for http_status and
+  // hang_before_headers. The malformed_sse line is not a content delta.
+  // max_tokens as in the request (0 = none).
+  static std::vector<std::string> expected_deltas(const std::string& model,
+                                                  const std::string& last_user_text, int chunks,
+                                                  const UpstreamFault& fault,
+                                                  std::int64_t max_tokens = 0);
+  // The content of a huge_chunk delta: a fixed ASCII sentence repeated and
+  // cut to exactly `bytes` bytes (nothing in it needs JSON escaping).
+  static std::string huge_chunk_text(std::size_t bytes);
+  // What follows "data: " on the malformed_sse line (also the whole body of
+  // a non-streaming response under that fault).
+  static constexpr std::string_view kMalformedSseData =
+      R"({"id":"chatcmpl-malformed","choices":[{"index":0,"delta":{"content":"cut short)";
 
  private:
   struct Impl;

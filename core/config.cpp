@@ -40,6 +40,13 @@ void apply_env(YAML::Node node, const std::string& path, const EnvLookup& env) {
   if (auto value = env(env_name_for(path))) node = *value;
 }
 
+std::string trim(std::string s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
+}
+
 // Reads typed keys out of the merged tree, keeping the first error. A key's
 // CASCADE_* variable is consulted even when the key is absent from the tree, so
 // keys a user file leaves out (e.g. a new provider's timeouts) stay overridable.
@@ -59,6 +66,16 @@ class KeyReader {
     std::optional<YAML::Node> from_env;
     if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, std::string>) {
       if (auto value = env_(env_name_for(key_path))) from_env = YAML::Node(*value);
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      // Lists from the environment are comma-separated.
+      if (auto value = env_(env_name_for(key_path))) {
+        YAML::Node list(YAML::NodeType::Sequence);
+        std::stringstream ss(*value);
+        for (std::string item; std::getline(ss, item, ',');) {
+          if (auto t = trim(item); !t.empty()) list.push_back(t);
+        }
+        from_env = list;
+      }
     }
     const YAML::Node& n = from_env ? *from_env : from_file;
     if (!n.IsDefined() || n.IsNull()) return;
@@ -83,13 +100,6 @@ class KeyReader {
   const EnvLookup& env_;
   std::string error_;
 };
-
-std::string trim(std::string s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return s.substr(first, last - first + 1);
-}
 
 Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   Config c;
@@ -130,7 +140,23 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
     r.read_thresholds(router["cost"], c.router.cost, "router.cost");
     r.read_thresholds(router["quality"], c.router.quality, "router.quality");
     r.read_thresholds(router["speed"], c.router.speed, "router.speed");
+    r.read(router, "max_fallbacks", c.router.max_fallbacks, "router");
+    for (const char* tier : {"small", "medium", "large"}) {
+      std::vector<std::string> chain;
+      r.read(router["fallbacks"], tier, chain, "router.fallbacks");
+      if (!chain.empty()) c.router.fallbacks[tier] = std::move(chain);
+    }
   }
+
+  const auto resilience = root["resilience"];
+  r.read(resilience["retry"], "max_retries", c.resilience.retry.max_retries, "resilience.retry");
+  r.read(resilience["retry"], "backoff_base_ms", c.resilience.retry.backoff_base_ms, "resilience.retry");
+  r.read(resilience["retry"], "backoff_cap_ms", c.resilience.retry.backoff_cap_ms, "resilience.retry");
+  r.read(resilience["retry"], "max_retry_after_ms", c.resilience.retry.max_retry_after_ms, "resilience.retry");
+  r.read(resilience["breaker"], "window", c.resilience.breaker.window, "resilience.breaker");
+  r.read(resilience["breaker"], "min_calls", c.resilience.breaker.min_calls, "resilience.breaker");
+  r.read(resilience["breaker"], "failure_rate", c.resilience.breaker.failure_rate, "resilience.breaker");
+  r.read(resilience["breaker"], "open_ms", c.resilience.breaker.open_ms, "resilience.breaker");
 
   if (const auto p = root["providers"]; p.IsMap()) {
     for (const auto& kv : p) {
@@ -141,6 +167,8 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
       r.read(kv.second, "base_url", pc.base_url, path);
       r.read(kv.second, "api_key_env", pc.api_key_env, path);
       r.read(kv.second, "connect_timeout_ms", pc.connect_timeout_ms, path);
+      r.read(kv.second, "first_token_timeout_ms", pc.first_token_timeout_ms, path);
+      r.read(kv.second, "idle_timeout_ms", pc.idle_timeout_ms, path);
       r.read(kv.second, "request_timeout_ms", pc.request_timeout_ms, path);
       r.read(kv.second, "headers", pc.headers, path);
       c.providers[pc.name] = std::move(pc);
@@ -162,6 +190,10 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   if (!r.error().empty()) return fail(ErrorCode::invalid_request, r.error());
   if (c.kafka.partitions < 1) return fail(ErrorCode::invalid_request, "kafka.partitions must be >= 1");
   if (c.worker.threads < 1) return fail(ErrorCode::invalid_request, "worker.threads must be >= 1");
+  if (c.resilience.retry.max_retries < 0 || c.router.max_fallbacks < 0)
+    return fail(ErrorCode::invalid_request, "resilience.retry.max_retries and router.max_fallbacks must be >= 0");
+  if (c.resilience.breaker.window < 1 || !(0 < c.resilience.breaker.failure_rate && c.resilience.breaker.failure_rate <= 1))
+    return fail(ErrorCode::invalid_request, "resilience.breaker: need window >= 1 and 0 < failure_rate <= 1");
   if (c.worker.max_in_flight < 1) return fail(ErrorCode::invalid_request, "worker.max_in_flight must be >= 1");
   // Outside [0, 1] a paused worker would never resume (or never stay paused).
   if (!(0 <= c.worker.resume_fraction && c.worker.resume_fraction <= 1))

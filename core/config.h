@@ -62,6 +62,30 @@ struct RouterConfig {
   TierThresholds cost{0.55, 0.85};
   TierThresholds quality{0.15, 0.45};
   TierThresholds speed{0.6, 0.9};
+  // Models tried after the routed one fails, per tier ("small"...): catalog ids
+  // in order. A tier without a list falls back to the next cheapest available
+  // models of that tier, other providers first, then the next stronger tier.
+  std::map<std::string, std::vector<std::string>> fallbacks;
+  int max_fallbacks = 2;
+};
+
+struct RetryConfig {
+  int max_retries = 2;             // retries on the same model before falling back
+  int backoff_base_ms = 200;       // first backoff ceiling; doubles per retry
+  int backoff_cap_ms = 5000;       // ceiling of any backoff
+  int max_retry_after_ms = 20000;  // a provider asking to wait longer is fallen back from
+};
+
+struct BreakerConfig {
+  int window = 20;            // outcomes remembered per provider+model
+  int min_calls = 5;          // no verdict on fewer outcomes than this
+  double failure_rate = 0.5;  // opens at this share of failures in the window
+  int open_ms = 30000;        // how long an open breaker refuses calls
+};
+
+struct ResilienceConfig {
+  RetryConfig retry;
+  BreakerConfig breaker;
 };
 
 struct ProviderConfig {
@@ -70,7 +94,9 @@ struct ProviderConfig {
   std::string base_url;
   std::string api_key_env;  // name of the env var holding the key; "" = no key
   long connect_timeout_ms = 5000;
-  long request_timeout_ms = 120000;
+  long first_token_timeout_ms = 60000;  // request sent -> first content delta
+  long idle_timeout_ms = 30000;         // longest silence between deltas
+  long request_timeout_ms = 120000;     // the whole call
   std::map<std::string, std::string> headers;  // extra request headers
 };
 
@@ -89,6 +115,7 @@ struct Config {
   StateConfig state;
   CatalogConfig catalog;
   RouterConfig router;
+  ResilienceConfig resilience;
   std::map<std::string, ProviderConfig> providers;
   LedgerConfig ledger;
   LogConfig log;

@@ -84,6 +84,26 @@ const ModelInfo* Router::cheapest_in(Tier tier) const {
   return nullptr;
 }
 
+std::vector<const ModelInfo*> Router::fallbacks_for(const ModelInfo& chosen) const {
+  std::vector<const ModelInfo*> out;
+  const auto max = static_cast<std::size_t>(std::max(config_.max_fallbacks, 0));
+  auto add = [&](const ModelInfo* m) {
+    if (out.size() >= max || m == nullptr || m == &chosen || !available_(m->provider)) return;
+    if (std::ranges::find(out, m) == out.end()) out.push_back(m);
+  };
+  if (auto it = config_.fallbacks.find(std::string(to_string(chosen.tier))); it != config_.fallbacks.end()) {
+    for (const auto& id : it->second) add(catalog_.find(id));
+    return out;
+  }
+  // A failing provider often fails for all its models: other providers first.
+  const auto& same_tier = candidates_by_tier_[index_of(chosen.tier)];
+  for (const ModelInfo* m : same_tier)
+    if (m->provider != chosen.provider) add(m);
+  for (const ModelInfo* m : same_tier) add(m);
+  if (chosen.tier != Tier::large) add(cheapest_in(static_cast<Tier>(index_of(chosen.tier) + 1)));
+  return out;
+}
+
 Result<RouteDecision> Router::route(const PromptEvent& event) const {
   // Scored even when pinned: the ledger can then show what pinned traffic
   // would have been routed to.
@@ -102,7 +122,8 @@ Result<RouteDecision> Router::route(const PromptEvent& event) const {
   for (const Tier tier : fallback_order(wanted)) {
     if (const ModelInfo* model = cheapest_in(tier))
       return RouteDecision{model, model->tier, complexity.score,
-                           heuristic_reason(complexity.score, event.preference, wanted, *model)};
+                           heuristic_reason(complexity.score, event.preference, wanted, *model),
+                           fallbacks_for(*model)};
   }
   return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");
 }

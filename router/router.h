@@ -31,6 +31,9 @@ struct RouteDecision {
   Tier tier = Tier::medium;
   double score = 0;
   std::string reason;  // short, stable, goes into final and cost events
+  // Tried in order when `model` fails (router.fallbacks, else same-tier
+  // alternatives on other providers first). Empty for pinned models.
+  std::vector<const ModelInfo*> fallbacks;
 };
 
 // Whether a provider is configured and enabled (its key is present).
@@ -47,6 +50,7 @@ class Router {
  private:
   const TierThresholds& thresholds_for(Preference preference) const;
   const ModelInfo* cheapest_in(Tier tier) const;
+  std::vector<const ModelInfo*> fallbacks_for(const ModelInfo& chosen) const;
 
   RouterConfig config_;
   const ModelCatalog& catalog_;

@@ -52,8 +52,9 @@ else
   wait_for_file "$WORK/port" upstream "$WORK/upstream.log"
   URL="http://127.0.0.1:$(cat "$WORK/port")/v1"
   echo "simulated OpenAI-compatible endpoint: $URL"
+  # The simulator speaks OpenAI's wire format, so every provider uses it here.
   for p in OPENAI ANTHROPIC GEMINI GROQ DEEPSEEK MISTRAL; do
-    export "CASCADE_PROVIDERS_${p}_BASE_URL=$URL" "CASCADE_PROVIDERS_${p}_API_KEY_ENV="
+    export "CASCADE_PROVIDERS_${p}_BASE_URL=$URL" "CASCADE_PROVIDERS_${p}_API_KEY_ENV=" "CASCADE_PROVIDERS_${p}_KIND=openai"
   done
   COUNT=${DEMO_PROMPTS:-300}
 fi

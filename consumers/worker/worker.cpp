@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -15,6 +16,7 @@
 #include "kafka/kafka.h"
 #include "producers/event_producer.h"
 #include "providers/provider.h"
+#include "resilience/resilience.h"
 #include "router/router.h"
 
 namespace cascade {
@@ -71,7 +73,12 @@ constexpr std::size_t kMaxOutgoing = 16;  // tokens carry the outgoing index in 
 class Worker::Loop final : public DeliveryListener {
  public:
   Loop(const WorkerOptions& options, WorkerStats& stats, int index)
-      : options_(options), config_(options.config), stats_(stats), index_(index) {}
+      : options_(options),
+        config_(options.config),
+        stats_(stats),
+        index_(index),
+        retry_policy_(options.config.resilience.retry),
+        breakers_(options.config.resilience.breaker) {}
 
   ~Loop() override {
     if (thread_.joinable()) thread_.join();
@@ -193,6 +200,18 @@ class Worker::Loop final : public DeliveryListener {
     bool got_first_token = false;
     bool streaming = false;
     std::uint64_t transfer = 0;
+    // Attempts: the routed model, then its fallbacks (route.fallbacks).
+    std::vector<const ModelInfo*> chain;
+    std::size_t chain_index = 0;
+    int attempts_on_model = 0;
+    Clock::time_point attempt_started;
+    Clock::time_point last_activity;
+    bool attempt_got_token = false;
+    std::int64_t published_deltas = 0;
+    double wasted_cost_usd = 0;  // failed attempts that streamed tokens are paid too
+    TokenUsage wasted_usage;
+    std::string attempt_notes;    // "; gpt-4o-mini: HTTP 429 -> retry" ...
+    std::optional<Error> last_error;
     std::vector<Outgoing> outgoing;
     int pending = 0;
     bool terminal_sent = false;
@@ -214,7 +233,11 @@ class Worker::Loop final : public DeliveryListener {
       bool more_waiting = false;
       if (!stopping) more_waiting = consume_batch();
       resend_retries();
-      http_->poll(more_waiting ? 0 : 50, wake_[0]);
+      const int next_retry_ms = start_due_retries();
+      enforce_stream_timeouts();
+      int wait_ms = more_waiting ? 0 : 50;
+      if (next_retry_ms >= 0) wait_ms = std::min(wait_ms, next_retry_ms);
+      http_->poll(wait_ms, wake_[0]);
       producer_->poll(0);
       finish_completed();
       store_offsets();
@@ -295,22 +318,52 @@ class Worker::Loop final : public DeliveryListener {
       return;
     }
     r.route = *route;
-    ChatProvider* provider = providers_->find(r.route.model->provider);
-    if (!provider) {
-      fail_request(r, Error{ErrorCode::unavailable, "provider " + r.route.model->provider + " is not enabled"});
-      return;
-    }
-    ChatRequest chat;
-    chat.upstream_model = r.route.model->upstream_model;
-    chat.messages = &r.event.messages;
-    chat.max_tokens = r.event.max_tokens.value_or(config_.limits.default_max_tokens);
-    chat.temperature = r.event.temperature;
-    spdlog::debug("worker: request {} tenant {} -> {} ({})", r.event.id, r.event.tenant,
-                  r.route.model->id, r.route.reason);
-    stats_.provider_calls++;
-    r.streaming = true;
-    r.transfer = provider->start_chat(chat, r);
+    r.chain.reserve(1 + r.route.fallbacks.size());
+    r.chain.push_back(r.route.model);
+    r.chain.insert(r.chain.end(), r.route.fallbacks.begin(), r.route.fallbacks.end());
+    start_attempt(r);
   }
+
+  // Starts the next allowed attempt along the chain, or fails the request.
+  void start_attempt(Request& r) {
+    const auto now = Clock::now();
+    while (r.chain_index < r.chain.size()) {
+      const ModelInfo& model = *r.chain[r.chain_index];
+      ChatProvider* provider = providers_->find(model.provider);
+      if (provider && breakers_.at(model.provider, model.id).allow(now)) {
+        ChatRequest chat;
+        chat.upstream_model = model.upstream_model;
+        chat.messages = &r.event.messages;
+        chat.max_tokens = r.event.max_tokens.value_or(config_.limits.default_max_tokens);
+        chat.temperature = r.event.temperature;
+        spdlog::debug("worker: request {} tenant {} -> {} ({})", r.event.id, r.event.tenant, model.id,
+                      r.route.reason);
+        stats_.provider_calls++;
+        r.attempts_on_model++;
+        r.attempt_started = now;
+        r.last_activity = now;
+        r.attempt_got_token = false;
+        r.streaming = true;
+        r.transfer = provider->start_chat(chat, r);
+        return;
+      }
+      stats_.breaker_rejections++;
+      r.attempt_notes += "; " + model.id + ": breaker open";
+      if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
+      next_in_chain(r);
+    }
+    Error error = r.last_error.value_or(
+        Error{ErrorCode::unavailable, "no provider could take the request (breakers open or providers disabled)"});
+    if (!r.attempt_notes.empty()) error.message += " [" + r.attempt_notes.substr(2) + "]";
+    charge_and_fail(r, error);
+  }
+
+  void next_in_chain(Request& r) {
+    r.chain_index++;
+    r.attempts_on_model = 0;
+  }
+
+  const ModelInfo& current_model(const Request& r) const { return *r.chain[r.chain_index]; }
 
   void reject(Request& r, const RejectedPrompt& rejected, std::string_view payload) {
     stats_.rejected++;
@@ -341,12 +394,16 @@ class Worker::Loop final : public DeliveryListener {
 
   void on_delta(Request& r, std::string_view text) {
     if (text.empty()) return;
+    const auto now = Clock::now();
+    r.last_activity = now;
+    r.attempt_got_token = true;
     if (!r.got_first_token) {
       r.got_first_token = true;
-      r.first_token = Clock::now();
+      r.first_token = now;
     }
     r.content.append(text);
     if (!r.event.stream) return;
+    r.published_deltas++;
     if (auto ok = producer_->produce(r.event.reply_to, r.event.id, make_chunk_event(r.event.id, r.seq++, text));
         !ok) {
       spdlog::warn("worker: chunk of request {} not sent: {}", r.event.id, ok.error().message);
@@ -354,18 +411,20 @@ class Worker::Loop final : public DeliveryListener {
   }
 
   void on_complete(Request& r, Result<ChatCompletion> outcome) {
+    const ModelInfo& attempted = current_model(r);
+    const auto now = Clock::now();
     if (!outcome) {
-      fail_request(r, outcome.error());
+      on_attempt_failed(r, std::move(outcome.error()));
       return;
     }
-    const auto now = Clock::now();
+    breakers_.at(attempted.provider, attempted.id).record(true, now);
     TokenUsage usage = outcome->usage;
     if (!outcome->usage_reported) {
       usage.input_tokens = estimate_tokens(message_chars(r.event.messages));
       usage.output_tokens = estimate_tokens(r.content.size());
       usage.cached_tokens = 0;
     }
-    const ModelInfo& model = *r.route.model;
+    const ModelInfo& model = attempted;
     const ModelInfo& baseline = options_.catalog->baseline();
 
     FinalReply final;
@@ -376,9 +435,9 @@ class Worker::Loop final : public DeliveryListener {
     final.provider = model.provider;
     final.finish_reason = outcome->finish_reason;
     final.usage = usage;
-    final.cost_usd = cost_usd(model.price, usage);
+    final.cost_usd = cost_usd(model.price, usage) + r.wasted_cost_usd;
     final.cache = CacheOutcome::miss;
-    final.route = RouteInfo{std::string(to_string(r.route.tier)), r.route.score, r.route.reason};
+    final.route = RouteInfo{std::string(to_string(r.route.tier)), r.route.score, route_reason(r)};
     final.metadata = r.event.metadata;
 
     CostEvent cost;
@@ -395,7 +454,7 @@ class Worker::Loop final : public DeliveryListener {
     cost.cache = CacheOutcome::miss;
     cost.latency_ms = ms_between(r.started, now);
     cost.ttft_ms = r.got_first_token ? ms_between(r.started, r.first_token) : cost.latency_ms;
-    cost.route_reason = r.route.reason;
+    cost.route_reason = final.route.reason;
 
     CompletedAnswer answer{make_final_event(final), make_cost_event(cost)};
     if (options_.completed) {
@@ -408,6 +467,123 @@ class Worker::Loop final : public DeliveryListener {
     emit(r, r.event.reply_to, r.event.id, std::move(answer.final_event));
     emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(answer.cost_event));
     mark_terminal(r);
+  }
+
+  // The reason names every fallback, so the ledger shows where money went.
+  static std::string route_reason(const Request& r) {
+    if (r.attempt_notes.empty()) return r.route.reason;
+    return r.route.reason + " | " + r.attempt_notes.substr(2);
+  }
+
+  void on_attempt_failed(Request& r, Error error) {
+    const ModelInfo& model = current_model(r);
+    const auto now = Clock::now();
+    r.streaming = false;
+    if (provider_side_failure(error)) {
+      breakers_.at(model.provider, model.id).record(false, now);
+    } else {
+      breakers_.at(model.provider, model.id).record(true, now);  // it answered; the request was at fault
+    }
+    if (!r.content.empty()) {
+      // Tokens were generated before the failure: the provider bills them.
+      TokenUsage partial;
+      partial.input_tokens = estimate_tokens(message_chars(r.event.messages));
+      partial.output_tokens = estimate_tokens(r.content.size());
+      r.wasted_cost_usd += cost_usd(model.price, partial);
+      r.wasted_usage.input_tokens += partial.input_tokens;
+      r.wasted_usage.output_tokens += partial.output_tokens;
+    }
+    const auto verdict = retry_policy_.on_failure(error, r.attempts_on_model, r.published_deltas > 0);
+    r.attempt_notes += "; " + model.id + ": " + short_error(error) + " -> " + std::string(to_string(verdict.action));
+    r.last_error = error;
+    spdlog::debug("worker: request {} attempt on {} failed ({}): {}", r.event.id, model.id, error.message,
+                  to_string(verdict.action));
+    switch (verdict.action) {
+      case FailureAction::retry:
+        stats_.retries++;
+        r.content.clear();  // nothing of it was published
+        retry_timers_.emplace(now + std::chrono::milliseconds(verdict.wait_ms), r.serial);
+        return;
+      case FailureAction::fall_back:
+        if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
+        r.content.clear();  // nothing of it was published
+        next_in_chain(r);
+        start_attempt(r);
+        return;
+      case FailureAction::give_up:
+        charge_and_fail(r, error);
+        return;
+    }
+  }
+
+  static std::string short_error(const Error& e) {
+    if (e.http_status >= 400) return "HTTP " + std::to_string(e.http_status);
+    return std::string(to_string(e.code));
+  }
+
+  // A failed request still pays for the tokens its attempts generated.
+  void charge_and_fail(Request& r, const Error& error) {
+    if (r.wasted_cost_usd > 0) {
+      const ModelInfo& model = r.chain.empty() ? options_.catalog->baseline() : *r.chain[std::min(r.chain_index, r.chain.size() - 1)];
+      CostEvent cost;
+      cost.id = r.event.id;
+      cost.tenant = r.event.tenant;
+      cost.ts_ms = now_ms();
+      cost.model = model.id;
+      cost.provider = model.provider;
+      cost.usage = r.wasted_usage;
+      cost.cost_usd = r.wasted_cost_usd;
+      cost.baseline_model = options_.catalog->baseline().id;
+      cost.baseline_cost_usd = cost.cost_usd;  // nothing was saved on a failed request
+      cost.cache = CacheOutcome::miss;
+      cost.latency_ms = ms_between(r.started, Clock::now());
+      cost.ttft_ms = r.got_first_token ? ms_between(r.started, r.first_token) : cost.latency_ms;
+      cost.route_reason = route_reason(r);
+      emit(r, config_.kafka.ledger_topic, r.event.tenant, make_cost_event(cost));
+    }
+    fail_request(r, error);
+  }
+
+  // Retries whose backoff is over; returns ms until the next one (or -1).
+  int start_due_retries() {
+    const auto now = Clock::now();
+    while (!retry_timers_.empty() && retry_timers_.begin()->first <= now) {
+      const auto serial = retry_timers_.begin()->second;
+      retry_timers_.erase(retry_timers_.begin());
+      if (auto it = requests_.find(serial); it != requests_.end()) start_attempt(*it->second);
+    }
+    if (retry_timers_.empty()) return -1;
+    return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(retry_timers_.begin()->first - now).count());
+  }
+
+  // Streams silent past first_token_timeout_ms / idle_timeout_ms are cut and
+  // handled like any failed attempt (retry or fall back while nothing was published).
+  void enforce_stream_timeouts() {
+    const auto now = Clock::now();
+    if (now - last_timeout_scan_ < std::chrono::milliseconds(50)) return;
+    last_timeout_scan_ = now;
+    std::vector<Request*> expired;
+    for (auto& [serial, owned] : requests_) {
+      Request& r = *owned;
+      if (!r.streaming) continue;
+      const ProviderConfig* pc = provider_config(current_model(r).provider);
+      if (!pc) continue;
+      const auto silence = now - (r.attempt_got_token ? r.last_activity : r.attempt_started);
+      const long limit = r.attempt_got_token ? pc->idle_timeout_ms : pc->first_token_timeout_ms;
+      if (limit > 0 && silence > std::chrono::milliseconds(limit)) expired.push_back(&r);
+    }
+    for (Request* r : expired) {
+      stats_.timeouts++;
+      http_->cancel(r->transfer);
+      const bool first = !r->attempt_got_token;
+      on_attempt_failed(*r, Error{ErrorCode::timeout, first ? "no first token within first_token_timeout_ms"
+                                                            : "stream idle longer than idle_timeout_ms"});
+    }
+  }
+
+  const ProviderConfig* provider_config(const std::string& name) const {
+    auto it = config_.providers.find(name);
+    return it == config_.providers.end() ? nullptr : &it->second;
   }
 
   // All terminal events of the request are out; it finishes when they are delivered.
@@ -582,6 +758,10 @@ class Worker::Loop final : public DeliveryListener {
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<ProviderRegistry> providers_;
   std::unique_ptr<Router> router_;
+  RetryPolicy retry_policy_;
+  BreakerBoard breakers_;
+  std::multimap<Clock::time_point, std::uint64_t> retry_timers_;
+  Clock::time_point last_timeout_scan_{};
   std::unique_ptr<EventProducer> producer_;
   KafkaHandle consumer_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Request>> requests_;

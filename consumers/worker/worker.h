@@ -29,6 +29,10 @@ struct WorkerStats {
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::int64_t> peak_in_flight{0};  // highest in_flight of any one loop
   std::atomic<std::uint64_t> pauses{0};         // backpressure: partition pauses
+  std::atomic<std::uint64_t> retries{0};        // attempts retried on the same model
+  std::atomic<std::uint64_t> fallbacks{0};      // attempts moved to the next model
+  std::atomic<std::uint64_t> breaker_rejections{0};  // models skipped: breaker open
+  std::atomic<std::uint64_t> timeouts{0};       // first-token / idle timeouts
 };
 
 struct WorkerOptions {

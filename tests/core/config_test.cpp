@@ -104,24 +104,29 @@ TEST(LoadConfig, WithoutFileOrEnvGivesTheDefaultsDocumentedInCascadeYaml) {
 
 TEST(LoadConfig, DefaultProvidersAreTheSixDocumentedEndpointsWithTheirKeyVariables) {
   const Config c = load_ok("", kNoEnv);
-  const std::map<std::string, std::pair<std::string, std::string>> expected = {
-      {"openai", {"https://api.openai.com/v1", "OPENAI_API_KEY"}},
-      {"groq", {"https://api.groq.com/openai/v1", "GROQ_API_KEY"}},
-      {"deepseek", {"https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"}},
-      {"mistral", {"https://api.mistral.ai/v1", "MISTRAL_API_KEY"}},
-      {"anthropic", {"https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"}},
-      {"gemini", {"https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY"}},
+  struct Endpoint {
+    std::string kind, url, key;
+  };
+  const std::map<std::string, Endpoint> expected = {
+      {"openai", {"openai", "https://api.openai.com/v1", "OPENAI_API_KEY"}},
+      {"groq", {"openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"}},
+      {"deepseek", {"openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"}},
+      {"mistral", {"openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"}},
+      {"anthropic", {"anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"}},
+      {"gemini", {"gemini", "https://generativelanguage.googleapis.com/v1beta", "GEMINI_API_KEY"}},
   };
   ASSERT_EQ(c.providers.size(), expected.size());
-  for (const auto& [name, url_and_key] : expected) {
+  for (const auto& [name, endpoint] : expected) {
     SCOPED_TRACE(name);
     auto it = c.providers.find(name);
     ASSERT_NE(it, c.providers.end());
     EXPECT_EQ(it->second.name, name);
-    EXPECT_EQ(it->second.kind, "openai");
-    EXPECT_EQ(it->second.base_url, url_and_key.first);
-    EXPECT_EQ(it->second.api_key_env, url_and_key.second);
+    EXPECT_EQ(it->second.kind, endpoint.kind);
+    EXPECT_EQ(it->second.base_url, endpoint.url);
+    EXPECT_EQ(it->second.api_key_env, endpoint.key);
     EXPECT_EQ(it->second.connect_timeout_ms, 5000);
+    EXPECT_EQ(it->second.first_token_timeout_ms, 60000);
+    EXPECT_EQ(it->second.idle_timeout_ms, 30000);
     EXPECT_EQ(it->second.request_timeout_ms, 120000);
     EXPECT_TRUE(it->second.headers.empty());
   }

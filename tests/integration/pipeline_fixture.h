@@ -99,6 +99,7 @@ class PipelineTest : public ::testing::Test {
       for (auto& c : prefix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       env[prefix + "_BASE_URL"] = upstream_->base_url();
       env[prefix + "_API_KEY_ENV"] = "";
+      env[prefix + "_KIND"] = "openai";  // the simulator speaks OpenAI's wire format
     }
     for (const auto& [k, v] : env_overrides) env[k] = v;
     auto config = load_config("", [env](const std::string& name) -> std::optional<std::string> {

@@ -151,6 +151,31 @@ TEST_F(PipelineTest, BackpressurePausesPartitionsAtMaxInFlightAndResumesUntilAll
   EXPECT_GE(stats.peak_in_flight.load(), 16);
 }
 
+TEST_F(PipelineTest, AnUnreachableProviderIsRetriedThenFallenBackFromAndItsBreakerOpens) {
+  // groq serves the cheapest small model; nothing listens on its port.
+  env_overrides["CASCADE_PROVIDERS_GROQ_BASE_URL"] = "http://127.0.0.1:1/v1";
+  env_overrides["CASCADE_RESILIENCE_RETRY_BACKOFF_BASE_MS"] = "5";
+  env_overrides["CASCADE_RESILIENCE_RETRY_BACKOFF_CAP_MS"] = "20";
+  start_pipeline();
+  const auto prompts = load_prompts(120);
+  for (std::size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(client_->send(prompt(i, "What is " + std::to_string(i) + "?")));
+  ASSERT_TRUE(client_->flush(10000));
+  ASSERT_TRUE(client_->wait_all(std::chrono::seconds(60))) << client_->outstanding() << " unanswered";
+  for (const auto& [id, r] : client_->replies()) {
+    ASSERT_EQ(r.terminal->type, "final") << r.terminal->body.dump();
+    EXPECT_NE(r.terminal->body.value("provider", ""), "groq") << id;
+    EXPECT_EQ(concat_chunks(r), r.terminal->body.value("content", "")) << id;  // no partial answer mixed in
+  }
+  const auto& stats = workers_.front()->stats();
+  EXPECT_GT(stats.retries.load(), 0u);
+  EXPECT_GT(stats.fallbacks.load(), 0u);
+  // Once the breaker is open, later requests skip groq without calling it.
+  EXPECT_GT(stats.breaker_rejections.load(), 0u);
+  EXPECT_LT(stats.provider_calls.load(), 120u * 4);
+  const auto any = client_->replies().begin()->second.terminal->body;
+  EXPECT_NE(any["route"].value("reason", "").find("llama-3.1-8b-instant"), std::string::npos) << any.dump();
+}
+
 // Reads the dead letters published so far.
 std::vector<nlohmann::json> read_dead_letters(const Config& config) {
   std::vector<nlohmann::json> out;

@@ -248,3 +248,67 @@ TEST(Router, RoutesWithTheBuiltInCatalog) {
 
 }  // namespace
 }  // namespace cascade
+
+namespace cascade {
+namespace {
+
+ModelCatalog fallback_catalog() {
+  auto catalog = ModelCatalog::from_yaml(R"(
+price_version: "test"
+models:
+  - {id: a-small, provider: pa, upstream_model: a, tier: small, context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.1, output_per_mtok: 0.1}
+  - {id: a-small-2, provider: pa, upstream_model: a2, tier: small, context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.2, output_per_mtok: 0.2}
+  - {id: b-small, provider: pb, upstream_model: b, tier: small, context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.3, output_per_mtok: 0.3}
+  - {id: c-medium, provider: pc, upstream_model: c, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 1, output_per_mtok: 1}
+  - {id: gpt-4o, provider: pc, upstream_model: gpt-4o, tier: large, context_window: 1000, max_output_tokens: 100, input_per_mtok: 5, output_per_mtok: 5}
+)");
+  EXPECT_TRUE(catalog) << catalog.error().message;
+  return *catalog;
+}
+
+PromptEvent trivial_prompt() {
+  PromptEvent e;
+  e.messages = nlohmann::json::array({{{"role", "user"}, {"content", "hi"}}});
+  return e;
+}
+
+std::vector<std::string> ids(const std::vector<const ModelInfo*>& models) {
+  std::vector<std::string> out;
+  for (const auto* m : models) out.push_back(m->id);
+  return out;
+}
+
+TEST(RouterFallbacks, PreferOtherProvidersOfTheSameTierThenTheNextTier) {
+  const auto catalog = fallback_catalog();
+  RouterConfig config;
+  config.max_fallbacks = 3;
+  Router router(config, catalog, nullptr);
+  auto d = router.route(trivial_prompt());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->model->id, "a-small");
+  EXPECT_EQ(ids(d->fallbacks), (std::vector<std::string>{"b-small", "a-small-2", "c-medium"}));
+}
+
+TEST(RouterFallbacks, FollowTheConfiguredChainAndSkipUnavailableProviders) {
+  const auto catalog = fallback_catalog();
+  RouterConfig config;
+  config.fallbacks["small"] = {"c-medium", "b-small", "a-small-2"};
+  Router router(config, catalog, [](std::string_view p) { return p != "pb"; });
+  auto d = router.route(trivial_prompt());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(ids(d->fallbacks), (std::vector<std::string>{"c-medium", "a-small-2"}));
+}
+
+TEST(RouterFallbacks, AreCappedByMaxFallbacksAndAbsentForPinnedModels) {
+  const auto catalog = fallback_catalog();
+  RouterConfig config;
+  config.max_fallbacks = 1;
+  Router router(config, catalog, nullptr);
+  EXPECT_EQ(router.route(trivial_prompt())->fallbacks.size(), 1u);
+  auto pinned = trivial_prompt();
+  pinned.model = "b-small";
+  EXPECT_TRUE(router.route(pinned)->fallbacks.empty());
+}
+
+}  // namespace
+}  // namespace cascade

@@ -12,25 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "core/config.h"
 #include "core/result.h"
 
 namespace cascade {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
-
-struct RetryConfig {
-  int max_retries = 2;             // retries on the same model before falling back
-  int backoff_base_ms = 200;       // first backoff ceiling; doubles per retry
-  int backoff_cap_ms = 5000;       // ceiling of any backoff
-  int max_retry_after_ms = 20000;  // a provider asking to wait longer is fallen back from
-};
-
-struct BreakerConfig {
-  int window = 20;              // outcomes remembered per provider+model
-  int min_calls = 5;            // no verdict on fewer outcomes than this
-  double failure_rate = 0.5;    // opens at this share of failures in the window
-  int open_ms = 30000;          // how long an open breaker rejects calls
-};
 
 enum class FailureAction { retry, fall_back, give_up };
 std::string_view to_string(FailureAction action);

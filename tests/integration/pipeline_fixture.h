@@ -56,6 +56,8 @@ class PipelineTest : public ::testing::Test {
   // Settings a test may change before start_pipeline().
   std::map<std::string, std::string> env_overrides;
   int chunk_delay_ms = 0;
+  // Providers that get an upstream of their own, with these faults injected.
+  std::map<std::string, FaultInjectionOptions> provider_faults;
 
   // The embedded broker, or the real cluster in CASCADE_TEST_KAFKA_BOOTSTRAP
   // (then every topic and group name gets a per-run suffix).
@@ -98,6 +100,14 @@ class PipelineTest : public ::testing::Test {
       std::string prefix = std::string("CASCADE_PROVIDERS_") + p;
       for (auto& c : prefix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       env[prefix + "_BASE_URL"] = upstream_->base_url();
+      if (auto f = provider_faults.find(p); f != provider_faults.end()) {
+        SimulatedUpstreamOptions own = up;
+        own.faults = f->second;
+        auto& server = faulty_upstreams_[p];
+        server = std::make_unique<SimulatedUpstream>(own);
+        ASSERT_TRUE(server->start());
+        env[prefix + "_BASE_URL"] = server->base_url();
+      }
       env[prefix + "_API_KEY_ENV"] = "";
       env[prefix + "_KIND"] = "openai";  // the simulator speaks OpenAI's wire format
     }
@@ -156,6 +166,7 @@ class PipelineTest : public ::testing::Test {
     ledger_.reset();
     store_.reset();
     if (upstream_) upstream_->stop();
+    for (auto& [name, server] : faulty_upstreams_) server->stop();
     broker_.reset();
     if (!state_dir_.empty()) std::filesystem::remove_all(state_dir_);
   }
@@ -184,6 +195,7 @@ class PipelineTest : public ::testing::Test {
   std::string bootstrap_;
   std::string reply_topic_;
   std::unique_ptr<SimulatedUpstream> upstream_;
+  std::map<std::string, std::unique_ptr<SimulatedUpstream>> faulty_upstreams_;
   Config config_;
   std::unique_ptr<ModelCatalog> catalog_;
   std::filesystem::path state_dir_;

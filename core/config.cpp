@@ -125,6 +125,7 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   r.read(w, "max_in_flight", c.worker.max_in_flight, "worker");
   r.read(w, "resume_fraction", c.worker.resume_fraction, "worker");
   r.read(w, "commit_interval_ms", c.worker.commit_interval_ms, "worker");
+  r.read(w, "metrics_listen", c.worker.metrics_listen, "worker");
 
   r.read(root["limits"], "max_event_bytes", c.limits.max_event_bytes, "limits");
   r.read(root["limits"], "default_max_tokens", c.limits.default_max_tokens, "limits");

@@ -36,6 +36,7 @@ struct WorkerConfig {
   int max_in_flight = 512;
   double resume_fraction = 0.5;
   int commit_interval_ms = 500;
+  std::string metrics_listen = "127.0.0.1:9465";  // "" = no metrics endpoint
 };
 
 struct LimitsConfig {

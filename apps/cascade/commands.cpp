@@ -144,11 +144,25 @@ int run_worker(const CommonOptions& common) {
   auto store = CompletedAnswerStore::open(config->state.dir);
   if (!store) return print_error(store.error());
 
+  WorkerMetrics metrics;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!config->worker.metrics_listen.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(config->worker.metrics_listen);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cascade: cannot listen on %s: %s\n", config->worker.metrics_listen.c_str(), e.what());
+      return 1;
+    }
+    exposer->RegisterCollectable(metrics.registry());
+    spdlog::info("worker: Prometheus metrics at http://{}/metrics", config->worker.metrics_listen);
+  }
+
   WorkerOptions options;
   options.config = *config;
   options.bootstrap = kafka->bootstrap();
   options.catalog = &*catalog;
   options.completed = store->get();
+  options.metrics = &metrics;
   auto worker = Worker::start(std::move(options));
   if (!worker) return print_error(worker.error());
   wait_for_signal();

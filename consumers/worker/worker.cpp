@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <unordered_map>
 
@@ -78,7 +79,9 @@ class Worker::Loop final : public DeliveryListener {
         stats_(stats),
         index_(index),
         retry_policy_(options.config.resilience.retry),
-        breakers_(options.config.resilience.breaker) {}
+        breakers_(options.config.resilience.breaker) {
+    if (options.metrics) recorder_.emplace(*options.metrics);
+  }
 
   ~Loop() override {
     if (thread_.joinable()) thread_.join();
@@ -289,6 +292,7 @@ class Worker::Loop final : public DeliveryListener {
     const auto in_flight = static_cast<std::int64_t>(requests_.size());
     stats_.in_flight.store(in_flight);
     if (in_flight > stats_.peak_in_flight.load()) stats_.peak_in_flight.store(in_flight);
+    if (recorder_) recorder_->in_flight(index_, static_cast<double>(in_flight));
 
     const std::string_view payload(static_cast<const char*>(msg->payload), msg->len);
     PromptLimits limits{config_.limits.max_event_bytes};
@@ -305,6 +309,7 @@ class Worker::Loop final : public DeliveryListener {
       if (auto done = options_.completed->get(r.event.tenant, r.event.id)) {
         // Redelivered after a crash: answer again, pay nothing again.
         stats_.replayed++;
+        if (recorder_) recorder_->request("replayed");
         emit(r, r.event.reply_to, r.event.id, std::move(done->final_event));
         emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(done->cost_event));
         mark_terminal(r);
@@ -348,6 +353,7 @@ class Worker::Loop final : public DeliveryListener {
         return;
       }
       stats_.breaker_rejections++;
+      if (recorder_) recorder_->fallback(model.provider, model.id, "breaker_open");
       r.attempt_notes += "; " + model.id + ": breaker open";
       if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
       next_in_chain(r);
@@ -367,6 +373,7 @@ class Worker::Loop final : public DeliveryListener {
 
   void reject(Request& r, const RejectedPrompt& rejected, std::string_view payload) {
     stats_.rejected++;
+    if (recorder_) recorder_->request("rejected");
     spdlog::info("worker: rejected prompt event at {}/{}: {}", r.partition, r.offset,
                  rejected.error.message);
     if (rejected.id && rejected.reply_to) {
@@ -386,6 +393,7 @@ class Worker::Loop final : public DeliveryListener {
 
   void fail_request(Request& r, const Error& error) {
     stats_.failed++;
+    if (recorder_) recorder_->request("error");
     spdlog::info("worker: request {} tenant {} failed: {} {}", r.event.id, r.event.tenant,
                  to_string(error.code), error.message);
     emit(r, r.event.reply_to, r.event.id, make_error_event(r.event.id, r.seq++, error));
@@ -417,7 +425,8 @@ class Worker::Loop final : public DeliveryListener {
       on_attempt_failed(r, std::move(outcome.error()));
       return;
     }
-    breakers_.at(attempted.provider, attempted.id).record(true, now);
+    record_attempt(attempted, true, now);
+    if (recorder_) recorder_->request("final");
     TokenUsage usage = outcome->usage;
     if (!outcome->usage_reported) {
       usage.input_tokens = estimate_tokens(message_chars(r.event.messages));
@@ -479,11 +488,8 @@ class Worker::Loop final : public DeliveryListener {
     const ModelInfo& model = current_model(r);
     const auto now = Clock::now();
     r.streaming = false;
-    if (provider_side_failure(error)) {
-      breakers_.at(model.provider, model.id).record(false, now);
-    } else {
-      breakers_.at(model.provider, model.id).record(true, now);  // it answered; the request was at fault
-    }
+    // A request-side failure (400, 422...) says nothing bad about the provider.
+    record_attempt(model, !provider_side_failure(error), now);
     if (!r.content.empty()) {
       // Tokens were generated before the failure: the provider bills them.
       TokenUsage partial;
@@ -501,11 +507,13 @@ class Worker::Loop final : public DeliveryListener {
     switch (verdict.action) {
       case FailureAction::retry:
         stats_.retries++;
+        if (recorder_) recorder_->retry(model.provider, model.id);
         r.content.clear();  // nothing of it was published
         retry_timers_.emplace(now + std::chrono::milliseconds(verdict.wait_ms), r.serial);
         return;
       case FailureAction::fall_back:
         if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
+        if (recorder_) recorder_->fallback(model.provider, model.id, "error");
         r.content.clear();  // nothing of it was published
         next_in_chain(r);
         start_attempt(r);
@@ -514,6 +522,16 @@ class Worker::Loop final : public DeliveryListener {
         charge_and_fail(r, error);
         return;
     }
+  }
+
+  void record_attempt(const ModelInfo& model, bool success, Clock::time_point now) {
+    CircuitBreaker& breaker = breakers_.at(model.provider, model.id);
+    breaker.record(success, now);
+    if (!recorder_) return;
+    recorder_->attempt(model.provider, model.id, success);
+    const BreakerState state = breaker.state(now);
+    recorder_->breaker_state(model.provider, model.id,
+                             state == BreakerState::closed ? 0 : state == BreakerState::half_open ? 1 : 2);
   }
 
   static std::string short_error(const Error& e) {
@@ -576,6 +594,7 @@ class Worker::Loop final : public DeliveryListener {
       stats_.timeouts++;
       http_->cancel(r->transfer);
       const bool first = !r->attempt_got_token;
+      if (recorder_) recorder_->timeout(current_model(*r).provider, first ? "first_token" : "idle");
       on_attempt_failed(*r, Error{ErrorCode::timeout, first ? "no first token within first_token_timeout_ms"
                                                             : "stream idle longer than idle_timeout_ms"});
     }
@@ -639,6 +658,7 @@ class Worker::Loop final : public DeliveryListener {
     }
     finished_.clear();
     stats_.in_flight.store(static_cast<std::int64_t>(requests_.size()));
+    if (recorder_) recorder_->in_flight(index_, static_cast<double>(requests_.size()));
   }
 
   void store_offsets() {
@@ -758,6 +778,7 @@ class Worker::Loop final : public DeliveryListener {
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<ProviderRegistry> providers_;
   std::unique_ptr<Router> router_;
+  std::optional<WorkerMetrics::Recorder> recorder_;
   RetryPolicy retry_policy_;
   BreakerBoard breakers_;
   std::multimap<Clock::time_point, std::uint64_t> retry_timers_;

@@ -15,6 +15,7 @@
 #include "catalog/catalog.h"
 #include "core/config.h"
 #include "core/result.h"
+#include "consumers/worker/worker_metrics.h"
 #include "state/state.h"
 
 namespace cascade {
@@ -40,6 +41,7 @@ struct WorkerOptions {
   std::string bootstrap;                 // brokers to use (already resolved)
   const ModelCatalog* catalog = nullptr;  // must outlive the worker
   CompletedAnswerStore* completed = nullptr;  // may be null (no redelivery protection)
+  WorkerMetrics* metrics = nullptr;           // may be null (no Prometheus metrics)
   EnvLookup env = process_env();
 };
 

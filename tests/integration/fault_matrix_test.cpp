@@ -98,6 +98,16 @@ TEST_F(PipelineTest, FaultMatrixEveryRequestGetsExactlyOneTerminalEventAndNoCorr
               static_cast<unsigned long long>(s.breaker_rejections.load()),
               static_cast<unsigned long long>(s.timeouts.load()));
 
+  // Retries, fallbacks, timeouts and breaker states are visible to Prometheus.
+  const std::string exposition = worker_metrics_.serialize();
+  for (const char* line : {"cascade_provider_retries_total{model=\"llama-3.1-8b-instant\",provider=\"groq\"}",
+                           "cascade_provider_fallbacks_total{", "cascade_provider_stream_timeouts_total{",
+                           "cascade_provider_breaker_state{model=\"mistral-small\",provider=\"mistral\"}",
+                           "cascade_provider_attempts_total{model=\"gpt-5-nano\",outcome=\"failure\",provider=\"openai\"}",
+                           "cascade_worker_requests_total{outcome=\"final\"}"}) {
+    EXPECT_NE(exposition.find(line), std::string::npos) << line;
+  }
+
   EXPECT_EQ(client_->replies().size(), static_cast<std::size_t>(kRequests));
   EXPECT_GT(s.retries.load(), 0u);
   EXPECT_GT(s.fallbacks.load(), 0u);

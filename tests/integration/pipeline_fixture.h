@@ -152,6 +152,7 @@ class PipelineTest : public ::testing::Test {
     options.bootstrap = bootstrap_;
     options.catalog = catalog_.get();
     options.completed = store_.get();
+    options.metrics = &worker_metrics_;
     options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
     auto worker = Worker::start(std::move(options));
     ASSERT_TRUE(worker) << worker.error().message;
@@ -201,6 +202,7 @@ class PipelineTest : public ::testing::Test {
   std::filesystem::path state_dir_;
   std::unique_ptr<CompletedAnswerStore> store_;
   LedgerAggregator aggregator_;
+  WorkerMetrics worker_metrics_;
   std::unique_ptr<LedgerConsumer> ledger_;
   std::unique_ptr<CascadeClient> client_;
   std::vector<std::unique_ptr<Worker>> workers_;

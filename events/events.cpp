@@ -618,6 +618,21 @@ class FieldReader {
     return value ? *value : json::object();
   }
 
+  // An array of objects added after v1 shipped: absent or null reads as [].
+  json optional_array_of_objects(const char* key) {
+    if (*error_) return json::array();
+    const auto it = object_.find(key);
+    if (it == object_.end() || it->is_null()) return json::array();
+    const bool objects_only =
+        it->is_array() && std::all_of(it->begin(), it->end(),
+                                      [](const json& element) { return element.is_object(); });
+    if (!objects_only) {
+      fail_field(key, "must be an array of objects, got " + describe(*it));
+      return json::array();
+    }
+    return *it;
+  }
+
   template <class Enum, std::size_t N>
   Enum enumeration(const char* key, const std::array<std::pair<std::string_view, Enum>, N>& names,
                    Enum fallback) {
@@ -718,6 +733,7 @@ Result<FinalReply> read_final(const json& event) {
   final.usage.output_tokens = usage.non_negative_integer("output_tokens");
   final.usage.cached_tokens = usage.non_negative_integer("cached_tokens");
   final.usage.cache_write_tokens = usage.optional_non_negative_integer("cache_write_tokens");
+  final.usage.reasoning_tokens = usage.optional_non_negative_integer("reasoning_tokens");
   final.cost_usd = reader.number("cost_usd");
   final.cache = reader.enumeration("cache", kCacheOutcomeNames, CacheOutcome::miss);
   auto route = reader.nested("route");
@@ -725,6 +741,7 @@ Result<FinalReply> read_final(const json& event) {
   final.route.score = route.number("score");
   final.route.reason = route.string("reason");
   final.metadata = reader.object("metadata");
+  final.tool_calls = reader.optional_array_of_objects("tool_calls");
   if (reader.error()) return std::unexpected(*reader.error());
   return final;
 }
@@ -818,7 +835,14 @@ std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_
 }
 
 json to_json(const FinalReply& final) {
-  return {
+  json usage = {{"input_tokens", final.usage.input_tokens},
+                {"output_tokens", final.usage.output_tokens},
+                {"cached_tokens", final.usage.cached_tokens},
+                {"cache_write_tokens", final.usage.cache_write_tokens}};
+  // Optional fields stay out of events that have nothing to say in them, so
+  // readers that check the v1 field set are not disturbed by zeros.
+  if (final.usage.reasoning_tokens != 0) usage["reasoning_tokens"] = final.usage.reasoning_tokens;
+  json out = {
       {"v", kSchemaVersion},
       {"id", final.id},
       {"type", "final"},
@@ -827,17 +851,15 @@ json to_json(const FinalReply& final) {
       {"model", final.model},
       {"provider", final.provider},
       {"finish_reason", final.finish_reason},
-      {"usage",
-       {{"input_tokens", final.usage.input_tokens},
-        {"output_tokens", final.usage.output_tokens},
-        {"cached_tokens", final.usage.cached_tokens},
-        {"cache_write_tokens", final.usage.cache_write_tokens}}},
+      {"usage", std::move(usage)},
       {"cost_usd", final.cost_usd},
       {"cache", to_string(final.cache)},
       {"route",
        {{"tier", final.route.tier}, {"score", final.route.score}, {"reason", final.route.reason}}},
       {"metadata", final.metadata.is_object() ? final.metadata : json::object()},
   };
+  if (final.tool_calls.is_array() && !final.tool_calls.empty()) out["tool_calls"] = final.tool_calls;
+  return out;
 }
 
 std::string make_final_event(const FinalReply& final) { return dump_json(to_json(final)); }
@@ -861,7 +883,7 @@ std::string make_error_event(std::string_view id, std::int64_t seq, const Error&
 }
 
 std::string make_cost_event(const CostEvent& cost) {
-  return dump_json({
+  json out = {
       {"v", kSchemaVersion},
       {"id", cost.id},
       {"tenant", cost.tenant},
@@ -880,7 +902,9 @@ std::string make_cost_event(const CostEvent& cost) {
       {"latency_ms", cost.latency_ms},
       {"ttft_ms", cost.ttft_ms},
       {"route_reason", cost.route_reason},
-  });
+  };
+  if (cost.usage.reasoning_tokens != 0) out["reasoning_tokens"] = cost.usage.reasoning_tokens;
+  return dump_json(out);
 }
 
 Result<CostEvent> parse_cost_event(std::string_view payload) {
@@ -898,6 +922,7 @@ Result<CostEvent> parse_cost_event(std::string_view payload) {
     cost.usage.output_tokens = reader.non_negative_integer("output_tokens");
     cost.usage.cached_tokens = reader.non_negative_integer("cached_tokens");
     cost.usage.cache_write_tokens = reader.optional_non_negative_integer("cache_write_tokens");
+    cost.usage.reasoning_tokens = reader.optional_non_negative_integer("reasoning_tokens");
     cost.cost_usd = reader.number("cost_usd");
     cost.baseline_model = reader.string("baseline_model");
     cost.baseline_cost_usd = reader.number("baseline_cost_usd");

@@ -71,6 +71,9 @@ struct TokenUsage {
   // Part of input_tokens written to the provider's prompt cache, billed at the
   // cache-write price (Anthropic charges 1.25x input for it).
   std::int64_t cache_write_tokens = 0;
+  // Part of output_tokens spent on hidden reasoning (OpenAI o-series and the
+  // like); already billed as output, so it changes no price.
+  std::int64_t reasoning_tokens = 0;
 };
 
 struct RouteInfo {
@@ -94,6 +97,9 @@ struct FinalReply {
   CacheOutcome cache = CacheOutcome::miss;
   RouteInfo route;
   nlohmann::json metadata = nlohmann::json::object();
+  // The model's tool calls in OpenAI's non-streamed form
+  // ([{"id","type","function":{"name","arguments"}}]); written only when non-empty.
+  nlohmann::json tool_calls = nlohmann::json::array();
 };
 nlohmann::json to_json(const FinalReply& final);
 std::string make_final_event(const FinalReply& final);

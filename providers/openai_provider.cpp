@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
+#include <map>
 #include <utility>
 
 #include "core/logging.h"
@@ -18,6 +20,8 @@ using nlohmann::json;
 // Error bodies are read only to quote their message; anything longer is abuse.
 constexpr std::size_t kMaxErrorBodyBytes = 64 * 1024;
 constexpr std::size_t kMaxQuotedBodyChars = 300;
+// Azure's current GA data-plane version; a base_url carrying ?api-version= overrides it.
+constexpr std::string_view kDefaultAzureApiVersion = "2024-10-21";
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -101,8 +105,85 @@ TokenUsage usage_of(const json& usage) {
     // DeepSeek reports cache hits at the top level.
     out.cached_tokens = count_of(usage, "prompt_cache_hit_tokens");
   }
+  if (const auto details = usage.find("completion_tokens_details");
+      details != usage.end() && details->is_object()) {
+    out.reasoning_tokens = count_of(*details, "reasoning_tokens");
+  }
   return out;
 }
+
+// Assembles the tool_calls fragments of choices[0].delta into the array a
+// non-streamed response carries, merging as OpenAI's SDKs do: strings
+// concatenate (function.name, function.arguments), objects merge. index, id
+// and type identify a call rather than stream as text, so they are set, not
+// appended: a server repeating them on every fragment must not double them.
+class ToolCallAssembler {
+ public:
+  void add(const json& fragments) {
+    if (!fragments.is_array()) return;
+    for (const json& fragment : fragments) {
+      if (!fragment.is_object()) continue;
+      json& call = calls_[slot_of(fragment)];
+      if (!call.is_object()) call = json::object();
+      merge(call, fragment);
+    }
+  }
+
+  bool empty() const { return calls_.empty(); }
+
+  // In index order, without the streaming-only "index".
+  json assembled() const {
+    json out = json::array();
+    for (const auto& [index, call] : calls_) {
+      json& added = out.emplace_back(call);
+      added.erase("index");
+    }
+    return out;
+  }
+
+ private:
+  static bool is_identifier(std::string_view key) {
+    return key == "index" || key == "id" || key == "type";
+  }
+
+  static void merge(json& into, const json& fragment) {
+    for (const auto& [key, value] : fragment.items()) {
+      if (value.is_null()) continue;  // "not in this fragment", never a reset
+      const auto existing = into.find(key);
+      if (existing == into.end()) {
+        into[key] = value;
+      } else if (existing->is_string() && value.is_string() && !is_identifier(key)) {
+        existing->get_ref<std::string&>() += value.get_ref<const std::string&>();
+      } else if (existing->is_object() && value.is_object()) {
+        merge(*existing, value);
+      } else {
+        *existing = value;
+      }
+    }
+  }
+
+  std::int64_t slot_of(const json& fragment) const {
+    if (const auto index = fragment.find("index");
+        index != fragment.end() && index->is_number_integer()) {
+      return index->get<std::int64_t>();
+    }
+    // Some OpenAI-compatible servers omit the index: a fragment with a new id
+    // starts the next call, one without an id continues the last.
+    if (calls_.empty()) return 0;
+    const auto& [last_index, last_call] = *calls_.rbegin();
+    const auto id = fragment.find("id");
+    if (id == fragment.end() || !id->is_string() || id->get_ref<const std::string&>().empty()) {
+      return last_index;
+    }
+    const auto last_id = last_call.find("id");
+    const bool same_call = last_id != last_call.end() && *last_id == *id;
+    // A hostile index at the top of the range must not overflow into UB.
+    if (same_call || last_index == std::numeric_limits<std::int64_t>::max()) return last_index;
+    return last_index + 1;
+  }
+
+  std::map<std::int64_t, json> calls_;
+};
 
 // The state of one streamed chat. Owned by the HttpClient transfer, so it is
 // freed when the transfer ends, however it ends (done, aborted, cancelled).
@@ -161,6 +242,12 @@ class OpenAiChatCall final : public HttpResponseHandler {
     }
     if (trim(event.data) == "[DONE]") {
       answered_ = true;
+      if (!tool_calls_.empty()) {
+        completion_.tool_calls = tool_calls_.assembled();
+        // OpenAI says "tool_calls" itself (or "stop" for a forced tool_choice,
+        // kept as sent); only a server that names no reason gets one.
+        if (completion_.finish_reason.empty()) completion_.finish_reason = "tool_calls";
+      }
       complete(std::move(completion_));
       return;
     }
@@ -189,6 +276,9 @@ class OpenAiChatCall final : public HttpResponseHandler {
       }
       const auto delta = choice.find("delta");
       if (delta == choice.end() || !delta->is_object()) continue;
+      if (const auto calls = delta->find("tool_calls"); calls != delta->end()) {
+        tool_calls_.add(*calls);
+      }
       const auto content = delta->find("content");
       if (content == delta->end() || !content->is_string()) continue;
       const auto& text = content->get_ref<const std::string&>();
@@ -249,19 +339,71 @@ class OpenAiChatCall final : public HttpResponseHandler {
   SseParser sse_;
   std::string error_body_;
   ChatCompletion completion_;
+  ToolCallAssembler tool_calls_;
   bool completed_ = false;  // on_complete has been called
   bool answered_ = false;   // ... with success, after [DONE]
 };
 
+bool has_query_parameter(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const auto end = query.find('&');
+    const std::string_view parameter = query.substr(0, end);
+    if (parameter.starts_with(name) && parameter.substr(name.size()).starts_with('=')) return true;
+    if (end == std::string_view::npos) break;
+    query.remove_prefix(end + 1);
+  }
+  return false;
+}
+
+// Deployment names are path segments; anything outside RFC 3986's unreserved
+// set is escaped so a name cannot reshape the URL.
+std::string percent_encoded(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0x0F]);
+    }
+  }
+  return out;
+}
+
+enum class OpenAiFlavor {
+  openai,  // {base_url}/chat/completions, Bearer key, model in the body
+  azure,   // deployment and api-version in the URL, api-key header, no model in the body
+};
+
 class OpenAiProvider final : public ChatProvider {
  public:
-  OpenAiProvider(ProviderConfig config, std::string api_key, HttpClient& http)
-      : config_(std::move(config)),
+  OpenAiProvider(OpenAiFlavor flavor, ProviderConfig config, std::string api_key, HttpClient& http)
+      : flavor_(flavor),
+        config_(std::move(config)),
         api_key_(std::make_shared<const std::string>(std::move(api_key))),
         http_(http) {
     std::string_view base = config_.base_url;
-    while (base.ends_with('/')) base.remove_suffix(1);
-    url_ = std::string(base) + "/chat/completions";
+    if (flavor_ == OpenAiFlavor::azure) {
+      const auto query_start = base.find('?');
+      std::string query(query_start == std::string_view::npos ? std::string_view()
+                                                              : base.substr(query_start + 1));
+      base = base.substr(0, query_start);
+      while (base.ends_with('/')) base.remove_suffix(1);
+      if (!has_query_parameter(query, "api-version")) {
+        if (!query.empty()) query += '&';
+        query += "api-version=";
+        query += kDefaultAzureApiVersion;
+      }
+      url_ = std::string(base) + "/openai/deployments/";
+      url_suffix_ = "/chat/completions?" + query;
+    } else {
+      while (base.ends_with('/')) base.remove_suffix(1);
+      url_ = std::string(base) + "/chat/completions";
+    }
 
     const auto configured = [this](std::string_view name) {
       for (const auto& [header, value] : config_.headers) {
@@ -271,7 +413,12 @@ class OpenAiProvider final : public ChatProvider {
     };
     if (!configured("Content-Type")) headers_.emplace_back("Content-Type: application/json");
     if (!configured("Accept")) headers_.emplace_back("Accept: text/event-stream");
-    if (!api_key_->empty() && !configured("Authorization")) {
+    if (flavor_ == OpenAiFlavor::azure) {
+      // A configured Authorization header is an Entra ID token: it replaces the key.
+      if (!api_key_->empty() && !configured("api-key") && !configured("Authorization")) {
+        headers_.push_back("api-key: " + *api_key_);
+      }
+    } else if (!api_key_->empty() && !configured("Authorization")) {
       headers_.push_back("Authorization: Bearer " + *api_key_);
     }
     for (const auto& [header, value] : config_.headers) headers_.push_back(header + ": " + value);
@@ -282,9 +429,11 @@ class OpenAiProvider final : public ChatProvider {
   std::uint64_t start_chat(const ChatRequest& request, ChatStreamObserver& observer) override {
     HttpRequest http_request;
     http_request.method = "POST";
-    http_request.url = url_;
+    http_request.url = flavor_ == OpenAiFlavor::azure
+                           ? url_ + percent_encoded(request.upstream_model) + url_suffix_
+                           : url_;
     http_request.headers = headers_;
-    http_request.body = request_body(request);
+    http_request.body = request_body(request, /*with_model=*/flavor_ == OpenAiFlavor::openai);
     http_request.connect_timeout_ms = config_.connect_timeout_ms;
     http_request.total_timeout_ms = config_.request_timeout_ms;
 
@@ -298,15 +447,19 @@ class OpenAiProvider final : public ChatProvider {
 
  private:
   // Built as text so the (possibly large) messages are serialized once, not copied.
-  static std::string request_body(const ChatRequest& request) {
+  static std::string request_body(const ChatRequest& request, bool with_model) {
     static const json kNoMessages = json::array();
     const json& messages = request.messages != nullptr ? *request.messages : kNoMessages;
     const auto dump = [](const json& value) {
       return value.dump(-1, ' ', false, json::error_handler_t::replace);
     };
-    std::string body = R"({"model":)";
-    body += dump(json(request.upstream_model));
-    body += R"(,"messages":)";
+    std::string body = "{";
+    if (with_model) {
+      body += R"("model":)";
+      body += dump(json(request.upstream_model));
+      body += ',';
+    }
+    body += R"("messages":)";
     body += dump(messages);
     body += R"(,"stream":true,"stream_options":{"include_usage":true})";
     if (request.max_tokens > 0) {
@@ -321,10 +474,12 @@ class OpenAiProvider final : public ChatProvider {
     return body;
   }
 
+  OpenAiFlavor flavor_;
   ProviderConfig config_;
   std::shared_ptr<const std::string> api_key_;
   HttpClient& http_;
-  std::string url_;
+  std::string url_;         // azure: up to the deployment name
+  std::string url_suffix_;  // azure: after the deployment name
   std::vector<std::string> headers_;
 };
 
@@ -332,7 +487,14 @@ class OpenAiProvider final : public ChatProvider {
 
 std::unique_ptr<ChatProvider> make_openai_provider(ProviderConfig config, std::string api_key,
                                                    HttpClient& http) {
-  return std::make_unique<OpenAiProvider>(std::move(config), std::move(api_key), http);
+  return std::make_unique<OpenAiProvider>(OpenAiFlavor::openai, std::move(config),
+                                          std::move(api_key), http);
+}
+
+std::unique_ptr<ChatProvider> make_azure_openai_provider(ProviderConfig config, std::string api_key,
+                                                         HttpClient& http) {
+  return std::make_unique<OpenAiProvider>(OpenAiFlavor::azure, std::move(config),
+                                          std::move(api_key), http);
 }
 
 }  // namespace cascade

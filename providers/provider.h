@@ -87,9 +87,12 @@ struct ChatRequest {
 };
 
 struct ChatCompletion {
-  std::string finish_reason;  // "stop", "length", ...
+  std::string finish_reason;  // "stop", "length", "tool_calls", ...
   TokenUsage usage;
   bool usage_reported = false;  // false if the provider sent no usage
+  // Tool calls assembled from the stream, in OpenAI's non-streamed form
+  // ([{"id","type","function":{"name","arguments"}}], by index); [] if none.
+  nlohmann::json tool_calls = nlohmann::json::array();
 };
 
 // Receives a streamed chat on the loop thread; on_complete is called exactly once.

@@ -12,11 +12,11 @@ Result<ProviderRegistry> ProviderRegistry::build(const std::map<std::string, Pro
   ProviderRegistry registry;
   for (const auto& [name, configured] : configs) {
     // A bad kind or URL is a configuration mistake whether or not a key is set.
-    if (configured.kind != "openai" && configured.kind != "gemini" &&
-        configured.kind != "anthropic") {
+    if (configured.kind != "openai" && configured.kind != "azure" &&
+        configured.kind != "gemini" && configured.kind != "anthropic") {
       return fail(ErrorCode::invalid_request,
                   "providers." + name + ".kind: unknown provider kind '" + configured.kind +
-                      "' (known: openai, gemini, anthropic)");
+                      "' (known: openai, azure, gemini, anthropic)");
     }
     if (configured.base_url.empty()) {
       return fail(ErrorCode::invalid_request, "providers." + name + ".base_url is empty");
@@ -34,6 +34,7 @@ Result<ProviderRegistry> ProviderRegistry::build(const std::map<std::string, Pro
     config.name = name;
     const auto make_provider = configured.kind == "gemini"      ? make_gemini_provider
                                : configured.kind == "anthropic" ? make_anthropic_provider
+                               : configured.kind == "azure"     ? make_azure_openai_provider
                                                                 : make_openai_provider;
     registry.providers_.emplace(name, make_provider(std::move(config), std::move(api_key), http));
   }

@@ -354,5 +354,42 @@ TEST(Clock, NowMsIsSystemClockEpochMilliseconds) {
   EXPECT_GT(now, 1'600'000'000'000);  // after 2020: epoch milliseconds, not seconds or ticks
 }
 
+// ---- cost: reasoning tokens (added after v1 shipped) ---------------------------
+
+TEST(CostEvent, ReasoningTokensRoundTripAndAreWrittenAtTopLevel) {
+  CostEvent original = sample_cost();
+  original.usage.reasoning_tokens = 96;
+  const std::string event = make_cost_event(original);
+  EXPECT_EQ(json::parse(event)["reasoning_tokens"], 96);
+  auto parsed = parse_cost_event(event);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.reasoning_tokens, 96);
+  EXPECT_EQ(parsed->usage.output_tokens, original.usage.output_tokens);
+}
+
+TEST(CostEvent, ZeroReasoningTokensAreNotWritten) {
+  EXPECT_FALSE(json::parse(make_cost_event(sample_cost())).contains("reasoning_tokens"));
+}
+
+TEST(CostEvent, EventsWrittenBeforeReasoningTokensStillParse) {
+  json cost = json::parse(make_cost_event(sample_cost()));
+  cost.erase("reasoning_tokens");
+  auto parsed = parse_cost_event(cost.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.reasoning_tokens, 0);
+
+  cost["reasoning_tokens"] = nullptr;
+  parsed = parse_cost_event(cost.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.reasoning_tokens, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ReasoningTokens, CostGarbage,
+    ::testing::Values(GarbageCase{"negative", cost_with("reasoning_tokens", -1), "'reasoning_tokens'"},
+                      GarbageCase{"float", cost_with("reasoning_tokens", 0.5), "'reasoning_tokens'"},
+                      GarbageCase{"string", cost_with("reasoning_tokens", "9"), "'reasoning_tokens'"}),
+    [](const auto& info) { return info.param.name; });
+
 }  // namespace
 }  // namespace cascade

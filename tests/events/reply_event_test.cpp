@@ -349,5 +349,86 @@ TEST_P(ReplyGarbage, IsInvalidRequestNamingTheProblem) {
 INSTANTIATE_TEST_SUITE_P(Payloads, ReplyGarbage, ::testing::ValuesIn(reply_garbage()),
                          [](const auto& info) { return info.param.name; });
 
+// ---- final: reasoning tokens and tool calls (added after v1 shipped) ----------
+
+const json kToolCalls = json::parse(
+    R"([{"id":"call_Wx8kQ2vLmN3pR7sT","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"São Paulo\"}"}},)"
+    R"({"id":"call_Zp4mHq9XyB1cD2eF","type":"function","function":{"name":"get_time","arguments":"{}"}}])");
+
+FinalReply final_with_tool_calls_and_reasoning() {
+  FinalReply final = sample_final();
+  final.content.clear();
+  final.finish_reason = "tool_calls";
+  final.usage.reasoning_tokens = 40;
+  final.tool_calls = kToolCalls;
+  return final;
+}
+
+TEST(FinalEvent, ReasoningTokensAndToolCallsRoundTrip) {
+  const FinalReply original = final_with_tool_calls_and_reasoning();
+  auto parsed = parse_final_event(make_final_event(original));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  expect_same_final(*parsed, original);
+  EXPECT_EQ(parsed->usage.reasoning_tokens, 40);
+  EXPECT_EQ(parsed->tool_calls, kToolCalls);
+  EXPECT_EQ(parsed->tool_calls.dump(), kToolCalls.dump());
+}
+
+TEST(FinalEvent, ReasoningTokensAndToolCallsAreWrittenWhereDocumented) {
+  const json final = json::parse(make_final_event(final_with_tool_calls_and_reasoning()));
+  EXPECT_EQ(final["usage"]["reasoning_tokens"], 40);
+  EXPECT_EQ(final["tool_calls"], kToolCalls);
+  EXPECT_EQ(final["finish_reason"], "tool_calls");
+}
+
+TEST(FinalEvent, ZeroReasoningTokensAndNoToolCallsLeaveTheV1FieldSetUnchanged) {
+  FinalReply original = sample_final();
+  original.usage.reasoning_tokens = 0;
+  original.tool_calls = json::array();
+  const json final = json::parse(make_final_event(original));
+  EXPECT_FALSE(final.contains("tool_calls"));
+  EXPECT_FALSE(final["usage"].contains("reasoning_tokens"));
+  original.tool_calls = nullptr;  // not an array: nothing to write either
+  EXPECT_FALSE(json::parse(make_final_event(original)).contains("tool_calls"));
+}
+
+TEST(FinalEvent, EventsWrittenBeforeReasoningTokensAndToolCallsStillParse) {
+  json final = to_json(final_with_tool_calls_and_reasoning());
+  final["usage"].erase("reasoning_tokens");
+  final.erase("tool_calls");
+  auto parsed = parse_final_event(final.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.reasoning_tokens, 0);
+  EXPECT_EQ(parsed->tool_calls, json::array());
+
+  final["usage"]["reasoning_tokens"] = nullptr;
+  final["tool_calls"] = nullptr;
+  parsed = parse_final_event(final.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->usage.reasoning_tokens, 0);
+  EXPECT_EQ(parsed->tool_calls, json::array());
+}
+
+TEST(FinalEvent, FinalWithToolCallsIsReadableAsReplyEvent) {
+  auto reply = parse_reply_event(make_final_event(final_with_tool_calls_and_reasoning()));
+  ASSERT_TRUE(reply) << reply.error().message;
+  EXPECT_EQ(reply->body["tool_calls"], kToolCalls);
+}
+
+std::vector<GarbageCase> final_extension_garbage() {
+  return {
+      {"reasoning_tokens_negative", final_with("/usage/reasoning_tokens", -1),
+       "'usage.reasoning_tokens'"},
+      {"reasoning_tokens_float", final_with("/usage/reasoning_tokens", 2.5),
+       "'usage.reasoning_tokens'"},
+      {"tool_calls_object", final_with("/tool_calls", json::object()), "'tool_calls'"},
+      {"tool_calls_string", final_with("/tool_calls", "[]"), "'tool_calls'"},
+      {"tool_calls_of_strings", final_with("/tool_calls", json::array({"call_1"})), "'tool_calls'"},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Extensions, FinalGarbage, ::testing::ValuesIn(final_extension_garbage()),
+                         [](const auto& info) { return info.param.name; });
+
 }  // namespace
 }  // namespace cascade

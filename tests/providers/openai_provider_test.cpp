@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "providers/drive.h"
@@ -415,6 +416,306 @@ TEST_F(OpenAiProviderTest, ManyConcurrentStreamsOnOneClientAllComplete) {
   }
   // Answers complete at [DONE]; the transfers end once the last chunk is read.
   EXPECT_TRUE(drive_until(http, [&] { return http.active() == 0; }));
+}
+
+// ---- reasoning tokens ---------------------------------------------------------
+
+TEST_F(OpenAiProviderTest, ReasoningTokensAreReadFromCompletionTokensDetails) {
+  // An o-series answer: most of the billed output is hidden reasoning.
+  const std::string reasoning_usage = openai_chunk(
+      "[]",
+      R"({"prompt_tokens":75,"completion_tokens":1186,"total_tokens":1261,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":1024,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}})");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + content_chunk("x") + kStopChunk + reasoning_usage + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  const TokenUsage& usage = (*observer.outcome)->usage;
+  EXPECT_EQ(usage.input_tokens, 75);
+  EXPECT_EQ(usage.output_tokens, 1186);  // reasoning stays inside output: billed once
+  EXPECT_EQ(usage.reasoning_tokens, 1024);
+  EXPECT_EQ(usage.cached_tokens, 0);
+}
+
+TEST_F(OpenAiProviderTest, UsageWithoutCompletionDetailsHasNoReasoningTokens) {
+  const std::string plain_usage = openai_chunk(
+      "[]", R"({"prompt_tokens":10,"completion_tokens":3,"total_tokens":13,"completion_tokens_details":null})");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + content_chunk("x") + kStopChunk + plain_usage + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ((*observer.outcome)->usage.output_tokens, 3);
+  EXPECT_EQ((*observer.outcome)->usage.reasoning_tokens, 0);
+}
+
+// ---- tool calls ---------------------------------------------------------------
+
+std::string tool_call_chunk(std::string_view tool_calls_json) {
+  return openai_chunk(std::string(R"([{"index":0,"delta":{"tool_calls":)") +
+                      std::string(tool_calls_json) +
+                      R"(},"logprobs":null,"finish_reason":null}])");
+}
+
+// Two parallel calls as api.openai.com streams them: the first fragment of each
+// call carries index, id, type, the whole name and empty arguments; the
+// arguments then arrive in pieces cut anywhere, escapes included.
+std::string parallel_tool_calls_sse_body() {
+  std::string body = openai_chunk(
+      R"([{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_Wx8kQ2vLmN3pR7sT","type":"function","function":{"name":"get_weather","arguments":""}}],"refusal":null},"logprobs":null,"finish_reason":null}])");
+  for (const char* piece : {R"({\"lo)", R"(cation\":)", R"( \"São)", R"( Paulo, \\\"BR\\\"\")", R"(, \"unit\": \"cel)", R"(sius\"})"}) {
+    body += tool_call_chunk(std::string(R"([{"index":0,"function":{"arguments":")") + piece + R"("}}])");
+  }
+  body += tool_call_chunk(
+      R"([{"index":1,"id":"call_Zp4mHq9XyB1cD2eF","type":"function","function":{"name":"get_time","arguments":""}}])");
+  for (const char* piece : {R"({\"time)", R"(zone\": \"America/Sao_Paulo\"})"}) {
+    body += tool_call_chunk(std::string(R"([{"index":1,"function":{"arguments":")") + piece + R"("}}])");
+  }
+  body += openai_chunk(R"([{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}])");
+  body += openai_chunk(
+      "[]",
+      R"({"prompt_tokens":88,"completion_tokens":52,"total_tokens":140,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}})");
+  return body + kDone;
+}
+
+// choices[0].message.tool_calls of the same answer requested with stream=false.
+const std::string kNonStreamedToolCalls =
+    R"([{"id":"call_Wx8kQ2vLmN3pR7sT","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"São Paulo, \\\"BR\\\"\", \"unit\": \"celsius\"}"}},)"
+    R"({"id":"call_Zp4mHq9XyB1cD2eF","type":"function","function":{"name":"get_time","arguments":"{\"timezone\": \"America/Sao_Paulo\"}"}}])";
+
+TEST_F(OpenAiProviderTest, StreamedToolCallsAssembleToTheNonStreamedArray) {
+  const std::string wire = openai_wire_response({parallel_tool_calls_sse_body()});
+  server.enqueue(ScriptedResponse::raw_in_pieces(wire, 7, 1ms));
+  run(provider());
+
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value())
+      << observer.outcome->error().message;
+  EXPECT_TRUE(observer.deltas.empty());  // content was null throughout
+  const ChatCompletion& done = **observer.outcome;
+  EXPECT_EQ(done.finish_reason, "tool_calls");
+  const json expected = json::parse(kNonStreamedToolCalls);
+  EXPECT_EQ(done.tool_calls, expected) << done.tool_calls.dump();
+  EXPECT_EQ(done.tool_calls.dump(), expected.dump());
+  ASSERT_EQ(done.tool_calls.size(), 2u);
+  // The arguments are passed through as the exact string, not re-encoded JSON.
+  EXPECT_EQ(done.tool_calls[0]["function"]["arguments"].get<std::string>(),
+            "{\"location\": \"São Paulo, \\\"BR\\\"\", \"unit\": \"celsius\"}");
+  EXPECT_TRUE(done.usage_reported);
+  EXPECT_EQ(done.usage.output_tokens, 52);
+}
+
+TEST_F(OpenAiProviderTest, TextAndToolCallsInOneAnswerAreBothKept) {
+  const std::string call = tool_call_chunk(
+      R"([{"index":0,"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{\"q\":"}}])");
+  const std::string rest = tool_call_chunk(R"([{"index":0,"function":{"arguments":"\"x\"}"}}])");
+  const std::string finish =
+      openai_chunk(R"([{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}])");
+  server.enqueue(ScriptedResponse::sse_chunked(
+      {kRoleChunk + content_chunk("Let me check."), call, rest + finish + kUsageChunk + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ(observer.text(), "Let me check.");
+  EXPECT_EQ((*observer.outcome)->tool_calls,
+            json::parse(R"([{"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{\"q\":\"x\"}"}}])"));
+}
+
+TEST_F(OpenAiProviderTest, AnswerWithoutToolCallsHasAnEmptyToolCallsArray) {
+  server.enqueue(ScriptedResponse::sse_chunked({openai_sse_body()}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ((*observer.outcome)->tool_calls, json::array());
+  EXPECT_EQ((*observer.outcome)->finish_reason, "stop");
+}
+
+TEST_F(OpenAiProviderTest, ForcedToolChoiceKeepsTheFinishReasonOpenAiSent) {
+  // With tool_choice naming a function OpenAI ends with "stop", not "tool_calls".
+  const std::string call = tool_call_chunk(
+      R"([{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}])");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + call + kStopChunk + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ((*observer.outcome)->finish_reason, "stop");
+  EXPECT_EQ((*observer.outcome)->tool_calls.size(), 1u);
+}
+
+TEST_F(OpenAiProviderTest, ToolCallsWithoutAFinishReasonReportToolCalls) {
+  const std::string call = tool_call_chunk(
+      R"([{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}])");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + call + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ((*observer.outcome)->finish_reason, "tool_calls");
+}
+
+TEST_F(OpenAiProviderTest, CompatibleServersOmittingIndexOrRepeatingIdsStillAssemble) {
+  // Whole calls without an index, one per chunk, then a call whose fragments
+  // all repeat its id and type: ids and types must not be doubled.
+  const std::string first = tool_call_chunk(
+      R"([{"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"n\":1}"}}])");
+  const std::string second = tool_call_chunk(
+      R"([{"id":"call_b","type":"function","function":{"name":"g","arguments":"{\"n\":"}}])");
+  const std::string second_rest = tool_call_chunk(
+      R"([{"id":"call_b","type":"function","function":{"arguments":"2}"}}])");
+  const std::string finish =
+      openai_chunk(R"([{"index":0,"delta":{},"finish_reason":"tool_calls"}])");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + first + second + second_rest + finish + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ((*observer.outcome)->tool_calls,
+            json::parse(R"([{"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"n\":1}"}},)"
+                        R"({"id":"call_b","type":"function","function":{"name":"g","arguments":"{\"n\":2}"}}])"));
+}
+
+TEST_F(OpenAiProviderTest, ToolCallsAreOrderedByIndexNotByArrival) {
+  const std::string second_first = tool_call_chunk(
+      R"([{"index":1,"id":"call_b","type":"function","function":{"name":"g","arguments":"{}"}}])");
+  const std::string first_later = tool_call_chunk(
+      R"([{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":"{}"}}])");
+  server.enqueue(ScriptedResponse::sse_chunked({kRoleChunk + second_first + first_later + kDone}));
+  run(provider());
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  ASSERT_EQ((*observer.outcome)->tool_calls.size(), 2u);
+  EXPECT_EQ((*observer.outcome)->tool_calls[0]["id"], "call_a");
+  EXPECT_EQ((*observer.outcome)->tool_calls[1]["id"], "call_b");
+}
+
+// ---- Azure OpenAI ---------------------------------------------------------------
+
+class AzureOpenAiProviderTest : public OpenAiProviderTest {
+ protected:
+  ChatProvider& azure(const std::string& base_url,
+                      std::map<std::string, std::string> headers = {}) {
+    ProviderConfig config;
+    config.kind = "azure";
+    config.base_url = base_url;
+    config.api_key_env = "TEST_AZURE_KEY";
+    config.request_timeout_ms = 20000;
+    config.headers = std::move(headers);
+    const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
+      if (name == "TEST_AZURE_KEY") return std::string(kApiKey);
+      return std::nullopt;
+    };
+    auto built = ProviderRegistry::build({{"azure", config}}, http, env);
+    EXPECT_TRUE(built.has_value()) << built.error().message;
+    registry = std::move(*built);
+    return *registry.find("azure");
+  }
+
+  RecordedRequest only_request() const {
+    const auto requests = server.requests();
+    EXPECT_EQ(requests.size(), 1u);
+    return requests.empty() ? RecordedRequest{} : requests[0];
+  }
+};
+
+// Azure's stream opens with a prompt-filter chunk whose choices are empty and
+// carries content-filter results next to each delta.
+std::string azure_sse_body() {
+  std::string body =
+      R"(data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]})"
+      "\n\n";
+  body += R"(data: {"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1727000000,"id":"chatcmpl-Az1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","system_fingerprint":"fp_d54531d9eb"})"
+          "\n\n";
+  body += R"(data: {"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"delta":{"content":"Bonjour"},"finish_reason":null,"index":0,"logprobs":null}],"created":1727000000,"id":"chatcmpl-Az1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","system_fingerprint":"fp_d54531d9eb"})"
+          "\n\n";
+  body += R"(data: {"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],"created":1727000000,"id":"chatcmpl-Az1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","system_fingerprint":"fp_d54531d9eb"})"
+          "\n\n";
+  body += R"(data: {"choices":[],"created":1727000000,"id":"chatcmpl-Az1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","system_fingerprint":"fp_d54531d9eb","usage":{"completion_tokens":2,"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":21,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":23}})"
+          "\n\n";
+  return body + kDone;
+}
+
+TEST_F(AzureOpenAiProviderTest, PostsToTheDeploymentWithApiKeyAndNoModelInTheBody) {
+  server.enqueue(ScriptedResponse::sse_chunked({azure_sse_body()}));
+  request.upstream_model = "gpt-4o-mini-prod";
+  request.temperature = 0.5;
+  run(azure(server.base_url() + "/"));
+
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value())
+      << observer.outcome->error().message;
+  EXPECT_EQ(observer.text(), "Bonjour");
+  EXPECT_EQ((*observer.outcome)->finish_reason, "stop");
+  EXPECT_EQ((*observer.outcome)->usage.input_tokens, 21);
+  EXPECT_EQ((*observer.outcome)->usage.output_tokens, 2);
+
+  const RecordedRequest sent = only_request();
+  EXPECT_EQ(sent.method, "POST");
+  EXPECT_EQ(sent.target, "/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21");
+  EXPECT_EQ(sent.header("api-key"), std::string(kApiKey));
+  EXPECT_FALSE(sent.header("Authorization").has_value());
+  EXPECT_EQ(sent.header("Content-Type"), "application/json");
+  const json body = json::parse(sent.body);
+  EXPECT_FALSE(body.contains("model"));
+  EXPECT_EQ(body["messages"], messages);
+  EXPECT_EQ(body["stream"], true);
+  EXPECT_EQ(body["stream_options"]["include_usage"], true);
+  EXPECT_EQ(body["max_tokens"], 64);
+  EXPECT_DOUBLE_EQ(body["temperature"].get<double>(), 0.5);
+}
+
+TEST_F(AzureOpenAiProviderTest, ApiVersionInTheBaseUrlIsUsed) {
+  server.enqueue(ScriptedResponse::sse_chunked({azure_sse_body()}));
+  request.upstream_model = "o3-mini";
+  run(azure(server.base_url() + "/?api-version=2025-01-01-preview"));
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ(only_request().target,
+            "/openai/deployments/o3-mini/chat/completions?api-version=2025-01-01-preview");
+}
+
+TEST_F(AzureOpenAiProviderTest, OtherQueryParametersGetTheDefaultApiVersionAdded) {
+  server.enqueue(ScriptedResponse::sse_chunked({azure_sse_body()}));
+  request.upstream_model = "gpt-4o";
+  run(azure(server.base_url() + "?tenant=blue"));
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ(only_request().target,
+            "/openai/deployments/gpt-4o/chat/completions?tenant=blue&api-version=2024-10-21");
+}
+
+TEST_F(AzureOpenAiProviderTest, DeploymentNameIsEscapedAsOnePathSegment) {
+  server.enqueue(ScriptedResponse::sse_chunked({azure_sse_body()}));
+  request.upstream_model = "team a/gpt?x";
+  run(azure(server.base_url()));
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  EXPECT_EQ(only_request().target,
+            "/openai/deployments/team%20a%2Fgpt%3Fx/chat/completions?api-version=2024-10-21");
+}
+
+TEST_F(AzureOpenAiProviderTest, ConfiguredEntraTokenReplacesTheApiKey) {
+  server.enqueue(ScriptedResponse::sse_chunked({azure_sse_body()}));
+  run(azure(server.base_url(), {{"Authorization", "Bearer entra-token"}}));
+  ASSERT_TRUE(observer.outcome && observer.outcome->has_value());
+  const RecordedRequest sent = only_request();
+  EXPECT_EQ(sent.header("Authorization"), "Bearer entra-token");
+  EXPECT_FALSE(sent.header("api-key").has_value());
+}
+
+TEST_F(AzureOpenAiProviderTest, ErrorsQuoteAzureWithoutLeakingTheKey) {
+  server.enqueue(ScriptedResponse::http(
+      404, "application/json",
+      std::string(R"({"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist (key )") +
+          std::string(kApiKey) + R"()."}})"));
+  run(azure(server.base_url()));
+  EXPECT_EQ(error().code, ErrorCode::provider_error);
+  EXPECT_EQ(error().http_status, 404);
+  EXPECT_NE(error().message.find("The API deployment for this resource does not exist"),
+            std::string::npos)
+      << error().message;
+  EXPECT_EQ(error().message.find(kApiKey), std::string::npos) << error().message;
+}
+
+TEST(ProviderRegistryKinds, AzureIsAKnownKindAndListedInTheUnknownKindError) {
+  HttpClient http;
+  const EnvLookup no_env = [](const std::string&) { return std::optional<std::string>(); };
+  ProviderConfig azure;
+  azure.kind = "azure";
+  azure.base_url = "https://example-resource.openai.azure.com";
+  auto built = ProviderRegistry::build({{"azure", azure}}, http, no_env);
+  ASSERT_TRUE(built.has_value()) << built.error().message;
+  EXPECT_TRUE(built->available("azure"));
+
+  ProviderConfig unknown = azure;
+  unknown.kind = "carrier-pigeon";
+  auto refused = ProviderRegistry::build({{"birds", unknown}}, http, no_env);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message.find("known: openai, azure, gemini, anthropic"),
+            std::string::npos)
+      << refused.error().message;
 }
 
 }  // namespace

@@ -170,6 +170,8 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
       r.read(kv.second, "connect_timeout_ms", pc.connect_timeout_ms, path);
       r.read(kv.second, "first_token_timeout_ms", pc.first_token_timeout_ms, path);
       r.read(kv.second, "idle_timeout_ms", pc.idle_timeout_ms, path);
+      r.read(kv.second, "max_concurrency", pc.max_concurrency, path);
+      r.read(kv.second, "queue_timeout_ms", pc.queue_timeout_ms, path);
       r.read(kv.second, "request_timeout_ms", pc.request_timeout_ms, path);
       r.read(kv.second, "headers", pc.headers, path);
       c.providers[pc.name] = std::move(pc);
@@ -184,6 +186,23 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
       if (auto url = env("OPENAI_BASE_URL"); url && !url->empty()) it->second.base_url = *url;
     }
   }
+
+  if (const auto t = root["tenants"]; t.IsMap()) {
+    for (const auto& kv : t) {
+      TenantLimits limits;
+      const std::string name = kv.first.as<std::string>();
+      const std::string path = "tenants." + name;
+      r.read(kv.second, "requests_per_second", limits.requests_per_second, path);
+      r.read(kv.second, "tokens_per_minute", limits.tokens_per_minute, path);
+      r.read(kv.second, "max_wait_ms", limits.max_wait_ms, path);
+      if (limits.requests_per_second < 0 || limits.tokens_per_minute < 0)
+        return fail(ErrorCode::invalid_request, "config '" + path + "': limits must be >= 0");
+      c.tenants[name] = limits;
+    }
+  } else if (t.IsDefined() && !t.IsNull()) {
+    return fail(ErrorCode::invalid_request, "config key 'tenants' must be a mapping");
+  }
+  c.tenants.try_emplace("default");
 
   r.read(root["ledger"], "metrics_listen", c.ledger.metrics_listen, "ledger");
   r.read(root["log"], "level", c.log.level, "log");
@@ -206,6 +225,13 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
 }
 
 }  // namespace
+
+const TenantLimits& Config::limits_for(const std::string& tenant) const {
+  if (auto it = tenants.find(tenant); it != tenants.end()) return it->second;
+  static const TenantLimits unlimited;
+  auto it = tenants.find("default");
+  return it != tenants.end() ? it->second : unlimited;
+}
 
 std::vector<std::pair<std::string, std::string>> KafkaConfig::extra_properties() const {
   std::vector<std::pair<std::string, std::string>> out;

@@ -98,7 +98,17 @@ struct ProviderConfig {
   long first_token_timeout_ms = 60000;  // request sent -> first content delta
   long idle_timeout_ms = 30000;         // longest silence between deltas
   long request_timeout_ms = 120000;     // the whole call
+  int max_concurrency = 0;              // calls at once per worker process; 0 = unlimited
+  long queue_timeout_ms = 10000;        // longest wait for a free slot, then fall back
   std::map<std::string, std::string> headers;  // extra request headers
+};
+
+// Per-tenant rate limits, enforced by each worker process before a provider is
+// called. tenants.default applies to tenants without an entry of their own.
+struct TenantLimits {
+  double requests_per_second = 0;  // 0 = unlimited
+  double tokens_per_minute = 0;    // estimated prompt + max_tokens, settled with actual usage
+  long max_wait_ms = 5000;         // a request over the limit waits this long, then fails
 };
 
 struct LedgerConfig {
@@ -118,6 +128,9 @@ struct Config {
   RouterConfig router;
   ResilienceConfig resilience;
   std::map<std::string, ProviderConfig> providers;
+  std::map<std::string, TenantLimits> tenants;  // "default" + per tenant
+
+  const TenantLimits& limits_for(const std::string& tenant) const;
   LedgerConfig ledger;
   LogConfig log;
 };

@@ -17,6 +17,7 @@ enum class ErrorCode {
   timeout,
   unavailable,
   internal,
+  rate_limited,  // the tenant's request or token rate is over its limit
 };
 
 std::string_view to_string(ErrorCode code);

@@ -112,6 +112,49 @@ double CircuitBreaker::failure_rate() const {
   return count_ == 0 ? 0.0 : static_cast<double>(failures_) / static_cast<double>(count_);
 }
 
+TokenBucket::TokenBucket(double rate_per_second, double burst)
+    : rate_(rate_per_second), burst_(std::max(burst, 0.0)), level_(std::max(burst, 0.0)) {}
+
+void TokenBucket::refill(SteadyTime now) {
+  if (!started_) {
+    started_ = true;
+    last_ = now;
+    return;
+  }
+  if (now <= last_) return;
+  const double seconds = std::chrono::duration<double>(now - last_).count();
+  level_ = std::min(burst_, level_ + seconds * rate_);
+  last_ = now;
+}
+
+bool TokenBucket::try_take(double amount, SteadyTime now) {
+  if (unlimited()) return true;
+  refill(now);
+  if (level_ < amount) return false;
+  level_ -= amount;
+  return true;
+}
+
+SteadyTime TokenBucket::available_at(double amount, SteadyTime now) {
+  if (unlimited()) return now;
+  refill(now);
+  if (level_ >= amount) return now;
+  // More than the bucket can ever hold waits for a full bucket.
+  const double missing = std::min(amount, burst_) - level_;
+  return now + std::chrono::duration_cast<SteadyTime::duration>(std::chrono::duration<double>(missing / rate_));
+}
+
+void TokenBucket::give_back(double amount, SteadyTime now) {
+  if (unlimited()) return;
+  refill(now);
+  level_ = std::min(burst_, level_ + amount);
+}
+
+double TokenBucket::level(SteadyTime now) {
+  refill(now);
+  return level_;
+}
+
 CircuitBreaker& BreakerBoard::at(std::string_view provider, std::string_view model) {
   std::string key;
   key.reserve(provider.size() + model.size() + 1);

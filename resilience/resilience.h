@@ -79,6 +79,28 @@ class CircuitBreaker {
   bool probe_in_flight_ = false;
 };
 
+// A token bucket: `rate` units per second, holding at most `burst`. Rate 0 =
+// unlimited. Taking more than is there is refused; available_at() says when
+// it would succeed. give_back() settles an estimate against the actual use
+// (a negative amount takes more, possibly into debt).
+class TokenBucket {
+ public:
+  TokenBucket(double rate_per_second, double burst);
+  bool unlimited() const { return rate_ <= 0; }
+  bool try_take(double amount, SteadyTime now);
+  SteadyTime available_at(double amount, SteadyTime now);
+  void give_back(double amount, SteadyTime now);
+  double level(SteadyTime now);
+
+ private:
+  void refill(SteadyTime now);
+  double rate_;
+  double burst_;
+  double level_;
+  SteadyTime last_{};
+  bool started_ = false;
+};
+
 // Breakers by provider and model, for one event loop (no locks).
 class BreakerBoard {
  public:

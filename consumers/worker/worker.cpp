@@ -7,9 +7,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <optional>
 #include <mutex>
+#include <utility>
 #include <unordered_map>
 
 #include "consumers/worker/offset_watermark.h"
@@ -215,6 +217,13 @@ class Worker::Loop final : public DeliveryListener {
     TokenUsage wasted_usage;
     std::string attempt_notes;    // "; gpt-4o-mini: HTTP 429 -> retry" ...
     std::optional<Error> last_error;
+    // Admission: tokens reserved in the tenant's bucket, settled on completion.
+    double tokens_reserved = 0;
+    std::optional<Clock::time_point> admission_deadline;
+    // Provider slots (providers.<name>.max_concurrency).
+    bool holds_slot = false;
+    bool waiting_for_slot = false;
+    Clock::time_point slot_deadline;
     std::vector<Outgoing> outgoing;
     int pending = 0;
     bool terminal_sent = false;
@@ -236,7 +245,7 @@ class Worker::Loop final : public DeliveryListener {
       bool more_waiting = false;
       if (!stopping) more_waiting = consume_batch();
       resend_retries();
-      const int next_retry_ms = start_due_retries();
+      const int next_retry_ms = run_due_timers();
       enforce_stream_timeouts();
       int wait_ms = more_waiting ? 0 : 50;
       if (next_retry_ms >= 0) wait_ms = std::min(wait_ms, next_retry_ms);
@@ -317,6 +326,70 @@ class Worker::Loop final : public DeliveryListener {
       }
     }
 
+    if (admit(r)) route_and_start(r);
+  }
+
+  // ------------------------------------------------------- admission ----
+
+  struct TenantBuckets {
+    TokenBucket requests;
+    TokenBucket tokens;
+  };
+
+  TenantBuckets& buckets_for(const std::string& tenant) {
+    auto it = tenant_buckets_.find(tenant);
+    if (it != tenant_buckets_.end()) return it->second;
+    // Each event loop admits its share of the tenant's rate.
+    const TenantLimits& limits = config_.limits_for(tenant);
+    const double share = 1.0 / std::max(config_.worker.threads, 1);
+    const double rps = limits.requests_per_second * share;
+    const double tokens_per_s = limits.tokens_per_minute / 60.0 * share;
+    return tenant_buckets_
+        .emplace(tenant, TenantBuckets{TokenBucket(rps, std::max(rps, 1.0)),
+                                       TokenBucket(tokens_per_s, limits.tokens_per_minute * share)})
+        .first->second;
+  }
+
+  // True when the request may go ahead now; otherwise it waits on a timer or
+  // has been answered with rate_limited.
+  bool admit(Request& r) {
+    const TenantLimits& limits = config_.limits_for(r.event.tenant);
+    if (limits.requests_per_second <= 0 && limits.tokens_per_minute <= 0) return true;
+    TenantBuckets& b = buckets_for(r.event.tenant);
+    const auto now = Clock::now();
+    const double max_tokens = r.event.max_tokens.value_or(config_.limits.default_max_tokens);
+    double estimate = static_cast<double>(estimate_tokens(message_chars(r.event.messages))) + max_tokens;
+    if (!b.tokens.unlimited()) estimate = std::min(estimate, limits.tokens_per_minute / std::max(config_.worker.threads, 1));
+    if (b.requests.try_take(1, now)) {
+      if (b.tokens.try_take(estimate, now)) {
+        r.tokens_reserved = b.tokens.unlimited() ? 0 : estimate;
+        return true;
+      }
+      b.requests.give_back(1, now);
+    }
+    if (!r.admission_deadline) r.admission_deadline = now + std::chrono::milliseconds(limits.max_wait_ms);
+    const auto due = std::max(b.requests.available_at(1, now), b.tokens.available_at(estimate, now));
+    if (due > *r.admission_deadline) {
+      stats_.rate_limited++;
+      char detail[160];
+      std::snprintf(detail, sizeof detail, " (requests_per_second %.3g, tokens_per_minute %.3g, waited up to %ld ms)",
+                    limits.requests_per_second, limits.tokens_per_minute, limits.max_wait_ms);
+      fail_request(r, Error{ErrorCode::rate_limited, "tenant '" + r.event.tenant + "' is over its rate limit" + detail});
+      return false;
+    }
+    timers_.emplace(due, Timer{r.serial, TimerKind::admission});
+    return false;
+  }
+
+  // Settles the tokens reserved at admission against what the call really used.
+  void settle_tokens(Request& r, const TokenUsage& usage) {
+    if (r.tokens_reserved <= 0) return;
+    const double used = static_cast<double>(usage.input_tokens + usage.output_tokens);
+    buckets_for(r.event.tenant).tokens.give_back(r.tokens_reserved - used, Clock::now());
+    r.tokens_reserved = 0;
+  }
+
+  void route_and_start(Request& r) {
     auto route = router_->route(r.event);
     if (!route) {
       fail_request(r, route.error());
@@ -335,6 +408,15 @@ class Worker::Loop final : public DeliveryListener {
     while (r.chain_index < r.chain.size()) {
       const ModelInfo& model = *r.chain[r.chain_index];
       ChatProvider* provider = providers_->find(model.provider);
+      if (provider && !r.holds_slot && !r.waiting_for_slot && !take_slot(r, model, now)) return;  // queued
+      if (r.waiting_for_slot) {
+        // The wait for a slot ran out: this model is saturated, try the next.
+        r.waiting_for_slot = false;
+        r.attempt_notes += "; " + model.id + ": provider at max_concurrency";
+        if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
+        next_in_chain(r);
+        continue;
+      }
       if (provider && breakers_.at(model.provider, model.id).allow(now)) {
         ChatRequest chat;
         chat.upstream_model = model.upstream_model;
@@ -352,6 +434,7 @@ class Worker::Loop final : public DeliveryListener {
         r.transfer = provider->start_chat(chat, r);
         return;
       }
+      release_slot(r);
       stats_.breaker_rejections++;
       if (recorder_) recorder_->fallback(model.provider, model.id, "breaker_open");
       r.attempt_notes += "; " + model.id + ": breaker open";
@@ -425,6 +508,7 @@ class Worker::Loop final : public DeliveryListener {
       on_attempt_failed(r, std::move(outcome.error()));
       return;
     }
+    release_slot(r);
     record_attempt(attempted, true, now);
     if (recorder_) recorder_->request("final");
     TokenUsage usage = outcome->usage;
@@ -433,6 +517,7 @@ class Worker::Loop final : public DeliveryListener {
       usage.output_tokens = estimate_tokens(r.content.size());
       usage.cached_tokens = 0;
     }
+    settle_tokens(r, usage);
     const ModelInfo& model = attempted;
     const ModelInfo& baseline = options_.catalog->baseline();
 
@@ -443,6 +528,7 @@ class Worker::Loop final : public DeliveryListener {
     final.model = model.id;
     final.provider = model.provider;
     final.finish_reason = outcome->finish_reason;
+    final.tool_calls = std::move(outcome->tool_calls);  // passed through as the provider assembled them
     final.usage = usage;
     final.cost_usd = cost_usd(model.price, usage) + r.wasted_cost_usd;
     final.cache = CacheOutcome::miss;
@@ -488,6 +574,7 @@ class Worker::Loop final : public DeliveryListener {
     const ModelInfo& model = current_model(r);
     const auto now = Clock::now();
     r.streaming = false;
+    release_slot(r);
     // A request-side failure (400, 422...) says nothing bad about the provider.
     record_attempt(model, !provider_side_failure(error), now);
     if (!r.content.empty()) {
@@ -509,7 +596,7 @@ class Worker::Loop final : public DeliveryListener {
         stats_.retries++;
         if (recorder_) recorder_->retry(model.provider, model.id);
         r.content.clear();  // nothing of it was published
-        retry_timers_.emplace(now + std::chrono::milliseconds(verdict.wait_ms), r.serial);
+        timers_.emplace(now + std::chrono::milliseconds(verdict.wait_ms), Timer{r.serial, TimerKind::retry});
         return;
       case FailureAction::fall_back:
         if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
@@ -562,16 +649,84 @@ class Worker::Loop final : public DeliveryListener {
     fail_request(r, error);
   }
 
-  // Retries whose backoff is over; returns ms until the next one (or -1).
-  int start_due_retries() {
-    const auto now = Clock::now();
-    while (!retry_timers_.empty() && retry_timers_.begin()->first <= now) {
-      const auto serial = retry_timers_.begin()->second;
-      retry_timers_.erase(retry_timers_.begin());
+  // ---------------------------------------------------- provider slots ----
+
+  int slot_limit(const std::string& provider) const {
+    const ProviderConfig* pc = provider_config(provider);
+    if (!pc || pc->max_concurrency <= 0) return 0;
+    const int threads = std::max(config_.worker.threads, 1);
+    return (pc->max_concurrency + threads - 1) / threads;  // this loop's share
+  }
+
+  // Takes a slot of the model's provider, or queues the request for one.
+  bool take_slot(Request& r, const ModelInfo& model, Clock::time_point now) {
+    const int limit = slot_limit(model.provider);
+    if (limit == 0) return true;
+    int& active = provider_active_[model.provider];
+    if (active < limit) {
+      active++;
+      r.holds_slot = true;
+      return true;
+    }
+    const ProviderConfig* pc = provider_config(model.provider);
+    r.waiting_for_slot = true;
+    r.slot_deadline = now + std::chrono::milliseconds(pc->queue_timeout_ms);
+    provider_waiters_[model.provider].push_back(r.serial);
+    timers_.emplace(r.slot_deadline, Timer{r.serial, TimerKind::slot_deadline});
+    stats_.queued_for_slot++;
+    return false;
+  }
+
+  void release_slot(Request& r) {
+    if (!r.holds_slot) return;
+    r.holds_slot = false;
+    const std::string& provider = current_model(r).provider;
+    // The slot passes straight to the longest waiter (started from the main
+    // loop), so a newcomer cannot take it first.
+    auto& waiters = provider_waiters_[provider];
+    while (!waiters.empty()) {
+      const auto serial = waiters.front();
+      waiters.pop_front();
+      auto it = requests_.find(serial);
+      if (it == requests_.end()) continue;
+      Request& waiter = *it->second;
+      // Skip entries left behind by requests that gave up and moved on.
+      if (!waiter.waiting_for_slot || current_model(waiter).provider != provider) continue;
+      waiter.waiting_for_slot = false;
+      waiter.holds_slot = true;
+      ready_.push_back(serial);
+      return;
+    }
+    provider_active_[provider]--;
+  }
+
+  // Timers whose time has come; returns ms until the next one (or -1).
+  int run_due_timers() {
+    for (auto serial : std::exchange(ready_, {})) {
       if (auto it = requests_.find(serial); it != requests_.end()) start_attempt(*it->second);
     }
-    if (retry_timers_.empty()) return -1;
-    return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(retry_timers_.begin()->first - now).count());
+    const auto now = Clock::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      const Timer timer = timers_.begin()->second;
+      timers_.erase(timers_.begin());
+      auto it = requests_.find(timer.serial);
+      if (it == requests_.end()) continue;
+      Request& r = *it->second;
+      switch (timer.kind) {
+        case TimerKind::retry:
+          start_attempt(r);
+          break;
+        case TimerKind::admission:
+          if (admit(r)) route_and_start(r);
+          break;
+        case TimerKind::slot_deadline:
+          if (r.waiting_for_slot && r.slot_deadline <= now) start_attempt(r);  // falls back
+          break;
+      }
+    }
+    if (!ready_.empty()) return 0;
+    if (timers_.empty()) return -1;
+    return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first - now).count());
   }
 
   // Streams silent past first_token_timeout_ms / idle_timeout_ms are cut and
@@ -781,7 +936,16 @@ class Worker::Loop final : public DeliveryListener {
   std::optional<WorkerMetrics::Recorder> recorder_;
   RetryPolicy retry_policy_;
   BreakerBoard breakers_;
-  std::multimap<Clock::time_point, std::uint64_t> retry_timers_;
+  enum class TimerKind { retry, admission, slot_deadline };
+  struct Timer {
+    std::uint64_t serial;
+    TimerKind kind;
+  };
+  std::multimap<Clock::time_point, Timer> timers_;
+  std::vector<std::uint64_t> ready_;  // requests handed a provider slot
+  std::unordered_map<std::string, TenantBuckets> tenant_buckets_;
+  std::unordered_map<std::string, int> provider_active_;
+  std::unordered_map<std::string, std::deque<std::uint64_t>> provider_waiters_;
   Clock::time_point last_timeout_scan_{};
   std::unique_ptr<EventProducer> producer_;
   KafkaHandle consumer_;

@@ -34,6 +34,8 @@ struct WorkerStats {
   std::atomic<std::uint64_t> fallbacks{0};      // attempts moved to the next model
   std::atomic<std::uint64_t> breaker_rejections{0};  // models skipped: breaker open
   std::atomic<std::uint64_t> timeouts{0};       // first-token / idle timeouts
+  std::atomic<std::uint64_t> rate_limited{0};   // requests refused: tenant over its rate
+  std::atomic<std::uint64_t> queued_for_slot{0};  // calls that waited for a provider slot
 };
 
 struct WorkerOptions {

@@ -112,7 +112,7 @@ class PipelineTest : public ::testing::Test {
       env[prefix + "_KIND"] = "openai";  // the simulator speaks OpenAI's wire format
     }
     for (const auto& [k, v] : env_overrides) env[k] = v;
-    auto config = load_config("", [env](const std::string& name) -> std::optional<std::string> {
+    auto config = load_config(config_file_, [env](const std::string& name) -> std::optional<std::string> {
       if (auto it = env.find(name); it != env.end()) return it->second;
       return std::nullopt;
     });
@@ -146,6 +146,15 @@ class PipelineTest : public ::testing::Test {
     start_worker();
   }
 
+  // Tenant limits are a map keyed by tenant name: set them through a YAML file.
+  void start_pipeline_with_tenant_limit(const std::string& tenant, double rps, long max_wait_ms) {
+    tenant_yaml_ = std::filesystem::temp_directory_path() / ("cascade-it-tenants-" + std::to_string(::getpid()) + ".yaml");
+    std::ofstream(tenant_yaml_) << "tenants:\n  " << tenant << ":\n    requests_per_second: " << rps
+                                << "\n    max_wait_ms: " << max_wait_ms << "\n";
+    config_file_ = tenant_yaml_.string();
+    start_pipeline();
+  }
+
   void start_worker() {
     WorkerOptions options;
     options.config = config_;
@@ -170,6 +179,7 @@ class PipelineTest : public ::testing::Test {
     for (auto& [name, server] : faulty_upstreams_) server->stop();
     broker_.reset();
     if (!state_dir_.empty()) std::filesystem::remove_all(state_dir_);
+    if (!tenant_yaml_.empty()) std::filesystem::remove(tenant_yaml_);
   }
 
   PromptEvent prompt(std::size_t i, const std::string& text, int tenants = 8) {
@@ -200,6 +210,8 @@ class PipelineTest : public ::testing::Test {
   Config config_;
   std::unique_ptr<ModelCatalog> catalog_;
   std::filesystem::path state_dir_;
+  std::filesystem::path tenant_yaml_;
+  std::string config_file_;
   std::unique_ptr<CompletedAnswerStore> store_;
   LedgerAggregator aggregator_;
   WorkerMetrics worker_metrics_;

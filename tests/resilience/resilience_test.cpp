@@ -157,3 +157,42 @@ TEST(BreakerBoard, KeepsOneBreakerPerProviderAndModel) {
 
 }  // namespace
 }  // namespace cascade
+
+namespace cascade {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(TokenBucket, AllowsABurstThenRefillsAtTheRate) {
+  TokenBucket bucket(10, 5);  // 10/s, burst 5
+  const auto t0 = SteadyTime{} + 1h;
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(bucket.try_take(1, t0));
+  EXPECT_FALSE(bucket.try_take(1, t0));
+  EXPECT_EQ(bucket.available_at(1, t0), t0 + 100ms);
+  EXPECT_FALSE(bucket.try_take(1, t0 + 99ms));
+  EXPECT_TRUE(bucket.try_take(1, t0 + 100ms));
+  // Never more than the burst, however long it rests.
+  EXPECT_DOUBLE_EQ(bucket.level(t0 + 1h), 5.0);
+}
+
+TEST(TokenBucket, SettlesEstimatesAndCanGoIntoDebt) {
+  TokenBucket bucket(100, 1000);
+  const auto t0 = SteadyTime{} + 1h;
+  ASSERT_TRUE(bucket.try_take(800, t0));  // estimate
+  bucket.give_back(-500, t0);             // the call used 500 more than estimated
+  EXPECT_DOUBLE_EQ(bucket.level(t0), -300.0);
+  EXPECT_FALSE(bucket.try_take(1, t0 + 1s));  // -300 + 100
+  const auto wait = bucket.available_at(1, t0 + 1s) - (t0 + 1s);  // 201 missing at 100/s
+  const double wait_ms = std::chrono::duration<double, std::milli>(wait).count();
+  EXPECT_NEAR(wait_ms, 2010.0, 0.001);
+}
+
+TEST(TokenBucket, RateZeroIsUnlimited) {
+  TokenBucket bucket(0, 0);
+  const auto t0 = SteadyTime{} + 1h;
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(bucket.try_take(1e6, t0));
+  EXPECT_EQ(bucket.available_at(1e9, t0), t0);
+}
+
+}  // namespace
+}  // namespace cascade

@@ -435,9 +435,11 @@ class Worker::Loop final : public DeliveryListener {
         return;
       }
       release_slot(r);
-      stats_.breaker_rejections++;
-      if (recorder_) recorder_->fallback(model.provider, model.id, "breaker_open");
-      r.attempt_notes += "; " + model.id + ": breaker open";
+      if (provider) {
+        stats_.breaker_rejections++;
+        if (recorder_) recorder_->fallback(model.provider, model.id, "breaker_open");
+      }
+      r.attempt_notes += "; " + model.id + (provider ? ": breaker open" : ": provider disabled");
       if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
       next_in_chain(r);
     }

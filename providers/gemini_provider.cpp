@@ -1,3 +1,4 @@
+#include "providers/adapter_support.h"
 #include "providers/gemini_provider.h"
 #include "providers/retry_after.h"
 
@@ -17,55 +18,6 @@ namespace {
 using nlohmann::json;
 
 // Error bodies are read only to quote their message; anything longer is abuse.
-constexpr std::size_t kMaxErrorBodyBytes = 64 * 1024;
-constexpr std::size_t kMaxQuotedBodyChars = 300;
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
-}
-
-// Upstream error bodies and curl messages are quoted to the requester; a
-// server echoing the key back must not leak it.
-std::string without_secret(std::string message, const std::string& secret) {
-  if (secret.empty()) return message;
-  const std::string replacement = redact(secret);
-  for (auto pos = message.find(secret); pos != std::string::npos;
-       pos = message.find(secret, pos + replacement.size())) {
-    message.replace(pos, secret.size(), replacement);
-  }
-  return message;
-}
-
-// One line of printable text for quoting a non-JSON body.
-std::string quotable(std::string_view text) {
-  text = trim(text);
-  std::string out;
-  out.reserve(std::min(text.size(), kMaxQuotedBodyChars));
-  for (const char c : text) {
-    if (out.size() >= kMaxQuotedBodyChars) {
-      out += "...";
-      break;
-    }
-    out.push_back(std::iscntrl(static_cast<unsigned char>(c)) ? ' ' : c);
-  }
-  return out;
-}
-
-std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // Google's {"error":{"code":429,"message":...,"status":"RESOURCE_EXHAUSTED"}}.
 // Without alt=sse the same object comes wrapped in an array, so accept that too.
@@ -102,14 +54,6 @@ std::optional<std::int64_t> retry_delay_ms_of(const json& body) {
     }
   }
   return std::nullopt;
-}
-
-std::int64_t count_of(const json& object, std::string_view key) {
-  const auto it = object.find(key);
-  if (it == object.end()) return 0;
-  if (it->is_number_integer()) return it->get<std::int64_t>();
-  if (it->is_number()) return static_cast<std::int64_t>(it->get<double>());
-  return 0;
 }
 
 TokenUsage usage_of(const json& usage_metadata) {
@@ -271,26 +215,11 @@ class GeminiChatCall final : public HttpResponseHandler {
   }
 
   Error transport_error(CURLcode result, std::string_view curl_error) const {
-    const std::string detail(curl_error);
-    switch (result) {
-      case CURLE_OPERATION_TIMEDOUT:
-        return Error{ErrorCode::timeout, "upstream timed out: " + detail};
-      case CURLE_COULDNT_CONNECT:
-      case CURLE_COULDNT_RESOLVE_HOST:
-      case CURLE_COULDNT_RESOLVE_PROXY:
-      case CURLE_SSL_CONNECT_ERROR:
-        return Error{ErrorCode::unavailable, "upstream unreachable: " + detail};
-      default:
-        if (status_ != 0) {
-          // Even after a finishReason a cut response may have lost the final usage.
-          return Error{ErrorCode::provider_error,
-                       std::string(finish_seen_ ? "stream cut after finishReason: "
-                                                : "stream ended before finishReason: ") +
-                           detail};
-        }
-        return Error{ErrorCode::provider_error, detail};
-    }
+    // Even after a finishReason a cut response may have lost the final usage.
+    return cascade::transport_error(result, curl_error, status_ != 0,
+                                    finish_seen_ ? "stream cut after finishReason" : "stream ended before finishReason");
   }
+
 
   void complete(Result<ChatCompletion> outcome) {
     if (completed_) return;

@@ -20,7 +20,7 @@ using testing::RecordedRequest;
 using testing::ScriptedHttpServer;
 using testing::ScriptedResponse;
 
-constexpr std::string_view kApiKey = "sk-ant-api03-TESTKEY0123456789abcdef";
+constexpr std::string_view kApiKey = "test-anthropic-key-0123456789abcdef";
 
 // Anthropic's Messages wire format for stream=true, as api.anthropic.com
 // sends it: named events whose data repeats the name in "type", with a

@@ -19,7 +19,7 @@ using testing::RecordedRequest;
 using testing::ScriptedHttpServer;
 using testing::ScriptedResponse;
 
-constexpr std::string_view kApiKey = "AIzaSyTESTKEY0123456789abcdefGHIJKLMNOP";
+constexpr std::string_view kApiKey = "test-gemini-key-0123456789abcdefGHIJ";
 
 // The response head generativelanguage.googleapis.com sends for
 // streamGenerateContent?alt=sse: chunked, no Content-Length, no Connection header.

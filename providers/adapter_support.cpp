@@ -61,6 +61,14 @@ std::int64_t count_of(const json& object, std::string_view key) {
 
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+Error http_status_error(long status, std::string message, std::int64_t retry_after_ms) {
+  const ErrorCode code = status == 408 || status == 504 ? ErrorCode::timeout : ErrorCode::provider_error;
+  Error error{code, std::move(message)};
+  error.http_status = static_cast<int>(status);
+  error.retry_after_ms = retry_after_ms;
+  return error;
+}
+
 Error transport_error(CURLcode result, std::string_view curl_error, bool response_started,
                       std::string_view cut_message) {
   const std::string detail(curl_error);

@@ -32,6 +32,10 @@ std::string dump(const nlohmann::json& value);
 // A token count from a usage object: missing, non-numeric or negative = 0.
 std::int64_t count_of(const nlohmann::json& object, std::string_view key);
 
+// An HTTP error response as an Error: 408 and 504 are timeouts, the rest
+// provider errors; carries the status and the wait the provider asked for.
+Error http_status_error(long status, std::string message, std::int64_t retry_after_ms);
+
 // A failed transfer as an Error: timeouts, unreachable upstreams, and, once a
 // response had begun (`cut_message`, e.g. "stream ended before [DONE]"), a
 // cut stream. Never a success: the caller saw no end marker.

@@ -232,14 +232,9 @@ class AnthropicChatCall final : public HttpResponseHandler {
 
   void on_status(long status) override { status_ = status; }
 
-  void on_header(std::string_view name, std::string_view value) override {
-    // Anthropic sends retry-after (seconds) with 429 and 529; its
-    // anthropic-ratelimit-*-reset headers are timestamps and not read.
-    if (const auto wait = retry_after_ms_from_header(name, value);
-        wait && !is_rate_limit_reset_header(name)) {
-      retry_after_ms_ = *wait;
-    }
-  }
+  // Anthropic sends retry-after (seconds) with 429 and 529; its
+  // anthropic-ratelimit-*-reset headers are timestamps and not read.
+  void on_header(std::string_view name, std::string_view value) override { retry_after_.observe(name, value); }
 
   bool on_body(std::string_view bytes) override {
     if (completed_) return answered_;  // after message_stop, drain so the connection is reused
@@ -355,18 +350,12 @@ class AnthropicChatCall final : public HttpResponseHandler {
     std::string detail = error_message_of(body, /*with_type=*/false);
     if (detail.empty() && !body.is_object()) detail = quotable(error_body_);
     if (!detail.empty()) message += ": " + detail;
-    const ErrorCode code =
-        status_ == 408 || status_ == 504 ? ErrorCode::timeout : ErrorCode::provider_error;
-    Error error{code, std::move(message)};
-    error.http_status = static_cast<int>(status_);
-    error.retry_after_ms = retry_after_ms_;
-    return error;
+    return http_status_error(status_, std::move(message), retry_after_.ms());
   }
 
   Error transport_error(CURLcode result, std::string_view curl_error) const {
     return cascade::transport_error(result, curl_error, status_ != 0, "stream ended before message_stop");
   }
-
 
   void complete(Result<ChatCompletion> outcome) {
     if (completed_) return;
@@ -384,7 +373,7 @@ class AnthropicChatCall final : public HttpResponseHandler {
   std::shared_ptr<const std::string> api_key_;
   std::uint64_t transfer_id_ = 0;
   long status_ = 0;
-  std::int64_t retry_after_ms_ = -1;
+  RetryAfterTracker retry_after_;
   SseParser sse_;
   std::string error_body_;
   ChatCompletion completion_;

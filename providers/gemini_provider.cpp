@@ -92,17 +92,7 @@ class GeminiChatCall final : public HttpResponseHandler {
 
   void on_status(long status) override { status_ = status; }
 
-  void on_header(std::string_view name, std::string_view value) override {
-    const auto wait = retry_after_ms_from_header(name, value);
-    if (!wait) return;
-    // An explicit Retry-After wins; rate-limit resets only fill in for it.
-    if (!is_rate_limit_reset_header(name)) {
-      retry_after_ms_ = *wait;
-      explicit_retry_after_ = true;
-    } else if (!explicit_retry_after_ && (retry_after_ms_ < 0 || *wait < retry_after_ms_)) {
-      retry_after_ms_ = *wait;
-    }
-  }
+  void on_header(std::string_view name, std::string_view value) override { retry_after_.observe(name, value); }
 
   bool on_body(std::string_view bytes) override {
     // Success completes only in on_done, so a completed call here has failed.
@@ -203,12 +193,8 @@ class GeminiChatCall final : public HttpResponseHandler {
     std::string detail = error_message_of(body);
     if (detail.empty() && !body.is_object()) detail = quotable(error_body_);
     if (!detail.empty()) message += ": " + detail;
-    const ErrorCode code =
-        status_ == 408 || status_ == 504 ? ErrorCode::timeout : ErrorCode::provider_error;
-    Error error{code, std::move(message)};
-    error.http_status = static_cast<int>(status_);
-    error.retry_after_ms = retry_after_ms_;
-    if (!explicit_retry_after_) {
+    Error error = http_status_error(status_, std::move(message), retry_after_.ms());
+    if (!retry_after_.explicit_wait()) {
       if (const auto delay = retry_delay_ms_of(body)) error.retry_after_ms = *delay;
     }
     return error;
@@ -219,7 +205,6 @@ class GeminiChatCall final : public HttpResponseHandler {
     return cascade::transport_error(result, curl_error, status_ != 0,
                                     finish_seen_ ? "stream cut after finishReason" : "stream ended before finishReason");
   }
-
 
   void complete(Result<ChatCompletion> outcome) {
     if (completed_) return;
@@ -237,8 +222,7 @@ class GeminiChatCall final : public HttpResponseHandler {
   std::shared_ptr<const std::string> api_key_;
   std::uint64_t transfer_id_ = 0;
   long status_ = 0;
-  std::int64_t retry_after_ms_ = -1;
-  bool explicit_retry_after_ = false;
+  RetryAfterTracker retry_after_;
   SseParser sse_;
   std::string error_body_;
   ChatCompletion completion_;

@@ -143,17 +143,7 @@ class OpenAiChatCall final : public HttpResponseHandler {
 
   void on_status(long status) override { status_ = status; }
 
-  void on_header(std::string_view name, std::string_view value) override {
-    const auto wait = retry_after_ms_from_header(name, value);
-    if (!wait) return;
-    // An explicit Retry-After wins; rate-limit resets only fill in for it.
-    if (!is_rate_limit_reset_header(name)) {
-      retry_after_ms_ = *wait;
-      explicit_retry_after_ = true;
-    } else if (!explicit_retry_after_ && (retry_after_ms_ < 0 || *wait < retry_after_ms_)) {
-      retry_after_ms_ = *wait;
-    }
-  }
+  void on_header(std::string_view name, std::string_view value) override { retry_after_.observe(name, value); }
 
   bool on_body(std::string_view bytes) override {
     if (completed_) return answered_;  // after [DONE], drain so the connection is reused
@@ -238,18 +228,12 @@ class OpenAiChatCall final : public HttpResponseHandler {
     std::string detail = error_message_of(body);
     if (detail.empty() && !body.is_object()) detail = quotable(error_body_);
     if (!detail.empty()) message += ": " + detail;
-    const ErrorCode code =
-        status_ == 408 || status_ == 504 ? ErrorCode::timeout : ErrorCode::provider_error;
-    Error error{code, std::move(message)};
-    error.http_status = static_cast<int>(status_);
-    error.retry_after_ms = retry_after_ms_;
-    return error;
+    return http_status_error(status_, std::move(message), retry_after_.ms());
   }
 
   Error transport_error(CURLcode result, std::string_view curl_error) const {
     return cascade::transport_error(result, curl_error, status_ != 0, "stream ended before [DONE]");
   }
-
 
   void complete(Result<ChatCompletion> outcome) {
     if (completed_) return;
@@ -267,8 +251,7 @@ class OpenAiChatCall final : public HttpResponseHandler {
   std::shared_ptr<const std::string> api_key_;
   std::uint64_t transfer_id_ = 0;
   long status_ = 0;
-  std::int64_t retry_after_ms_ = -1;
-  bool explicit_retry_after_ = false;
+  RetryAfterTracker retry_after_;
   SseParser sse_;
   std::string error_body_;
   ChatCompletion completion_;

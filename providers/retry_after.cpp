@@ -76,4 +76,15 @@ std::optional<std::int64_t> retry_after_ms_from_header(std::string_view name, st
   return std::nullopt;
 }
 
+void RetryAfterTracker::observe(std::string_view name, std::string_view value) {
+  const auto wait = retry_after_ms_from_header(name, value);
+  if (!wait) return;
+  if (!is_rate_limit_reset_header(name)) {
+    ms_ = *wait;
+    explicit_ = true;
+  } else if (!explicit_ && (ms_ < 0 || *wait < ms_)) {
+    ms_ = *wait;
+  }
+}
+
 }  // namespace cascade

@@ -17,6 +17,19 @@ std::optional<std::int64_t> retry_after_ms_from_header(std::string_view name, st
 // explicit Retry-After, which wins when both are sent.
 bool is_rate_limit_reset_header(std::string_view name);
 
+// What one response's headers ask for: an explicit Retry-After or
+// retry-after-ms wins; otherwise the earliest x-ratelimit-reset-*.
+class RetryAfterTracker {
+ public:
+  void observe(std::string_view name, std::string_view value);
+  std::int64_t ms() const { return ms_; }  // -1 = nothing said
+  bool explicit_wait() const { return explicit_; }
+
+ private:
+  std::int64_t ms_ = -1;
+  bool explicit_ = false;
+};
+
 // Parses a Go-style duration ("6m0s", "250ms", "1.5s") into milliseconds.
 std::optional<std::int64_t> parse_duration_ms(std::string_view text);
 

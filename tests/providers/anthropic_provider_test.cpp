@@ -16,6 +16,7 @@ using nlohmann::json;
 using testing::ConnectionEnd;
 using testing::drive_for;
 using testing::drive_until;
+using testing::RecordingObserver;
 using testing::RecordedRequest;
 using testing::ScriptedHttpServer;
 using testing::ScriptedResponse;
@@ -64,30 +65,6 @@ std::string anthropic_sse_body() {
   for (const auto& piece : kEscapedPieces) body += text_delta(piece);
   return body + kBlockStop + kMessageDelta + kMessageStop;
 }
-
-class RecordingObserver : public ChatStreamObserver {
- public:
-  void on_delta(std::string_view text) override {
-    deltas.emplace_back(text);
-    if (delta_hook) delta_hook();
-  }
-  void on_complete(Result<ChatCompletion> result) override {
-    ++completions;
-    outcome = std::move(result);
-  }
-
-  std::string text() const {
-    std::string all;
-    for (const auto& d : deltas) all += d;
-    return all;
-  }
-  bool finished() const { return completions > 0; }
-
-  std::vector<std::string> deltas;
-  int completions = 0;
-  std::optional<Result<ChatCompletion>> outcome;
-  std::function<void()> delta_hook;
-};
 
 class AnthropicProviderTest : public ::testing::Test {
  protected:

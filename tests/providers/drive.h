@@ -2,6 +2,10 @@
 // Runs an HttpClient's loop the way a worker does, for tests.
 #include <chrono>
 #include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "providers/provider.h"
 
@@ -24,5 +28,30 @@ inline void drive_for(HttpClient& http, std::chrono::milliseconds duration) {
   const auto deadline = std::chrono::steady_clock::now() + duration;
   while (std::chrono::steady_clock::now() < deadline) http.poll(10);
 }
+
+// Records what a provider streams to its observer.
+class RecordingObserver : public ChatStreamObserver {
+ public:
+  void on_delta(std::string_view text) override {
+    deltas.emplace_back(text);
+    if (delta_hook) delta_hook();
+  }
+  void on_complete(Result<ChatCompletion> result) override {
+    ++completions;
+    outcome = std::move(result);
+  }
+
+  std::string text() const {
+    std::string all;
+    for (const auto& d : deltas) all += d;
+    return all;
+  }
+  bool finished() const { return completions > 0; }
+
+  std::vector<std::string> deltas;
+  int completions = 0;
+  std::optional<Result<ChatCompletion>> outcome;
+  std::function<void()> delta_hook;
+};
 
 }  // namespace cascade::testing

@@ -14,6 +14,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::drive_for;
 using testing::drive_until;
+using testing::RecordingObserver;
 using testing::http_chunk;
 using testing::RecordedRequest;
 using testing::ScriptedHttpServer;
@@ -99,30 +100,6 @@ ScriptedResponse gemini_response(const std::vector<std::string>& events, bool te
   }
   return response;
 }
-
-class RecordingObserver : public ChatStreamObserver {
- public:
-  void on_delta(std::string_view text) override {
-    deltas.emplace_back(text);
-    if (delta_hook) delta_hook();
-  }
-  void on_complete(Result<ChatCompletion> result) override {
-    ++completions;
-    outcome = std::move(result);
-  }
-
-  std::string text() const {
-    std::string all;
-    for (const auto& d : deltas) all += d;
-    return all;
-  }
-  bool finished() const { return completions > 0; }
-
-  std::vector<std::string> deltas;
-  int completions = 0;
-  std::optional<Result<ChatCompletion>> outcome;
-  std::function<void()> delta_hook;
-};
 
 class GeminiProviderTest : public ::testing::Test {
  protected:

@@ -17,6 +17,7 @@ using nlohmann::json;
 using testing::ConnectionEnd;
 using testing::drive_for;
 using testing::drive_until;
+using testing::RecordingObserver;
 using testing::RecordedRequest;
 using testing::ScriptedHttpServer;
 using testing::ScriptedResponse;
@@ -59,30 +60,6 @@ std::string openai_sse_body() {
 std::string openai_wire_response(const std::vector<std::string>& body_pieces) {
   return ScriptedResponse::sse_chunked(body_pieces).bytes();
 }
-
-class RecordingObserver : public ChatStreamObserver {
- public:
-  void on_delta(std::string_view text) override {
-    deltas.emplace_back(text);
-    if (delta_hook) delta_hook();
-  }
-  void on_complete(Result<ChatCompletion> result) override {
-    ++completions;
-    outcome = std::move(result);
-  }
-
-  std::string text() const {
-    std::string all;
-    for (const auto& d : deltas) all += d;
-    return all;
-  }
-  bool finished() const { return completions > 0; }
-
-  std::vector<std::string> deltas;
-  int completions = 0;
-  std::optional<Result<ChatCompletion>> outcome;
-  std::function<void()> delta_hook;
-};
 
 class OpenAiProviderTest : public ::testing::Test {
  protected:

@@ -25,6 +25,29 @@ TEST(RetryAfterHeader, ReadsOpenAiRateLimitResetDurations) {
   EXPECT_FALSE(is_rate_limit_reset_header("retry-after"));
 }
 
+TEST(RetryAfterTracker, ExplicitRetryAfterWinsOverRateLimitResetsInAnyOrder) {
+  RetryAfterTracker before;
+  before.observe("x-ratelimit-reset-requests", "200ms");
+  before.observe("retry-after", "3");
+  EXPECT_EQ(before.ms(), 3000);
+  EXPECT_TRUE(before.explicit_wait());
+
+  RetryAfterTracker after;
+  after.observe("retry-after-ms", "1500");
+  after.observe("x-ratelimit-reset-tokens", "10ms");
+  EXPECT_EQ(after.ms(), 1500);
+}
+
+TEST(RetryAfterTracker, TakesTheEarliestResetWhenNothingExplicitIsSaid) {
+  RetryAfterTracker t;
+  EXPECT_EQ(t.ms(), -1);
+  t.observe("x-ratelimit-reset-requests", "6m0s");
+  t.observe("x-ratelimit-reset-tokens", "2s");
+  t.observe("content-type", "text/event-stream");
+  EXPECT_EQ(t.ms(), 2000);
+  EXPECT_FALSE(t.explicit_wait());
+}
+
 TEST(Duration, ParsesCompoundAndRejectsGarbage) {
   EXPECT_EQ(parse_duration_ms("1h2m3.5s"), 3723500);
   EXPECT_EQ(parse_duration_ms("250ms"), 250);

@@ -79,7 +79,7 @@ struct RetryConfig {
 
 struct BreakerConfig {
   int window = 20;            // outcomes remembered per provider+model
-  int min_calls = 5;          // no verdict on fewer outcomes than this
+  int min_calls = 10;         // no verdict on fewer outcomes than this
   double failure_rate = 0.5;  // opens at this share of failures in the window
   int open_ms = 30000;        // how long an open breaker refuses calls
 };

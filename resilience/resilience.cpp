@@ -61,37 +61,83 @@ CircuitBreaker::CircuitBreaker(BreakerConfig config)
 
 void CircuitBreaker::open(SteadyTime now) {
   state_ = BreakerState::open;
+  period_++;
   open_until_ = now + std::chrono::milliseconds(config_.open_ms);
   probe_in_flight_ = false;
+  waiting_.clear();
 }
 
-bool CircuitBreaker::allow(SteadyTime now) {
+void CircuitBreaker::close() {
+  state_ = BreakerState::closed;
+  period_++;
+  std::fill(outcomes_.begin(), outcomes_.end(), false);
+  next_ = count_ = failures_ = 0;
+  probe_in_flight_ = false;
+  waiting_.clear();
+  first_waiting_ = 0;
+}
+
+BreakerTicket CircuitBreaker::admit(SteadyTime now) {
   if (state_ == BreakerState::open) {
-    if (now < open_until_) return false;
+    if (now < open_until_) return {Admission::refused, period_, 0};
     state_ = BreakerState::half_open;
+    period_++;
     probe_in_flight_ = false;
   }
   if (state_ == BreakerState::half_open) {
-    if (probe_in_flight_) return false;
+    if (probe_in_flight_) return {Admission::refused, period_, 0};
     probe_in_flight_ = true;
-    return true;
+    return {Admission::probe, period_, 0};
   }
-  return true;
+  // A leaked ticket must not hold the window forever: past this many calls
+  // waiting, the oldest unknown outcome is given up on.
+  constexpr std::size_t kMaxWaiting = 1 << 16;
+  if (waiting_.size() >= kMaxWaiting) {
+    if (waiting_.front() == kUnknown) waiting_.front() = kGivenUp;
+    drain_waiting(now);
+    if (state_ != BreakerState::closed) return {Admission::refused, period_, 0};
+  }
+  waiting_.push_back(kUnknown);
+  return {Admission::call, period_, first_waiting_ + waiting_.size() - 1};
 }
 
-void CircuitBreaker::record(bool success, SteadyTime now) {
-  if (state_ == BreakerState::half_open) {
+void CircuitBreaker::record(bool success, SteadyTime now, const BreakerTicket& ticket) {
+  if (ticket.period != period_ || ticket.admission == Admission::refused) return;  // another period's call
+  if (ticket.admission == Admission::probe) {
+    if (state_ != BreakerState::half_open || !probe_in_flight_) return;
     if (success) {
-      state_ = BreakerState::closed;
-      std::fill(outcomes_.begin(), outcomes_.end(), false);
-      next_ = count_ = failures_ = 0;
-      probe_in_flight_ = false;
+      close();
     } else {
       open(now);
     }
     return;
   }
-  if (state_ == BreakerState::open) return;  // a call that started before it opened
+  if (state_ != BreakerState::closed) return;
+  if (ticket.call < first_waiting_ || ticket.call - first_waiting_ >= waiting_.size()) {
+    // In the window already (it succeeded at its first token): a later
+    // failure, a stream cut mid-way, counts on its own.
+    if (!success) add_to_window(false, now);
+    return;
+  }
+  std::uint8_t& outcome = waiting_[ticket.call - first_waiting_];
+  if (outcome == kUnknown || !success) outcome = success ? kSucceeded : kFailed;  // a failure overrides
+  drain_waiting(now);
+}
+
+void CircuitBreaker::drain_waiting(SteadyTime now) {
+  while (!waiting_.empty() && waiting_.front() != kUnknown && state_ == BreakerState::closed) {
+    const std::uint8_t outcome = waiting_.front();
+    waiting_.pop_front();
+    first_waiting_++;
+    if (outcome != kGivenUp) add_to_window(outcome == kSucceeded, now);
+  }
+}
+
+void CircuitBreaker::record(bool success, SteadyTime now) {
+  if (state_ == BreakerState::closed) add_to_window(success, now);
+}
+
+void CircuitBreaker::add_to_window(bool success, SteadyTime now) {
   if (count_ == outcomes_.size()) {
     if (outcomes_[next_]) failures_--;
   } else {

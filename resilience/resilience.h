@@ -5,6 +5,7 @@
 // driven by the worker's event loop; deterministic given a seed and a clock.
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <random>
@@ -55,19 +56,44 @@ std::string_view to_string(BreakerState state);
 // Closed: calls pass, outcomes fill a rolling window; at failure_rate over at
 // least min_calls it opens. Open: calls are refused for open_ms, then one probe
 // is let through (half-open); its success closes the breaker, its failure
-// opens it again.
+// opens it again. Only outcomes of calls admitted in the breaker's current
+// period count: a call that started before the breaker opened (or before the
+// probe closed it) says nothing about the provider now, and a slow one would
+// otherwise land in the next period's window.
+//
+// The window holds outcomes in the order the calls were admitted, not the
+// order they ended: errors come back in milliseconds while healthy streams
+// take a while to start, so in a burst of calls the failures would otherwise
+// fill the window before any success could. An outcome enters the window once
+// every earlier call of the period has one. Callers record a call's success
+// when the provider starts answering (first token), and a failure whenever
+// it fails, after a success too (a stream cut mid-way).
+enum class Admission { refused, call, probe };
+
+// What admit() hands out, to be given back to record().
+struct BreakerTicket {
+  Admission admission = Admission::refused;
+  std::uint64_t period = 0;
+  std::uint64_t call = 0;  // admission order within the period
+};
+
 class CircuitBreaker {
  public:
   explicit CircuitBreaker(BreakerConfig config);
 
-  // May a call start now? In half-open, true once (the probe) until its outcome.
-  bool allow(SteadyTime now);
+  // May a call start now? In half-open, `probe` once until its outcome.
+  BreakerTicket admit(SteadyTime now);
+  void record(bool success, SteadyTime now, const BreakerTicket& ticket);
+  // An outcome straight into the window (tests, callers without tickets).
   void record(bool success, SteadyTime now);
   BreakerState state(SteadyTime now) const;
   double failure_rate() const;
 
  private:
   void open(SteadyTime now);
+  void close();
+  void add_to_window(bool success, SteadyTime now);
+  void drain_waiting(SteadyTime now);
 
   BreakerConfig config_;
   std::vector<bool> outcomes_;  // ring buffer, true = failure
@@ -76,6 +102,12 @@ class CircuitBreaker {
   std::size_t failures_ = 0;
   BreakerState state_ = BreakerState::closed;
   SteadyTime open_until_{};
+  std::uint64_t period_ = 0;  // bumped whenever the state changes
+  // Calls admitted in this closed period whose outcomes wait for an earlier
+  // call's; front() is call `first_waiting_`.
+  static constexpr std::uint8_t kUnknown = 0, kSucceeded = 1, kFailed = 2, kGivenUp = 3;
+  std::deque<std::uint8_t> waiting_;
+  std::uint64_t first_waiting_ = 0;
   bool probe_in_flight_ = false;
 };
 

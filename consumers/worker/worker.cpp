@@ -212,6 +212,8 @@ class Worker::Loop final : public DeliveryListener {
     Clock::time_point attempt_started;
     Clock::time_point last_activity;
     bool attempt_got_token = false;
+    BreakerTicket breaker_ticket;  // how the current attempt's breaker let it in
+    bool breaker_told_success = false;       // the current attempt counted as a success already
     std::int64_t published_deltas = 0;
     double wasted_cost_usd = 0;  // failed attempts that streamed tokens are paid too
     TokenUsage wasted_usage;
@@ -417,7 +419,8 @@ class Worker::Loop final : public DeliveryListener {
         next_in_chain(r);
         continue;
       }
-      if (provider && breakers_.at(model.provider, model.id).allow(now)) {
+      const BreakerTicket ticket = provider ? breakers_.at(model.provider, model.id).admit(now) : BreakerTicket{};
+      if (ticket.admission != Admission::refused) {
         ChatRequest chat;
         chat.upstream_model = model.upstream_model;
         chat.messages = &r.event.messages;
@@ -430,6 +433,8 @@ class Worker::Loop final : public DeliveryListener {
         r.attempt_started = now;
         r.last_activity = now;
         r.attempt_got_token = false;
+        r.breaker_ticket = ticket;
+        r.breaker_told_success = false;
         r.streaming = true;
         r.transfer = provider->start_chat(chat, r);
         return;
@@ -489,6 +494,7 @@ class Worker::Loop final : public DeliveryListener {
     if (text.empty()) return;
     const auto now = Clock::now();
     r.last_activity = now;
+    if (!r.attempt_got_token) tell_breaker(r, current_model(r), true, now);  // the provider is answering
     r.attempt_got_token = true;
     if (!r.got_first_token) {
       r.got_first_token = true;
@@ -511,6 +517,7 @@ class Worker::Loop final : public DeliveryListener {
       return;
     }
     release_slot(r);
+    tell_breaker(r, attempted, true, now);
     record_attempt(attempted, true, now);
     if (recorder_) recorder_->request("final");
     TokenUsage usage = outcome->usage;
@@ -578,7 +585,9 @@ class Worker::Loop final : public DeliveryListener {
     r.streaming = false;
     release_slot(r);
     // A request-side failure (400, 422...) says nothing bad about the provider.
-    record_attempt(model, !provider_side_failure(error), now);
+    const bool provider_fault = provider_side_failure(error);
+    tell_breaker(r, model, !provider_fault, now);
+    record_attempt(model, !provider_fault, now);
     if (!r.content.empty()) {
       // Tokens were generated before the failure: the provider bills them.
       TokenUsage partial;
@@ -613,9 +622,17 @@ class Worker::Loop final : public DeliveryListener {
     }
   }
 
+  // A call counts as a success for its breaker once the provider starts
+  // answering, and as a failure whenever it fails (a cut stream too).
+  void tell_breaker(Request& r, const ModelInfo& model, bool success, Clock::time_point now) {
+    if (success && r.breaker_told_success) return;
+    breakers_.at(model.provider, model.id).record(success, now, r.breaker_ticket);
+    if (r.breaker_ticket.admission == Admission::probe) r.breaker_ticket = {};  // the probe has spoken
+    if (success) r.breaker_told_success = true;
+  }
+
   void record_attempt(const ModelInfo& model, bool success, Clock::time_point now) {
-    CircuitBreaker& breaker = breakers_.at(model.provider, model.id);
-    breaker.record(success, now);
+    const CircuitBreaker& breaker = breakers_.at(model.provider, model.id);
     if (!recorder_) return;
     recorder_->attempt(model.provider, model.id, success);
     const BreakerState state = breaker.state(now);

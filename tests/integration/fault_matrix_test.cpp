@@ -32,24 +32,36 @@ TEST_F(PipelineTest, FaultMatrixEveryRequestGetsExactlyOneTerminalEventAndNoCorr
   env_overrides["CASCADE_PROVIDERS_OPENAI_IDLE_TIMEOUT_MS"] = "1500";
   env_overrides["CASCADE_RESILIENCE_RETRY_BACKOFF_BASE_MS"] = "10";
   env_overrides["CASCADE_RESILIENCE_RETRY_BACKOFF_CAP_MS"] = "100";
+  // The breakers open only where failures clearly dominate (70% of 50 calls
+  // in a row): here a stretch of groq's or mistral's seeded fault sequence,
+  // never openai, the last resort, which fails only mid-stream.
+  env_overrides["CASCADE_RESILIENCE_BREAKER_WINDOW"] = "50";
+  env_overrides["CASCADE_RESILIENCE_BREAKER_MIN_CALLS"] = "20";
+  env_overrides["CASCADE_RESILIENCE_BREAKER_FAILURE_RATE"] = "0.7";
   env_overrides["CASCADE_RESILIENCE_BREAKER_OPEN_MS"] = "300";
   env_overrides["CASCADE_ROUTER_MAX_FALLBACKS"] = "2";
   env_overrides["CASCADE_ROUTER_FALLBACKS_SMALL"] = "mistral-small,gpt-5-nano";
+  // One retry per model, and fault rates that make the chain groq -> mistral
+  // -> openai carry real traffic on every hop: ~45% of groq calls and ~50% of
+  // mistral calls fail before their first token; openai, the last resort,
+  // only fails mid-stream.
+  env_overrides["CASCADE_RESILIENCE_RETRY_MAX_RETRIES"] = "1";
   using F = UpstreamFault;
-  provider_faults["groq"] = plan(11, {{F::rate_limited(0), 10},
-                                      {F::http_status(500), 4},
-                                      {F::http_status(503, 0), 4},
+  provider_faults["groq"] = plan(11, {{F::rate_limited(0), 20},
+                                      {F::http_status(500), 15},
+                                      {F::http_status(503, 0), 10},
                                       {F::cut_mid_stream(), 4},
-                                      {F{}, 78}});
-  provider_faults["mistral"] = plan(12, {{F::http_status(502), 5},
-                                         {F::hang_before_headers(), 3},
-                                         {F::hang_mid_stream(), 2},
+                                      {F{}, 51}});
+  provider_faults["mistral"] = plan(12, {{F::http_status(502), 25},
+                                         {F::http_status(503), 15},
+                                         {F::hang_before_headers(), 10},
+                                         {F::hang_mid_stream(), 3},
                                          {F::reset_mid_stream(), 3},
-                                         {F{}, 87}});
+                                         {F{}, 44}});
   provider_faults["openai"] = plan(13, {{F::malformed_sse(), 3},
                                         {F::huge_chunk(256 * 1024), 2},
                                         {F::slow(5), 5},
-                                        {F::cut_mid_stream(0), 3},
+                                        {F::cut_mid_stream(), 3},
                                         {F{}, 87}});
   start_pipeline();
 

@@ -97,7 +97,7 @@ TEST(CircuitBreaker, StaysClosedBelowMinCallsAndOpensAtTheFailureRate) {
   EXPECT_EQ(b.state(t0), BreakerState::closed);  // 3 < min_calls
   b.record(true, t0);
   EXPECT_EQ(b.state(t0), BreakerState::open);  // 3 of 4 failed
-  EXPECT_FALSE(b.allow(t0 + 999ms));
+  EXPECT_EQ(b.admit(t0 + 999ms).admission, Admission::refused);
 }
 
 TEST(CircuitBreaker, HalfOpenLetsOneProbeThroughAndItsSuccessCloses) {
@@ -108,11 +108,12 @@ TEST(CircuitBreaker, HalfOpenLetsOneProbeThroughAndItsSuccessCloses) {
   ASSERT_EQ(b.state(t0), BreakerState::open);
   const auto later = t0 + 1000ms;
   EXPECT_EQ(b.state(later), BreakerState::half_open);
-  EXPECT_TRUE(b.allow(later));   // the probe
-  EXPECT_FALSE(b.allow(later));  // nobody else while it runs
-  b.record(true, later);
+  const BreakerTicket probe = b.admit(later);
+  EXPECT_EQ(probe.admission, Admission::probe);
+  EXPECT_EQ(b.admit(later).admission, Admission::refused);  // nobody else while it runs
+  b.record(true, later, probe);
   EXPECT_EQ(b.state(later), BreakerState::closed);
-  EXPECT_TRUE(b.allow(later));
+  EXPECT_EQ(b.admit(later).admission, Admission::call);
   EXPECT_DOUBLE_EQ(b.failure_rate(), 0.0);
 }
 
@@ -122,11 +123,87 @@ TEST(CircuitBreaker, AFailedProbeOpensAgainForAnotherPeriod) {
   b.record(false, t0);
   b.record(false, t0);
   const auto probe = t0 + 1500ms;
-  ASSERT_TRUE(b.allow(probe));
-  b.record(false, probe);
+  const BreakerTicket ticket = b.admit(probe);
+  ASSERT_EQ(ticket.admission, Admission::probe);
+  b.record(false, probe, ticket);
   EXPECT_EQ(b.state(probe), BreakerState::open);
-  EXPECT_FALSE(b.allow(probe + 999ms));
-  EXPECT_TRUE(b.allow(probe + 1000ms));
+  EXPECT_EQ(b.admit(probe + 999ms).admission, Admission::refused);
+  EXPECT_EQ(b.admit(probe + 1000ms).admission, Admission::probe);
+}
+
+TEST(CircuitBreaker, CallsOfAnEarlierPeriodNeitherDecideTheProbeNorFillTheNextWindow) {
+  CircuitBreaker b(BreakerConfig{10, 2, 0.5, 1000});
+  const auto t0 = SteadyTime{} + 1h;
+  const BreakerTicket old_success = b.admit(t0);
+  const BreakerTicket old_failure_1 = b.admit(t0);
+  const BreakerTicket old_failure_2 = b.admit(t0);
+  b.record(false, t0);
+  b.record(false, t0);
+  ASSERT_EQ(b.state(t0), BreakerState::open);
+  b.record(true, t0 + 10ms, old_success);  // a call from before, ending while open
+  EXPECT_EQ(b.state(t0 + 10ms), BreakerState::open);
+  const auto t1 = t0 + 1000ms;
+  const BreakerTicket probe = b.admit(t1);
+  ASSERT_EQ(probe.admission, Admission::probe);
+  b.record(true, t1 + 1ms, old_success);     // old calls ending in half-open
+  b.record(false, t1 + 2ms, old_failure_1);  // decide nothing
+  EXPECT_EQ(b.state(t1 + 2ms), BreakerState::half_open);
+  EXPECT_EQ(b.admit(t1 + 2ms).admission, Admission::refused);  // the probe still runs
+  b.record(true, t1 + 3ms, probe);
+  EXPECT_EQ(b.state(t1 + 3ms), BreakerState::closed);
+  // Slow calls from before the breaker opened land after it closed again:
+  // the fresh window ignores them.
+  b.record(false, t1 + 4ms, old_failure_1);
+  b.record(false, t1 + 4ms, old_failure_2);
+  b.record(false, t1 + 4ms, probe);  // a probe reports once
+  EXPECT_EQ(b.state(t1 + 4ms), BreakerState::closed);
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.0);
+}
+
+TEST(CircuitBreaker, OutcomesEnterTheWindowInAdmissionOrderSoABurstsFastFailuresDoNotOpenIt) {
+  CircuitBreaker b(BreakerConfig{10, 3, 0.5, 1000});
+  const auto t = SteadyTime{} + 1h;
+  std::vector<BreakerTicket> burst;
+  for (int i = 0; i < 10; ++i) burst.push_back(b.admit(t));
+  // The three failures come back first, as errors do.
+  for (int i = 7; i < 10; ++i) b.record(false, t + 1ms, burst[static_cast<std::size_t>(i)]);
+  EXPECT_EQ(b.state(t + 1ms), BreakerState::closed);
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.0);  // waiting for calls 0..6
+  for (int i = 0; i < 7; ++i) b.record(true, t + 300ms, burst[static_cast<std::size_t>(i)]);
+  EXPECT_EQ(b.state(t + 300ms), BreakerState::closed);
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.3);
+}
+
+TEST(CircuitBreaker, AFailureAfterTheCallsSuccessCountsOnItsOwn) {
+  CircuitBreaker b(BreakerConfig{10, 2, 0.5, 1000});
+  const auto t = SteadyTime{} + 1h;
+  const BreakerTicket call = b.admit(t);
+  b.record(true, t, call);   // first token
+  b.record(false, t, call);  // then the stream is cut
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.5);
+  EXPECT_EQ(b.state(t), BreakerState::open);
+}
+
+TEST(CircuitBreaker, AFailureAfterASuccessStillWaitingInLineReplacesIt) {
+  CircuitBreaker b(BreakerConfig{10, 2, 0.5, 1000});
+  const auto t = SteadyTime{} + 1h;
+  const BreakerTicket slow = b.admit(t);
+  const BreakerTicket cut = b.admit(t);
+  b.record(true, t, cut);   // first token, waits behind `slow`
+  b.record(false, t, cut);  // then cut: the call's one outcome is a failure
+  EXPECT_EQ(b.state(t), BreakerState::closed);
+  b.record(true, t, slow);
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.5);  // one success, one failure: not two failures
+}
+
+TEST(CircuitBreaker, AnOutageOpensItAsSoonAsTheOldestCallsFail) {
+  CircuitBreaker b(BreakerConfig{20, 5, 0.5, 1000});
+  const auto t = SteadyTime{} + 1h;
+  std::vector<BreakerTicket> calls;
+  for (int i = 0; i < 50; ++i) calls.push_back(b.admit(t));
+  for (std::size_t i = 0; i < 5; ++i) b.record(false, t + 2s, calls[i]);  // timeouts, oldest first
+  EXPECT_EQ(b.state(t + 2s), BreakerState::open);
+  EXPECT_EQ(b.admit(t + 2s).admission, Admission::refused);
 }
 
 TEST(CircuitBreaker, TheWindowForgetsOldFailures) {

@@ -105,7 +105,10 @@ void CascadeClient::poll(int timeout_ms, const std::function<void(const ReplyEve
   const auto now = std::chrono::steady_clock::now();
   for (auto& event : reader_->poll(timeout_ms)) {
     auto it = replies_.find(event.id);
-    if (it == replies_.end()) continue;  // another client's request
+    if (it == replies_.end()) {
+      if (taken_.contains(event.id)) late_events_++;
+      continue;  // else another client's request
+    }
     CollectedReply& r = it->second;
     if (event.type == "chunk") {
       if (!r.first_chunk_at) r.first_chunk_at = now;
@@ -122,6 +125,19 @@ void CascadeClient::poll(int timeout_ms, const std::function<void(const ReplyEve
     }
     if (on_event) on_event(event);
   }
+}
+
+std::unordered_map<std::string, CollectedReply> CascadeClient::take_answered() {
+  std::unordered_map<std::string, CollectedReply> answered;
+  for (auto it = replies_.begin(); it != replies_.end();) {
+    if (it->second.terminal) {
+      taken_.insert(it->first);
+      answered.insert(replies_.extract(it++));
+    } else {
+      ++it;
+    }
+  }
+  return answered;
 }
 
 bool CascadeClient::wait_all(std::chrono::milliseconds timeout,

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/config.h"
@@ -65,6 +66,12 @@ class CascadeClient {
 
   const std::unordered_map<std::string, CollectedReply>& replies() const { return replies_; }
   std::size_t outstanding() const { return outstanding_; }
+
+  // Hands over the replies of the requests answered so far and stops holding
+  // them (long runs). Events that still arrive for a taken request are
+  // counted, not collected: late_events() then tells of a duplicate answer.
+  std::unordered_map<std::string, CollectedReply> take_answered();
+  std::uint64_t late_events() const { return late_events_; }
   const std::string& reply_topic() const { return reply_topic_; }
 
  private:
@@ -75,6 +82,8 @@ class CascadeClient {
   std::unique_ptr<ReplyReader> reader_;
   std::unordered_map<std::string, CollectedReply> replies_;
   std::size_t outstanding_ = 0;
+  std::unordered_set<std::string> taken_;
+  std::uint64_t late_events_ = 0;
 };
 
 }  // namespace cascade

@@ -51,6 +51,8 @@ struct ServerShared {
   std::atomic<std::uint64_t> next_completion_number{1};
   simulator::FaultPlanner fault_planner;
   simulator::FaultCounter fault_counter;
+  mutable std::mutex fault_log_mutex;
+  std::vector<FaultLogEntry> fault_log;
 };
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -181,6 +183,10 @@ class Session : public std::enable_shared_from_this<Session> {
       fault_ = UpstreamFault{};
     }
     shared_.fault_counter.count(fault_);
+    if (shared_.options.faults.log_faults) {
+      std::lock_guard lock(shared_.fault_log_mutex);
+      shared_.fault_log.push_back({request_.last_user_text, fault_label(fault_)});
+    }
 
     simulator::compose_answer(request_.model, request_.last_user_text, shared_.options.chunks,
                               answer_);
@@ -697,6 +703,11 @@ std::uint64_t SimulatedUpstream::requests_served() const {
 
 std::map<std::string, std::uint64_t> SimulatedUpstream::fault_counts() const {
   return impl_->shared.fault_counter.snapshot();
+}
+
+std::vector<FaultLogEntry> SimulatedUpstream::fault_log() const {
+  std::lock_guard lock(impl_->shared.fault_log_mutex);
+  return impl_->shared.fault_log;
 }
 
 UpstreamFault SimulatedUpstream::planned_fault(std::uint64_t ordinal) const {

@@ -96,6 +96,15 @@ struct FaultInjectionOptions {
   FaultPlanOrder order = FaultPlanOrder::seeded_random;
   std::uint64_t seed = 1;
   bool honor_fault_header = true;  // X-Cascade-Fault wins over the plan
+  // Keep a log of which fault each valid chat completion request got (see
+  // fault_log()); off by default, it grows with every request.
+  bool log_faults = false;
+};
+
+// One valid chat completion request and the fault it was given.
+struct FaultLogEntry {
+  std::string last_user_text;  // identifies the prompt the request carried
+  std::string fault;           // fault_label(), "none" for no fault
 };
 
 struct SimulatedUpstreamOptions {
@@ -126,6 +135,8 @@ class SimulatedUpstream {
   // How many valid chat completion requests received each fault, by
   // fault_label(); "none" counts the ones without. Faults never given are absent.
   std::map<std::string, std::uint64_t> fault_counts() const;
+  // Every valid chat completion request in arrival order, when log_faults is on.
+  std::vector<FaultLogEntry> fault_log() const;
   // The fault the plan gives the ordinal-th (0-based) request that consults it.
   UpstreamFault planned_fault(std::uint64_t ordinal) const;
 

@@ -143,6 +143,27 @@ TEST_F(CascadeClientTest, RedeliveredTerminalIsCountedButCompletesTheRequestOnce
   EXPECT_EQ(client->replies().at("req-1").terminal->body.value("content", ""), "first");
 }
 
+TEST_F(CascadeClientTest, TakeAnsweredHandsOverAnsweredRepliesAndCountsLateEventsForThem) {
+  auto client = open_client();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->send(prompt("req-1")));
+  ASSERT_TRUE(client->send(prompt("req-2")));
+  reply("req-1", final_event("req-1", 0, "first"));
+  ASSERT_TRUE(poll_until(*client, [&] { return client->outstanding() == 1; }));
+
+  auto answered = client->take_answered();
+  ASSERT_EQ(answered.size(), 1u);
+  EXPECT_EQ(answered.at("req-1").terminal->body.value("content", ""), "first");
+  EXPECT_FALSE(client->replies().contains("req-1"));
+  EXPECT_TRUE(client->replies().contains("req-2")) << "still waiting, still held";
+
+  reply("req-1", final_event("req-1", 0, "again"));  // a redelivered answer
+  reply("req-2", final_event("req-2", 0, "second"));
+  ASSERT_TRUE(poll_until(*client, [&] { return client->outstanding() == 0; }));
+  EXPECT_EQ(client->late_events(), 1u);
+  EXPECT_EQ(client->take_answered().size(), 1u);
+}
+
 TEST_F(CascadeClientTest, ChunkSequenceGapIsReported) {
   auto client = open_client();
   ASSERT_TRUE(client);

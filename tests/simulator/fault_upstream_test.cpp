@@ -704,6 +704,43 @@ TEST(SimulatedUpstreamFaultPlan, AHeaderOverridesThePlanWithoutConsumingIt) {
   EXPECT_EQ(upstream->fault_counts(), expected);
 }
 
+TEST(SimulatedUpstreamFaultPlan, TheFaultLogNamesEachValidRequestsPromptAndFaultInArrivalOrder) {
+  SimulatedUpstreamOptions options{.chunks = 3};
+  options.faults = {.plan = {{UpstreamFault::http_status(503), 1}, {UpstreamFault{}, 1}},
+                    .order = FaultPlanOrder::interleaved,
+                    .log_faults = true};
+  auto upstream = started(options);
+  FaultExchange exchange;
+  for (const char* prompt : {"first", "second", "third"}) {
+    exchange.prepare(url(*upstream), chat_body(prompt));
+    ASSERT_EQ(exchange.perform(), CURLE_OK);
+  }
+  exchange.prepare(url(*upstream), chat_body("with header"), "502");
+  ASSERT_EQ(exchange.perform(), CURLE_OK);
+  exchange.prepare(url(*upstream), "not json");
+  ASSERT_EQ(exchange.perform(), CURLE_OK);
+  const auto log = upstream->fault_log();
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_EQ(log[0].last_user_text, "first");
+  EXPECT_EQ(log[0].fault, "status_503");
+  EXPECT_EQ(log[1].last_user_text, "second");
+  EXPECT_EQ(log[1].fault, "none");
+  EXPECT_EQ(log[2].fault, "status_503");
+  EXPECT_EQ(log[3].last_user_text, "with header");
+  EXPECT_EQ(log[3].fault, "status_502");
+}
+
+TEST(SimulatedUpstreamFaultPlan, TheFaultLogIsEmptyUnlessAskedFor) {
+  SimulatedUpstreamOptions options{.chunks = 3};
+  options.faults.plan = {{UpstreamFault::http_status(500), 1}};
+  auto upstream = started(options);
+  FaultExchange exchange;
+  exchange.prepare(url(*upstream), chat_body("q"));
+  ASSERT_EQ(exchange.perform(), CURLE_OK);
+  EXPECT_EQ(upstream->fault_counts().size(), 1u);
+  EXPECT_TRUE(upstream->fault_log().empty());
+}
+
 TEST(SimulatedUpstreamFaultPlan, InvalidRequestsNeitherConsumeThePlanNorCount) {
   SimulatedUpstreamOptions options{.chunks = 3};
   options.faults = {.plan = {{UpstreamFault::http_status(503), 1}, {UpstreamFault{}, 1}},

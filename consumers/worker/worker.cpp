@@ -15,7 +15,9 @@
 #include <unordered_map>
 
 #include "consumers/worker/offset_watermark.h"
+#include "consumers/worker/single_flight.h"
 #include "events/events.h"
+#include "events/request_fingerprint.h"
 #include "kafka/kafka.h"
 #include "producers/event_producer.h"
 #include "providers/provider.h"
@@ -229,6 +231,12 @@ class Worker::Loop final : public DeliveryListener {
     std::vector<Outgoing> outgoing;
     int pending = 0;
     bool terminal_sent = false;
+    // Single flight. A leader holds its fingerprint while its flight is open
+    // and the serials of the requests following it; a follower makes no call
+    // of its own and is answered when its leader ends.
+    std::string flight;
+    std::vector<std::uint64_t> followers;
+    bool duplicate_of_leader = false;  // follows a leader with its own id: the same request delivered twice
 
     void on_delta(std::string_view text) override { loop->on_delta(*this, text); }
     void on_complete(Result<ChatCompletion> outcome) override {
@@ -328,7 +336,142 @@ class Worker::Loop final : public DeliveryListener {
       }
     }
 
+    if (follow_identical_request(r)) return;
     if (admit(r)) route_and_start(r);
+  }
+
+  // --------------------------------------------------- single flight ----
+  //
+  // Identical requests in flight at the same time (same fingerprint: tenant,
+  // messages, model, preference, effective max_tokens, temperature) make one
+  // upstream call. The first leads and goes on as any request; the others
+  // follow it: no admission (they reserve no tenant tokens), no router call,
+  // no provider call. They get the leader's deltas as their own chunks and,
+  // when it ends, its answer (an exact cache hit that cost nothing) or its
+  // error. One table per event loop is enough: prompt events are keyed by
+  // tenant, so all of a tenant's requests land on one partition, and a
+  // partition has one owner in the group, hence one loop. Events produced
+  // without the tenant key, or moved by a rebalance, at worst miss a flight
+  // and call upstream themselves.
+
+  int effective_max_tokens(const PromptEvent& event) const {
+    return event.max_tokens.value_or(config_.limits.default_max_tokens);
+  }
+
+  // True when the request now follows an identical one in flight; otherwise
+  // it leads a new flight (unless its cache is off) and goes on as usual.
+  bool follow_identical_request(Request& r) {
+    if (r.event.cache == CacheMode::off) return false;  // "off always calls a model"
+    auto fingerprint = request_fingerprint(r.event, effective_max_tokens(r.event));
+    if (!fingerprint) {
+      spdlog::warn("worker: request {} gets no single flight: {}", r.event.id, fingerprint.error().message);
+      return false;
+    }
+    if (auto serial = flights_.leader(*fingerprint)) {
+      if (Request* leader = find_request(*serial)) {
+        follow(*leader, r);
+        return true;
+      }
+      flights_.close(*fingerprint, *serial);  // not reached: a flight closes when its leader ends
+    }
+    flights_.open(*fingerprint, r.serial);
+    r.flight = std::move(*fingerprint);
+    return false;
+  }
+
+  void follow(Request& leader, Request& f) {
+    stats_.single_flight_followers++;
+    if (recorder_) recorder_->single_flight_join();
+    f.duplicate_of_leader = f.event.id == leader.event.id;
+    leader.followers.push_back(f.serial);
+    spdlog::debug("worker: request {} tenant {} follows identical request {} in flight (single flight{})",
+                  f.event.id, f.event.tenant, leader.event.id, f.duplicate_of_leader ? ", same id" : "");
+    // A streaming leader's content is exactly the deltas it has published:
+    // retries and fallbacks happen only before the first one. The follower
+    // catches up with them in one chunk; live deltas follow (on_delta).
+    if (leader.event.stream && !leader.content.empty()) pass_delta(f, leader.content);
+  }
+
+  // Sends a follower the next piece of its leader's answer.
+  void pass_delta(Request& f, std::string_view text) {
+    // A second delivery of the leader's own request shares its (id, seq)
+    // space: it gets the leader's terminal events and no chunks of its own.
+    if (f.duplicate_of_leader) return;
+    if (!f.got_first_token) {
+      f.got_first_token = true;
+      f.first_token = Clock::now();
+    }
+    if (!f.event.stream) return;
+    if (auto ok = producer_->produce(f.event.reply_to, f.event.id, make_chunk_event(f.event.id, f.seq++, text));
+        !ok) {
+      spdlog::warn("worker: chunk of request {} not sent: {}", f.event.id, ok.error().message);
+    }
+  }
+
+  // The leader ends: later identical requests call again (or hit the cache).
+  void close_flight(Request& leader) {
+    if (leader.flight.empty()) return;
+    flights_.close(leader.flight, leader.serial);
+    leader.flight.clear();
+  }
+
+  // The leader succeeded: every follower gets the answer as its own final and
+  // cost event, stored like any final so a redelivery does not pay either.
+  void share_answer(Request& leader, const FinalReply& final, const CostEvent& cost) {
+    close_flight(leader);
+    const ModelInfo& baseline = options_.catalog->baseline();
+    for (const auto serial : std::exchange(leader.followers, {})) {
+      Request* f = find_request(serial);
+      if (!f) continue;
+      if (recorder_) recorder_->request("final");
+      if (f->duplicate_of_leader) {
+        // Byte for byte the leader's events, as a replay would send them.
+        emit(*f, f->event.reply_to, f->event.id, make_final_event(final));
+        emit(*f, config_.kafka.ledger_topic, f->event.tenant, make_cost_event(cost));
+        mark_terminal(*f);
+        continue;
+      }
+      // A non-streaming leader published no chunks (its content could still
+      // be retried away): a streaming follower gets the answer in one chunk.
+      if (!leader.event.stream && !final.content.empty()) pass_delta(*f, final.content);
+      const auto now = Clock::now();
+      const double latency_ms = ms_between(f->started, now);
+      const FinalReply own = follower_final(final, leader.event.id, f->event, f->seq++);
+      const CostEvent own_cost =
+          follower_cost(own, f->event, baseline, now_ms(), latency_ms,
+                        f->got_first_token ? ms_between(f->started, f->first_token) : latency_ms);
+      CompletedAnswer answer{make_final_event(own), make_cost_event(own_cost)};
+      if (options_.completed) {
+        if (auto ok = options_.completed->put(f->event.tenant, f->event.id, answer); !ok) {
+          spdlog::warn("worker: completed answer of {} not stored: {}", f->event.id, ok.error().message);
+        }
+      }
+      emit(*f, f->event.reply_to, f->event.id, std::move(answer.final_event));
+      emit(*f, config_.kafka.ledger_topic, f->event.tenant, std::move(answer.cost_event));
+      mark_terminal(*f);
+    }
+  }
+
+  // The leader failed: every follower gets the same error, and no charge
+  // (what the leader's attempts cost is on the leader's cost event).
+  void share_error(Request& leader, const Error& error, std::int64_t leader_seq) {
+    close_flight(leader);
+    for (const auto serial : std::exchange(leader.followers, {})) {
+      Request* f = find_request(serial);
+      if (!f) continue;
+      stats_.failed++;
+      if (recorder_) recorder_->request("error");
+      spdlog::debug("worker: request {} tenant {} failed with the request it followed, {}: {}", f->event.id,
+                    f->event.tenant, leader.event.id, to_string(error.code));
+      const std::int64_t seq = f->duplicate_of_leader ? leader_seq : f->seq++;
+      emit(*f, f->event.reply_to, f->event.id, make_error_event(f->event.id, seq, error));
+      mark_terminal(*f);
+    }
+  }
+
+  Request* find_request(std::uint64_t serial) {
+    auto it = requests_.find(serial);
+    return it == requests_.end() ? nullptr : it->second.get();
   }
 
   // ------------------------------------------------------- admission ----
@@ -486,7 +629,9 @@ class Worker::Loop final : public DeliveryListener {
     if (recorder_) recorder_->request("error");
     spdlog::info("worker: request {} tenant {} failed: {} {}", r.event.id, r.event.tenant,
                  to_string(error.code), error.message);
-    emit(r, r.event.reply_to, r.event.id, make_error_event(r.event.id, r.seq++, error));
+    const std::int64_t seq = r.seq++;
+    emit(r, r.event.reply_to, r.event.id, make_error_event(r.event.id, seq, error));
+    share_error(r, error, seq);
     mark_terminal(r);
   }
 
@@ -501,11 +646,14 @@ class Worker::Loop final : public DeliveryListener {
       r.first_token = now;
     }
     r.content.append(text);
-    if (!r.event.stream) return;
+    if (!r.event.stream) return;  // followers get a non-streaming leader's answer when it ends
     r.published_deltas++;
     if (auto ok = producer_->produce(r.event.reply_to, r.event.id, make_chunk_event(r.event.id, r.seq++, text));
         !ok) {
       spdlog::warn("worker: chunk of request {} not sent: {}", r.event.id, ok.error().message);
+    }
+    for (const auto serial : r.followers) {
+      if (Request* f = find_request(serial)) pass_delta(*f, text);
     }
   }
 
@@ -570,6 +718,7 @@ class Worker::Loop final : public DeliveryListener {
     }
     emit(r, r.event.reply_to, r.event.id, std::move(answer.final_event));
     emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(answer.cost_event));
+    share_answer(r, final, cost);
     mark_terminal(r);
   }
 
@@ -606,13 +755,16 @@ class Worker::Loop final : public DeliveryListener {
       case FailureAction::retry:
         stats_.retries++;
         if (recorder_) recorder_->retry(model.provider, model.id);
-        r.content.clear();  // nothing of it was published
+        // Nothing of it was published, to the requester or to followers: a
+        // streaming request with content has published it and gives up above;
+        // a non-streaming leader's followers only get its final content.
+        r.content.clear();
         timers_.emplace(now + std::chrono::milliseconds(verdict.wait_ms), Timer{r.serial, TimerKind::retry});
         return;
       case FailureAction::fall_back:
         if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
         if (recorder_) recorder_->fallback(model.provider, model.id, "error");
-        r.content.clear();  // nothing of it was published
+        r.content.clear();  // nothing of it was published (see retry)
         next_in_chain(r);
         start_attempt(r);
         return;
@@ -828,6 +980,7 @@ class Worker::Loop final : public DeliveryListener {
       if (r.streaming) continue;  // cannot happen: terminal comes after the stream
       if (auto w = watermarks_.find(r.partition); w != watermarks_.end()) w->second.complete(r.offset);
       stats_.completed++;
+      close_flight(r);  // not needed: a leader closes its flight when it ends; never leave one dangling
       requests_.erase(it);
     }
     finished_.clear();
@@ -923,6 +1076,7 @@ class Worker::Loop final : public DeliveryListener {
                    index_, requests_.size());
     }
     requests_.clear();
+    flights_.clear();
     http_.reset();
   }
 
@@ -931,6 +1085,7 @@ class Worker::Loop final : public DeliveryListener {
     producer_->purge();
     rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     requests_.clear();
+    flights_.clear();
   }
 
   void wake() {
@@ -969,6 +1124,7 @@ class Worker::Loop final : public DeliveryListener {
   std::unique_ptr<EventProducer> producer_;
   KafkaHandle consumer_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Request>> requests_;
+  FlightTable flights_;  // single flight: open flights of this loop's requests
   std::unordered_map<std::int32_t, PartitionWatermark> watermarks_;
   std::vector<std::uint64_t> retry_;
   std::vector<std::uint64_t> finished_;

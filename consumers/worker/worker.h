@@ -4,7 +4,8 @@
 // events, routes them, streams provider answers to the reply topic chunk by
 // chunk, publishes one terminal event and one cost event per request, and
 // commits offsets only up to the per-partition watermark of delivered
-// terminal events.
+// terminal events. Identical requests in flight at once (same tenant, same
+// request fingerprint, cache not off) share one upstream call (single flight).
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -36,6 +37,9 @@ struct WorkerStats {
   std::atomic<std::uint64_t> timeouts{0};       // first-token / idle timeouts
   std::atomic<std::uint64_t> rate_limited{0};   // requests refused: tenant over its rate
   std::atomic<std::uint64_t> queued_for_slot{0};  // calls that waited for a provider slot
+  // Requests that followed an identical request in flight (single flight):
+  // answered with its answer, no router or provider call of their own.
+  std::atomic<std::uint64_t> single_flight_followers{0};
 };
 
 struct WorkerOptions {

@@ -41,6 +41,11 @@ struct WorkerMetrics::Impl {
           .Name("cascade_worker_requests_total")
           .Help("Prompt events finished by workers, by outcome (final, error, rejected, replayed)")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& single_flight_joins =
+      prometheus::BuildCounter()
+          .Name("cascade_worker_single_flight_joins_total")
+          .Help("Requests answered by an identical request already in flight (single flight): no upstream call")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& in_flight =
       prometheus::BuildGauge()
           .Name("cascade_worker_in_flight_requests")
@@ -112,6 +117,12 @@ void WorkerMetrics::Recorder::breaker_state(const std::string& provider, const s
 void WorkerMetrics::Recorder::request(const std::string& outcome) {
   auto& c = cache_->counters[key("q", {&outcome})];
   if (!c) c = &metrics_.impl_->requests.Add({{"outcome", outcome}});
+  c->Increment();
+}
+
+void WorkerMetrics::Recorder::single_flight_join() {
+  auto& c = cache_->counters["s"];
+  if (!c) c = &metrics_.impl_->single_flight_joins.Add({});
   c->Increment();
 }
 

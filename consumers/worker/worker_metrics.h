@@ -1,7 +1,8 @@
 #pragma once
 // Prometheus metrics of a worker process (served on worker.metrics_listen):
 // provider attempts by outcome, retries, fallbacks, stream timeouts, breaker
-// state per provider+model, requests by outcome, in-flight requests.
+// state per provider+model, requests by outcome, in-flight requests, requests
+// that followed an identical in-flight request (single flight).
 // Thread-safe; each event loop caches its metric handles (no lock per event).
 #include <memory>
 #include <string>
@@ -33,6 +34,8 @@ class WorkerMetrics {
     void breaker_state(const std::string& provider, const std::string& model, int state);
     void request(const std::string& outcome);  // final | error | rejected | replayed
     void in_flight(int loop, double value);
+    // A request joined an identical request in flight instead of calling upstream.
+    void single_flight_join();
 
    private:
     struct Cache;

@@ -1,0 +1,55 @@
+#pragma once
+// The request fingerprint: the key under which identical requests share one
+// answer (single flight in the worker today, the exact-match response cache
+// next). Two prompt events get the same fingerprint exactly when everything
+// that shapes the answer is the same: tenant, messages, model, preference,
+// effective max_tokens and temperature. What only says who asked or how the
+// answer is delivered (id, reply_to, metadata, priority, stream, cache) is left
+// out. The tenant is always part of it: no answer crosses tenants.
+//
+// What is normalized (docs/events.md, "Request fingerprint"):
+//   - JSON syntax of `messages`: whitespace, key order, string escapes. The
+//     fingerprint hashes the parsed value, which is what the provider receives.
+//   - defaults: an absent max_tokens counts as limits.default_max_tokens (the
+//     caller passes the effective value); absent model and preference are
+//     already "auto" and "balanced" after parsing.
+// Nothing else: message content is byte-exact (no trimming, no case or Unicode
+// folding), 5 and 5.0 differ, and so do an absent and an explicit temperature.
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+#include "events/events.h"
+
+namespace cascade {
+
+// First line of the canonical serialization. Bump it whenever what is hashed
+// changes, so keys stored under an old serialization can never match.
+inline constexpr std::string_view kRequestFingerprintVersion = "cascade.request-fingerprint.v1";
+
+// The canonical, versioned serialization that request_fingerprint hashes
+// (exposed for tests and debugging). Every field and every JSON string is
+// length-prefixed and every JSON value type-tagged, so two different requests
+// never serialize the same:
+//
+//   cascade.request-fingerprint.v1\n
+//   tenant <len>:<bytes>\n
+//   model <len>:<bytes>\n
+//   preference <len>:<bytes>\n
+//   max_tokens <decimal>\n
+//   temperature -\n                    (absent), or: temperature <%.17g>\n
+//   messages <value>\n
+//
+// <value>: null `n`, true `t`, false `f`, integer `i<decimal>;` (signed and
+// unsigned alike), floating point `d<%.17g>;`, string `s<len>:<bytes>`, array
+// `a<count>[<value>...]`, object `o<count>{<key as string><value>...}` with
+// keys in byte order, binary `b<subtype or ->:<len>:<bytes>`.
+std::string canonical_request(const PromptEvent& event, int effective_max_tokens);
+
+// Lowercase hex SHA-256 (64 characters) of canonical_request(event,
+// effective_max_tokens), computed without building that string. Fails only if
+// the crypto library does (out of memory): callers then treat the request as
+// unique.
+Result<std::string> request_fingerprint(const PromptEvent& event, int effective_max_tokens);
+
+}  // namespace cascade

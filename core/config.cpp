@@ -118,6 +118,7 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
     r.read(topics, "ledger", c.kafka.ledger_topic, "kafka.topics");
     r.read(topics, "dlq", c.kafka.dlq_topic, "kafka.topics");
     r.read(topics, "replies", c.kafka.replies_topic, "kafka.topics");
+    r.read(topics, "cache_changelog", c.kafka.cache_changelog_topic, "kafka.topics");
   }
 
   const auto w = root["worker"];
@@ -129,7 +130,23 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
 
   r.read(root["limits"], "max_event_bytes", c.limits.max_event_bytes, "limits");
   r.read(root["limits"], "default_max_tokens", c.limits.default_max_tokens, "limits");
-  r.read(root["state"], "dir", c.state.dir, "state");
+  const auto state = root["state"];
+  r.read(state, "dir", c.state.dir, "state");
+  r.read(state, "max_bytes", c.state.max_bytes, "state");
+  r.read(state, "completed_ttl_s", c.state.completed_ttl_s, "state");
+  r.read(state, "responses_ttl_s", c.state.responses_ttl_s, "state");
+  r.read(state, "embeddings_ttl_s", c.state.embeddings_ttl_s, "state");
+  r.read(state, "vectors_ttl_s", c.state.vectors_ttl_s, "state");
+  r.read(state, "maintenance_interval_ms", c.state.maintenance_interval_ms, "state");
+  r.read(state, "replicated", c.state.replicated, "state");
+  r.read(state, "restore_timeout_ms", c.state.restore_timeout_ms, "state");
+  const auto cache = root["cache"];
+  r.read(cache, "enabled", c.cache.enabled, "cache");
+  r.read(cache, "version", c.cache.version, "cache");
+  r.read(cache, "max_temperature", c.cache.max_temperature, "cache");
+  r.read(cache, "replay_chunk_bytes", c.cache.replay_chunk_bytes, "cache");
+  r.read(cache["semantic"], "threshold", c.cache.semantic.threshold, "cache.semantic");
+  r.read(cache["semantic"], "verify", c.cache.semantic.verify, "cache.semantic");
   r.read(root["catalog"], "file", c.catalog.file, "catalog");
   r.read(root["catalog"], "baseline_model", c.catalog.baseline_model, "catalog");
 
@@ -195,6 +212,8 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
       r.read(kv.second, "requests_per_second", limits.requests_per_second, path);
       r.read(kv.second, "tokens_per_minute", limits.tokens_per_minute, path);
       r.read(kv.second, "max_wait_ms", limits.max_wait_ms, path);
+      r.read(kv.second, "semantic_threshold", limits.semantic_threshold, path);
+      r.read(kv.second, "semantic_verify", limits.semantic_verify, path);
       if (limits.requests_per_second < 0 || limits.tokens_per_minute < 0)
         return fail(ErrorCode::invalid_request, "config '" + path + "': limits must be >= 0");
       c.tenants[name] = limits;

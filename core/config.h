@@ -25,6 +25,8 @@ struct KafkaConfig {
   std::string ledger_topic = "cascade.ledger";
   std::string dlq_topic = "cascade.dlq";
   std::string replies_topic = "cascade.replies";  // default reply_to of the CLI clients
+  // Compacted changelog of the state stores (docs/state.md).
+  std::string cache_changelog_topic = "cascade.cache-changelog";
 
   bool embedded() const { return bootstrap.empty(); }
   // Parsed `extra` as key/value pairs.
@@ -46,6 +48,31 @@ struct LimitsConfig {
 
 struct StateConfig {
   std::string dir = "./data/state";
+  std::uint64_t max_bytes = std::uint64_t{1} << 30;  // cache entries beyond are evicted, oldest first
+  std::int64_t completed_ttl_s = 7 * 24 * 3600;
+  std::int64_t responses_ttl_s = 24 * 3600;
+  std::int64_t embeddings_ttl_s = 30 * 24 * 3600;
+  std::int64_t vectors_ttl_s = 24 * 3600;
+  int maintenance_interval_ms = 60000;
+  bool replicated = true;  // publish to and apply the cache changelog
+  int restore_timeout_ms = 120000;
+};
+
+// The response cache (docs/cache.md).
+struct SemanticCacheConfig {
+  double threshold = 0.90;  // minimum cosine similarity of a hit
+  bool verify = true;       // run the false-hit verifier on candidates
+};
+
+struct CacheConfig {
+  bool enabled = true;
+  // Part of every entry's version tag: change it to invalidate every entry.
+  std::string version = "1";
+  // Requests with a higher explicit temperature are never cached.
+  double max_temperature = 1.0;
+  // Size of the chunks a hit is replayed in.
+  int replay_chunk_bytes = 256;
+  SemanticCacheConfig semantic;
 };
 
 struct CatalogConfig {
@@ -109,6 +136,9 @@ struct TenantLimits {
   double requests_per_second = 0;  // 0 = unlimited
   double tokens_per_minute = 0;    // estimated prompt + max_tokens, settled with actual usage
   long max_wait_ms = 5000;         // a request over the limit waits this long, then fails
+  // Semantic cache of this tenant: 0 = cache.semantic.threshold.
+  double semantic_threshold = 0;
+  bool semantic_verify = true;
 };
 
 struct LedgerConfig {
@@ -124,6 +154,7 @@ struct Config {
   WorkerConfig worker;
   LimitsConfig limits;
   StateConfig state;
+  CacheConfig cache;
   CatalogConfig catalog;
   RouterConfig router;
   ResilienceConfig resilience;

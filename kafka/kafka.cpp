@@ -20,7 +20,8 @@ std::vector<TopicSpec> cascade_topics(const KafkaConfig& config) {
   return {{config.requests_topic, config.partitions},
           {config.ledger_topic, config.partitions},
           {config.dlq_topic, config.partitions},
-          {config.replies_topic, config.partitions}};
+          {config.replies_topic, config.partitions},
+          {config.cache_changelog_topic, config.partitions}};
 }
 
 Result<void> set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
@@ -176,6 +177,24 @@ Result<void> create_topics_admin(const KafkaConfig& config, const std::string& b
   rd_kafka_queue_destroy(queue);
   for (auto* s : specs) rd_kafka_NewTopic_destroy(s);
   return result;
+}
+
+Result<bool> topic_exists(const KafkaConfig& config, const std::string& bootstrap, const std::string& topic,
+                          int timeout_ms) {
+  auto conf = make_client_conf(config, bootstrap, ClientRole::producer);
+  if (!conf) return std::unexpected(conf.error());
+  auto handle = make_client(*conf, ClientRole::producer);
+  if (!handle) return std::unexpected(handle.error());
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err = rd_kafka_metadata(handle->get(), 1, nullptr, &md, timeout_ms)) {
+    return fail(ErrorCode::unavailable, std::string("cluster metadata: ") + rd_kafka_err2str(err));
+  }
+  bool found = false;
+  for (int i = 0; i < md->topic_cnt && !found; ++i) {
+    found = md->topics[i].topic == topic && !md->topics[i].err;
+  }
+  rd_kafka_metadata_destroy(md);
+  return found;
 }
 
 Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,

@@ -90,6 +90,11 @@ Result<KafkaHandle> make_client(rd_kafka_conf_t* conf, ClientRole role);
 Result<void> create_topics_admin(const KafkaConfig& config, const std::string& bootstrap,
                                  const std::vector<TopicSpec>& topics, int timeout_ms = 30000);
 
+// Whether the cluster has `topic` (from the metadata of all topics, so asking
+// never auto-creates it).
+Result<bool> topic_exists(const KafkaConfig& config, const std::string& bootstrap, const std::string& topic,
+                          int timeout_ms = 10000);
+
 // Reads every record of `topic` from the beginning up to the end it has when
 // called (no group, nothing committed). Returns the number of records read.
 Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,

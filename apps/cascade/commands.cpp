@@ -19,6 +19,7 @@
 #include "client/cascade_client.h"
 #include "consumers/ledger/ledger.h"
 #include "consumers/worker/worker.h"
+#include "consumers/worker/worker_state.h"
 #include "core/config.h"
 #include "core/logging.h"
 #include "kafka/kafka.h"
@@ -141,8 +142,9 @@ int run_worker(const CommonOptions& common) {
   if (!kafka) return print_error(kafka.error());
   auto catalog = ModelCatalog::load(config->catalog);
   if (!catalog) return print_error(catalog.error());
-  auto store = CompletedAnswerStore::open(config->state.dir);
-  if (!store) return print_error(store.error());
+  // Restores the cache from the changelog before the worker takes requests.
+  auto state = WorkerState::open(*config, kafka->bootstrap(), *catalog, kafka->embedded());
+  if (!state) return print_error(state.error());
 
   WorkerMetrics metrics;
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -161,7 +163,8 @@ int run_worker(const CommonOptions& common) {
   options.config = *config;
   options.bootstrap = kafka->bootstrap();
   options.catalog = &*catalog;
-  options.completed = store->get();
+  options.completed = (*state)->completed();
+  options.cache = (*state)->cache();
   options.metrics = &metrics;
   auto worker = Worker::start(std::move(options));
   if (!worker) return print_error(worker.error());

@@ -56,6 +56,23 @@ int main(int argc, char** argv) {
   upstream_cmd->add_option("--delay-ms", upstream.delay_ms, "Delay between chunks");
   upstream_cmd->add_option("--threads", upstream.threads, "I/O threads");
 
+  CacheEvalCommandOptions cache_eval;
+  auto* cache_eval_cmd = app.add_subcommand(
+      "cache-eval", "Semantic cache precision/recall on paraphrase pairs (JSONL text_a/text_b/label or PAWS TSV)");
+  cache_eval_cmd->add_option("--pairs", cache_eval.pairs_file, "Pairs file (.jsonl or PAWS .tsv)")->required();
+  cache_eval_cmd->add_option("--embedder", cache_eval.embedder,
+                             "builtin, or the base URL of an OpenAI-compatible API (http://127.0.0.1:11434/v1)");
+  cache_eval_cmd->add_option("--embedder-model", cache_eval.embedder_model, "Model of a URL embedder");
+  cache_eval_cmd->add_option("--api-key-env", cache_eval.api_key_env, "Env var holding a URL embedder's key");
+  cache_eval_cmd->add_option("--thresholds", cache_eval.thresholds, "Comma-separated similarity thresholds");
+  cache_eval_cmd->add_option("--dimension", cache_eval.dimension, "Dimension of the builtin embedder");
+  cache_eval_cmd->add_option("--candidates", cache_eval.candidates, "Nearest entries tried per lookup");
+  cache_eval_cmd->add_flag("--no-verify", cache_eval.no_verify, "Serve the nearest entry without verification");
+  cache_eval_cmd->add_option("--verifier", cache_eval.verifier,
+                             "Verifier options, name=value,... (docs/cache.md), e.g. persons=false");
+  cache_eval_cmd->add_option("--limit", cache_eval.limit, "Only the first N pairs");
+  cache_eval_cmd->add_option("--details", cache_eval.details_file, "Write one JSON line per pair here");
+
   CLI11_PARSE(app, argc, argv);
 
   if (*broker_cmd) return run_broker(common, broker);
@@ -65,5 +82,6 @@ int main(int argc, char** argv) {
   if (*replay_cmd) return run_replay(common, replay);
   if (*report_cmd) return run_report(common, report);
   if (*upstream_cmd) return run_upstream(upstream);
+  if (*cache_eval_cmd) return run_cache_eval(cache_eval);
   return 2;
 }

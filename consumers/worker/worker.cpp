@@ -234,6 +234,7 @@ class Worker::Loop final : public DeliveryListener {
     // Single flight. A leader holds its fingerprint while its flight is open
     // and the serials of the requests following it; a follower makes no call
     // of its own and is answered when its leader ends.
+    std::string fingerprint;  // request_fingerprint, when the cache is not off
     std::string flight;
     std::vector<std::uint64_t> followers;
     bool duplicate_of_leader = false;  // follows a leader with its own id: the same request delivered twice
@@ -336,8 +337,82 @@ class Worker::Loop final : public DeliveryListener {
       }
     }
 
+    if (r.event.cache != CacheMode::off) {
+      if (auto fingerprint = request_fingerprint(r.event, effective_max_tokens(r.event))) {
+        r.fingerprint = std::move(*fingerprint);
+      } else {
+        spdlog::warn("worker: request {} is neither cached nor shared: {}", r.event.id, fingerprint.error().message);
+      }
+    }
+    if (options_.cache && !r.fingerprint.empty()) {
+      if (auto hit = options_.cache->lookup(r.event, r.fingerprint)) {
+        serve_cache_hit(r, *hit);
+        return;
+      }
+    }
     if (follow_identical_request(r)) return;
     if (admit(r)) route_and_start(r);
+  }
+
+  // A stored answer replayed as chunks and a final: no router, no provider,
+  // nothing paid; the ledger records what the baseline model would have cost.
+  void serve_cache_hit(Request& r, const CacheHit& hit) {
+    (hit.kind == CacheOutcome::semantic ? stats_.cache_hits_semantic : stats_.cache_hits_exact)++;
+    if (recorder_) {
+      recorder_->cache_hit(std::string(to_string(hit.kind)));
+      recorder_->request("final");
+    }
+    spdlog::debug("worker: request {} tenant {} answered from the cache ({})", r.event.id, r.event.tenant,
+                  hit.reason);
+    if (r.event.stream) {
+      for (const auto piece : replay_pieces(hit.answer.content,
+                                            static_cast<std::size_t>(config_.cache.replay_chunk_bytes))) {
+        if (auto ok = producer_->produce(r.event.reply_to, r.event.id, make_chunk_event(r.event.id, r.seq++, piece));
+            !ok) {
+          spdlog::warn("worker: chunk of request {} not sent: {}", r.event.id, ok.error().message);
+        }
+      }
+    }
+    const auto now = Clock::now();
+    FinalReply final;
+    final.id = r.event.id;
+    final.seq = r.seq++;
+    final.content = hit.answer.content;
+    final.model = hit.answer.model;
+    final.provider = hit.answer.provider;
+    final.finish_reason = hit.answer.finish_reason;
+    final.usage = hit.answer.usage;
+    final.cost_usd = 0;
+    final.cache = hit.kind;
+    final.route = RouteInfo{"cache", 0, hit.reason};
+    final.metadata = r.event.metadata;
+
+    const ModelInfo& baseline = options_.catalog->baseline();
+    CostEvent cost;
+    cost.id = r.event.id;
+    cost.tenant = r.event.tenant;
+    cost.ts_ms = now_ms();
+    cost.model = final.model;
+    cost.provider = final.provider;
+    cost.usage = final.usage;
+    cost.cost_usd = 0;
+    cost.baseline_model = baseline.id;
+    cost.baseline_cost_usd = cost_usd(baseline.price, final.usage);
+    cost.savings_usd = cost.baseline_cost_usd;
+    cost.cache = hit.kind;
+    cost.latency_ms = ms_between(r.started, now);
+    cost.ttft_ms = cost.latency_ms;
+    cost.route_reason = hit.reason;
+
+    CompletedAnswer answer{make_final_event(final), make_cost_event(cost)};
+    if (options_.completed) {
+      if (auto ok = options_.completed->put(r.event.tenant, r.event.id, answer); !ok) {
+        spdlog::warn("worker: completed answer of {} not stored: {}", r.event.id, ok.error().message);
+      }
+    }
+    emit(r, r.event.reply_to, r.event.id, std::move(answer.final_event));
+    emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(answer.cost_event));
+    mark_terminal(r);
   }
 
   // --------------------------------------------------- single flight ----
@@ -361,21 +436,16 @@ class Worker::Loop final : public DeliveryListener {
   // True when the request now follows an identical one in flight; otherwise
   // it leads a new flight (unless its cache is off) and goes on as usual.
   bool follow_identical_request(Request& r) {
-    if (r.event.cache == CacheMode::off) return false;  // "off always calls a model"
-    auto fingerprint = request_fingerprint(r.event, effective_max_tokens(r.event));
-    if (!fingerprint) {
-      spdlog::warn("worker: request {} gets no single flight: {}", r.event.id, fingerprint.error().message);
-      return false;
-    }
-    if (auto serial = flights_.leader(*fingerprint)) {
+    if (r.fingerprint.empty()) return false;  // cache off ("off always calls a model"), or no fingerprint
+    if (auto serial = flights_.leader(r.fingerprint)) {
       if (Request* leader = find_request(*serial)) {
         follow(*leader, r);
         return true;
       }
-      flights_.close(*fingerprint, *serial);  // not reached: a flight closes when its leader ends
+      flights_.close(r.fingerprint, *serial);  // not reached: a flight closes when its leader ends
     }
-    flights_.open(*fingerprint, r.serial);
-    r.flight = std::move(*fingerprint);
+    flights_.open(r.fingerprint, r.serial);
+    r.flight = r.fingerprint;
     return false;
   }
 
@@ -718,6 +788,7 @@ class Worker::Loop final : public DeliveryListener {
     }
     emit(r, r.event.reply_to, r.event.id, std::move(answer.final_event));
     emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(answer.cost_event));
+    if (options_.cache && !r.fingerprint.empty()) options_.cache->store(r.event, r.fingerprint, final, model);
     share_answer(r, final, cost);
     mark_terminal(r);
   }

@@ -16,6 +16,7 @@
 #include "catalog/catalog.h"
 #include "core/config.h"
 #include "core/result.h"
+#include "consumers/worker/answer_cache.h"
 #include "consumers/worker/worker_metrics.h"
 #include "state/state.h"
 
@@ -40,6 +41,8 @@ struct WorkerStats {
   // Requests that followed an identical request in flight (single flight):
   // answered with its answer, no router or provider call of their own.
   std::atomic<std::uint64_t> single_flight_followers{0};
+  std::atomic<std::uint64_t> cache_hits_exact{0};     // answered from the response cache
+  std::atomic<std::uint64_t> cache_hits_semantic{0};
 };
 
 struct WorkerOptions {
@@ -48,6 +51,7 @@ struct WorkerOptions {
   const ModelCatalog* catalog = nullptr;  // must outlive the worker
   CompletedAnswerStore* completed = nullptr;  // may be null (no redelivery protection)
   WorkerMetrics* metrics = nullptr;           // may be null (no Prometheus metrics)
+  AnswerCache* cache = nullptr;               // may be null (no response cache)
   EnvLookup env = process_env();
 };
 

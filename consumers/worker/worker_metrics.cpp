@@ -46,6 +46,11 @@ struct WorkerMetrics::Impl {
           .Name("cascade_worker_single_flight_joins_total")
           .Help("Requests answered by an identical request already in flight (single flight): no upstream call")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cache_hits =
+      prometheus::BuildCounter()
+          .Name("cascade_worker_cache_hits_total")
+          .Help("Requests answered from the response cache, by kind (exact, semantic): no upstream call")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& in_flight =
       prometheus::BuildGauge()
           .Name("cascade_worker_in_flight_requests")
@@ -123,6 +128,12 @@ void WorkerMetrics::Recorder::request(const std::string& outcome) {
 void WorkerMetrics::Recorder::single_flight_join() {
   auto& c = cache_->counters["s"];
   if (!c) c = &metrics_.impl_->single_flight_joins.Add({});
+  c->Increment();
+}
+
+void WorkerMetrics::Recorder::cache_hit(const std::string& kind) {
+  auto& c = cache_->counters[key("c", {&kind})];
+  if (!c) c = &metrics_.impl_->cache_hits.Add({{"kind", kind}});
   c->Increment();
 }
 

@@ -36,6 +36,8 @@ class WorkerMetrics {
     void in_flight(int loop, double value);
     // A request joined an identical request in flight instead of calling upstream.
     void single_flight_join();
+    // A request answered from the response cache (kind: exact | semantic).
+    void cache_hit(const std::string& kind);
 
    private:
     struct Cache;

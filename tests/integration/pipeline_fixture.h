@@ -17,6 +17,7 @@
 #include "client/cascade_client.h"
 #include "consumers/ledger/ledger.h"
 #include "consumers/worker/worker.h"
+#include "consumers/worker/worker_state.h"
 #include "core/config.h"
 #include "kafka/kafka.h"
 #include "simulator/simulated_upstream.h"
@@ -89,6 +90,7 @@ class PipelineTest : public ::testing::Test {
         {"CASCADE_KAFKA_TOPICS_LEDGER", "cascade.ledger" + suffix},
         {"CASCADE_KAFKA_TOPICS_DLQ", "cascade.dlq" + suffix},
         {"CASCADE_KAFKA_TOPICS_REPLIES", "cascade.replies" + suffix},
+        {"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG", "cascade.cache-changelog" + suffix},
         {"CASCADE_KAFKA_WORKER_GROUP", "cascade-workers" + suffix},
         {"CASCADE_KAFKA_LEDGER_GROUP", "cascade-ledger" + suffix},
         {"CASCADE_KAFKA_PARTITIONS", "16"},
@@ -131,9 +133,8 @@ class PipelineTest : public ::testing::Test {
     state_dir_ = std::filesystem::temp_directory_path() /
                  ("cascade-it-" + std::to_string(::getpid()) + "-" + std::to_string(instance_));
     std::filesystem::remove_all(state_dir_);
-    auto store = CompletedAnswerStore::open(state_dir_.string());
-    ASSERT_TRUE(store) << store.error().message;
-    store_ = std::move(*store);
+    state_ = open_state(state_dir_);
+    ASSERT_TRUE(state_);
 
     auto ledger = LedgerConsumer::start(config_.kafka, bootstrap_, aggregator_, nullptr);
     ASSERT_TRUE(ledger) << ledger.error().message;
@@ -155,12 +156,27 @@ class PipelineTest : public ::testing::Test {
     start_pipeline();
   }
 
+  // The state a worker process opens (store, changelog restore, cache), in
+  // `dir`; several may share the broker's changelog, as workers on several hosts.
+  std::unique_ptr<WorkerState> open_state(const std::filesystem::path& dir) {
+    Config config = config_;
+    config.state.dir = dir.string();
+    config.state.maintenance_interval_ms = 0;
+    auto state = WorkerState::open(config, bootstrap_, *catalog_, broker_ != nullptr);
+    if (!state) {
+      ADD_FAILURE() << "WorkerState::open: " << state.error().message;
+      return nullptr;
+    }
+    return std::move(*state);
+  }
+
   void start_worker() {
     WorkerOptions options;
     options.config = config_;
     options.bootstrap = bootstrap_;
     options.catalog = catalog_.get();
-    options.completed = store_.get();
+    options.completed = state_->completed();
+    options.cache = state_->cache();
     options.metrics = &worker_metrics_;
     options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
     auto worker = Worker::start(std::move(options));
@@ -174,7 +190,7 @@ class PipelineTest : public ::testing::Test {
     client_.reset();
     if (ledger_) ledger_->stop();
     ledger_.reset();
-    store_.reset();
+    state_.reset();
     if (upstream_) upstream_->stop();
     for (auto& [name, server] : faulty_upstreams_) server->stop();
     broker_.reset();
@@ -212,7 +228,7 @@ class PipelineTest : public ::testing::Test {
   std::filesystem::path state_dir_;
   std::filesystem::path tenant_yaml_;
   std::string config_file_;
-  std::unique_ptr<CompletedAnswerStore> store_;
+  std::unique_ptr<WorkerState> state_;
   LedgerAggregator aggregator_;
   WorkerMetrics worker_metrics_;
   std::unique_ptr<LedgerConsumer> ledger_;

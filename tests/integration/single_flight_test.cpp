@@ -157,14 +157,15 @@ TEST_F(SingleFlightTest, IdenticalConcurrentRequestsMakeOneUpstreamCallAndAllGet
   const std::string exposition = worker_metrics_.serialize();
   EXPECT_NE(exposition.find("cascade_worker_single_flight_joins_total 19"), std::string::npos) << exposition;
 
-  // The flight closed with its leader: the same request now calls again.
+  // The flight closed with its leader; the same request now finds the
+  // leader's answer in the response cache: still no call.
   const PromptEvent later = request("acme-later", "sf-acme", text);
   ASSERT_TRUE(client_->send(later));
   ASSERT_TRUE(client_->flush(10000));
   ASSERT_TRUE(client_->wait_all(std::chrono::seconds(60)));
   expect_complete_final(later, text);
-  EXPECT_EQ(reply(later).terminal->body.value("cache", ""), "miss");
-  EXPECT_EQ(upstream_calls(), 4u);
+  EXPECT_EQ(reply(later).terminal->body.value("cache", ""), "exact");
+  EXPECT_EQ(upstream_calls(), 3u);
 }
 
 TEST_F(SingleFlightTest, ANonStreamingLeadersAnswerReachesStreamingFollowersAsOneChunk) {
@@ -374,7 +375,7 @@ TEST_F(SingleFlightTest, TheSameRequestDeliveredTwiceWhileInFlightGetsTheLeaders
   // Only the leader's chunks: the second delivery shares its (id, seq) space.
   EXPECT_EQ(static_cast<int>(reply(leader).chunks.size()), kChunks);
   EXPECT_TRUE(reply(leader).seq_in_order);
-  auto stored = store_->get(leader.tenant, leader.id);
+  auto stored = state_->completed()->get(leader.tenant, leader.id);
   ASSERT_TRUE(stored);
   auto stored_final = parse_final_event(stored->final_event);
   ASSERT_TRUE(stored_final) << stored_final.error().message;

@@ -1,0 +1,305 @@
+#pragma once
+// Semantic cache lookup: a prompt is embedded, its nearest stored prompts of
+// the same tenant are found in an HNSW index, and the best one above the
+// tenant's similarity threshold is served only if the verifier finds no sign
+// that it asks something else (different numbers, negation, named entities,
+// content words or word order). How it works and how it measures: docs/cache.md.
+//
+// The answers themselves live elsewhere (the state stores); this component
+// maps a prompt to the id of a stored entry whose answer may be reused.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "embeddings/embeddings.h"
+
+namespace cascade {
+
+// ------------------------------------------------------------ SemanticIndex --
+
+struct SemanticIndexOptions {
+  std::size_t dimension = 0;
+  std::size_t M = 16;                 // graph degree (2*M on the bottom layer)
+  std::size_t ef_construction = 200;  // candidate list while inserting
+  std::size_t ef_search = 64;         // candidate list while searching (>= k)
+  std::size_t initial_capacity = 1024;  // per tenant; doubles when full
+};
+
+struct Neighbor {
+  std::uint64_t entry_id = 0;
+  float similarity = 0;  // cosine: the vectors are unit length
+};
+
+// One hnswlib HierarchicalNSW<float> per tenant namespace (inner product on
+// unit vectors = cosine similarity), so a search can only ever see its own
+// tenant's entries.
+//
+// Thread-safety: every method may be called from any thread. Each tenant's
+// index has its own reader/writer lock (searches share it, add/remove/resize
+// take it alone); the tenant table has another, taken exclusively only when a
+// tenant's first entry creates its index. Searches of one tenant from several
+// event loops therefore run in parallel, and no lock spans tenants.
+//
+// Removal marks the entry deleted (hnswlib markDelete): it is never returned
+// again, but its slot stays until compact() rebuilds the tenant's index.
+class SemanticIndex {
+ public:
+  explicit SemanticIndex(SemanticIndexOptions options);
+  ~SemanticIndex();
+  SemanticIndex(const SemanticIndex&) = delete;
+  SemanticIndex& operator=(const SemanticIndex&) = delete;
+
+  std::size_t dimension() const { return options_.dimension; }
+
+  // Adds (or replaces) entry_id's vector. The vector must be unit length and
+  // of the index's dimension; errors are invalid_request (bad vector) or
+  // internal (out of memory).
+  Result<void> add(std::string_view tenant, std::uint64_t entry_id, std::span<const float> vector);
+  // True if the entry was present.
+  bool remove(std::string_view tenant, std::uint64_t entry_id);
+  // Up to k live entries of `tenant`, most similar first. Empty for a tenant
+  // without entries or a vector of the wrong dimension.
+  std::vector<Neighbor> search(std::string_view tenant, std::span<const float> vector, std::size_t k) const;
+
+  std::size_t size(std::string_view tenant) const;     // live entries
+  std::size_t deleted(std::string_view tenant) const;  // tombstones left by remove()
+  // Rebuilds the tenant's index without its tombstones. O(n log n): run it
+  // off the hot path (e.g. when deleted() exceeds size()).
+  Result<void> compact(std::string_view tenant);
+  // Bytes held by all tenants' indexes (vectors, graph, label map, locks).
+  std::size_t memory_bytes() const;
+  // Changes every tenant's search candidate list (waits for running searches).
+  void set_ef_search(std::size_t ef_search);
+  // The dot-product kernel this CPU runs ("avx512", "avx2+fma", "portable").
+  static const char* distance_kernel();
+
+ private:
+  struct Tenant;
+  struct Tenants;
+  std::shared_ptr<Tenant> find(std::string_view tenant) const;
+  std::shared_ptr<Tenant> find_or_create(std::string_view tenant);
+
+  SemanticIndexOptions options_;
+  std::unique_ptr<Tenants> tenants_;
+};
+
+// ------------------------------------------------------------- HitVerifier --
+
+// Rules a candidate must pass before its answer is served for the query. Each
+// rule compares surface features the embedding blurs; all are cheap (a few
+// microseconds per pair) and symmetric.
+struct VerifierOptions {
+  // Every number (digits, "1,000", "3.5", number words two..million) occurs
+  // as often in both texts.
+  bool numbers = true;
+  // Meaningful symbols (+ = @ # $ % & * < > ^ ~ | \ and a minus next to a
+  // digit) agree: "C" vs "C++", "= and ==" vs "() and []".
+  bool symbols = true;
+  // Both texts are negated or neither is (not, no, never, n't, without, ...).
+  bool negation = true;
+  // A capitalized word that is not sentence-initial (a named entity, an
+  // acronym) or a quoted word in either text occurs, in any case, in the other.
+  bool entities = true;
+  // Both open with the same kind of question (what/which/how, how many, why,
+  // when, where, who, or a yes/no question led by the same auxiliary: "Can X
+  // cause Y?" vs "How can X cause Y?"), and mention the same of why/when/
+  // where/who.
+  bool question_form = true;
+  // The same grammatical persons are mentioned: "my name" vs "your name".
+  bool persons = true;
+  // The same words point at something outside the text (this, these, those,
+  // following, below, above, attached): "the name of this plant" is about a
+  // picture the cache never saw.
+  bool deixis = true;
+  // Content words (not function words, numbers, negations or pronouns):
+  // at most this many of one text may be missing from the other (negative =
+  // no limit, which also disables the substitution rule)...
+  int max_unmatched_content_words = 0;
+  // ...and never on both sides at once (a substitution: "MBA in zoology" vs
+  // "MBA in aviation"), unless this is true.
+  bool allow_substitution = false;
+  // Words match only in the same form ("exercise" != "exercises"); false =
+  // by stem (light suffix stripping).
+  bool exact_word_forms = false;
+  // Words of 6+ letters one edit apart match ("recieve"/"receive").
+  bool typos = true;
+  // The words both texts share (content words, numbers, entities) appear in
+  // the same order: "flights from NY to Florida" vs "from Florida to NY",
+  // swapped subjects and objects. Counted as pairwise inversions.
+  bool word_order = true;
+  int max_order_inversions = 0;
+};
+
+// Sets one verifier option by its name above ("numbers", "max_order_inversions",
+// ...) from text ("true"/"false", an integer): for configuration loaders
+// (cache.semantic.*.verifier.<name>) and `cascade cache-eval --verifier`.
+Result<void> set_verifier_option(VerifierOptions& options, std::string_view name, std::string_view value);
+
+struct Verdict {
+  bool accepted = true;
+  std::string_view rule;  // first rule that rejected ("numbers", ...); "" when accepted
+};
+
+class HitVerifier {
+ public:
+  explicit HitVerifier(VerifierOptions options = {}) : options_(options) {}
+  // Texts as the users wrote them (case is evidence of a named entity).
+  Verdict verify(std::string_view query, std::string_view candidate) const;
+  // Every rule that rejects the pair, not only the first: for diagnostics.
+  std::vector<std::string_view> failed_rules(std::string_view query, std::string_view candidate) const;
+  const VerifierOptions& options() const { return options_; }
+
+ private:
+  VerifierOptions options_;
+};
+
+// ---------------------------------------------------------- SemanticMatcher --
+
+// Per-tenant policy (cascade.yaml: cache.semantic.default and
+// cache.semantic.tenants.<tenant>, docs/cache.md).
+struct TenantSemanticOptions {
+  bool enabled = true;
+  double threshold = 0.90;  // minimum cosine similarity of a hit
+  bool verify = true;       // run the verifier on candidates above the threshold
+  // Nearest entries tried, best first, until one passes verification. 1 =
+  // only the nearest: a second-nearest that passes after the nearest failed
+  // was right only about half the time on QQP (docs/cache.md).
+  std::size_t candidates = 1;
+  VerifierOptions verifier;
+};
+
+struct SemanticMatcherOptions {
+  SemanticIndexOptions index;  // dimension 0 = the embedder's
+  TenantSemanticOptions defaults;
+  std::map<std::string, TenantSemanticOptions, std::less<>> tenants;
+
+  const TenantSemanticOptions& for_tenant(std::string_view tenant) const;
+};
+
+// A candidate the lookup considered, best first.
+struct SemanticCandidate {
+  std::uint64_t entry_id = 0;
+  float similarity = 0;
+  Verdict verdict;  // not run (accepted, rule "") when verification is off
+};
+
+struct SemanticLookup {
+  std::optional<SemanticCandidate> hit;  // the entry to serve, if any
+  std::vector<SemanticCandidate> candidates;  // every neighbour looked at
+};
+
+// Embedder + per-tenant index + verifier. Keeps each entry's prompt text
+// (as written) for verification. Thread-safety: as SemanticIndex for the
+// index; the text table has a lock per matcher; the embedder is called from
+// the calling thread, so share a matcher across threads only with an
+// embedder that allows it (BuiltinEmbedder does; CachedEmbedder does not).
+class SemanticMatcher {
+ public:
+  SemanticMatcher(Embedder& embedder, SemanticMatcherOptions options);
+  ~SemanticMatcher();
+
+  // Embeds and stores the prompt under entry_id.
+  Result<void> insert(std::string_view tenant, std::uint64_t entry_id, std::string_view prompt);
+  // Same with a vector embedded elsewhere (an event loop embedding over its
+  // own curl multi handle); `vector` must come from this matcher's embedder
+  // applied to normalize_text(prompt).
+  Result<void> insert_embedded(std::string_view tenant, std::uint64_t entry_id, std::string_view prompt,
+                               std::span<const float> vector);
+  bool remove(std::string_view tenant, std::uint64_t entry_id);
+
+  Result<SemanticLookup> lookup(std::string_view tenant, std::string_view prompt) const;
+  SemanticLookup lookup_embedded(std::string_view tenant, std::string_view prompt,
+                                 std::span<const float> vector) const;
+
+  // The stored prompt of an entry, if present.
+  std::optional<std::string> prompt_of(std::string_view tenant, std::uint64_t entry_id) const;
+  const SemanticIndex& index() const { return *index_; }
+  SemanticIndex& index() { return *index_; }
+  const SemanticMatcherOptions& options() const { return options_; }
+
+ private:
+  struct Texts;
+  Embedder& embedder_;
+  SemanticMatcherOptions options_;
+  std::unique_ptr<SemanticIndex> index_;
+  std::unique_ptr<Texts> texts_;
+};
+
+// ---------------------------------------------------- evaluation (cache-eval) --
+
+// One pair of a paraphrase set: label 1 = the same question.
+struct ParaphrasePair {
+  std::string text_a;
+  std::string text_b;
+  int label = 0;
+};
+
+// JSON lines {"text_a","text_b","label"} or PAWS TSV (id, sentence1,
+// sentence2, label; a header line is skipped). TSV is recognized by the .tsv
+// extension or a tab-separated first line. Malformed lines are errors with
+// their line number.
+Result<std::vector<ParaphrasePair>> load_paraphrase_pairs(const std::string& path);
+
+struct CacheEvalRow {
+  double threshold = 0;
+  std::size_t hits = 0;
+  std::size_t correct_hits = 0;
+  std::size_t wrong_hits = 0;
+  double precision = 0;  // correct_hits / hits (1 when there are no hits)
+  double recall = 0;     // correct_hits / answerable pairs (label 1, or a duplicate of text_b stored)
+  double hit_rate = 0;   // hits / pairs evaluated
+  double lookup_p50_us = 0;
+  double lookup_p99_us = 0;
+  // Not printed by to_json_line: wrong hits on a text a label-0 pair says
+  // is a different question (the rest of the wrong hits have no label either way).
+  std::size_t wrong_hits_known = 0;
+};
+
+struct CacheEvalReport {
+  std::vector<CacheEvalRow> rows;  // one per threshold, in the order given
+  std::size_t pairs = 0;           // pairs evaluated
+  std::size_t positive_pairs = 0;  // label 1 among them
+  std::size_t answerable_pairs = 0;  // pairs with a same-question text stored (all label-1 pairs and more)
+  std::size_t exact_pairs = 0;     // text_b identical to a stored text_a: left out (see docs/cache.md)
+  std::size_t entries = 0;         // distinct text_a stored
+  std::size_t unindexed = 0;       // of those, texts with nothing to embed
+  double insert_seconds = 0;
+  double lookup_seconds = 0;
+  // Rejections by rule at the lowest threshold, for tuning.
+  std::map<std::string, std::size_t, std::less<>> rejected_by_rule;
+};
+
+struct CacheEvalOptions {
+  std::vector<double> thresholds = {0.80, 0.85, 0.90, 0.95};
+  TenantSemanticOptions tenant;  // threshold is ignored: every threshold is evaluated
+  SemanticIndexOptions index;
+  std::size_t batch = 256;       // texts per embed() call while inserting
+  std::string details_file;      // "" = none; else one JSON line per pair (tuning)
+};
+
+// Inserts every distinct text_a into one tenant namespace, looks up every
+// text_b once (recording its candidates), and derives each threshold's row
+// from those lookups: the hit at threshold t is the first candidate, best
+// first, that passed verification, if its similarity is >= t.
+// Same question: two texts joined by a chain of label-1 pairs of the file
+// (its duplicate clusters; for a label-1 pair, text_a and text_b). A hit is
+// correct when its stored text is the same question as text_b, wrong
+// otherwise, whether a label-0 pair says so or no label relates the two. A pair is answerable when some stored
+// text is the same question as its text_b (every label-1 pair is); recall =
+// correct hits / answerable pairs. Pairs whose text_b is itself stored
+// (identical after normalize_text) are answered by the exact cache in
+// production and left out.
+Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs, Embedder& embedder,
+                                       const CacheEvalOptions& options);
+
+// {"threshold","hits","correct_hits","wrong_hits","precision","recall","hit_rate","lookup_p50_us","lookup_p99_us"}
+std::string to_json_line(const CacheEvalRow& row);
+
+}  // namespace cascade

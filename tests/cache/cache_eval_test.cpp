@@ -1,0 +1,134 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cache/semantic.h"
+
+namespace cascade {
+namespace {
+
+using nlohmann::json;
+
+class TempFile {
+ public:
+  TempFile(const std::string& suffix, const std::string& content) {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("cascade_cache_eval_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + suffix))
+                .string();
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string path_;
+};
+
+const char* kJsonLines =
+    R"({"text_a": "How can I learn Python quickly?", "text_b": "How do I learn Python quickly?", "label": 1})"
+    "\n"
+    R"({"text_a": "What is the capital of France?", "text_b": "What is the capital of Germany?", "label": 0})"
+    "\n"
+    R"({"text_a": "Flights from New York to Florida", "text_b": "Flights from Florida to New York", "label": 0})"
+    "\n"
+    R"({"text_a": "Why is the sky blue?", "text_b": "What makes the sky look blue during the day?", "label": 1})"
+    "\n"
+    R"({"text_a": "What is the capital of France?", "text_b": "what is the capital of   france?", "label": 1})"
+    "\n";
+
+TEST(CacheEval, PrintsExactlyTheContractKeysPerThreshold) {
+  TempFile file(".jsonl", kJsonLines);
+  auto pairs = load_paraphrase_pairs(file.path());
+  ASSERT_TRUE(pairs) << pairs.error().message;
+  ASSERT_EQ(pairs->size(), 5u);
+  BuiltinEmbedder embedder;
+  CacheEvalOptions options;
+  options.thresholds = {0.8, 0.9};
+  auto report = run_cache_eval(*pairs, embedder, options);
+  ASSERT_TRUE(report) << report.error().message;
+  ASSERT_EQ(report->rows.size(), 2u);
+  for (const auto& row : report->rows) {
+    const json line = json::parse(to_json_line(row));
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : line.items()) {
+      keys.push_back(key);
+      EXPECT_TRUE(value.is_number()) << key;
+    }
+    std::sort(keys.begin(), keys.end());
+    EXPECT_EQ(keys, (std::vector<std::string>{"correct_hits", "hit_rate", "hits", "lookup_p50_us", "lookup_p99_us",
+                                              "precision", "recall", "threshold", "wrong_hits"}));
+    EXPECT_EQ(line["hits"].get<int>(), line["correct_hits"].get<int>() + line["wrong_hits"].get<int>());
+  }
+  EXPECT_DOUBLE_EQ(report->rows[0].threshold, 0.8);
+  EXPECT_EQ(report->entries, 4u);      // the repeated text_a is stored once
+  EXPECT_EQ(report->exact_pairs, 1u);  // text_b identical to a stored text: the exact cache's hit
+  EXPECT_EQ(report->pairs, 4u);
+  EXPECT_EQ(report->positive_pairs, 2u);
+  // The rewording is served, the swapped flight and the other capital are not.
+  EXPECT_EQ(report->rows[0].correct_hits, 1u);
+  EXPECT_EQ(report->rows[0].wrong_hits, 0u);
+  EXPECT_DOUBLE_EQ(report->rows[0].precision, 1.0);
+  EXPECT_DOUBLE_EQ(report->rows[0].recall, 0.5);
+  EXPECT_DOUBLE_EQ(report->rows[0].hit_rate, 0.25);
+}
+
+TEST(CacheEval, ReadsPawsTsvWithOrWithoutAHeader) {
+  TempFile with_header(".tsv",
+                       "id\tsentence1\tsentence2\tlabel\n"
+                       "1\tThey went from A to B .\tThey went from B to A .\t0\n"
+                       "2\tHe was born in 1950 .\tIn 1950 , he was born .\t1\n");
+  auto pairs = load_paraphrase_pairs(with_header.path());
+  ASSERT_TRUE(pairs) << pairs.error().message;
+  ASSERT_EQ(pairs->size(), 2u);
+  EXPECT_EQ((*pairs)[0].text_a, "They went from A to B .");
+  EXPECT_EQ((*pairs)[0].text_b, "They went from B to A .");
+  EXPECT_EQ((*pairs)[0].label, 0);
+  EXPECT_EQ((*pairs)[1].label, 1);
+
+  // No .tsv extension: recognized by its tab-separated first line.
+  TempFile headerless(".txt", "7\tOne sentence .\tAnother sentence .\t1\r\n");
+  auto more = load_paraphrase_pairs(headerless.path());
+  ASSERT_TRUE(more) << more.error().message;
+  ASSERT_EQ(more->size(), 1u);
+  EXPECT_EQ((*more)[0].text_b, "Another sentence .");
+}
+
+TEST(CacheEval, NamesTheLineOfAMalformedPair) {
+  TempFile bad_json(".jsonl", std::string(kJsonLines) + R"({"text_a": "x", "label": 1})" + "\n");
+  auto pairs = load_paraphrase_pairs(bad_json.path());
+  ASSERT_FALSE(pairs);
+  EXPECT_EQ(pairs.error().code, ErrorCode::invalid_request);
+  EXPECT_NE(pairs.error().message.find(":6:"), std::string::npos) << pairs.error().message;
+
+  TempFile bad_label(".tsv", "1\ta\tb\t0\n2\ta\tb\tyes\n");
+  auto tsv = load_paraphrase_pairs(bad_label.path());
+  ASSERT_FALSE(tsv);
+  EXPECT_NE(tsv.error().message.find(":2:"), std::string::npos) << tsv.error().message;
+
+  EXPECT_FALSE(load_paraphrase_pairs("/nonexistent/pairs.jsonl"));
+}
+
+TEST(CacheEval, CountsAHitOnAnotherTextOfTheSameDuplicateClusterAsCorrect) {
+  // b1 and a2 are one question by a chain of label-1 pairs; a hit of b1 on
+  // a2 (stored by another pair) is right, although not b1's own text_a.
+  const std::vector<ParaphrasePair> pairs = {
+      {"How do I lose weight fast?", "How can I lose weight fast?", 1},
+      {"How can I lose weight quickly?", "How do I lose weight fast?", 1},
+  };
+  BuiltinEmbedder embedder;
+  CacheEvalOptions options;
+  options.thresholds = {0.5};
+  auto report = run_cache_eval(pairs, embedder, options);
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->exact_pairs, 1u);  // the second pair's text_b is stored verbatim
+  EXPECT_EQ(report->rows[0].correct_hits, 1u);
+  EXPECT_EQ(report->rows[0].wrong_hits, 0u);
+}
+
+}  // namespace
+}  // namespace cascade

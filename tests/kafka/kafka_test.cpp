@@ -126,7 +126,7 @@ TEST(EmbeddedBroker, CreatingAnExistingTopicAgainSucceeds) {
   EXPECT_EQ(partition_count(broker->bootstrap(), "orders"), 2);
 }
 
-TEST(CascadeTopics, AreRequestsLedgerDlqAndRepliesWithConfiguredPartitions) {
+TEST(CascadeTopics, AreRequestsLedgerDlqRepliesAndTheCacheChangelogWithConfiguredPartitions) {
   KafkaConfig c = fast_config();
   c.partitions = 5;
   c.requests_topic = "t.requests";
@@ -136,7 +136,8 @@ TEST(CascadeTopics, AreRequestsLedgerDlqAndRepliesWithConfiguredPartitions) {
   EXPECT_EQ(by_name, (std::map<std::string, int>{{"t.requests", 5},
                                                  {"cascade.ledger", 5},
                                                  {"cascade.dlq", 5},
-                                                 {"cascade.replies", 5}}));
+                                                 {"cascade.replies", 5},
+                                                 {"cascade.cache-changelog", 5}}));
 }
 
 TEST(EventProducer, TrackedEventsAreReportedExactlyOnceEachWithoutError) {

@@ -2,12 +2,13 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "cache/rw_lock.h"
 #include "cache/semantic.h"
 
 namespace cascade {
 
 struct SemanticMatcher::Texts {
-  mutable std::shared_mutex mutex;
+  mutable WriterPreferringLock mutex;
   std::map<std::string, std::unordered_map<std::uint64_t, std::string>, std::less<>> by_tenant;
 };
 

@@ -27,10 +27,11 @@ std::vector<float> axis(std::size_t i) {
   return v;
 }
 
-SemanticIndexOptions options() {
+SemanticIndexOptions options(std::size_t flat_limit = 1024) {
   SemanticIndexOptions o;
   o.dimension = kDim;
   o.initial_capacity = 16;
+  o.flat_limit = flat_limit;
   return o;
 }
 
@@ -81,7 +82,7 @@ TEST(SemanticIndex, RemovedEntriesAreNeverFoundAgain) {
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].entry_id, 2u);
   EXPECT_EQ(index.size("acme"), 1u);
-  EXPECT_EQ(index.deleted("acme"), 1u);
+  EXPECT_EQ(index.deleted("acme"), 0u);  // a flat namespace leaves no tombstone
 }
 
 TEST(SemanticIndex, ReaddingARemovedEntryRevivesItWithTheNewVector) {
@@ -120,7 +121,7 @@ TEST(SemanticIndex, GrowsPastItsInitialCapacityAndFindsEveryEntry) {
 }
 
 TEST(SemanticIndex, CompactionDropsTombstonesAndKeepsLiveEntries) {
-  SemanticIndex index(options());
+  SemanticIndex index(options(16));
   std::mt19937 rng(3);
   std::vector<std::vector<float>> vectors;
   for (std::uint64_t id = 0; id < 200; ++id) {
@@ -128,6 +129,7 @@ TEST(SemanticIndex, CompactionDropsTombstonesAndKeepsLiveEntries) {
     ASSERT_TRUE(index.add("acme", id, vectors.back()));
   }
   for (std::uint64_t id = 0; id < 200; id += 2) ASSERT_TRUE(index.remove("acme", id));
+  EXPECT_EQ(index.deleted("acme"), 100u);
   const std::size_t before = index.memory_bytes();
   ASSERT_TRUE(index.compact("acme"));
   EXPECT_EQ(index.deleted("acme"), 0u);
@@ -139,6 +141,89 @@ TEST(SemanticIndex, CompactionDropsTombstonesAndKeepsLiveEntries) {
     EXPECT_EQ(found[0].entry_id, id);
   }
   EXPECT_TRUE(index.remove("acme", 1));  // ids survive compaction
+}
+
+// The tests above run each namespace in its flat stage or past it; these
+// pin the stages themselves.
+class SemanticIndexStages : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(SemanticIndexStages, BehaveAlikeForAddReplaceRemoveAndSearch) {
+  SemanticIndex index(options(GetParam()));
+  std::mt19937 rng(5);
+  std::vector<std::vector<float>> vectors;
+  for (std::uint64_t id = 0; id < 100; ++id) {
+    vectors.push_back(random_unit(rng));
+    ASSERT_TRUE(index.add("acme", id, vectors.back()));
+  }
+  for (std::uint64_t id = 0; id < 100; id += 3) ASSERT_TRUE(index.remove("acme", id));
+  ASSERT_TRUE(index.add("acme", 1, axis(2)));  // replaces entry 1's vector
+  EXPECT_EQ(index.size("acme"), 66u);
+  for (std::uint64_t id = 0; id < 100; ++id) {
+    const auto found = index.search("acme", id == 1 ? axis(2) : vectors[id], 1);
+    ASSERT_FALSE(found.empty());
+    if (id % 3 == 0) {
+      EXPECT_NE(found[0].entry_id, id);
+    } else {
+      EXPECT_EQ(found[0].entry_id, id);
+      EXPECT_NEAR(found[0].similarity, 1.0f, 1e-5);
+    }
+  }
+  const auto three = index.search("acme", vectors[2], 3);
+  ASSERT_EQ(three.size(), 3u);
+  EXPECT_GE(three[0].similarity, three[1].similarity);
+  EXPECT_GE(three[1].similarity, three[2].similarity);
+}
+
+INSTANTIATE_TEST_SUITE_P(FlatAndGraph, SemanticIndexStages, ::testing::Values(1024u, 8u, 0u));
+
+TEST(SemanticIndex, KeepsASmallNamespaceCheap) {
+  SemanticIndex index(options());
+  for (int t = 0; t < 100; ++t) ASSERT_TRUE(index.add("tenant-" + std::to_string(t), 1, axis(0)));
+  // An hnswlib graph alone costs ~2.6 MB before its first entry.
+  EXPECT_LT(index.memory_bytes() / 100, 4096u);
+}
+
+TEST(SemanticIndex, BecomesAGraphPastItsFlatLimitKeepingEveryEntry) {
+  SemanticIndex index(options(32));
+  std::mt19937 rng(9);
+  std::vector<std::vector<float>> vectors;
+  for (std::uint64_t id = 0; id < 32; ++id) {
+    vectors.push_back(random_unit(rng));
+    ASSERT_TRUE(index.add("acme", id, vectors.back()));
+  }
+  ASSERT_TRUE(index.remove("acme", 5));
+  const std::size_t flat_bytes = index.memory_bytes();
+  for (std::uint64_t id = 32; id < 64; ++id) {
+    vectors.push_back(random_unit(rng));
+    ASSERT_TRUE(index.add("acme", id, vectors.back()));
+  }
+  EXPECT_GT(index.memory_bytes(), flat_bytes + (1u << 20));  // the graph's fixed cost: it is a graph now
+  EXPECT_EQ(index.size("acme"), 63u);
+  for (std::uint64_t id = 0; id < 64; ++id) {
+    const auto found = index.search("acme", vectors[id], 1);
+    ASSERT_FALSE(found.empty());
+    EXPECT_EQ(found[0].entry_id == id, id != 5) << id;
+  }
+  EXPECT_TRUE(index.remove("acme", 40));
+  EXPECT_EQ(index.deleted("acme"), 1u);
+}
+
+TEST(SemanticIndex, CompactionTurnsAShrunkGraphFlatAgain) {
+  SemanticIndex index(options(32));
+  std::mt19937 rng(13);
+  std::vector<std::vector<float>> vectors;
+  for (std::uint64_t id = 0; id < 100; ++id) {
+    vectors.push_back(random_unit(rng));
+    ASSERT_TRUE(index.add("acme", id, vectors.back()));
+  }
+  for (std::uint64_t id = 10; id < 100; ++id) ASSERT_TRUE(index.remove("acme", id));
+  const std::size_t graph_bytes = index.memory_bytes();
+  ASSERT_TRUE(index.compact("acme"));
+  EXPECT_LT(index.memory_bytes() * 10, graph_bytes);
+  EXPECT_EQ(index.size("acme"), 10u);
+  EXPECT_EQ(index.deleted("acme"), 0u);
+  for (std::uint64_t id = 0; id < 10; ++id) EXPECT_EQ(index.search("acme", vectors[id], 1).at(0).entry_id, id);
+  EXPECT_TRUE(index.search("acme", vectors[50], 5).size() == 5u);
 }
 
 TEST(SemanticIndex, RejectsVectorsOfTheWrongShape) {
@@ -155,7 +240,7 @@ TEST(SemanticIndex, RejectsVectorsOfTheWrongShape) {
 }
 
 TEST(SemanticIndex, SearchesRunConcurrentlyWithInserts) {
-  SemanticIndex index(options());
+  SemanticIndex index(options(256));  // crosses from flat to graph while searched
   std::mt19937 rng(11);
   for (std::uint64_t id = 0; id < 100; ++id) ASSERT_TRUE(index.add("acme", id, random_unit(rng)));
   std::atomic<bool> done{false};

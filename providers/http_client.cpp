@@ -1,4 +1,10 @@
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -78,6 +84,13 @@ struct HttpClient::Impl {
   };
 
   CURLM* multi = nullptr;
+  // curl's socket interface over epoll: a loop iteration costs what its ready
+  // sockets cost, not what all open streams cost (curl_multi_perform and
+  // curl_multi_poll visit every transfer and every socket on each call, which
+  // dominated the loop with thousands of slow streams in flight).
+  int epoll_fd = -1;
+  int wake_event_fd = -1;     // wakeup() from any thread
+  int watched_wake_fd = -1;   // the caller's wake_fd, registered while it is the same
   std::uint64_t next_id = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Transfer>> transfers;
   // curl forbids adding or removing easy handles from inside its callbacks, so
@@ -92,12 +105,42 @@ struct HttpClient::Impl {
     init_curl_once();
     multi = curl_multi_init();
     if (multi == nullptr) throw std::runtime_error("curl_multi_init failed");
+    epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_event_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (epoll_fd < 0 || wake_event_fd < 0) throw std::runtime_error("epoll or eventfd could not be created");
+    epoll_event wake{};
+    wake.events = EPOLLIN;
+    wake.data.fd = wake_event_fd;
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_event_fd, &wake) != 0) {
+      throw std::runtime_error("eventfd could not be watched");
+    }
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
   }
 
   ~Impl() {
     for (auto& [id, transfer] : transfers) detach(*transfer);
     transfers.clear();
     curl_multi_cleanup(multi);
+    ::close(wake_event_fd);
+    ::close(epoll_fd);
+  }
+
+  // curl tells which sockets to watch for what; only epoll_ctl may happen here.
+  static int on_socket(CURL*, curl_socket_t socket, int what, void* user, void*) {
+    auto& self = *static_cast<Impl*>(user);
+    if (what == CURL_POLL_REMOVE) {
+      ::epoll_ctl(self.epoll_fd, EPOLL_CTL_DEL, socket, nullptr);  // fails harmlessly if already closed
+      return 0;
+    }
+    epoll_event event{};
+    event.data.fd = socket;
+    if ((what & CURL_POLL_IN) != 0) event.events |= EPOLLIN;
+    if ((what & CURL_POLL_OUT) != 0) event.events |= EPOLLOUT;
+    if (::epoll_ctl(self.epoll_fd, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
+      ::epoll_ctl(self.epoll_fd, EPOLL_CTL_ADD, socket, &event);
+    }
+    return 0;
   }
 
   void detach(Transfer& t) {
@@ -243,15 +286,46 @@ struct HttpClient::Impl {
     }
   }
 
-  void perform() {
+  void socket_action(curl_socket_t socket, int mask) {
     int running = 0;
     inside_curl = true;
-    curl_multi_perform(multi, &running);
+    curl_multi_socket_action(multi, socket, mask, &running);
     inside_curl = false;
+  }
+
+  void run_deferred() {
     for (std::size_t i = 0; i < deferred_adds.size(); ++i) attach(deferred_adds[i]);
     deferred_adds.clear();
     for (std::size_t i = 0; i < deferred_releases.size(); ++i) release(deferred_releases[i]);
     deferred_releases.clear();
+  }
+
+  // Milliseconds until curl wants CURL_SOCKET_TIMEOUT run, -1 for never.
+  // Asked each time rather than tracked with CURLMOPT_TIMERFUNCTION: curl
+  // skips that callback when its earliest expiry keeps the same key, which
+  // would leave a one-shot timer unarmed with transfers waiting on it.
+  long curl_timeout_ms() const {
+    long ms = -1;
+    curl_multi_timeout(multi, &ms);
+    return ms;
+  }
+
+  void run_due_timer() {
+    if (curl_timeout_ms() == 0) {
+      socket_action(CURL_SOCKET_TIMEOUT, 0);
+      run_deferred();
+    }
+  }
+
+  void watch_wake_fd(int wake_fd) {
+    if (wake_fd == watched_wake_fd) return;
+    if (watched_wake_fd >= 0) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, watched_wake_fd, nullptr);
+    watched_wake_fd = -1;
+    if (wake_fd < 0) return;
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = wake_fd;
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &event) == 0) watched_wake_fd = wake_fd;
   }
 
   // Calls on_done for finished transfers. Each is detached and taken out of
@@ -289,16 +363,40 @@ struct HttpClient::Impl {
   }
 
   void poll(int timeout_ms, int wake_fd) {
-    perform();
+    run_due_timer();
     if (deliver_completions() > 0 || !failed_starts.empty()) return;
-    curl_waitfd extra{};
-    extra.fd = wake_fd;
-    extra.events = CURL_WAIT_POLLIN;
-    int ready = 0;
-    curl_multi_poll(multi, wake_fd >= 0 ? &extra : nullptr, wake_fd >= 0 ? 1u : 0u,
-                    timeout_ms < 0 ? 0 : timeout_ms, &ready);
-    perform();
+    watch_wake_fd(wake_fd);
+    int wait_ms = timeout_ms < 0 ? 0 : timeout_ms;
+    if (const long curl_ms = curl_timeout_ms(); curl_ms >= 0) {
+      wait_ms = static_cast<int>(std::min<long>(curl_ms, wait_ms));
+    }
+    constexpr int kMaxEvents = 256;
+    epoll_event events[kMaxEvents];
+    const int ready = ::epoll_wait(epoll_fd, events, kMaxEvents, wait_ms);
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_event_fd) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] auto drained = ::read(wake_event_fd, &count, sizeof count);
+        continue;
+      }
+      if (fd == watched_wake_fd) continue;  // the caller drains it
+      int mask = 0;
+      if ((events[i].events & EPOLLIN) != 0) mask |= CURL_CSELECT_IN;
+      if ((events[i].events & EPOLLOUT) != 0) mask |= CURL_CSELECT_OUT;
+      // EPOLLERR/EPOLLHUP alone: mask 0 makes curl check the socket itself and
+      // report the real error (a reset, a refused connect).
+      // A socket closed by an earlier action in this batch is ignored by curl.
+      socket_action(fd, mask);
+    }
+    run_deferred();
+    run_due_timer();
     deliver_completions();
+  }
+
+  void wakeup() const {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(wake_event_fd, &one, sizeof one);
   }
 };
 
@@ -319,7 +417,7 @@ void HttpClient::cancel(std::uint64_t transfer_id) { impl_->cancel(transfer_id);
 
 void HttpClient::poll(int timeout_ms, int wake_fd) { impl_->poll(timeout_ms, wake_fd); }
 
-void HttpClient::wakeup() { curl_multi_wakeup(impl_->multi); }
+void HttpClient::wakeup() { impl_->wakeup(); }
 
 std::size_t HttpClient::active() const { return impl_->transfers.size(); }
 

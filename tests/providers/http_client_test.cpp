@@ -2,6 +2,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <thread>
 
@@ -339,6 +340,43 @@ TEST_F(HttpClientTest, WakeupFromAnotherThreadMakesPollReturnEarly) {
   const auto waited = std::chrono::steady_clock::now() - started;
   waker.join();
   EXPECT_LT(waited, 30s);
+}
+
+// Many slow streams at once on one loop, each on its own connection: every
+// one gets its whole body and exactly one done (the loop waits on the ready
+// sockets only, so nothing is starved or lost while the others trickle).
+TEST_F(HttpClientTest, ManySlowConcurrentStreamsAllCompleteOnOneLoop) {
+  constexpr int kStreams = 64;
+  std::vector<std::string> pieces(5, "data: tick\n\n");
+  for (int i = 0; i < kStreams; ++i) server.enqueue(ScriptedResponse::sse_chunked(pieces, 20ms));
+  HttpClient http;
+  std::vector<RecordingHandler> handlers(kStreams);
+  for (auto& handler : handlers) http.start(post(), handler);
+  EXPECT_EQ(http.active(), static_cast<std::size_t>(kStreams));
+  ASSERT_TRUE(drive_until(http, [&] {
+    return std::all_of(handlers.begin(), handlers.end(), [](const auto& h) { return h.done_count > 0; });
+  }));
+  for (const auto& handler : handlers) {
+    EXPECT_EQ(handler.result, CURLE_OK);
+    EXPECT_EQ(handler.status, 200);
+    EXPECT_EQ(handler.done_count, 1);
+    EXPECT_EQ(handler.body, "data: tick\n\ndata: tick\n\ndata: tick\n\ndata: tick\n\ndata: tick\n\n");
+  }
+  EXPECT_EQ(server.connections_accepted(), static_cast<std::size_t>(kStreams));
+  EXPECT_EQ(http.active(), 0u);
+}
+
+// A poll with nothing ready returns after its timeout rather than spinning or
+// blocking forever, and a transfer started afterwards still runs.
+TEST_F(HttpClientTest, IdlePollWaitsItsTimeoutThenTransfersStillRun) {
+  HttpClient http;
+  const auto started = std::chrono::steady_clock::now();
+  http.poll(100);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 90ms);
+  RecordingHandler handler;
+  http.start(post(), handler);
+  ASSERT_TRUE(drive_until(http, [&] { return handler.done_count > 0; }));
+  EXPECT_EQ(handler.result, CURLE_OK);
 }
 
 TEST_F(HttpClientTest, MalformedUrlStillEndsWithDone) {

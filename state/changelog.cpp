@@ -79,6 +79,12 @@ struct StateChangelog::Impl final : state_internal::Publisher {
   std::optional<Clock::time_point> last_foreign_apply;
   std::int64_t last_foreign_delay_ms = -1;
 
+  // Catch-up requests (request_catch_up): tickets handed out, the one the
+  // applier is serving (applier thread only), and the last one served.
+  std::atomic<std::uint64_t> catch_up_requested{0};
+  std::uint64_t catch_up_serving = 0;
+  std::atomic<std::uint64_t> catch_up_done{0};
+
   std::thread thread;
   std::atomic<bool> stop_flag{false};
 
@@ -87,6 +93,12 @@ struct StateChangelog::Impl final : state_internal::Publisher {
   void retry_pending(bool force);
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
   Result<std::size_t> apply_available(int timeout_ms);
+  Result<std::size_t> apply_round(int timeout_ms);
+  // Seeks every partition to its applied offset and forgets which reported
+  // their end, so "all at end" next means caught up with a fetch made after
+  // this call. Caller holds stats_mu.
+  Result<void> rewind_to_applied_locked();
+  bool all_at_end() const;
   bool flush(int timeout_ms);
   void stop();
 };
@@ -149,6 +161,42 @@ void StateChangelog::Impl::retry_pending(bool force) {
 }
 
 Result<std::size_t> StateChangelog::Impl::apply_available(int timeout_ms) {
+  const std::uint64_t requested = catch_up_requested.load();
+  if (requested > catch_up_serving) {
+    std::lock_guard lock(stats_mu);
+    if (auto ok = rewind_to_applied_locked(); !ok) return std::unexpected(ok.error());
+    catch_up_serving = requested;  // later requests are covered by this rewind too
+  }
+  auto applied_now = apply_round(timeout_ms);
+  if (applied_now && catch_up_serving > catch_up_done.load() && all_at_end()) {
+    catch_up_done.store(catch_up_serving);
+  }
+  return applied_now;
+}
+
+Result<void> StateChangelog::Impl::rewind_to_applied_locked() {
+  TopicPartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        next_offset[p] >= 0 ? next_offset[p] : RD_KAFKA_OFFSET_BEGINNING;
+  }
+  // Asynchronous (timeout 0): never blocks; records and ends fetched before
+  // the seek are dropped by its version barrier.
+  if (rd_kafka_error_t* err = rd_kafka_seek_partitions(consumer.get(), list.get(), 0)) {
+    std::string message = rd_kafka_error_string(err);
+    rd_kafka_error_destroy(err);
+    return fail(ErrorCode::unavailable, "changelog seek: " + message);
+  }
+  at_end.assign(partitions, false);
+  return {};
+}
+
+bool StateChangelog::Impl::all_at_end() const {
+  std::lock_guard lock(stats_mu);
+  return std::all_of(at_end.begin(), at_end.end(), [](bool b) { return b; });
+}
+
+Result<std::size_t> StateChangelog::Impl::apply_round(int timeout_ms) {
   if (applying.exchange(true)) return fail(ErrorCode::internal, "the changelog applier is already running");
   struct Release {
     std::atomic<bool>& flag;
@@ -404,25 +452,9 @@ Result<RestoreReport> StateChangelog::restore(int timeout_ms) {
   // its timeout while a broker is unreachable; restore must give up on time.)
   {
     std::lock_guard lock(c.stats_mu);
-    TopicPartitionList list(rd_kafka_topic_partition_list_new(c.partitions));
-    for (int p = 0; p < c.partitions; ++p) {
-      rd_kafka_topic_partition_list_add(list.get(), c.topic.c_str(), p)->offset =
-          c.next_offset[p] >= 0 ? c.next_offset[p] : RD_KAFKA_OFFSET_BEGINNING;
-    }
-    // Asynchronous (timeout 0): never blocks; records and ends fetched before
-    // the seek are dropped by its version barrier.
-    if (rd_kafka_error_t* err = rd_kafka_seek_partitions(c.consumer.get(), list.get(), 0)) {
-      std::string message = rd_kafka_error_string(err);
-      rd_kafka_error_destroy(err);
-      return fail(ErrorCode::unavailable, "changelog seek: " + message);
-    }
-    c.at_end.assign(c.partitions, false);
+    if (auto ok = c.rewind_to_applied_locked(); !ok) return std::unexpected(ok.error());
   }
-  const auto all_at_end = [&] {
-    std::lock_guard lock(c.stats_mu);
-    return std::all_of(c.at_end.begin(), c.at_end.end(), [](bool b) { return b; });
-  };
-  while (!all_at_end()) {
+  while (!c.all_at_end()) {
     if (left_ms() <= 0) return timed_out("catching up");
     if (auto n = c.apply_available(std::min(left_ms(), 100)); !n) return std::unexpected(n.error());
   }
@@ -457,6 +489,19 @@ Result<void> StateChangelog::start() {
 void StateChangelog::stop() { impl_->stop(); }
 
 bool StateChangelog::flush(int timeout_ms) { return impl_->flush(timeout_ms); }
+
+std::uint64_t StateChangelog::request_catch_up() {
+  const std::uint64_t ticket = impl_->catch_up_requested.fetch_add(1) + 1;
+  // Wakes an applier waiting for records, so it rewinds now rather than
+  // after its poll times out.
+  if (rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(impl_->consumer.get())) {
+    rd_kafka_queue_yield(queue);
+    rd_kafka_queue_destroy(queue);
+  }
+  return ticket;
+}
+
+bool StateChangelog::caught_up(std::uint64_t ticket) const { return impl_->catch_up_done.load() >= ticket; }
 
 ChangelogLag StateChangelog::lag() const {
   const Impl& c = *impl_;

@@ -51,11 +51,9 @@ std::unique_ptr<CompletedAnswerStore> CompletedAnswerStore::view(StateStore& sto
 
 CompletedAnswerStore::~CompletedAnswerStore() = default;
 
-Result<void> CompletedAnswerStore::put(std::string_view tenant, std::string_view id,
-                                       const CompletedAnswer& answer) {
-  auto seq = store_->put(StateFamily::completed, tenant_key(tenant, id), encode(answer), "");
-  if (!seq) return std::unexpected(seq.error());
-  return {};
+Result<std::uint64_t> CompletedAnswerStore::put(std::string_view tenant, std::string_view id,
+                                                const CompletedAnswer& answer) {
+  return store_->put(StateFamily::completed, tenant_key(tenant, id), encode(answer), "");
 }
 
 std::optional<CompletedAnswer> CompletedAnswerStore::get(std::string_view tenant, std::string_view id) const {

@@ -241,6 +241,14 @@ class StateChangelog {
 
   // Waits until every local change so far is in the changelog.
   bool flush(int timeout_ms);
+  // Asks the applier to catch up with the changelog as it is now, without
+  // stopping it: caught_up(ticket) turns true once every record that was in
+  // the changelog when this was called is applied here (listener called).
+  // A worker taking over request partitions waits for it, so the completed
+  // answers written by their previous owner are in its store before any of
+  // their requests is redelivered to it. Thread-safe.
+  std::uint64_t request_catch_up();
+  bool caught_up(std::uint64_t ticket) const;
   ChangelogLag lag() const;
   // Drops queued, unsent publishes as a crash would (tests). They stay in the
   // store's outbox and are published by the next StateChangelog.
@@ -284,7 +292,11 @@ class CompletedAnswerStore {
   static std::unique_ptr<CompletedAnswerStore> view(StateStore& store);
   ~CompletedAnswerStore();
 
-  Result<void> put(std::string_view tenant, std::string_view id, const CompletedAnswer& answer);
+  // Returns the change's outbox sequence number (0 when the store is not
+  // replicated): once store().published(seq), every worker that catches up
+  // with the changelog has the answer, and the request's offset may be
+  // committed.
+  Result<std::uint64_t> put(std::string_view tenant, std::string_view id, const CompletedAnswer& answer);
   // nullopt when the request has no completed answer (or the read failed: the
   // request is then simply processed again).
   std::optional<CompletedAnswer> get(std::string_view tenant, std::string_view id) const;

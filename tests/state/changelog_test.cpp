@@ -365,6 +365,58 @@ TEST_F(StateChangelogTest, AStartedApplierFollowsOnItsOwnThread) {
   b.changelog->stop();
 }
 
+// A worker taking over partitions asks its applier to catch up: the ticket is
+// served only once everything in the changelog at the time of asking is
+// applied, here with the applier driven by hand so nothing runs early.
+TEST_F(StateChangelogTest, ACatchUpTicketIsServedOnlyOnceEverythingWrittenBeforeItIsApplied) {
+  auto a = open_replica(dir_.sub("a"), "worker-a");
+  auto b = open_replica(dir_.sub("b"), "worker-b");
+  ASSERT_TRUE(a.changelog && b.changelog);
+  restore_ok(b);
+  auto completed = CompletedAnswerStore::view(*a.store);
+  std::vector<std::uint64_t> seqs;
+  for (int i = 0; i < 50; ++i) {
+    auto seq = completed->put("acme", "req-" + std::to_string(i), CompletedAnswer{"final", "cost"});
+    ASSERT_TRUE(seq);
+    EXPECT_GT(*seq, 0u);  // replicated: there is something to wait for
+    seqs.push_back(*seq);
+  }
+  ASSERT_TRUE(a.changelog->flush(kWaitMs));
+  for (auto seq : seqs) EXPECT_TRUE(a.store->published(seq));
+
+  const std::uint64_t ticket = b.changelog->request_catch_up();
+  EXPECT_FALSE(b.changelog->caught_up(ticket));  // nothing applied since
+  const auto later_ticket = b.changelog->request_catch_up();
+  EXPECT_GT(later_ticket, ticket);
+  auto view = CompletedAnswerStore::view(*b.store);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (!b.changelog->caught_up(later_ticket) && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(b.changelog->apply_available(100));
+  }
+  ASSERT_TRUE(b.changelog->caught_up(later_ticket));
+  EXPECT_TRUE(b.changelog->caught_up(ticket));
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(view->get("acme", "req-" + std::to_string(i))) << i;
+}
+
+TEST_F(StateChangelogTest, ACatchUpIsServedByARunningApplierToo) {
+  auto a = open_replica(dir_.sub("a"), "worker-a");
+  auto b = open_replica(dir_.sub("b"), "worker-b");
+  ASSERT_TRUE(a.changelog && b.changelog);
+  restore_ok(b);
+  ASSERT_TRUE(b.changelog->start());
+  auto completed = CompletedAnswerStore::view(*a.store);
+  ASSERT_TRUE(completed->put("acme", "req-1", CompletedAnswer{"final", "cost"}));
+  ASSERT_TRUE(a.changelog->flush(kWaitMs));
+  const std::uint64_t ticket = b.changelog->request_catch_up();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (!b.changelog->caught_up(ticket) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(b.changelog->caught_up(ticket));
+  EXPECT_TRUE(CompletedAnswerStore::view(*b.store)->get("acme", "req-1"));
+  b.changelog->stop();
+}
+
 TEST_F(StateChangelogTest, UndecodableRecordsAreSkippedAndCounted) {
   produce_raw("no-family-separator", "x", 0);
   produce_raw("future-family/key", "x", 1);

@@ -191,6 +191,15 @@ struct SemanticMatcherOptions {
   const TenantSemanticOptions& for_tenant(std::string_view tenant) const;
 };
 
+struct Config;
+// The matcher options a configuration asks for: cache.semantic.{threshold,
+// verify,verifier} for every tenant, tenants.default's semantic_* keys over
+// them for tenants without an entry, and a tenant entry's semantic_threshold,
+// semantic_verify and semantic_verifier for that tenant. Every verifier rule
+// goes through set_verifier_option; an unknown rule or a bad value is an
+// invalid_request error naming the key ("tenants.acme.semantic_verifier.persons").
+Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config);
+
 // A candidate the lookup considered, best first.
 struct SemanticCandidate {
   std::uint64_t entry_id = 0;
@@ -225,6 +234,12 @@ class SemanticMatcher {
   Result<SemanticLookup> lookup(std::string_view tenant, std::string_view prompt) const;
   SemanticLookup lookup_embedded(std::string_view tenant, std::string_view prompt,
                                  std::span<const float> vector) const;
+  // Same, searching the index namespace `space` (entries inserted under it)
+  // with the tenant's threshold and verifier: a caller that keeps one
+  // namespace per tenant and conversation context still gets its tenant's
+  // policy.
+  SemanticLookup lookup_embedded_in(std::string_view tenant, std::string_view space, std::string_view prompt,
+                                    std::span<const float> vector) const;
 
   // The stored prompt of an entry, if present.
   std::optional<std::string> prompt_of(std::string_view tenant, std::uint64_t entry_id) const;

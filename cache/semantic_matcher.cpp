@@ -75,17 +75,22 @@ Result<SemanticLookup> SemanticMatcher::lookup(std::string_view tenant, std::str
 
 SemanticLookup SemanticMatcher::lookup_embedded(std::string_view tenant, std::string_view prompt,
                                                 std::span<const float> vector) const {
+  return lookup_embedded_in(tenant, tenant, prompt, vector);
+}
+
+SemanticLookup SemanticMatcher::lookup_embedded_in(std::string_view tenant, std::string_view space,
+                                                   std::string_view prompt, std::span<const float> vector) const {
   SemanticLookup out;
   const TenantSemanticOptions& policy = options_.for_tenant(tenant);
   if (!policy.enabled) return out;
   const HitVerifier verifier(policy.verifier);
-  for (const Neighbor& n : index_->search(tenant, vector, policy.candidates)) {
+  for (const Neighbor& n : index_->search(space, vector, policy.candidates)) {
     if (n.similarity < policy.threshold) break;  // best first: the rest are lower still
     SemanticCandidate candidate{n.entry_id, n.similarity, {}};
     if (policy.verify) {
       // Verified under the shared lock instead of copying the stored prompt out.
       std::shared_lock lock(texts_->mutex);
-      const auto t = texts_->by_tenant.find(tenant);
+      const auto t = texts_->by_tenant.find(space);
       const std::string* text = nullptr;
       if (t != texts_->by_tenant.end()) {
         if (const auto it = t->second.find(n.entry_id); it != t->second.end()) text = &it->second;

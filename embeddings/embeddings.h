@@ -7,9 +7,12 @@
 // Normalization rule shared by hashing and embedding: what is hashed is what
 // is embedded, so a cached vector is always the vector of the hashed text.
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -173,6 +176,60 @@ class OpenAiEmbedder final : public Embedder {
   std::string api_key_;
   std::string tag_;
   void* curl_ = nullptr;  // CURL*, reused for connection keep-alive
+};
+
+// --------------------------------------------------- AsyncOpenAiEmbedder ----
+
+class HttpClient;  // providers/provider.h
+
+// The same endpoint driven by an event loop's HttpClient (curl multi): no
+// thread and no blocking per call, for the worker. One instance serves every
+// event loop (thread-safe); a call runs on the HttpClient of the loop that
+// starts it and reports on that loop's thread. Same tag as OpenAiEmbedder, so
+// both read one embedding cache.
+class AsyncOpenAiEmbedder final : public Embedder {
+ public:
+  using Callback = std::function<void(Result<std::vector<Embedding>>)>;
+
+  // Reads the key from `env` (a named but absent variable is an error). No
+  // I/O: with options.dimension 0 the dimension is learned from the first
+  // answer, and every later answer must have it.
+  static Result<std::unique_ptr<AsyncOpenAiEmbedder>> create(OpenAiEmbedderOptions options,
+                                                             const EnvLookup& env = process_env());
+
+  // 0 until known.
+  std::size_t dimension() const override { return dimension_.load(std::memory_order_acquire); }
+  // "openai-compatible:<model>:d<dimension>"; "" until the dimension is known.
+  const std::string& tag() const override;
+
+  // Starts one POST of all `texts` on `http` (which must outlive the call, as
+  // must this embedder). `done` runs exactly once, from http.poll() on the
+  // thread driving it, never inside start(): the unit vectors in order, or an
+  // error: HTTP status >= 400 (provider_error; 408/504 timeout; Retry-After
+  // in retry_after_ms), no connection (unavailable), connect_timeout_ms or
+  // request_timeout_ms passed (timeout), a malformed answer or one of another
+  // dimension (provider_error). http.cancel(returned id) ends the call
+  // without calling `done`. Fails (and never calls `done`) on empty `texts`.
+  Result<std::uint64_t> start(HttpClient& http, std::vector<std::string> texts, Callback done);
+
+  // Blocking, over an HttpClient of its own, max_batch texts per request: for
+  // tools and tests. The worker calls start() instead.
+  Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
+
+ private:
+  struct Call;  // one transfer's HttpResponseHandler
+  AsyncOpenAiEmbedder(OpenAiEmbedderOptions options, std::string api_key);
+  // The vectors of one finished response: parsed, checked against the
+  // dimension (learning it when still 0).
+  Result<std::vector<Embedding>> finish(long http_status, std::string_view body, std::size_t count);
+  // Fixes the dimension if it is still unknown; true when it is `dimension`.
+  bool learn_dimension(std::size_t dimension);
+
+  OpenAiEmbedderOptions options_;
+  std::string api_key_;
+  std::mutex learn_mutex_;
+  std::string tag_;  // written once, before dimension_ becomes non-zero
+  std::atomic<std::size_t> dimension_{0};
 };
 
 // ------------------------------------------------------- embedding cache ----

@@ -8,6 +8,7 @@
 
 #include "core/logging.h"
 #include "embeddings/embeddings.h"
+#include "embeddings/openai_wire.h"
 
 namespace cascade {
 
@@ -15,18 +16,10 @@ namespace {
 
 using nlohmann::json;
 
-// Error bodies are read only to quote their message.
-constexpr std::size_t kMaxBodyBytes = 256 * 1024 * 1024;
-constexpr std::size_t kMaxQuotedChars = 300;
+using embeddings_wire::kMaxBodyBytes;
+using embeddings_wire::scrub;
 
-std::string scrub(std::string text, std::string_view secret) {
-  if (secret.empty()) return text;
-  const std::string replacement = redact(secret);
-  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + replacement.size())) {
-    text.replace(pos, secret.size(), replacement);
-  }
-  return text;
-}
+constexpr std::size_t kMaxQuotedChars = 300;
 
 std::string quote(std::string_view text) {
   std::string out;
@@ -78,22 +71,57 @@ struct RetryAfter {
 
 std::size_t read_header(char* data, std::size_t size, std::size_t count, void* user) {
   const std::string_view line(data, size * count);
-  constexpr std::string_view kName = "retry-after:";
-  if (line.size() > kName.size()) {
-    bool match = true;
-    for (std::size_t i = 0; i < kName.size() && match; ++i) {
-      match = static_cast<char>(std::tolower(static_cast<unsigned char>(line[i]))) == kName[i];
-    }
-    if (match) {
-      // Only the delta-seconds form: an HTTP date is rare for embeddings endpoints.
-      const long seconds = std::strtol(std::string(line.substr(kName.size())).c_str(), nullptr, 10);
-      if (seconds > 0) static_cast<RetryAfter*>(user)->ms = seconds * 1000;
+  if (const auto colon = line.find(':'); colon != std::string_view::npos) {
+    if (const auto ms = embeddings_wire::retry_after_ms(line.substr(0, colon), line.substr(colon + 1)); ms >= 0) {
+      static_cast<RetryAfter*>(user)->ms = ms;
     }
   }
   return size * count;
 }
 
+bool same_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
 }  // namespace
+
+namespace embeddings_wire {
+
+std::string scrub(std::string text, std::string_view secret) {
+  if (secret.empty()) return text;
+  const std::string replacement = redact(secret);
+  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + replacement.size())) {
+    text.replace(pos, secret.size(), replacement);
+  }
+  return text;
+}
+
+std::int64_t retry_after_ms(std::string_view name, std::string_view value) {
+  name = trim(name);
+  value = trim(value);
+  if (value.empty() || value.size() > 18) return -1;
+  const bool seconds = same_name(name, "retry-after");
+  if (!seconds && !same_name(name, "retry-after-ms")) return -1;
+  std::int64_t n = 0;
+  for (const char c : value) {
+    if (c < '0' || c > '9') return -1;  // an HTTP date (rare for embeddings endpoints) or garbage
+    n = n * 10 + (c - '0');
+  }
+  return seconds ? n * 1000 : n;
+}
+
+}  // namespace embeddings_wire
 
 EmbeddingsHttpRequest build_embeddings_request(std::string_view base_url, std::string_view model,
                                                std::span<const std::string> texts, std::string_view api_key,

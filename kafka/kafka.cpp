@@ -21,7 +21,11 @@ std::vector<TopicSpec> cascade_topics(const KafkaConfig& config) {
           {config.ledger_topic, config.partitions},
           {config.dlq_topic, config.partitions},
           {config.replies_topic, config.partitions},
-          {config.cache_changelog_topic, config.partitions}};
+          {config.cache_changelog_topic, config.partitions},
+          {config.budgets_topic, config.partitions, {{"cleanup.policy", "compact"}}},
+          {config.spend_topic, config.partitions, {{"cleanup.policy", "compact"}}},
+          {config.alerts_topic, config.partitions},
+          {config.quality_topic, config.partitions}};
 }
 
 Result<void> set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
@@ -149,6 +153,12 @@ Result<void> create_topics_admin(const KafkaConfig& config, const std::string& b
       return fail(ErrorCode::invalid_request, "topic " + t.name + ": " + err);
     }
     specs.push_back(nt);
+    for (const auto& [key, value] : t.configs) {
+      if (auto code = rd_kafka_NewTopic_set_config(nt, key.c_str(), value.c_str())) {
+        for (auto* s : specs) rd_kafka_NewTopic_destroy(s);
+        return fail(ErrorCode::invalid_request, "topic " + t.name + " config " + key + ": " + rd_kafka_err2str(code));
+      }
+    }
   }
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -256,6 +266,48 @@ Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::st
   }
   rd_kafka_consumer_close(rk);
   return read;
+}
+
+Result<void> produce_record_and_wait(const KafkaConfig& config, const std::string& bootstrap,
+                                     const std::string& topic, std::string_view key,
+                                     const std::optional<std::string>& value, int timeout_ms,
+                                     std::optional<RecordHeader> header) {
+  auto conf = make_client_conf(config, bootstrap, ClientRole::producer);
+  if (!conf) return std::unexpected(conf.error());
+  if (auto ok = set_property(*conf, "partitioner", "murmur2_random"); !ok) {
+    rd_kafka_conf_destroy(*conf);
+    return std::unexpected(ok.error());
+  }
+  rd_kafka_resp_err_t delivery = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+  rd_kafka_conf_set_opaque(*conf, &delivery);
+  rd_kafka_conf_set_dr_msg_cb(*conf, [](rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+    *static_cast<rd_kafka_resp_err_t*>(opaque) = msg->err;
+  });
+  auto producer = make_client(*conf, ClientRole::producer);
+  if (!producer) return std::unexpected(producer.error());
+
+  rd_kafka_headers_t* headers = nullptr;
+  if (header) {
+    headers = rd_kafka_headers_new(1);
+    rd_kafka_header_add(headers, header->name.data(), static_cast<ssize_t>(header->name.size()),
+                        header->value.data(), static_cast<ssize_t>(header->value.size()));
+  }
+  void* payload = value ? const_cast<char*>(value->data()) : nullptr;
+  const std::size_t payload_len = value ? value->size() : 0;
+  auto err = rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                               RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                               RD_KAFKA_V_VALUE(payload, payload_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                               RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+  if (err) {
+    // On failure the headers were not handed over.
+    if (headers) rd_kafka_headers_destroy(headers);
+    return fail(ErrorCode::unavailable, topic + ": " + rd_kafka_err2str(err));
+  }
+  rd_kafka_flush(producer->get(), timeout_ms);
+  if (delivery == RD_KAFKA_RESP_ERR__IN_PROGRESS)
+    return fail(ErrorCode::timeout, topic + ": record not confirmed by the cluster in time");
+  if (delivery) return fail(ErrorCode::unavailable, topic + ": " + rd_kafka_err2str(delivery));
+  return {};
 }
 
 }  // namespace cascade

@@ -7,7 +7,9 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -30,9 +32,14 @@ using TopicPartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, Topi
 struct TopicSpec {
   std::string name;
   int partitions = 1;
+  // Topic configs for a real cluster ("cleanup.policy" -> "compact"); the
+  // embedded broker ignores them.
+  std::vector<std::pair<std::string, std::string>> configs = {};
 };
 
-// Cascade's own topics (requests, ledger, dlq) with `partitions` partitions each.
+// Cascade's own topics (requests, ledger, dlq, replies, cache changelog,
+// budgets, spend, alerts) with `partitions` partitions each; budgets and
+// spend are compacted.
 std::vector<TopicSpec> cascade_topics(const KafkaConfig& config);
 
 // librdkafka's mock cluster as an in-process broker. It speaks the Kafka
@@ -100,5 +107,18 @@ Result<bool> topic_exists(const KafkaConfig& config, const std::string& bootstra
 Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,
                                         const std::string& topic,
                                         const std::function<void(const rd_kafka_message_t&)>& on_record);
+
+// One keyed record (a tombstone when `value` is empty), produced with the
+// murmur2 partitioner every keyed Cascade topic uses, and waited for until the
+// cluster acknowledges it. For rare control records (budgets, purges) where a
+// short-lived producer is simpler than sharing the hot-path one.
+struct RecordHeader {
+  std::string_view name;
+  std::string_view value;
+};
+Result<void> produce_record_and_wait(const KafkaConfig& config, const std::string& bootstrap,
+                                     const std::string& topic, std::string_view key,
+                                     const std::optional<std::string>& value, int timeout_ms,
+                                     std::optional<RecordHeader> header = std::nullopt);
 
 }  // namespace cascade

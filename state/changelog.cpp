@@ -589,37 +589,13 @@ Result<std::int64_t> publish_tenant_purge(const KafkaConfig& kafka, const std::s
   if (tenant.empty() || tenant.find('\0') != std::string_view::npos) {
     return fail(ErrorCode::invalid_request, "tenant must be non-empty and free of NUL bytes");
   }
-  auto conf = make_client_conf(kafka, bootstrap, ClientRole::producer);
-  if (!conf) return std::unexpected(conf.error());
-  if (auto ok = set_property(*conf, "partitioner", "murmur2_random"); !ok) {
-    rd_kafka_conf_destroy(*conf);
-    return std::unexpected(ok.error());
-  }
-  rd_kafka_resp_err_t delivery = RD_KAFKA_RESP_ERR__IN_PROGRESS;
-  rd_kafka_conf_set_opaque(*conf, &delivery);
-  rd_kafka_conf_set_dr_msg_cb(*conf, [](rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
-    *static_cast<rd_kafka_resp_err_t*>(opaque) = msg->err;
-  });
-  auto producer = make_client(*conf, ClientRole::producer);
-  if (!producer) return std::unexpected(producer.error());
-
   const std::int64_t through = wall_now_ms();
-  const std::string key = purge_changelog_key(tenant);
-  const std::string value = encode_purge(through);
   static constexpr std::string_view kWriter = "cascade-purge";
-  auto err = rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(changelog_topic.c_str()),
-                               RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                               RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                               RD_KAFKA_V_HEADER(kWriterHeader, kWriter.data(), static_cast<ssize_t>(kWriter.size())),
-                               RD_KAFKA_V_END);
-  if (err) return fail(ErrorCode::unavailable, "purge of " + std::string(tenant) + ": " + rd_kafka_err2str(err));
-  rd_kafka_flush(producer->get(), timeout_ms);
-  if (delivery == RD_KAFKA_RESP_ERR__IN_PROGRESS) {
-    return fail(ErrorCode::timeout, "purge of " + std::string(tenant) + " not confirmed by the cluster in time");
-  }
-  if (delivery) {
-    return fail(ErrorCode::unavailable, "purge of " + std::string(tenant) + ": " + rd_kafka_err2str(delivery));
+  auto published = produce_record_and_wait(kafka, bootstrap, changelog_topic, purge_changelog_key(tenant),
+                                           encode_purge(through), timeout_ms,
+                                           RecordHeader{kWriterHeader, kWriter});
+  if (!published) {
+    return fail(published.error().code, "purge of " + std::string(tenant) + ": " + published.error().message);
   }
   return through;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/byte_order.h"
 #include "state/state.h"
 
 namespace cascade::state_codec {
@@ -20,12 +21,12 @@ inline constexpr std::uint8_t kClassCompleted = 1;
 // Changelog key prefix of a tenant purge record ("purge/<tenant>").
 inline constexpr std::string_view kPurgeFamilyName = "purge";
 
-void put_le64(std::string& out, std::uint64_t v);
-void put_le32(std::string& out, std::uint32_t v);
-void put_be64(std::string& out, std::uint64_t v);
-std::uint64_t get_le64(const char* p);
-std::uint32_t get_le32(const char* p);
-std::uint64_t get_be64(const char* p);
+using bytes::get_be64;
+using bytes::get_le32;
+using bytes::get_le64;
+using bytes::put_be64;
+using bytes::put_le32;
+using bytes::put_le64;
 
 // Entry value: format(1) created_ms(8) expires_ms(8) version_len(2) version payload.
 std::string encode_entry(std::int64_t created_ms, std::int64_t expires_ms, std::string_view version,

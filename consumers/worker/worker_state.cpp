@@ -23,7 +23,8 @@ StateOptions state_options(const Config& config) {
 }
 
 Result<std::unique_ptr<WorkerState>> WorkerState::open(const Config& config, const std::string& bootstrap,
-                                                       const ModelCatalog& catalog, bool embedded_broker) {
+                                                       const ModelCatalog& catalog, bool embedded_broker,
+                                                       const EnvLookup& env) {
   std::unique_ptr<WorkerState> state(new WorkerState());
   const StateOptions options = state_options(config);
   auto store = StateStore::open(options);
@@ -32,24 +33,37 @@ Result<std::unique_ptr<WorkerState>> WorkerState::open(const Config& config, con
   state->completed_ = CompletedAnswerStore::view(*state->store_);
 
   if (config.cache.enabled) {
-    state->embedder_ = std::make_unique<BuiltinEmbedder>();
-    SemanticMatcherOptions matcher_options;
-    matcher_options.defaults.threshold = config.cache.semantic.threshold;
-    matcher_options.defaults.verify = config.cache.semantic.verify;
-    for (const auto& [tenant, limits] : config.tenants) {
-      if (tenant == "default") continue;
-      TenantSemanticOptions t = matcher_options.defaults;
-      if (limits.semantic_threshold > 0) t.threshold = limits.semantic_threshold;
-      t.verify = limits.semantic_verify;
-      matcher_options.tenants.emplace(tenant, t);
+    // Per-tenant threshold, verification and verifier rules.
+    auto matcher_options = semantic_matcher_options(config);
+    if (!matcher_options) return std::unexpected(matcher_options.error());
+    SemanticEmbedding embedding;
+    const EmbedderConfig& e = config.cache.semantic.embedder;
+    if (e.kind == "openai") {
+      OpenAiEmbedderOptions o;
+      o.base_url = e.base_url;
+      o.model = e.model;
+      o.api_key_env = e.api_key_env;
+      o.dimension = e.dimension;
+      o.request_timeout_ms = e.timeout_ms;
+      o.connect_timeout_ms = e.connect_timeout_ms;
+      if (auto remote = AsyncOpenAiEmbedder::create(std::move(o), env)) {
+        state->remote_embedder_ = std::move(*remote);
+        embedding.remote = state->remote_embedder_.get();
+        spdlog::info("cache: semantic embeddings by OpenAI-compatible model {} (dimension {})", e.model,
+                     e.dimension > 0 ? std::to_string(e.dimension) : std::string("from the first answer"));
+      } else {
+        // As a provider without its key: disabled with one line; the exact
+        // cache still serves.
+        spdlog::warn("cache: semantic cache disabled: {}", remote.error().message);
+      }
+    } else {
+      BuiltinEmbedderOptions o;
+      if (e.dimension > 0) o.dimension = e.dimension;
+      state->builtin_embedder_ = std::make_unique<BuiltinEmbedder>(o);
+      embedding.local = state->builtin_embedder_.get();
     }
-    if (auto d = config.tenants.find("default"); d != config.tenants.end()) {
-      if (d->second.semantic_threshold > 0) matcher_options.defaults.threshold = d->second.semantic_threshold;
-      matcher_options.defaults.verify = matcher_options.defaults.verify && d->second.semantic_verify;
-    }
-    state->matcher_ = std::make_unique<SemanticMatcher>(*state->embedder_, matcher_options);
-    state->cache_ = std::make_unique<AnswerCache>(*state->store_, state->matcher_.get(), state->embedder_.get(),
-                                                  catalog, config.cache);
+    state->cache_ = std::make_unique<AnswerCache>(*state->store_, catalog, config.cache, std::move(*matcher_options),
+                                                  embedding);
   }
 
   if (options.replicated) {
@@ -84,7 +98,6 @@ Result<std::unique_ptr<WorkerState>> WorkerState::open(const Config& config, con
 WorkerState::~WorkerState() {
   changelog_.reset();  // stops the applier and publishes what is queued
   cache_.reset();
-  matcher_.reset();
   completed_.reset();
   if (store_) {
     if (auto ok = store_->close(); !ok) spdlog::warn("state: close: {}", ok.error().message);

@@ -137,7 +137,11 @@ TEST(CascadeTopics, AreRequestsLedgerDlqRepliesAndTheCacheChangelogWithConfigure
                                                  {"cascade.ledger", 5},
                                                  {"cascade.dlq", 5},
                                                  {"cascade.replies", 5},
-                                                 {"cascade.cache-changelog", 5}}));
+                                                 {"cascade.cache-changelog", 5},
+                                                 {"cascade.budgets", 5},
+                                                 {"cascade.spend", 5},
+                                                 {"cascade.alerts", 5},
+                                                 {"cascade.quality", 5}}));
 }
 
 TEST(EventProducer, TrackedEventsAreReportedExactlyOnceEachWithoutError) {

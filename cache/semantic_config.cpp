@@ -1,0 +1,48 @@
+// The semantic cache options of a configuration (config/cascade.yaml:
+// cache.semantic and tenants.<name>.semantic_*).
+#include "cache/semantic.h"
+#include "core/config.h"
+
+namespace cascade {
+namespace {
+
+// Applies name -> value rules in order; the error names the key they came from.
+Result<void> apply_verifier_rules(VerifierOptions& options, const std::map<std::string, std::string>& rules,
+                                  const std::string& path) {
+  for (const auto& [name, value] : rules) {
+    if (auto ok = set_verifier_option(options, name, value); !ok) {
+      return fail(ErrorCode::invalid_request,
+                  "config key '" + path + "." + name + "': " + ok.error().message + " (got '" + value + "')");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config) {
+  SemanticMatcherOptions options;
+  options.defaults.threshold = config.cache.semantic.threshold;
+  options.defaults.verify = config.cache.semantic.verify;
+  if (auto ok = apply_verifier_rules(options.defaults.verifier, config.cache.semantic.verifier,
+                                     "cache.semantic.verifier");
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  // A tenant with an entry of its own starts from cache.semantic, not from
+  // tenants.default (as its rate limits do).
+  const TenantSemanticOptions global = options.defaults;
+  for (const auto& [tenant, limits] : config.tenants) {
+    TenantSemanticOptions& t = tenant == "default" ? options.defaults : options.tenants.emplace(tenant, global).first->second;
+    if (limits.semantic_threshold > 0) t.threshold = limits.semantic_threshold;
+    // tenants.default can only switch verification off for everybody else.
+    t.verify = tenant == "default" ? t.verify && limits.semantic_verify : limits.semantic_verify;
+    if (auto ok = apply_verifier_rules(t.verifier, limits.semantic_verifier, "tenants." + tenant + ".semantic_verifier");
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  return options;
+}
+
+}  // namespace cascade

@@ -1,0 +1,178 @@
+// The semantic cache options a configuration gives the worker: global and
+// per-tenant verifier rules through set_verifier_option, errors naming the key,
+// environment overrides, and a tenant's relaxed rule changing what it is served.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include <unistd.h>
+
+#include "cache/semantic.h"
+#include "core/config.h"
+
+namespace cascade {
+namespace {
+
+using ::testing::HasSubstr;
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    if (auto it = vars.find(name); it != vars.end()) return it->second;
+    return std::nullopt;
+  };
+}
+
+// A config file that exists for the lifetime of the object.
+class YamlFile {
+ public:
+  explicit YamlFile(const std::string& text) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "cascade-semantic-config-XXXXXX").string();
+    const int fd = mkstemp(pattern.data());
+    if (fd < 0) throw std::runtime_error("mkstemp failed");
+    ::close(fd);
+    path_ = pattern;
+    std::ofstream(path_) << text;
+  }
+  ~YamlFile() { std::filesystem::remove(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Result<SemanticMatcherOptions> options_from(const std::string& yaml, const EnvLookup& env = env_of({})) {
+  YamlFile file(yaml);
+  auto config = load_config(file.path(), env);
+  if (!config) return std::unexpected(config.error());
+  return semantic_matcher_options(*config);
+}
+
+TEST(SemanticCacheConfig, DefaultsAreTheVerifiersOwnDefaults) {
+  auto config = load_config("", env_of({}));
+  ASSERT_TRUE(config) << config.error().message;
+  auto options = semantic_matcher_options(*config);
+  ASSERT_TRUE(options) << options.error().message;
+  const VerifierOptions built_in;
+  const VerifierOptions& loaded = options->defaults.verifier;
+  EXPECT_EQ(loaded.numbers, built_in.numbers);
+  EXPECT_EQ(loaded.persons, built_in.persons);
+  EXPECT_EQ(loaded.exact_word_forms, built_in.exact_word_forms);
+  EXPECT_EQ(loaded.max_unmatched_content_words, built_in.max_unmatched_content_words);
+  EXPECT_EQ(loaded.max_order_inversions, built_in.max_order_inversions);
+  EXPECT_DOUBLE_EQ(options->defaults.threshold, 0.90);
+  EXPECT_TRUE(options->defaults.verify);
+  EXPECT_TRUE(options->tenants.empty());
+}
+
+TEST(SemanticCacheConfig, TenantRulesApplyOverTheGlobalRulesToThatTenantOnly) {
+  auto options = options_from(R"(
+cache:
+  semantic:
+    verifier:
+      deixis: false
+tenants:
+  acme:
+    semantic_threshold: 0.85
+    semantic_verifier:
+      max_order_inversions: 1
+      persons: false
+  globex:
+    requests_per_second: 3
+)");
+  ASSERT_TRUE(options) << options.error().message;
+  const auto& acme = options->for_tenant("acme");
+  EXPECT_EQ(acme.verifier.max_order_inversions, 1);
+  EXPECT_FALSE(acme.verifier.persons);
+  EXPECT_FALSE(acme.verifier.deixis);  // global rule, not overridden
+  EXPECT_DOUBLE_EQ(acme.threshold, 0.85);
+  const auto& globex = options->for_tenant("globex");
+  EXPECT_EQ(globex.verifier.max_order_inversions, 0);
+  EXPECT_TRUE(globex.verifier.persons);
+  EXPECT_FALSE(globex.verifier.deixis);
+  const auto& anyone = options->for_tenant("initech");
+  EXPECT_EQ(anyone.verifier.max_order_inversions, 0);
+  EXPECT_FALSE(anyone.verifier.deixis);
+}
+
+TEST(SemanticCacheConfig, DefaultTenantRulesApplyToTenantsWithoutAnEntry) {
+  auto options = options_from("tenants:\n  default:\n    semantic_verifier:\n      typos: false\n"
+                              "  acme:\n    requests_per_second: 1\n");
+  ASSERT_TRUE(options) << options.error().message;
+  EXPECT_FALSE(options->for_tenant("initech").verifier.typos);
+  EXPECT_TRUE(options->for_tenant("acme").verifier.typos);  // its own entry starts from cache.semantic
+}
+
+TEST(SemanticCacheConfig, UnknownRuleIsAnErrorNamingTheKey) {
+  auto options = options_from("tenants:\n  acme:\n    semantic_verifier:\n      colours: true\n");
+  ASSERT_FALSE(options);
+  EXPECT_EQ(options.error().code, ErrorCode::invalid_request);
+  EXPECT_THAT(options.error().message, HasSubstr("tenants.acme.semantic_verifier.colours"));
+  EXPECT_THAT(options.error().message, HasSubstr("unknown verifier option"));
+
+  auto global = options_from("cache:\n  semantic:\n    verifier:\n      colours: true\n");
+  ASSERT_FALSE(global);
+  EXPECT_THAT(global.error().message, HasSubstr("cache.semantic.verifier.colours"));
+}
+
+TEST(SemanticCacheConfig, BadValueIsAnErrorNamingTheKeyAndTheValue) {
+  auto not_an_integer = options_from("tenants:\n  acme:\n    semantic_verifier:\n      max_order_inversions: 1.5\n");
+  ASSERT_FALSE(not_an_integer);
+  EXPECT_THAT(not_an_integer.error().message, HasSubstr("tenants.acme.semantic_verifier.max_order_inversions"));
+  EXPECT_THAT(not_an_integer.error().message, HasSubstr("wants an integer"));
+  EXPECT_THAT(not_an_integer.error().message, HasSubstr("'1.5'"));
+
+  auto not_a_bool = options_from("cache:\n  semantic:\n    verifier:\n      persons: maybe\n");
+  ASSERT_FALSE(not_a_bool);
+  EXPECT_THAT(not_a_bool.error().message, HasSubstr("cache.semantic.verifier.persons"));
+  EXPECT_THAT(not_a_bool.error().message, HasSubstr("wants true or false"));
+}
+
+TEST(SemanticCacheConfig, EnvironmentOverridesReachTheMatcherAndAreCheckedToo) {
+  const std::string yaml = "tenants:\n  acme:\n    requests_per_second: 1\n";
+  auto options = options_from(yaml, env_of({{"CASCADE_TENANTS_ACME_SEMANTIC_VERIFIER_MAX_ORDER_INVERSIONS", "3"},
+                                            {"CASCADE_CACHE_SEMANTIC_VERIFIER_NUMBERS", "false"}}));
+  ASSERT_TRUE(options) << options.error().message;
+  EXPECT_EQ(options->for_tenant("acme").verifier.max_order_inversions, 3);
+  EXPECT_FALSE(options->for_tenant("acme").verifier.numbers);
+  EXPECT_FALSE(options->for_tenant("initech").verifier.numbers);
+  EXPECT_EQ(options->for_tenant("initech").verifier.max_order_inversions, 0);
+
+  auto bad = options_from(yaml, env_of({{"CASCADE_TENANTS_ACME_SEMANTIC_VERIFIER_PERSONS", "nope"}}));
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("tenants.acme.semantic_verifier.persons"));
+}
+
+// A prompt whose shared words differ in order from the stored one by a single
+// swap (the same question here): the default verifier rejects it, a tenant
+// allowing one inversion is served.
+TEST(SemanticCacheConfig, ATenantAllowingOneOrderInversionGetsAHitTheDefaultTenantDoesNot) {
+  auto options = options_from("tenants:\n  acme:\n    semantic_verifier:\n      max_order_inversions: 1\n");
+  ASSERT_TRUE(options) << options.error().message;
+  BuiltinEmbedder embedder;
+  SemanticMatcher matcher(embedder, *options);
+  const std::string stored = "Which is healthier for breakfast every morning during the week, apples or bananas?";
+  const std::string asked = "Which is healthier for breakfast every morning during the week, bananas or apples?";
+  ASSERT_TRUE(matcher.insert("acme", 1, stored));
+  ASSERT_TRUE(matcher.insert("initech", 1, stored));
+
+  auto strict = matcher.lookup("initech", asked);
+  ASSERT_TRUE(strict);
+  EXPECT_FALSE(strict->hit);
+  ASSERT_EQ(strict->candidates.size(), 1u);
+  EXPECT_GE(strict->candidates[0].similarity, 0.90f);  // close enough: only the verifier says no
+  EXPECT_EQ(strict->candidates[0].verdict.rule, "word_order");
+
+  auto relaxed = matcher.lookup("acme", asked);
+  ASSERT_TRUE(relaxed);
+  ASSERT_TRUE(relaxed->hit);
+  EXPECT_EQ(relaxed->hit->entry_id, 1u);
+}
+
+}  // namespace
+}  // namespace cascade

@@ -1,0 +1,219 @@
+// The worker's Prometheus metrics of its state store and the changelog
+// replication (docs/state.md, "Metrics"): what a scrape of /metrics shows
+// after writes through replicated stores on an embedded broker.
+#include <gtest/gtest.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "consumers/worker/worker_metrics.h"
+#include "kafka/kafka.h"
+#include "state/state.h"
+#include "state/state_test_support.h"
+
+namespace cascade {
+namespace {
+
+using testing_state::ManualClock;
+using testing_state::TempDir;
+
+constexpr const char* kTopic = "cascade.cache-changelog";
+constexpr int kWaitMs = 30000;
+
+// The value of one series ("name" or "name{label=\"value\"}") in a text
+// exposition; nullopt when the scrape does not have it.
+std::optional<double> scraped(const std::string& exposition, const std::string& series) {
+  std::istringstream lines(exposition);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+struct Replica {
+  std::unique_ptr<StateStore> store;
+  std::unique_ptr<StateChangelog> changelog;
+  ~Replica() {
+    changelog.reset();  // before its store
+    store.reset();
+  }
+};
+
+class StateMetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = EmbeddedBroker::start();
+    ASSERT_TRUE(broker) << broker.error().message;
+    broker_ = std::move(*broker);
+    ASSERT_TRUE(broker_->create_topic({kTopic, 3}));
+    kafka_.fetch_wait_max_ms = 2;
+    kafka_.linger_ms = 1;
+  }
+
+  StateOptions options(const std::string& dir, const std::string& writer) const {
+    StateOptions o;
+    o.dir = dir;
+    o.replicated = true;
+    o.maintenance_interval_ms = 0;
+    o.writer_id = writer;
+    o.now_ms = clock_.fn();
+    o.changelog_topic = kTopic;
+    return o;
+  }
+
+  void open(Replica& r, const std::string& name) {
+    auto store = StateStore::open(options(dir_.sub(name), name));
+    ASSERT_TRUE(store) << store.error().message;
+    r.store = std::move(*store);
+    auto changelog = StateChangelog::open(*r.store, kafka_, broker_->bootstrap());
+    ASSERT_TRUE(changelog) << changelog.error().message;
+    r.changelog = std::move(*changelog);
+  }
+
+  void produce_malformed() {
+    auto conf = make_client_conf(kafka_, broker_->bootstrap(), ClientRole::producer);
+    ASSERT_TRUE(conf);
+    auto producer = make_client(*conf, ClientRole::producer);
+    ASSERT_TRUE(producer);
+    const std::string key = "future-family/key", value = "x";
+    ASSERT_EQ(rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(kTopic), RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    ASSERT_EQ(rd_kafka_flush(producer->get(), kWaitMs), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+  KafkaConfig kafka_;
+  std::unique_ptr<EmbeddedBroker> broker_;
+};
+
+TEST_F(StateMetricsTest, AScrapeShowsTheReplicasBytesLagDelayAndSkippedRecords) {
+  Replica a, b;
+  open(a, "worker-a");
+  open(b, "worker-b");
+  ASSERT_TRUE(a.changelog && b.changelog);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a.store->put_response("acme", "fp-" + std::to_string(i), std::string(100, 'x'), "v"));
+  }
+  ASSERT_TRUE(CompletedAnswerStore::view(*a.store)->put("acme", "req-1", {"{\"type\":\"final\"}", "{}"}));
+  ASSERT_TRUE(a.changelog->flush(kWaitMs));
+  produce_malformed();
+  ASSERT_TRUE(b.changelog->restore(kWaitMs));
+
+  WorkerMetrics metrics;
+  StateMetricsSampler sampler(metrics, *b.store, b.changelog.get(), std::chrono::hours(1));
+  std::string text = metrics.serialize();
+  const StateStats replica = b.store->stats();
+  ASSERT_GT(replica.cache_bytes, 0u);
+  ASSERT_GT(replica.completed_bytes, 0u);
+  EXPECT_EQ(replica.cache_bytes, a.store->stats().cache_bytes);  // the replica holds what the writer holds
+  EXPECT_EQ(scraped(text, "cascade_state_bytes{class=\"cache\"}"), static_cast<double>(replica.cache_bytes));
+  EXPECT_EQ(scraped(text, "cascade_state_bytes{class=\"completed\"}"), static_cast<double>(replica.completed_bytes));
+  EXPECT_EQ(scraped(text, "cascade_state_outbox_pending"), 0.0);  // B wrote nothing of its own
+  EXPECT_EQ(scraped(text, "cascade_state_changelog_lag_messages"), 0.0);
+  EXPECT_EQ(scraped(text, "cascade_state_changelog_applied_total"), 5.0);  // 4 of A's records + the skipped one
+  EXPECT_EQ(scraped(text, "cascade_state_changelog_malformed_total"), 1.0);
+  EXPECT_EQ(scraped(text, "cascade_state_changelog_publish_failures_total"), 0.0);
+  EXPECT_EQ(scraped(text, "cascade_state_expired_total"), 0.0);
+  EXPECT_EQ(scraped(text, "cascade_state_evicted_total"), 0.0);
+  const auto delay = scraped(text, "cascade_state_changelog_replication_delay_ms");
+  ASSERT_TRUE(delay) << "A's records are foreign to B";
+  EXPECT_GE(*delay, 0.0);
+  EXPECT_LT(*delay, kWaitMs);
+  ASSERT_TRUE(scraped(text, "cascade_state_changelog_foreign_apply_age_ms"));
+
+  // Records B has not applied yet show as lag once its consumer has seen them.
+  for (int i = 3; i < 5; ++i) ASSERT_TRUE(a.store->put_response("acme", "fp-" + std::to_string(i), "y", "v"));
+  ASSERT_TRUE(a.changelog->flush(kWaitMs));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (b.changelog->lag().messages_behind < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  sampler.sample();
+  EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_changelog_lag_messages"), 2.0);
+  ASSERT_TRUE(b.changelog->restore(kWaitMs));
+  sampler.sample();
+  text = metrics.serialize();
+  EXPECT_EQ(scraped(text, "cascade_state_changelog_lag_messages"), 0.0);
+  EXPECT_EQ(scraped(text, "cascade_state_changelog_applied_total"), 7.0);
+  EXPECT_EQ(scraped(text, "cascade_state_bytes{class=\"cache\"}"), static_cast<double>(b.store->stats().cache_bytes));
+
+  // Expiry on the replica: five answers past their TTL.
+  clock_.advance_ms((b.store->options().responses_ttl_s + 1) * 1000);
+  auto swept = b.store->maintain();
+  ASSERT_TRUE(swept) << swept.error().message;
+  ASSERT_EQ(swept->expired, 5u);
+  sampler.sample();
+  sampler.sample();  // a counter follows the store's total, it does not add it again
+  text = metrics.serialize();
+  EXPECT_EQ(scraped(text, "cascade_state_expired_total"), 5.0);
+  EXPECT_EQ(scraped(text, "cascade_state_bytes{class=\"cache\"}"), 0.0);
+}
+
+TEST_F(StateMetricsTest, AStoreWithoutAChangelogShowsItsOutboxAndEvictionsButNoChangelogSeries) {
+  StateOptions o = options(dir_.sub("alone"), "alone");
+  o.max_bytes = 2000;  // a few entries of 300 bytes
+  auto store = StateStore::open(o);
+  ASSERT_TRUE(store) << store.error().message;
+  WorkerMetrics metrics;
+  StateMetricsSampler sampler(metrics, **store, nullptr, std::chrono::hours(1));
+
+  for (int i = 0; i < 10; ++i) {
+    clock_.advance_ms(1);  // oldest first is well defined
+    ASSERT_TRUE((*store)->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
+  }
+  auto first = (*store)->maintain();
+  ASSERT_TRUE(first);
+  ASSERT_GT(first->evicted, 0u);
+  sampler.sample();
+  std::string text = metrics.serialize();
+  EXPECT_EQ(scraped(text, "cascade_state_evicted_total"), static_cast<double>(first->evicted));
+  // Replicated but with no changelog attached: every change waits in the outbox.
+  EXPECT_EQ(scraped(text, "cascade_state_outbox_pending"), 10.0);
+  EXPECT_FALSE(scraped(text, "cascade_state_changelog_lag_messages"));
+  EXPECT_FALSE(scraped(text, "cascade_state_changelog_applied_total"));
+
+  for (int i = 10; i < 20; ++i) {
+    clock_.advance_ms(1);
+    ASSERT_TRUE((*store)->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
+  }
+  auto second = (*store)->maintain();
+  ASSERT_TRUE(second);
+  ASSERT_GT(second->evicted, 0u);
+  sampler.sample();
+  EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_evicted_total"),
+            static_cast<double>(first->evicted + second->evicted));
+  EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}"),
+            static_cast<double>((*store)->stats().cache_bytes));
+}
+
+TEST_F(StateMetricsTest, TheSamplerRefreshesOnItsOwnEveryInterval) {
+  Replica a;
+  open(a, "worker-a");
+  ASSERT_TRUE(a.changelog);
+  WorkerMetrics metrics;
+  StateMetricsSampler sampler(metrics, *a.store, a.changelog.get(), std::chrono::milliseconds(20));
+  EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}"), 0.0);  // sampled at start
+  ASSERT_TRUE(a.store->put_response("acme", "fp", "answer", "v"));
+  const double expected = static_cast<double>(a.store->stats().cache_bytes);
+  ASSERT_GT(expected, 0.0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}") != expected &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}"), expected);
+}
+
+}  // namespace
+}  // namespace cascade

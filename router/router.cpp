@@ -52,10 +52,56 @@ std::string heuristic_reason(double score, Preference preference, Tier wanted, c
   return reason;
 }
 
+Tier tier_for_probability(double p_weak_ok, const ProbabilityThresholds& thresholds) {
+  if (p_weak_ok >= thresholds.small_min) return Tier::small;
+  if (p_weak_ok >= thresholds.medium_min) return Tier::medium;
+  return Tier::large;
+}
+
+void append_unavailable(std::string& reason, Tier wanted, const ModelInfo& chosen) {
+  if (chosen.tier == wanted) return;
+  reason += " (no ";
+  reason += to_string(wanted);
+  reason += " model available: ";
+  reason += to_string(chosen.tier);
+  reason += ')';
+}
+
+// "learned p_weak_ok=0.83 pref=balanced small_min=0.80 tier=small": the
+// scorer, its probability and the threshold that decided the tier.
+std::string scorer_reason(ScorerKind kind, double p, Preference preference, const ProbabilityThresholds& t,
+                          Tier wanted, const ModelInfo& chosen) {
+  const auto name = to_string(kind);
+  const auto pref = to_string(preference);
+  const auto tier = to_string(wanted);
+  const char* threshold_name = wanted == Tier::small ? "small_min" : "medium_min";
+  const double threshold = wanted == Tier::small ? t.small_min : t.medium_min;
+  const char* relation = wanted == Tier::large ? "<" : ">=";
+  char buffer[200];
+  int written = std::snprintf(buffer, sizeof buffer, "%.*s p_weak_ok=%.2f %s %s=%.2f pref=%.*s tier=%.*s",
+                              static_cast<int>(name.size()), name.data(), p, relation, threshold_name, threshold,
+                              static_cast<int>(pref.size()), pref.data(), static_cast<int>(tier.size()),
+                              tier.data());
+  std::string reason(buffer, static_cast<std::size_t>(std::max(written, 0)));
+  append_unavailable(reason, wanted, chosen);
+  return reason;
+}
+
 }  // namespace
 
 Router::Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available)
-    : config_(std::move(config)), catalog_(catalog), available_(std::move(available)) {
+    : Router(config, catalog, std::move(available), nullptr) {
+  if (auto scorer = load_route_scorer(config_); !scorer) {
+    scorer_problem_ = config_.scorer + " scorer unavailable: " + scorer.error().message;
+  } else if ((*scorer)->kind() != ScorerKind::heuristic) {
+    scorer_ = std::move(*scorer);
+  }
+}
+
+Router::Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available,
+               std::shared_ptr<const RouteScorer> scorer)
+    : config_(std::move(config)), catalog_(catalog), available_(std::move(available)), scorer_(std::move(scorer)) {
+  if (scorer_ && scorer_->kind() == ScorerKind::heuristic) scorer_ = nullptr;
   if (!available_) available_ = [](std::string_view) { return true; };
   for (const ModelInfo& model : catalog_.models()) candidates_by_tier_[index_of(model.tier)].push_back(&model);
   for (auto& candidates : candidates_by_tier_) {
@@ -76,6 +122,16 @@ const TierThresholds& Router::thresholds_for(Preference preference) const {
     case Preference::speed: return config_.speed;
   }
   return config_.balanced;
+}
+
+const ProbabilityThresholds& Router::probability_thresholds_for(Preference preference) const {
+  switch (preference) {
+    case Preference::cost: return config_.cost_p;
+    case Preference::balanced: return config_.balanced_p;
+    case Preference::quality: return config_.quality_p;
+    case Preference::speed: return config_.speed_p;
+  }
+  return config_.balanced_p;
 }
 
 const ModelInfo* Router::cheapest_in(Tier tier) const {
@@ -107,7 +163,14 @@ std::vector<const ModelInfo*> Router::fallbacks_for(const ModelInfo& chosen) con
 Result<RouteDecision> Router::route(const PromptEvent& event) const {
   // Scored even when pinned: the ledger can then show what pinned traffic
   // would have been routed to.
-  const ComplexityScore complexity = score_complexity(event.messages);
+  double score = 0;
+  double p_weak_ok = 0;
+  if (scorer_) {
+    p_weak_ok = scorer_->score(event.messages).p_weak_ok;
+    score = 1.0 - p_weak_ok;
+  } else {
+    score = score_complexity(event.messages).score;
+  }
 
   if (event.pinned()) {
     const ModelInfo* model = catalog_.find(event.model);
@@ -115,15 +178,19 @@ Result<RouteDecision> Router::route(const PromptEvent& event) const {
     if (!available_(model->provider))
       return fail(ErrorCode::unavailable, "model '" + model->id + "' is pinned but its provider '" +
                                               model->provider + "' is not available (not configured or no API key)");
-    return RouteDecision{model, model->tier, complexity.score, "pinned"};
+    return RouteDecision{model, model->tier, score, "pinned"};
   }
 
-  const Tier wanted = tier_for(complexity.score, thresholds_for(event.preference));
+  const Tier wanted = scorer_ ? tier_for_probability(p_weak_ok, probability_thresholds_for(event.preference))
+                              : tier_for(score, thresholds_for(event.preference));
   for (const Tier tier : fallback_order(wanted)) {
-    if (const ModelInfo* model = cheapest_in(tier))
-      return RouteDecision{model, model->tier, complexity.score,
-                           heuristic_reason(complexity.score, event.preference, wanted, *model),
-                           fallbacks_for(*model)};
+    if (const ModelInfo* model = cheapest_in(tier)) {
+      std::string reason = scorer_ ? scorer_reason(scorer_->kind(), p_weak_ok, event.preference,
+                                                   probability_thresholds_for(event.preference), wanted, *model)
+                                   : heuristic_reason(score, event.preference, wanted, *model);
+      if (!scorer_problem_.empty()) reason += " (" + scorer_problem_ + ")";
+      return RouteDecision{model, model->tier, score, std::move(reason), fallbacks_for(*model)};
+    }
   }
   return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");
 }

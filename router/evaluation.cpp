@@ -1,0 +1,612 @@
+// Outcomes files, the strong/weak pair view, the deterministic split, and
+// RouteLLM's metrics over a threshold sweep (docs/routing.md, "Metrics").
+#include "router/evaluation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+namespace cascade {
+namespace {
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64 finalizer
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+std::uint64_t hash_text(std::string_view text, std::uint64_t seed) {
+  std::uint64_t h = 0xCBF29CE484222325ull ^ mix(seed + 0x9E3779B97F4A7C15ull);
+  for (const char c : text) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001B3ull;
+  }
+  return mix(h);
+}
+
+// A seeded generator whose sequence is the same with every standard library
+// (std::shuffle and the distributions are not specified bit for bit).
+class SplitMix {
+ public:
+  explicit SplitMix(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() { return mix(state_ += 0x9E3779B97F4A7C15ull); }
+  std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
+
+ private:
+  std::uint64_t state_;
+};
+
+double round6(double v) { return std::round(v * 1e6) / 1e6; }
+
+nlohmann::ordered_json optional_number(const std::optional<double>& v) {
+  return v ? nlohmann::ordered_json(round6(*v)) : nlohmann::ordered_json(nullptr);
+}
+
+// What one prompt yields in each of the two states a threshold puts it in.
+struct PromptState {
+  double quality = 0;
+  double cost = 0;
+  bool strong_call = false;
+};
+
+struct Crossing {
+  double share = 0;
+  double cost_fraction = 0;
+  double threshold = 0;
+};
+
+// The cheapest point of the curve (interpolated between consecutive points)
+// whose `value` reaches `target`.
+template <class Value>
+std::optional<Crossing> first_reaching(const std::vector<CurvePoint>& curve, double target, Value value,
+                                       bool minimize_share) {
+  std::optional<Crossing> best;
+  auto consider = [&](const Crossing& c) {
+    if (!best || (minimize_share ? c.share < best->share : c.cost_fraction < best->cost_fraction)) best = c;
+  };
+  constexpr double kEps = 1e-12;
+  for (std::size_t i = 0; i < curve.size(); ++i) {
+    const CurvePoint& b = curve[i];
+    if (value(b) + kEps < target) continue;
+    if (i > 0 && value(curve[i - 1]) + kEps < target) {
+      const CurvePoint& a = curve[i - 1];
+      const double t = (target - value(a)) / (value(b) - value(a));
+      consider({a.strong_share + t * (b.strong_share - a.strong_share),
+                a.cost_fraction + t * (b.cost_fraction - a.cost_fraction), b.threshold});
+    } else {
+      consider({b.strong_share, b.cost_fraction, b.threshold});
+    }
+  }
+  return best;
+}
+
+// RouteLLM's APGR: mean PGR over the strong-call share range the curve covers.
+std::optional<double> apgr_of(const std::vector<CurvePoint>& curve) {
+  if (curve.size() < 2) return std::nullopt;
+  double area = 0;
+  for (std::size_t i = 1; i < curve.size(); ++i)
+    area += (curve[i].strong_share - curve[i - 1].strong_share) * (curve[i].pgr + curve[i - 1].pgr) / 2;
+  const double width = curve.back().strong_share - curve.front().strong_share;
+  if (width <= 0) return std::nullopt;
+  return area / width;
+}
+
+RoutingEvaluation evaluate_policy(const std::vector<PairOutcome>& pairs, const std::vector<double>& p_weak_ok,
+                                  const std::vector<PromptState>& direct, const std::vector<PromptState>& weak_path,
+                                  const EvaluationOptions& options, bool with_baselines) {
+  RoutingEvaluation out;
+  const std::size_t n = pairs.size();
+  out.rows = n;
+  if (n == 0 || p_weak_ok.size() != n) return out;
+  double weak_q = 0, strong_q = 0, weak_c = 0, strong_c = 0;
+  for (const auto& p : pairs) {
+    weak_q += p.weak_quality;
+    strong_q += p.strong_quality;
+    weak_c += p.weak_cost;
+    strong_c += p.strong_cost;
+  }
+  out.weak_quality = weak_q / static_cast<double>(n);
+  out.strong_quality = strong_q / static_cast<double>(n);
+  out.weak_cost_fraction = strong_c > 0 ? weak_c / strong_c : 0;
+  const double gap = out.strong_quality - out.weak_quality;
+  const bool has_gap = gap > 1e-12;
+
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::ranges::stable_sort(order, [&](std::size_t a, std::size_t b) { return p_weak_ok[a] < p_weak_ok[b]; });
+
+  double quality = 0, cost = 0, strong_calls = 0;
+  for (const auto& s : weak_path) {
+    quality += s.quality;
+    cost += s.cost;
+    strong_calls += s.strong_call;
+  }
+  auto point = [&](std::size_t k) {
+    CurvePoint c;
+    c.threshold = k < n ? p_weak_ok[order[k]] : std::nextafter(p_weak_ok[order[n - 1]], INFINITY);
+    c.strong_share = strong_calls / static_cast<double>(n);
+    c.quality = quality / static_cast<double>(n);
+    c.cost_fraction = strong_c > 0 ? cost / strong_c : 0;
+    c.pgr = has_gap ? (c.quality - out.weak_quality) / gap : 0;
+    return c;
+  };
+  out.curve.push_back(point(0));
+  for (std::size_t k = 1; k <= n; ++k) {
+    const std::size_t i = order[k - 1];
+    quality += direct[i].quality - weak_path[i].quality;
+    cost += direct[i].cost - weak_path[i].cost;
+    strong_calls += static_cast<double>(direct[i].strong_call) - static_cast<double>(weak_path[i].strong_call);
+    if (k == n || p_weak_ok[order[k - 1]] != p_weak_ok[order[k]]) out.curve.push_back(point(k));
+  }
+
+  const auto quality_of = [](const CurvePoint& c) { return c.quality; };
+  for (const double target : {0.50, 0.80, 0.95}) {
+    CostAtQuality at{target, {}, {}, {}};
+    if (auto c = first_reaching(out.curve, target * out.strong_quality, quality_of, false)) {
+      at.cost_fraction = c->cost_fraction;
+      at.strong_share = c->share;
+      at.threshold = c->threshold;
+    }
+    out.cost_at.push_back(at);
+  }
+  if (!has_gap) return out;
+  out.apgr = apgr_of(out.curve);
+  const auto pgr_of = [](const CurvePoint& c) { return c.pgr; };
+  if (auto c = first_reaching(out.curve, 0.5, pgr_of, true)) out.cpt_50 = c->share;
+  if (auto c = first_reaching(out.curve, 0.8, pgr_of, true)) out.cpt_80 = c->share;
+  if (!with_baselines) return out;
+
+  // Random routing between the two models over the same prompts.
+  std::vector<double> random_apgrs;
+  SplitMix rng(options.seed ^ 0xA5A5A5A5DEADBEEFull);
+  std::vector<std::size_t> shuffled(n);
+  for (int r = 0; r < options.random_repeats; ++r) {
+    std::iota(shuffled.begin(), shuffled.end(), 0);
+    for (std::size_t i = n - 1; i > 0; --i) std::swap(shuffled[i], shuffled[rng.below(i + 1)]);
+    double q = weak_q, area = 0, previous_pgr = 0;
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto& p = pairs[shuffled[k - 1]];
+      q += p.strong_quality - p.weak_quality;
+      const double pgr = (q / static_cast<double>(n) - out.weak_quality) / gap;
+      area += (pgr + previous_pgr) / 2 / static_cast<double>(n);
+      previous_pgr = pgr;
+    }
+    random_apgrs.push_back(area);
+  }
+  if (!random_apgrs.empty()) {
+    std::ranges::sort(random_apgrs);
+    out.random_apgr = std::accumulate(random_apgrs.begin(), random_apgrs.end(), 0.0) /
+                      static_cast<double>(random_apgrs.size());
+    const auto at = [&](double q) {
+      return random_apgrs[static_cast<std::size_t>(std::round(q * static_cast<double>(random_apgrs.size() - 1)))];
+    };
+    out.random_apgr_low = at(0.025);
+    out.random_apgr_high = at(0.975);
+  }
+  // In expectation, random routing of a share s of prompts to the strong
+  // model recovers s of the gap at (weak + s * (strong - weak)) of the cost.
+  const double share95 = std::clamp((0.95 * out.strong_quality - out.weak_quality) / gap, 0.0, 1.0);
+  out.random_cost_at_95 = out.weak_cost_fraction + share95 * (1 - out.weak_cost_fraction);
+
+  std::vector<double> oracle(n);
+  std::vector<PromptState> strong_state(n), weak_state(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& p = pairs[i];
+    oracle[i] = p.strong_quality > p.weak_quality ? 0.0 : p.strong_quality < p.weak_quality ? 1.0 : 0.5;
+    strong_state[i] = {p.strong_quality, p.strong_cost, true};
+    weak_state[i] = {p.weak_quality, p.weak_cost, false};
+  }
+  const RoutingEvaluation best = evaluate_policy(pairs, oracle, strong_state, weak_state, options, false);
+  out.oracle_apgr = best.apgr;
+  out.oracle_cost_at_95 = best.cost_at.back().cost_fraction;
+  return out;
+}
+
+// ----------------------------------------------------- the weak answer check
+
+// Evaluates "+ - * / ( )" over decimal numbers ("1,200", "0.5"); nullopt on
+// anything else, so an annotation we cannot read is never held against the answer.
+class Arithmetic {
+ public:
+  explicit Arithmetic(std::string_view text) : s_(text) {}
+  std::optional<double> evaluate() {
+    auto v = sum();
+    skip();
+    if (!v || i_ != s_.size()) return std::nullopt;
+    return v;
+  }
+
+ private:
+  void skip() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '$')) ++i_;
+  }
+  std::optional<double> sum() {
+    auto v = product();
+    while (v) {
+      skip();
+      if (i_ >= s_.size() || (s_[i_] != '+' && s_[i_] != '-')) break;
+      const char op = s_[i_++];
+      const auto r = product();
+      if (!r) return std::nullopt;
+      *v = op == '+' ? *v + *r : *v - *r;
+    }
+    return v;
+  }
+  std::optional<double> product() {
+    auto v = unary();
+    while (v) {
+      skip();
+      if (i_ >= s_.size() || (s_[i_] != '*' && s_[i_] != '/' && s_[i_] != 'x')) break;
+      const char op = s_[i_++];
+      const auto r = unary();
+      if (!r) return std::nullopt;
+      if (op == '/') {
+        if (*r == 0) return std::nullopt;
+        *v /= *r;
+      } else {
+        *v *= *r;
+      }
+    }
+    return v;
+  }
+  std::optional<double> unary() {
+    skip();
+    if (i_ < s_.size() && s_[i_] == '-') {
+      ++i_;
+      auto v = unary();
+      if (v) *v = -*v;
+      return v;
+    }
+    if (i_ < s_.size() && s_[i_] == '(') {
+      ++i_;
+      auto v = sum();
+      skip();
+      if (!v || i_ >= s_.size() || s_[i_] != ')') return std::nullopt;
+      ++i_;
+      return v;
+    }
+    return number();
+  }
+  std::optional<double> number() {
+    skip();
+    std::string digits;
+    while (i_ < s_.size() && ((s_[i_] >= '0' && s_[i_] <= '9') || s_[i_] == '.' || s_[i_] == ',')) {
+      if (s_[i_] != ',') digits += s_[i_];
+      ++i_;
+    }
+    if (digits.empty() || digits == ".") return std::nullopt;
+    char* end = nullptr;
+    const double v = std::strtod(digits.c_str(), &end);
+    if (end != digits.c_str() + digits.size()) return std::nullopt;
+    if (i_ < s_.size() && s_[i_] == '%') {
+      ++i_;
+      return v / 100;
+    }
+    return v;
+  }
+
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+// The option letters of a multiple-choice prompt: lines opening with
+// "A)", "A." or "(A)". Empty when the prompt has fewer than two.
+std::string option_letters(std::string_view prompt) {
+  std::string letters;
+  for (std::size_t i = 0; i < prompt.size(); ++i) {
+    if (i != 0 && prompt[i - 1] != '\n') continue;
+    std::size_t j = i;
+    if (j < prompt.size() && prompt[j] == '(') ++j;
+    if (j + 1 < prompt.size() && prompt[j] >= 'A' && prompt[j] <= 'J' && (prompt[j + 1] == ')' || prompt[j + 1] == '.') &&
+        letters.find(prompt[j]) == std::string::npos)
+      letters += prompt[j];
+  }
+  return letters.size() >= 2 ? letters : std::string();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------- outcomes ----
+
+Result<OutcomeRow> parse_outcome_line(std::string_view line) {
+  const auto j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return fail(ErrorCode::invalid_request, "not a JSON object");
+  const auto prompt = j.find("prompt");
+  const auto outcomes = j.find("outcomes");
+  if (prompt == j.end() || !prompt->is_string())
+    return fail(ErrorCode::invalid_request, "'prompt' must be a string");
+  if (outcomes == j.end() || !outcomes->is_object() || outcomes->empty())
+    return fail(ErrorCode::invalid_request, "'outcomes' must be a non-empty object of model -> outcome");
+  OutcomeRow row;
+  row.prompt = prompt->get<std::string>();
+  if (const auto source = j.find("source"); source != j.end() && source->is_string()) row.source = source->get<std::string>();
+  for (const auto& [model, o] : outcomes->items()) {
+    const auto q = o.is_object() ? o.find("quality") : o.end();
+    const auto c = o.is_object() ? o.find("cost_usd") : o.end();
+    if (!o.is_object() || q == o.end() || !q->is_number() || c == o.end() || !c->is_number())
+      return fail(ErrorCode::invalid_request, "outcome of '" + model + "' needs numbers 'quality' and 'cost_usd'");
+    ModelOutcome m{q->get<double>(), c->get<double>(), std::nullopt};
+    if (!(m.quality >= 0 && m.quality <= 1) || !(m.cost_usd >= 0) || !std::isfinite(m.cost_usd))
+      return fail(ErrorCode::invalid_request, "outcome of '" + model + "': quality must be in 0..1 and cost_usd >= 0");
+    if (const auto r = o.find("response"); r != o.end() && r->is_string()) m.response = r->get<std::string>();
+    row.outcomes.emplace(model, std::move(m));
+  }
+  return row;
+}
+
+nlohmann::json to_json(const OutcomeRow& row) {
+  nlohmann::json outcomes = nlohmann::json::object();
+  for (const auto& [model, o] : row.outcomes) {
+    nlohmann::json entry = {{"quality", o.quality}, {"cost_usd", o.cost_usd}};
+    if (o.response) entry["response"] = *o.response;
+    outcomes[model] = std::move(entry);
+  }
+  nlohmann::json j = {{"prompt", row.prompt}, {"outcomes", std::move(outcomes)}};
+  if (!row.source.empty()) j["source"] = row.source;
+  return j;
+}
+
+Result<std::vector<OutcomeRow>> read_outcomes(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return fail(ErrorCode::invalid_request, "cannot open outcomes file '" + path + "'");
+  std::vector<OutcomeRow> rows;
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    if (trim(line).empty()) continue;
+    auto row = parse_outcome_line(line);
+    if (!row) return fail(ErrorCode::invalid_request, path + ":" + std::to_string(number) + ": " + row.error().message);
+    rows.push_back(std::move(*row));
+  }
+  return rows;
+}
+
+Result<PairSelection> select_pair(const std::vector<OutcomeRow>& rows, std::string_view weak, std::string_view strong,
+                                  std::string_view check) {
+  auto names = [](std::string_view list) {
+    std::vector<std::string> out;
+    std::stringstream ss{std::string(list)};
+    for (std::string item; std::getline(ss, item, ',');) {
+      if (auto t = trim(item); !t.empty()) out.emplace_back(t);
+    }
+    return out;
+  };
+  const auto weak_names = names(weak);
+  const auto strong_names = names(strong);
+  if (weak_names.empty() || strong_names.empty())
+    return fail(ErrorCode::invalid_request, "name the weak and the strong model (--weak, --strong)");
+  auto find = [](const OutcomeRow& row, const std::vector<std::string>& candidates) -> const ModelOutcome* {
+    for (const auto& name : candidates) {
+      if (auto it = row.outcomes.find(name); it != row.outcomes.end()) return &it->second;
+    }
+    return nullptr;
+  };
+  const auto check_names = names(check);
+  PairSelection selection;
+  for (const auto& row : rows) {
+    const ModelOutcome* w = find(row, weak_names);
+    const ModelOutcome* s = find(row, strong_names);
+    const ModelOutcome* c = check_names.empty() ? nullptr : find(row, check_names);
+    if (w == nullptr || s == nullptr || w == s || (!check_names.empty() && (c == nullptr || c == w || c == s))) {
+      ++selection.skipped;
+      continue;
+    }
+    PairOutcome pair{row.prompt, w->quality, s->quality, w->cost_usd, s->cost_usd, w->response};
+    if (c != nullptr) {
+      pair.check_cost = c->cost_usd;
+      pair.check_response = c->response;
+    }
+    selection.pairs.push_back(std::move(pair));
+  }
+  if (selection.pairs.empty())
+    return fail(ErrorCode::invalid_request, "no row has outcomes of both '" + std::string(weak) + "' and '" +
+                                                std::string(strong) + "'");
+  return selection;
+}
+
+Split split_by_prompt(const std::vector<PairOutcome>& pairs, double train_fraction, std::uint64_t seed) {
+  std::vector<std::pair<std::uint64_t, std::size_t>> keyed;
+  keyed.reserve(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) keyed.emplace_back(hash_text(pairs[i].prompt, seed), i);
+  std::ranges::sort(keyed);
+  const auto train = static_cast<std::size_t>(
+      std::llround(std::clamp(train_fraction, 0.0, 1.0) * static_cast<double>(pairs.size())));
+  Split split;
+  for (std::size_t k = 0; k < keyed.size(); ++k) (k < train ? split.train : split.test).push_back(keyed[k].second);
+  // Keep identical prompts together: move the rest of a group that straddles the cut.
+  while (!split.train.empty() && !split.test.empty() &&
+         pairs[split.train.back()].prompt == pairs[split.test.front()].prompt) {
+    split.train.push_back(split.test.front());
+    split.test.erase(split.test.begin());
+  }
+  return split;
+}
+
+// ----------------------------------------------------------- evaluation ----
+
+RoutingEvaluation evaluate_routing(const std::vector<PairOutcome>& pairs, const std::vector<double>& p_weak_ok,
+                                   const EvaluationOptions& options) {
+  std::vector<PromptState> strong(pairs.size()), weak(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    strong[i] = {pairs[i].strong_quality, pairs[i].strong_cost, true};
+    weak[i] = {pairs[i].weak_quality, pairs[i].weak_cost, false};
+  }
+  return evaluate_policy(pairs, p_weak_ok, strong, weak, options, true);
+}
+
+RoutingEvaluation evaluate_cascade(const std::vector<PairOutcome>& pairs, const std::vector<double>& p_weak_ok,
+                                   const std::vector<bool>& weak_fails, const EvaluationOptions& options,
+                                   bool pay_check) {
+  if (weak_fails.size() != pairs.size()) return RoutingEvaluation{};
+  std::vector<PromptState> strong(pairs.size()), weak_first(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto& p = pairs[i];
+    const double first = p.weak_cost + (pay_check ? p.check_cost : 0.0);
+    strong[i] = {p.strong_quality, p.strong_cost, true};
+    weak_first[i] = weak_fails[i] ? PromptState{p.strong_quality, first + p.strong_cost, true}
+                                  : PromptState{p.weak_quality, first, false};
+  }
+  return evaluate_policy(pairs, p_weak_ok, strong, weak_first, options, true);
+}
+
+nlohmann::ordered_json to_json(const RoutingEvaluation& e, std::size_t max_curve_points) {
+  nlohmann::ordered_json j;
+  j["rows"] = e.rows;
+  j["weak_quality"] = round6(e.weak_quality);
+  j["strong_quality"] = round6(e.strong_quality);
+  j["weak_cost_fraction"] = round6(e.weak_cost_fraction);
+  j["apgr"] = optional_number(e.apgr);
+  j["random_apgr"] = optional_number(e.random_apgr);
+  j["random_apgr_ci95"] = e.random_apgr_low
+                              ? nlohmann::ordered_json::array({round6(*e.random_apgr_low), round6(*e.random_apgr_high)})
+                              : nlohmann::ordered_json(nullptr);
+  j["cpt_50"] = optional_number(e.cpt_50);
+  j["cpt_80"] = optional_number(e.cpt_80);
+  for (const auto& at : e.cost_at) {
+    const std::string pct = std::to_string(static_cast<int>(std::lround(at.target * 100)));
+    j["cost_at_" + pct] = optional_number(at.cost_fraction);
+    if (pct == "95") {
+      j["strong_calls_at_95"] = optional_number(at.strong_share);
+      j["threshold_at_95"] = optional_number(at.threshold);
+    }
+  }
+  j["random_cost_at_95"] = optional_number(e.random_cost_at_95);
+  j["oracle_apgr"] = optional_number(e.oracle_apgr);
+  j["oracle_cost_at_95"] = optional_number(e.oracle_cost_at_95);
+
+  std::vector<std::size_t> keep;
+  if (e.curve.size() <= max_curve_points || max_curve_points < 2) {
+    keep.resize(e.curve.size());
+    std::iota(keep.begin(), keep.end(), 0);
+  } else {
+    const double first = e.curve.front().strong_share;
+    const double last = e.curve.back().strong_share;
+    std::size_t i = 0;
+    for (std::size_t g = 0; g < max_curve_points; ++g) {
+      const double target = first + (last - first) * static_cast<double>(g) / static_cast<double>(max_curve_points - 1);
+      while (i + 1 < e.curve.size() && e.curve[i].strong_share < target) ++i;
+      if (keep.empty() || keep.back() != i) keep.push_back(i);
+    }
+    if (keep.front() != 0) keep.insert(keep.begin(), 0);
+    if (keep.back() != e.curve.size() - 1) keep.push_back(e.curve.size() - 1);
+  }
+  nlohmann::ordered_json curve = nlohmann::ordered_json::array();
+  for (const std::size_t k : keep) {
+    const CurvePoint& c = e.curve[k];
+    nlohmann::ordered_json point;
+    point["threshold"] = round6(c.threshold);
+    point["strong_share"] = round6(c.strong_share);
+    point["quality"] = round6(c.quality);
+    point["cost_fraction"] = round6(c.cost_fraction);
+    point["pgr"] = round6(c.pgr);
+    curve.push_back(std::move(point));
+  }
+  j["curve"] = std::move(curve);
+  return j;
+}
+
+bool weak_answer_fails_check(std::string_view prompt, std::string_view response) {
+  const std::string_view answer = trim(response);
+  if (answer.empty()) return true;
+
+  // Calculator annotations "<<48/2=24>>" must compute.
+  for (std::size_t at = answer.find("<<"); at != std::string_view::npos; at = answer.find("<<", at + 2)) {
+    const std::size_t close = answer.find(">>", at + 2);
+    if (close == std::string_view::npos) break;
+    const std::string_view inner = answer.substr(at + 2, close - at - 2);
+    const std::size_t eq = inner.rfind('=');
+    if (eq == std::string_view::npos) continue;
+    const auto lhs = Arithmetic(inner.substr(0, eq)).evaluate();
+    const auto rhs = Arithmetic(inner.substr(eq + 1)).evaluate();
+    if (lhs && rhs && std::abs(*lhs - *rhs) > 1e-6 * std::max(1.0, std::abs(*rhs)) + 1e-9) return true;
+  }
+  // An answer in the GSM8K format (worked steps with "<<...>>" or "####")
+  // must end its work with "#### <number>"; without it, it was cut off.
+  if (answer.find("<<") != std::string_view::npos || answer.find("####") != std::string_view::npos) {
+    const std::size_t mark = answer.rfind("####");
+    if (mark == std::string_view::npos) return true;
+    const std::string_view final_answer = trim(answer.substr(mark + 4));
+    if (final_answer.empty() ||
+        !(std::isdigit(static_cast<unsigned char>(final_answer.front())) || final_answer.front() == '-' ||
+          final_answer.front() == '$'))
+      return true;
+  }
+  // A multiple-choice prompt wants one of its option letters.
+  if (const std::string letters = option_letters(prompt); !letters.empty()) {
+    std::string_view a = answer;
+    for (const std::string_view lead : {"The answer is", "Answer:", "answer is"}) {
+      if (const auto p = a.find(lead); p != std::string_view::npos && p < 8) a = trim(a.substr(p + lead.size()));
+    }
+    if (!a.empty() && a.front() == '(') a.remove_prefix(1);
+    if (a.empty() || letters.find(a.front()) == std::string::npos) return true;
+    if (a.size() > 1 && std::isalpha(static_cast<unsigned char>(a[1]))) return true;  // a word, not a letter
+  }
+  return false;
+}
+
+std::optional<std::string> final_answer(std::string_view prompt, std::string_view response) {
+  const std::string_view answer = trim(response);
+  if (answer.empty()) return std::nullopt;
+  if (const std::string letters = option_letters(prompt); !letters.empty()) {
+    std::string_view a = answer;
+    for (const std::string_view lead : {"The answer is", "Answer:", "answer is"}) {
+      if (const auto p = a.find(lead); p != std::string_view::npos && p < 8) a = trim(a.substr(p + lead.size()));
+    }
+    if (!a.empty() && a.front() == '(') a.remove_prefix(1);
+    if (a.empty() || letters.find(a.front()) == std::string::npos) return std::nullopt;
+    if (a.size() > 1 && std::isalpha(static_cast<unsigned char>(a[1]))) return std::nullopt;
+    return std::string(1, a.front());
+  }
+  // A number: after the last "####", else the last one in the text.
+  std::string_view tail = answer;
+  if (const std::size_t mark = answer.rfind("####"); mark != std::string_view::npos) tail = answer.substr(mark + 4);
+  std::string last, current;
+  bool seen_digit = false;
+  auto flush = [&] {
+    if (seen_digit) last = current;
+    current.clear();
+    seen_digit = false;
+  };
+  for (std::size_t i = 0; i < tail.size(); ++i) {
+    const char c = tail[i];
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      current += c;
+      seen_digit = true;
+    } else if ((c == '.' || c == ',') && seen_digit && i + 1 < tail.size() &&
+               std::isdigit(static_cast<unsigned char>(tail[i + 1]))) {
+      if (c == '.') current += c;  // "1,200" -> "1200"
+    } else if (c == '-' && current.empty() && i + 1 < tail.size() && std::isdigit(static_cast<unsigned char>(tail[i + 1]))) {
+      current += c;
+    } else {
+      flush();
+    }
+  }
+  flush();
+  if (last.empty()) return std::nullopt;
+  // "18.00" and "18" are the same answer.
+  if (last.find('.') != std::string::npos) {
+    while (last.back() == '0') last.pop_back();
+    if (last.back() == '.') last.pop_back();
+  }
+  if (tail.size() == answer.size() && answer.size() > 200) return std::nullopt;  // long free text: no final answer
+  return last;
+}
+
+bool answers_disagree(std::string_view prompt, std::string_view weak_response, std::string_view check_response) {
+  if (weak_answer_fails_check(prompt, weak_response)) return true;
+  const auto a = final_answer(prompt, weak_response);
+  const auto b = final_answer(prompt, check_response);
+  if (!a) return false;  // nothing comparable: the format check alone decides
+  return !b || *a != *b;
+}
+
+}  // namespace cascade

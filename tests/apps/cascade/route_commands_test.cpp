@@ -1,0 +1,137 @@
+// `cascade route-train` and `route-eval` end to end on a small outcomes
+// file, as the CLI runs them: the contract's keys, a learned router that
+// beats random on a learnable set, and a cascade that refuses to run without
+// the weak model's answers.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/cascade/commands.h"
+#include "router/router.h"
+
+namespace cascade::cli {
+namespace {
+
+class RouteCommands : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cascade-route-commands-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // 120 prompts: small talk the weak model answers as well as the strong
+  // one, and proofs only the strong one gets right. Weak calls cost 1, strong 10.
+  std::string write_outcomes(bool with_responses) {
+    const std::string path = (dir_ / "outcomes.jsonl").string();
+    std::ofstream out(path);
+    const char* easy[] = {"write a friendly greeting for", "tell a short joke about", "suggest a nice name for"};
+    const char* hard[] = {"prove the theorem about", "derive and prove the identity for", "prove by induction the bound on"};
+    for (int i = 0; i < 60; ++i) {
+      const std::string topic = " topic " + std::to_string(i);
+      nlohmann::json e = {{"prompt", std::string(easy[i % 3]) + topic},
+                          {"outcomes",
+                           {{"weak", {{"quality", 1}, {"cost_usd", 1}}}, {"strong", {{"quality", 1}, {"cost_usd", 10}}}}}};
+      nlohmann::json h = {{"prompt", std::string(hard[i % 3]) + topic},
+                          {"outcomes",
+                           {{"weak", {{"quality", 0}, {"cost_usd", 1}}}, {"strong", {{"quality", 1}, {"cost_usd", 10}}}}}};
+      if (with_responses) {
+        e["outcomes"]["weak"]["response"] = "Hello!";
+        h["outcomes"]["weak"]["response"] = "<<2+2=5>>5\n#### 5";  // fails the arithmetic check
+      }
+      out << e.dump() << '\n' << h.dump() << '\n';
+    }
+    return path;
+  }
+
+  static std::pair<int, std::string> run_eval(const RouteEvalOptions& options) {
+    ::testing::internal::CaptureStdout();
+    const int code = run_route_eval(CommonOptions{}, options);
+    return {code, ::testing::internal::GetCapturedStdout()};
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(RouteCommands, EvalPrintsTheContractKeysAndALearnedRouterBeatsRandom) {
+  RouteEvalOptions options;
+  options.outcomes = write_outcomes(false);
+  options.weak = "weak";
+  options.strong = "strong";
+  options.router = "learned";
+  options.train_fraction = 0.5;
+  const auto [code, out] = run_eval(options);
+  ASSERT_EQ(code, 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  for (const char* key : {"apgr", "random_apgr", "cost_at_50", "cost_at_80", "cost_at_95", "strong_calls_at_95", "curve"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["train_rows"].get<int>() + j["test_rows"].get<int>(), 120);
+  EXPECT_GT(j["apgr"].get<double>(), j["random_apgr_ci95"][1].get<double>());
+  // Sending only the proofs to the strong model reaches its quality at
+  // about half the cost of always-strong (half the prompts at 10, half at 1).
+  EXPECT_LT(j["cost_at_95"].get<double>(), 0.6);
+  EXPECT_LT(j["cost_at_95"].get<double>(), j["random_cost_at_95"].get<double>());
+  EXPECT_GE(j["curve"].size(), 2u);
+}
+
+TEST_F(RouteCommands, EvalOfTheRandomAndHeuristicRoutersRuns) {
+  RouteEvalOptions options;
+  options.outcomes = write_outcomes(false);
+  options.weak = "weak";
+  options.strong = "strong";
+  for (const char* router : {"random", "heuristic"}) {
+    options.router = router;
+    const auto [code, out] = run_eval(options);
+    ASSERT_EQ(code, 0) << router;
+    const auto j = nlohmann::json::parse(out);
+    EXPECT_EQ(j["router"], router);
+    EXPECT_EQ(j["test_rows"], 120);
+  }
+}
+
+TEST_F(RouteCommands, CascadeNeedsTheWeakAnswersAndUsesTheCheckWhenItHasThem) {
+  RouteEvalOptions options;
+  options.outcomes = write_outcomes(false);
+  options.weak = "weak";
+  options.strong = "strong";
+  options.router = "cascade";
+  options.train_fraction = 0.5;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(run_eval(options).first, 1);
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("oracle"), std::string::npos);
+
+  options.outcomes = write_outcomes(true);
+  const auto [code, out] = run_eval(options);
+  ASSERT_EQ(code, 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  // Every proof's weak answer fails the check: escalated, with both calls paid.
+  EXPECT_NEAR(j["check_failed_share"].get<double>(), 0.5, 0.1);
+  EXPECT_NEAR(j["curve"][0]["pgr"].get<double>(), 1.0, 1e-9);
+}
+
+TEST_F(RouteCommands, TrainWritesAModelTheRouterLoads) {
+  RouteTrainOptions options;
+  options.outcomes = {write_outcomes(false)};
+  options.out = (dir_ / "learned.json").string();
+  options.hash_bits = 12;
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(run_route_train(options), 0) << ::testing::internal::GetCapturedStderr();
+  ::testing::internal::GetCapturedStderr();
+  auto scorer = load_route_model(options.out);
+  ASSERT_TRUE(scorer) << scorer.error().message;
+  EXPECT_GT((*scorer)->score(user_messages("write a friendly greeting for topic 999")).p_weak_ok,
+            (*scorer)->score(user_messages("prove the theorem about topic 999")).p_weak_ok);
+  // The weak model was taken to be the cheaper one of the file's two.
+  const auto model = nlohmann::json::parse(std::ifstream(options.out));
+  EXPECT_EQ(model["weak"], "weak");
+  EXPECT_EQ(model["strong"], "strong");
+}
+
+}  // namespace
+}  // namespace cascade::cli

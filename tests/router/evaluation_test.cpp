@@ -1,0 +1,180 @@
+// RouteLLM's metrics on a four-prompt example worked out by hand, the
+// cascade's accounting, the weak-answer check, and the split.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "router/evaluation.h"
+
+namespace cascade {
+namespace {
+
+// prompt  weak q  strong q  weak $  strong $  p_weak_ok
+//   a       0       1         1       10        0.1   (only the strong model is right)
+//   b       1       1         1       10        0.9
+//   c       0       0         1       10        0.5   (both wrong)
+//   d       1       1         1       10        0.7
+// weak quality 0.5, strong 0.75; always-strong costs 40, always-weak 4.
+std::vector<PairOutcome> four_prompts() {
+  return {{"a", 0, 1, 1, 10, std::nullopt},
+          {"b", 1, 1, 1, 10, std::nullopt},
+          {"c", 0, 0, 1, 10, std::nullopt},
+          {"d", 1, 1, 1, 10, std::nullopt}};
+}
+const std::vector<double> kP = {0.1, 0.9, 0.5, 0.7};
+
+TEST(RoutingMetrics, MatchTheHandComputedCurveOfFourPrompts) {
+  const RoutingEvaluation e = evaluate_routing(four_prompts(), kP);
+  EXPECT_DOUBLE_EQ(e.weak_quality, 0.5);
+  EXPECT_DOUBLE_EQ(e.strong_quality, 0.75);
+  EXPECT_DOUBLE_EQ(e.weak_cost_fraction, 0.1);
+  // Ascending p: a, c, d, b go to the strong model one by one.
+  ASSERT_EQ(e.curve.size(), 5u);
+  const double share[] = {0, 0.25, 0.5, 0.75, 1};
+  const double quality[] = {0.5, 0.75, 0.75, 0.75, 0.75};
+  const double cost[] = {4.0 / 40, 13.0 / 40, 22.0 / 40, 31.0 / 40, 1.0};
+  const double threshold[] = {0.1, 0.5, 0.7, 0.9};
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_DOUBLE_EQ(e.curve[k].strong_share, share[k]) << k;
+    EXPECT_DOUBLE_EQ(e.curve[k].quality, quality[k]) << k;
+    EXPECT_NEAR(e.curve[k].cost_fraction, cost[k], 1e-12) << k;
+    if (k < 4) EXPECT_DOUBLE_EQ(e.curve[k].threshold, threshold[k]) << k;
+  }
+  EXPECT_GT(e.curve[4].threshold, 0.9);  // above every score: all go strong
+  // APGR: PGR 0 -> 1 over the first quarter, then 1: 0.125 + 0.75.
+  ASSERT_TRUE(e.apgr);
+  EXPECT_DOUBLE_EQ(*e.apgr, 0.875);
+  // CPT: half and 80% of the gap are reached an eighth and a fifth of the way.
+  EXPECT_DOUBLE_EQ(*e.cpt_50, 0.125);
+  EXPECT_DOUBLE_EQ(*e.cpt_80, 0.2);
+  // 50% of strong quality (0.375): always-weak already has it.
+  ASSERT_EQ(e.cost_at.size(), 3u);
+  EXPECT_DOUBLE_EQ(*e.cost_at[0].cost_fraction, 0.1);
+  EXPECT_DOUBLE_EQ(*e.cost_at[0].strong_share, 0.0);
+  // 80% (0.6): 40% of the way from point 0 to point 1.
+  EXPECT_NEAR(*e.cost_at[1].cost_fraction, 0.1 + 0.4 * 0.225, 1e-12);
+  // 95% (0.7125): 85% of the way.
+  EXPECT_NEAR(*e.cost_at[2].cost_fraction, 0.1 + 0.85 * 0.225, 1e-12);
+  EXPECT_NEAR(*e.cost_at[2].strong_share, 0.85 * 0.25, 1e-12);
+  EXPECT_DOUBLE_EQ(*e.cost_at[2].threshold, 0.5);
+  // Random routing reaches 95% at share 0.85 in expectation: 0.1 + 0.85 * 0.9.
+  EXPECT_NEAR(*e.random_cost_at_95, 0.865, 1e-12);
+  // The oracle sends only `a` first: the same curve here.
+  EXPECT_DOUBLE_EQ(*e.oracle_apgr, 0.875);
+}
+
+TEST(RoutingMetrics, RandomApgrIsThatOfRandomOrdersOfTheSamePrompts) {
+  // Whichever position `a` takes in a random order, APGR is 0.875, 0.625,
+  // 0.375 or 0.125: a mean near 0.5 and those extremes as its 95% range.
+  const RoutingEvaluation e = evaluate_routing(four_prompts(), kP, {.seed = 7, .random_repeats = 400});
+  ASSERT_TRUE(e.random_apgr);
+  EXPECT_NEAR(*e.random_apgr, 0.5, 0.06);
+  EXPECT_DOUBLE_EQ(*e.random_apgr_low, 0.125);
+  EXPECT_DOUBLE_EQ(*e.random_apgr_high, 0.875);
+  const RoutingEvaluation again = evaluate_routing(four_prompts(), kP, {.seed = 7, .random_repeats = 400});
+  EXPECT_EQ(*again.random_apgr, *e.random_apgr);
+}
+
+TEST(RoutingMetrics, EqualScoresAreOneStepOfTheSweep) {
+  const RoutingEvaluation e = evaluate_routing(four_prompts(), {0.5, 0.5, 0.5, 0.5});
+  ASSERT_EQ(e.curve.size(), 2u);
+  EXPECT_DOUBLE_EQ(*e.apgr, 0.5);  // a straight line from weak to strong
+}
+
+TEST(RoutingMetrics, NoGapMeansNoApgr) {
+  std::vector<PairOutcome> same = {{"x", 1, 1, 1, 10, std::nullopt}, {"y", 0, 0, 1, 10, std::nullopt}};
+  const RoutingEvaluation e = evaluate_routing(same, {0.2, 0.4});
+  EXPECT_FALSE(e.apgr);
+  EXPECT_FALSE(e.random_apgr);
+  const auto j = to_json(e);
+  EXPECT_TRUE(j["apgr"].is_null());
+  EXPECT_TRUE(j.contains("cost_at_95"));
+}
+
+TEST(CascadeMetrics, PayForTheWeakCallOfEveryEscalatedPrompt) {
+  // `a` fails the check; with every prompt weak-first, `a` costs 1 + 10.
+  const std::vector<bool> fails = {true, false, false, false};
+  const RoutingEvaluation e = evaluate_cascade(four_prompts(), kP, fails);
+  ASSERT_FALSE(e.curve.empty());
+  EXPECT_DOUBLE_EQ(e.curve[0].strong_share, 0.25);
+  EXPECT_DOUBLE_EQ(e.curve[0].quality, 0.75);
+  EXPECT_NEAR(e.curve[0].cost_fraction, 14.0 / 40, 1e-12);
+  // Sending `a` straight to the strong model saves its weak call.
+  EXPECT_NEAR(e.curve[1].cost_fraction, 13.0 / 40, 1e-12);
+  EXPECT_NEAR(*e.cost_at[2].cost_fraction, 13.0 / 40, 1e-12);
+  // PGR is 1 over the whole share range the cascade covers.
+  EXPECT_DOUBLE_EQ(*e.apgr, 1.0);
+  // A check against a second model is paid on every weak-first prompt.
+  auto with_check = four_prompts();
+  for (auto& p : with_check) p.check_cost = 2;
+  const RoutingEvaluation paid = evaluate_cascade(with_check, kP, fails, {}, true);
+  EXPECT_NEAR(paid.curve[0].cost_fraction, (14.0 + 8.0) / 40, 1e-12);
+}
+
+TEST(WeakAnswerCheck, FailsWrongArithmeticCutOffWorkAndNonOptions) {
+  EXPECT_FALSE(weak_answer_fails_check("Tom has 3 apples and buys 4.", "3 + 4 = <<3+4=7>>7 apples.\n#### 7"));
+  EXPECT_TRUE(weak_answer_fails_check("5 pens at $2?", "5 * 2 = <<5*2=12>>12 dollars.\n#### 12"));
+  EXPECT_TRUE(weak_answer_fails_check("eggs?", "She has <<16-3=13>>13 eggs, so she sells 13 * 2 = $<<13*2=26>>26"));
+  EXPECT_FALSE(weak_answer_fails_check("1,200 / 4?", "<<1,200/4=300>>300\n#### 300"));
+  EXPECT_TRUE(weak_answer_fails_check("anything", "   \n"));
+  const char* mc = "Which is a mammal?\nA) shark\nB) whale\nAnswer:";
+  EXPECT_FALSE(weak_answer_fails_check(mc, "B\n"));
+  EXPECT_FALSE(weak_answer_fails_check(mc, "The answer is (B)"));
+  EXPECT_TRUE(weak_answer_fails_check(mc, "whale"));
+  EXPECT_TRUE(weak_answer_fails_check(mc, "C"));
+  // Free text with no format to check passes.
+  EXPECT_FALSE(weak_answer_fails_check("Write a function that adds two numbers.", "def add(a, b):\n    return a + b"));
+}
+
+TEST(WeakAnswerCheck, AgreementComparesFinalAnswers) {
+  const char* mc = "Pick one.\nA) red\nB) blue\nC) green\n";
+  EXPECT_EQ(final_answer(mc, "(C)"), "C");
+  EXPECT_EQ(final_answer("How many?", "2 + 2 = <<2+2=4>>4\n#### 1,200"), "1200");
+  EXPECT_EQ(final_answer("How much?", "It costs 18.00 dollars"), "18");
+  EXPECT_FALSE(final_answer("Write code.", "def f():\n    pass"));
+  EXPECT_FALSE(answers_disagree(mc, "B", "B\n"));
+  EXPECT_TRUE(answers_disagree(mc, "B", "A"));
+  EXPECT_TRUE(answers_disagree(mc, "B", "I am not sure"));
+  EXPECT_FALSE(answers_disagree("How many?", "#### 18", "The answer is 18."));
+  EXPECT_FALSE(answers_disagree("Write code.", "def f(): pass", "function f() {}"));  // nothing comparable
+}
+
+TEST(Split, IsDeterministicSeededAndKeepsIdenticalPromptsTogether) {
+  std::vector<PairOutcome> pairs;
+  for (int i = 0; i < 200; ++i) pairs.push_back({"prompt " + std::to_string(i % 150), 1, 1, 1, 1, std::nullopt});
+  const Split a = split_by_prompt(pairs, 0.5, 1);
+  const Split b = split_by_prompt(pairs, 0.5, 1);
+  EXPECT_EQ(a.train, b.train);
+  EXPECT_NEAR(static_cast<double>(a.train.size()), 100, 2);
+  EXPECT_EQ(a.train.size() + a.test.size(), 200u);
+  std::set<std::string> train_prompts;
+  for (const auto i : a.train) train_prompts.insert(pairs[i].prompt);
+  for (const auto i : a.test) EXPECT_FALSE(train_prompts.contains(pairs[i].prompt)) << pairs[i].prompt;
+  EXPECT_NE(split_by_prompt(pairs, 0.5, 2).train, a.train);
+  // File order does not matter.
+  std::vector<PairOutcome> reversed(pairs.rbegin(), pairs.rend());
+  std::set<std::string> reversed_train;
+  for (const auto i : split_by_prompt(reversed, 0.5, 1).train) reversed_train.insert(reversed[i].prompt);
+  EXPECT_EQ(reversed_train, train_prompts);
+}
+
+TEST(Outcomes, ParseAndRejectLinesOfTheDocumentedFormat) {
+  auto row = parse_outcome_line(
+      R"({"prompt":"p","outcomes":{"w":{"quality":1,"cost_usd":0.5,"response":"B"},"s":{"quality":0,"cost_usd":2}}})");
+  ASSERT_TRUE(row) << row.error().message;
+  EXPECT_EQ(row->outcomes.at("w").response, "B");
+  EXPECT_FALSE(parse_outcome_line(R"({"prompt":"p","outcomes":{"w":{"quality":2,"cost_usd":1}}})"));
+  EXPECT_FALSE(parse_outcome_line(R"({"prompt":"p","outcomes":{}})"));
+  EXPECT_FALSE(parse_outcome_line(R"({"outcomes":{"w":{"quality":1,"cost_usd":1}}})"));
+  auto again = parse_outcome_line(to_json(*row).dump());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(to_json(*again), to_json(*row));
+  // Alternative names pick whichever a row has.
+  auto pair = select_pair({*row}, "x,w", "s");
+  ASSERT_TRUE(pair);
+  EXPECT_EQ(pair->pairs.at(0).weak_cost, 0.5);
+  EXPECT_FALSE(select_pair({*row}, "w", "nope"));
+}
+
+}  // namespace
+}  // namespace cascade

@@ -1,0 +1,279 @@
+// The scorers behind RouteScorer: the heuristic wrapper, the learned
+// logistic regression and knn (trained here on a toy set), their model files,
+// and the router picking a tier from a scorer's probability.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "router/evaluation.h"
+#include "router/router.h"
+
+namespace cascade {
+namespace {
+
+// Two kinds of prompt a router can tell apart by their words: chit-chat the
+// weak model handles, proofs it does not.
+std::vector<PairOutcome> toy_pairs() {
+  const std::vector<std::string> easy = {"write a short poem about the sea", "say hello to my friend",
+                                         "tell me a joke about cats", "suggest a name for a puppy",
+                                         "write a haiku about spring rain", "greet the new colleague warmly"};
+  const std::vector<std::string> hard = {"prove that the square root of two is irrational",
+                                         "prove the theorem on the sum of an infinite geometric series",
+                                         "derive the integral of x times the logarithm of x and prove it",
+                                         "prove by induction that the sum of odd numbers is a square",
+                                         "prove the lemma about eigenvalues of a symmetric matrix",
+                                         "derive and prove the closed form of the fibonacci recurrence"};
+  std::vector<PairOutcome> pairs;
+  for (int variant = 0; variant < 5; ++variant) {
+    const std::string suffix = " (case " + std::to_string(variant) + ")";
+    for (const auto& e : easy) pairs.push_back({e + suffix, 1.0, 1.0, 0.001, 0.01, std::nullopt});
+    for (const auto& h : hard) pairs.push_back({h + suffix, 0.0, 1.0, 0.001, 0.01, std::nullopt});
+  }
+  return pairs;
+}
+
+TrainingOptions toy_options() {
+  TrainingOptions options;
+  options.hash_bits = 12;
+  options.weak_name = "weak";
+  options.strong_name = "strong";
+  return options;
+}
+
+double p_of(const RouteScorer& scorer, const std::string& text, bool explain = false) {
+  return scorer.score(user_messages(text), explain).p_weak_ok;
+}
+
+TEST(HeuristicScorer, IsOneMinusTheComplexityScoreWithItsFeaturesAsDrivers) {
+  const auto scorer = make_heuristic_scorer();
+  const auto messages = user_messages("Prove that the integral of x^2 from 0 to 1 is 1/3, step by step.");
+  const RouteScore score = scorer->score(messages);
+  EXPECT_DOUBLE_EQ(score.p_weak_ok, 1.0 - score_complexity(messages).score);
+  ASSERT_FALSE(score.drivers.empty());
+  EXPECT_EQ(score.drivers.front().first, "math");
+}
+
+TEST(LearnedScorer, TrainedOnASeparableSetSeparatesUnseenPrompts) {
+  auto trained = train_learned(toy_pairs(), toy_options());
+  ASSERT_TRUE(trained) << trained.error().message;
+  auto scorer = parse_route_model(trained->model.dump());
+  ASSERT_TRUE(scorer) << scorer.error().message;
+  EXPECT_EQ((*scorer)->kind(), ScorerKind::learned);
+  EXPECT_GT(p_of(**scorer, "write a poem about my cat"), 0.5);
+  EXPECT_LT(p_of(**scorer, "prove the theorem about the integral of a matrix"), 0.5);
+  EXPECT_GT(p_of(**scorer, "write a poem about my cat"),
+            p_of(**scorer, "prove the theorem about the integral of a matrix") + 0.2);
+  // Regularization was chosen among the candidates on validation data.
+  EXPECT_FALSE(trained->validation.empty());
+}
+
+TEST(LearnedScorer, TrainingIsDeterministic) {
+  auto first = train_learned(toy_pairs(), toy_options());
+  auto second = train_learned(toy_pairs(), toy_options());
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->model.dump(), second->model.dump());
+}
+
+TEST(LearnedScorer, ModelFileRoundTripsToTheSameScores) {
+  auto trained = train_learned(toy_pairs(), toy_options());
+  ASSERT_TRUE(trained);
+  auto a = parse_route_model(trained->model.dump());
+  auto b = parse_route_model(nlohmann::json::parse(trained->model.dump()).dump(2));
+  ASSERT_TRUE(a && b);
+  for (const char* text : {"hello there", "prove it", "a poem about proofs", ""})
+    EXPECT_DOUBLE_EQ(p_of(**a, text), p_of(**b, text)) << text;
+}
+
+TEST(LearnedScorer, ExplainsWithTheFeaturesThatDroveTheScore) {
+  auto trained = train_learned(toy_pairs(), toy_options());
+  ASSERT_TRUE(trained);
+  auto scorer = parse_route_model(trained->model.dump());
+  ASSERT_TRUE(scorer);
+  const RouteScore score = (*scorer)->score(user_messages("prove this theorem"), true);
+  ASSERT_FALSE(score.drivers.empty());
+  bool names_prove = false;
+  for (const auto& [name, contribution] : score.drivers) {
+    if (name == "w:prove") {
+      names_prove = true;
+      EXPECT_LT(contribution, 0) << "'prove' must push towards the strong model";
+    }
+  }
+  EXPECT_TRUE(names_prove);
+  EXPECT_EQ(score.drivers.back().first, "bias");
+}
+
+TEST(KnnScorer, VotesLikeTheNearestTrainingPrompts) {
+  auto trained = train_knn(toy_pairs(), toy_options());
+  ASSERT_TRUE(trained) << trained.error().message;
+  auto scorer = parse_route_model(trained->model.dump());
+  ASSERT_TRUE(scorer) << scorer.error().message;
+  EXPECT_EQ((*scorer)->kind(), ScorerKind::knn);
+  const double easy = p_of(**scorer, "write a short poem about the sea (case 9)");
+  const double hard = p_of(**scorer, "prove that the square root of two is irrational (case 9)");
+  EXPECT_GT(easy, 0.5);
+  EXPECT_LT(hard, 0.5);
+  const RouteScore explained = (*scorer)->score(user_messages("tell me a joke about cats"), true);
+  ASSERT_FALSE(explained.drivers.empty());
+  EXPECT_NE(explained.drivers.front().first.find("weak was as good"), std::string::npos);
+}
+
+TEST(RouteModel, RejectsFilesThatAreNotModels) {
+  EXPECT_FALSE(parse_route_model("not json"));
+  EXPECT_FALSE(parse_route_model(R"({"format":"something-else","scorer":"learned"})"));
+  auto trained = train_learned(toy_pairs(), toy_options());
+  ASSERT_TRUE(trained);
+  nlohmann::json truncated = trained->model;
+  truncated["hashed_weights_f32"] = truncated["hashed_weights_f32"].get<std::string>().substr(0, 100);
+  const auto error = parse_route_model(truncated.dump());
+  ASSERT_FALSE(error);
+  EXPECT_NE(error.error().message.find("hashed_weights_f32"), std::string::npos);
+  auto knn = train_knn(toy_pairs(), toy_options());
+  ASSERT_TRUE(knn);
+  nlohmann::json other_embedder = knn->model;
+  other_embedder["embedding"]["tag"] = "builtin-v0:d3";
+  EXPECT_FALSE(parse_route_model(other_embedder.dump()));
+}
+
+TEST(RouteModel, TrainingRefusesASetWithOneLabel) {
+  auto pairs = toy_pairs();
+  for (auto& p : pairs) p.weak_quality = 1.0;
+  EXPECT_FALSE(train_learned(pairs, toy_options()));
+}
+
+TEST(LoadRouteScorer, KnnNeedsAModelFileAndBadFilesAreErrors) {
+  RouterConfig config;
+  config.scorer = "knn";
+  EXPECT_FALSE(load_route_scorer(config));
+  config.model_file = "/nonexistent/router.json";
+  const auto missing = load_route_scorer(config);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("/nonexistent/router.json"), std::string::npos);
+  config.scorer = "heuristic";
+  auto heuristic = load_route_scorer(config);
+  ASSERT_TRUE(heuristic);
+  EXPECT_EQ((*heuristic)->kind(), ScorerKind::heuristic);
+}
+
+TEST(LoadRouteScorer, TheBuiltInLearnedModelLoadsWhenThisBuildHasOne) {
+  if (builtin_learned_model_json().empty()) GTEST_SKIP() << "config/router/learned.json was absent at build time";
+  RouterConfig config;
+  config.scorer = "learned";
+  auto scorer = load_route_scorer(config);
+  ASSERT_TRUE(scorer) << scorer.error().message;
+  const double p = p_of(**scorer, "What is the capital of France?");
+  EXPECT_GT(p, 0.0);
+  EXPECT_LT(p, 1.0);
+}
+
+// ------------------------------------------------------ the router ----
+
+constexpr const char* kCatalog = R"(
+price_version: "scorer-test"
+models:
+  - {id: s, provider: p, tier: small,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.1, output_per_mtok: 0.4}
+  - {id: m, provider: p, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 1.0, output_per_mtok: 4.0}
+  - {id: l, provider: p, tier: large,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 5.0, output_per_mtok: 20.0}
+)";
+
+class FixedScorer final : public RouteScorer {
+ public:
+  explicit FixedScorer(double p) : p_(p) {}
+  ScorerKind kind() const override { return ScorerKind::learned; }
+  RouteScore score(const nlohmann::json&, bool) const override { return RouteScore{p_, {}}; }
+
+ private:
+  double p_;
+};
+
+PromptEvent event_with(Preference preference) {
+  PromptEvent event;
+  event.id = "r";
+  event.preference = preference;
+  event.messages = user_messages("anything");
+  return event;
+}
+
+TEST(RouterWithScorer, PicksTheTierFromTheProbabilityAndSaysWhy) {
+  auto catalog = ModelCatalog::from_yaml(kCatalog);
+  ASSERT_TRUE(catalog);
+  RouterConfig config;  // balanced: small_min 0.80, medium_min 0.72
+  const struct {
+    double p;
+    const char* model;
+    const char* reason;
+  } cases[] = {
+      {0.90, "s", "learned p_weak_ok=0.90 >= small_min=0.80 pref=balanced tier=small"},
+      {0.75, "m", "learned p_weak_ok=0.75 >= medium_min=0.72 pref=balanced tier=medium"},
+      {0.30, "l", "learned p_weak_ok=0.30 < medium_min=0.72 pref=balanced tier=large"},
+  };
+  for (const auto& c : cases) {
+    const Router router(config, *catalog, nullptr, std::make_shared<FixedScorer>(c.p));
+    auto decision = router.route(event_with(Preference::balanced));
+    ASSERT_TRUE(decision) << decision.error().message;
+    EXPECT_EQ(decision->model->id, c.model);
+    EXPECT_EQ(decision->reason, c.reason);
+    EXPECT_DOUBLE_EQ(decision->score, 1.0 - c.p);
+  }
+  // The quality preference asks for more confidence before the small tier.
+  const Router router(config, *catalog, nullptr, std::make_shared<FixedScorer>(0.82));
+  auto decision = router.route(event_with(Preference::quality));
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->model->id, "m");
+}
+
+TEST(RouterWithScorer, AMissingModelFallsBackToTheHeuristicAndEveryReasonSaysSo) {
+  auto catalog = ModelCatalog::from_yaml(kCatalog);
+  ASSERT_TRUE(catalog);
+  RouterConfig config;
+  config.scorer = "knn";
+  config.model_file = "/nonexistent/knn.json";
+  const Router router(config, *catalog, nullptr);
+  auto decision = router.route(event_with(Preference::balanced));
+  ASSERT_TRUE(decision);
+  EXPECT_TRUE(decision->reason.starts_with("heuristic score="));
+  EXPECT_NE(decision->reason.find("knn scorer unavailable"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cascade
+
+namespace cascade {
+namespace {
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    if (auto it = vars.find(name); it != vars.end()) return it->second;
+    return std::nullopt;
+  };
+}
+
+TEST(RouterConfigKeys, BuiltInDefaultsMatchTheStructAndEnvOverridesThem) {
+  auto defaults = load_config("", env_of({}));
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  const RouterConfig plain;
+  EXPECT_EQ(defaults->router.scorer, "heuristic");
+  EXPECT_EQ(defaults->router.model_file, "");
+  EXPECT_DOUBLE_EQ(defaults->router.balanced_p.small_min, plain.balanced_p.small_min);
+  EXPECT_DOUBLE_EQ(defaults->router.balanced_p.medium_min, plain.balanced_p.medium_min);
+  EXPECT_DOUBLE_EQ(defaults->router.quality_p.small_min, plain.quality_p.small_min);
+  EXPECT_DOUBLE_EQ(defaults->router.cost_p.medium_min, plain.cost_p.medium_min);
+  EXPECT_DOUBLE_EQ(defaults->router.speed_p.small_min, plain.speed_p.small_min);
+
+  auto overridden = load_config("", env_of({{"CASCADE_ROUTER_SCORER", "knn"},
+                                            {"CASCADE_ROUTER_MODEL_FILE", "/models/knn.json"},
+                                            {"CASCADE_ROUTER_PROBABILITY_QUALITY_SMALL_MIN", "0.95"}}));
+  ASSERT_TRUE(overridden) << overridden.error().message;
+  EXPECT_EQ(overridden->router.scorer, "knn");
+  EXPECT_EQ(overridden->router.model_file, "/models/knn.json");
+  EXPECT_DOUBLE_EQ(overridden->router.quality_p.small_min, 0.95);
+}
+
+TEST(RouterConfigKeys, RejectUnknownScorersAndInvertedThresholds) {
+  EXPECT_FALSE(load_config("", env_of({{"CASCADE_ROUTER_SCORER", "oracle"}})));
+  EXPECT_FALSE(load_config("", env_of({{"CASCADE_ROUTER_PROBABILITY_BALANCED_MEDIUM_MIN", "0.95"}})));
+}
+
+}  // namespace
+}  // namespace cascade

@@ -1,0 +1,111 @@
+#include "consumers/quality/quality_aggregator.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+namespace cascade {
+
+struct QualityAggregator::Metrics {
+  explicit Metrics(prometheus::Registry& registry)
+      : score(prometheus::BuildHistogram()
+                  .Name("cascade_quality_score")
+                  .Help("Grades (1-5, 5 = correct, complete and helpful) an LLM judge gave to sampled answers "
+                        "of tiers cheaper than the judge's, by the model and tier that answered "
+                        "(quality.sample_rate of them). Mean = _sum / _count.")
+                  .Register(registry)),
+        judge_cost(prometheus::BuildCounter()
+                       .Name("cascade_quality_judge_cost_usd_total")
+                       .Help("Money spent on grading sampled answers, in US dollars (not part of "
+                             "cascade_cost_usd_total).")
+                       .Register(registry)) {}
+
+  prometheus::Family<prometheus::Histogram>& score;
+  prometheus::Family<prometheus::Counter>& judge_cost;
+};
+
+namespace {
+const prometheus::Histogram::BucketBoundaries kGradeBuckets = {1, 2, 3, 4, 5};
+}  // namespace
+
+QualityAggregator::QualityAggregator(prometheus::Registry* registry, std::size_t dedupe_window)
+    : dedupe_window_(std::max<std::size_t>(dedupe_window, 1)) {
+  if (registry) metrics_ = std::make_unique<Metrics>(*registry);
+}
+
+QualityAggregator::~QualityAggregator() = default;
+
+bool QualityAggregator::add(const QualityEvent& event) {
+  std::lock_guard lock(mutex_);
+  std::string key = event.tenant;
+  key += '\0';
+  key += event.id;
+  if (!seen_.insert(key).second) return false;
+  seen_order_.push_back(std::move(key));
+  if (seen_order_.size() > dedupe_window_) {
+    seen_.erase(seen_order_.front());
+    seen_order_.pop_front();
+  }
+
+  auto row = std::find_if(rows_.begin(), rows_.end(), [&](const QualityRow& r) {
+    return r.tenant == event.tenant && r.model == event.model && r.tier == event.tier;
+  });
+  if (row == rows_.end()) {
+    rows_.push_back(QualityRow{event.tenant, event.model, event.tier});
+    row = rows_.end() - 1;
+  }
+  row->samples++;
+  row->score_sum += event.score;
+  const auto grade = static_cast<std::size_t>(std::clamp(std::lround(event.score), 1L, 5L));
+  row->by_grade[grade - 1]++;
+  row->judge_cost_usd += event.judge_cost_usd;
+
+  if (metrics_) {
+    metrics_->score.Add({{"tenant", event.tenant}, {"model", event.model}, {"tier", event.tier}}, kGradeBuckets)
+        .Observe(event.score);
+    if (event.judge_cost_usd > 0) {
+      metrics_->judge_cost.Add({{"tenant", event.tenant}, {"judge_model", event.judge_model}})
+          .Increment(event.judge_cost_usd);
+    }
+  }
+  return true;
+}
+
+Result<bool> QualityAggregator::apply(std::string_view payload) {
+  auto event = parse_quality_event(payload);
+  if (!event) return std::unexpected(event.error());
+  return add(*event);
+}
+
+std::vector<QualityRow> QualityAggregator::rows(const std::optional<std::string>& tenant) const {
+  std::vector<QualityRow> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (const QualityRow& r : rows_) {
+      if (!tenant || r.tenant == *tenant) out.push_back(r);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const QualityRow& a, const QualityRow& b) {
+    return std::tie(a.tenant, a.model, a.tier) < std::tie(b.tenant, b.model, b.tier);
+  });
+  return out;
+}
+
+QualityRow QualityAggregator::total(std::string_view model, std::string_view tier) const {
+  QualityRow out{"", std::string(model), std::string(tier)};
+  std::lock_guard lock(mutex_);
+  for (const QualityRow& r : rows_) {
+    if (r.model != model || r.tier != tier) continue;
+    out.samples += r.samples;
+    out.score_sum += r.score_sum;
+    for (std::size_t i = 0; i < out.by_grade.size(); ++i) out.by_grade[i] += r.by_grade[i];
+    out.judge_cost_usd += r.judge_cost_usd;
+  }
+  return out;
+}
+
+}  // namespace cascade

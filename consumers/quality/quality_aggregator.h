@@ -1,0 +1,77 @@
+#pragma once
+// Reads quality events (kafka.topics.quality, events/quality_event.h) and
+// keeps, per tenant, model and tier, how the judge graded the sampled
+// answers: sample count, mean grade and the distribution of grades. With a
+// Prometheus registry it also exports them, for the ledger's /metrics:
+//
+//   cascade_quality_score{tenant,model,tier}  histogram, buckets le=1,2,3,4,5
+//       (_count = samples, _sum / _count = mean grade)
+//   cascade_quality_judge_cost_usd_total{tenant,judge_model}  counter
+//
+// so a team sees next to its savings what they cost in quality
+// (docs/routing.md, "Quality sampling"). Thread-safe.
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "core/result.h"
+#include "events/quality_event.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
+namespace cascade {
+
+struct QualityRow {
+  std::string tenant;
+  std::string model;
+  std::string tier;
+  std::uint64_t samples = 0;
+  double score_sum = 0;
+  // Samples per grade, rounded to the nearest whole grade: [0] = 1 ... [4] = 5.
+  std::array<std::uint64_t, 5> by_grade{};
+  double judge_cost_usd = 0;
+
+  double mean_score() const { return samples == 0 ? 0 : score_sum / static_cast<double>(samples); }
+};
+
+class QualityAggregator {
+ public:
+  // registry: where the metrics above are registered (nullptr = none).
+  // dedupe_window: how many recent (tenant, id) pairs are remembered, so an
+  // event published twice (a request processed again after a worker crash)
+  // counts once.
+  explicit QualityAggregator(prometheus::Registry* registry = nullptr, std::size_t dedupe_window = 100000);
+  ~QualityAggregator();
+  QualityAggregator(const QualityAggregator&) = delete;
+  QualityAggregator& operator=(const QualityAggregator&) = delete;
+
+  // Counts one event; false when its (tenant, id) was already counted.
+  bool add(const QualityEvent& event);
+  // parse_quality_event + add; the parse error otherwise (count it, skip the record).
+  Result<bool> apply(std::string_view payload);
+
+  // Rows sorted by tenant, model, tier; only `tenant`'s when given.
+  std::vector<QualityRow> rows(const std::optional<std::string>& tenant = std::nullopt) const;
+  // Every tenant's samples of one model and tier together.
+  QualityRow total(std::string_view model, std::string_view tier) const;
+
+ private:
+  struct Metrics;
+  mutable std::mutex mutex_;
+  std::vector<QualityRow> rows_;  // few: one per tenant x model x tier
+  std::size_t dedupe_window_;
+  std::unordered_set<std::string> seen_;
+  std::deque<std::string> seen_order_;
+  std::unique_ptr<Metrics> metrics_;
+};
+
+}  // namespace cascade

@@ -1,0 +1,34 @@
+#pragma once
+// The cheap-first cascade's decisions that need no event loop
+// (docs/routing.md, "Cheap-first cascade"): which requests are cascaded, and
+// which models a rejected cheap answer escalates to.
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "core/config.h"
+#include "events/events.h"
+
+namespace cascade {
+
+// Whether the request is cascaded: router.cascade.enabled, not pinned to a
+// model, and either its "cascade" field says true or, without one, its
+// preference is among router.cascade.preferences. A "cascade": false opts out.
+bool cascade_requested(const CascadeConfig& config, const PromptEvent& event);
+
+// USD per 1M tokens at three input tokens per output token, the price the
+// router ranks models by.
+double blended_price(const ModelInfo& model);
+
+// The models a cheap answer escalates to when it is rejected: the cheapest
+// available model of the first tier above `cheap_tier` that has one, then up
+// to `max_fallbacks` alternatives for when that one fails: the same tier's
+// other available models (other providers first, cheapest first), then the
+// cheapest of the tier above it. Empty when no stronger tier has an available
+// model (the request is then not cascaded).
+std::vector<const ModelInfo*> escalation_chain(const ModelCatalog& catalog, Tier cheap_tier,
+                                               const std::function<bool(std::string_view provider)>& available,
+                                               int max_fallbacks);
+
+}  // namespace cascade

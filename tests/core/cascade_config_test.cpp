@@ -1,0 +1,114 @@
+// router.cascade and quality: the documented defaults (cascade off, no
+// sampling), overrides from file and env, and values that cannot work.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <unistd.h>
+
+#include "core/config.h"
+
+namespace cascade {
+namespace {
+
+using ::testing::HasSubstr;
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    if (auto it = vars.find(name); it != vars.end()) return it->second;
+    return std::nullopt;
+  };
+}
+
+Result<Config> load_yaml(const std::string& text, const EnvLookup& env = env_of({})) {
+  std::string path = (std::filesystem::temp_directory_path() / "cascade-cascade-config-XXXXXX").string();
+  const int fd = mkstemp(path.data());
+  if (fd < 0) return fail(ErrorCode::internal, "mkstemp");
+  ::close(fd);
+  std::ofstream(path) << text;
+  auto config = load_config(path, env);
+  std::filesystem::remove(path);
+  return config;
+}
+
+TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
+  auto c = load_config("", env_of({}));
+  ASSERT_TRUE(c) << c.error().message;
+  const CascadeConfig& cascade = c->router.cascade;
+  EXPECT_FALSE(cascade.enabled);
+  EXPECT_EQ(cascade.preferences, std::vector<std::string>{"cost"});
+  EXPECT_EQ(cascade.judge_model, "");
+  EXPECT_EQ(cascade.min_judge_score, 3);
+  EXPECT_EQ(cascade.judge_timeout_ms, 10000);
+  EXPECT_EQ(cascade.max_buffer_bytes, 65536u);
+  EXPECT_EQ(c->quality.sample_rate, 0);
+  EXPECT_EQ(c->quality.judge_model, "");
+  EXPECT_EQ(c->quality.timeout_ms, 30000);
+  EXPECT_EQ(c->quality.max_in_flight, 64);
+  EXPECT_EQ(c->kafka.quality_topic, "cascade.quality");
+}
+
+TEST(CascadeConfig, EveryKeyComesFromTheFileOrTheEnvironment) {
+  auto c = load_yaml(R"(
+router:
+  cascade:
+    enabled: true
+    preferences: [cost, balanced]
+    judge_model: gpt-4.1-nano
+    min_judge_score: 4
+quality:
+  sample_rate: 0.05
+  judge_model: gpt-5
+kafka:
+  topics:
+    quality: acme.quality
+)",
+                     env_of({{"CASCADE_ROUTER_CASCADE_MAX_BUFFER_BYTES", "1024"},
+                             {"CASCADE_ROUTER_CASCADE_JUDGE_TIMEOUT_MS", "2500"},
+                             {"CASCADE_QUALITY_TIMEOUT_MS", "9000"},
+                             {"CASCADE_QUALITY_MAX_IN_FLIGHT", "8"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->router.cascade.enabled);
+  EXPECT_EQ(c->router.cascade.preferences, (std::vector<std::string>{"cost", "balanced"}));
+  EXPECT_EQ(c->router.cascade.judge_model, "gpt-4.1-nano");
+  EXPECT_EQ(c->router.cascade.min_judge_score, 4);
+  EXPECT_EQ(c->router.cascade.judge_timeout_ms, 2500);
+  EXPECT_EQ(c->router.cascade.max_buffer_bytes, 1024u);
+  EXPECT_EQ(c->quality.sample_rate, 0.05);
+  EXPECT_EQ(c->quality.judge_model, "gpt-5");
+  EXPECT_EQ(c->quality.timeout_ms, 9000);
+  EXPECT_EQ(c->quality.max_in_flight, 8);
+  EXPECT_EQ(c->kafka.quality_topic, "acme.quality");
+
+  auto from_env = load_config("", env_of({{"CASCADE_ROUTER_CASCADE_PREFERENCES", "quality, speed"},
+                                          {"CASCADE_ROUTER_CASCADE_ENABLED", "true"}}));
+  ASSERT_TRUE(from_env) << from_env.error().message;
+  EXPECT_TRUE(from_env->router.cascade.enabled);
+  EXPECT_EQ(from_env->router.cascade.preferences, (std::vector<std::string>{"quality", "speed"}));
+}
+
+TEST(CascadeConfig, ValuesThatCannotWorkAreErrorsNamingTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"router: {cascade: {preferences: [cheap]}}", "router.cascade.preferences"},
+      {"router: {cascade: {min_judge_score: 6}}", "router.cascade.min_judge_score"},
+      {"router: {cascade: {min_judge_score: 0.5}}", "router.cascade.min_judge_score"},
+      {"router: {cascade: {max_buffer_bytes: 0}}", "router.cascade"},
+      {"router: {cascade: {judge_timeout_ms: 0}}", "router.cascade"},
+      {"router: {cascade: {enabled: maybe}}", "router.cascade.enabled"},
+      {"quality: {sample_rate: 1.5}", "quality.sample_rate"},
+      {"quality: {sample_rate: -0.1}", "quality.sample_rate"},
+      {"quality: {max_in_flight: 0}", "quality"},
+      {"quality: {timeout_ms: 0}", "quality"},
+  };
+  for (const auto& [yaml, key] : cases) {
+    auto c = load_yaml(yaml);
+    ASSERT_FALSE(c) << yaml;
+    EXPECT_THAT(c.error().message, HasSubstr(key)) << yaml;
+  }
+}
+
+}  // namespace
+}  // namespace cascade

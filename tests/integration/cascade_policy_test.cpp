@@ -1,0 +1,551 @@
+// The cheap-first cascade and quality sampling end to end (docs/routing.md):
+// the cheap model's answer is held back and checked, then published or
+// replaced by the next tier's, streamed; a share of cheaper tiers' answers is
+// graded by a judge model off the request's path.
+#include <algorithm>
+
+#include "consumers/worker/cascade_policy.h"
+#include "consumers/worker/judge.h"
+#include "events/quality_event.h"
+#include "integration/pipeline_fixture.h"
+#include "router/router.h"
+
+namespace cascade::testing {
+namespace {
+
+std::string concat_chunks(const CollectedReply& r) {
+  std::string s;
+  for (const auto& c : r.chunks) s += c.body.value("delta", "");
+  return s;
+}
+
+// Pieces the simulator streams a scripted answer in: one per word, at most kChunks.
+std::int64_t scripted_pieces(const std::string& text, int chunks) {
+  const auto words = 1 + std::count(text.begin(), text.end(), ' ');
+  return std::min<std::int64_t>(words, chunks);
+}
+
+// The simulator's prompt token count for one user message.
+std::int64_t simulated_prompt_tokens(const std::string& text) {
+  return static_cast<std::int64_t>((text.size() + 3) / 4) + 4;
+}
+
+class CascadePolicyTest : public PipelineTest {
+ protected:
+  static constexpr const char* kRefusal = "I'm sorry, but I can't help with that.";
+  static constexpr const char* kQuestion = "What is the capital of France?";
+
+  void enable_cascade() { env_overrides["CASCADE_ROUTER_CASCADE_ENABLED"] = "true"; }
+
+  // The models the worker will use for `e`: the router's choice (the cheap
+  // model) and the first of its escalation chain (the strong model).
+  void resolve_models(const PromptEvent& e) {
+    Router router(config_.router, *catalog_, [](std::string_view) { return true; });
+    auto route = router.route(e);
+    ASSERT_TRUE(route) << route.error().message;
+    cheap_ = route->model;
+    auto chain = escalation_chain(*catalog_, cheap_->tier, [](std::string_view) { return true; },
+                                  config_.router.max_fallbacks);
+    ASSERT_FALSE(chain.empty());
+    strong_ = chain.front();
+    ASSERT_LT(cheap_->tier, strong_->tier);
+  }
+
+  PromptEvent request(const std::string& name, const std::string& text = kQuestion) {
+    PromptEvent e;
+    e.id = "cp-" + std::to_string(instance_) + "-" + name;
+    e.tenant = "cp-tenant";
+    e.reply_to = reply_topic_;
+    e.preference = Preference::cost;  // router.cascade.preferences default: [cost]
+    e.messages = nlohmann::json::array({{{"role", "user"}, {"content", text}}});
+    e.metadata = {{"name", name}};
+    return e;
+  }
+
+  const WorkerStats& stats() const { return workers_.front()->stats(); }
+  const CollectedReply& reply(const PromptEvent& e) const { return client_->replies().at(e.id); }
+
+  void send_and_wait(const std::vector<PromptEvent>& events) {
+    for (const auto& e : events) ASSERT_TRUE(client_->send(e));
+    ASSERT_TRUE(client_->flush(10000));
+    ASSERT_TRUE(client_->wait_all(std::chrono::seconds(60))) << client_->outstanding() << " unanswered";
+  }
+
+  // When a request's first chunk and its terminal event reached the client,
+  // in ms after it was sent (polled every few ms: CollectedReply's times
+  // are those of the poll that began before the event arrived).
+  struct Timing {
+    double first_chunk_ms = -1;
+    double terminal_ms = -1;
+  };
+  Timing send_and_time(const PromptEvent& e) {
+    Timing t;
+    const auto sent = std::chrono::steady_clock::now();
+    EXPECT_TRUE(client_->send(e));
+    EXPECT_TRUE(client_->flush(10000));
+    const auto deadline = sent + std::chrono::seconds(60);
+    auto since_sent = [&] {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
+    };
+    while (t.terminal_ms < 0 && std::chrono::steady_clock::now() < deadline) {
+      client_->poll(2, [&](const ReplyEvent& event) {
+        if (event.id != e.id) return;
+        if (event.type == "chunk" && t.first_chunk_ms < 0) t.first_chunk_ms = since_sent();
+        if (event.type != "chunk" && t.terminal_ms < 0) t.terminal_ms = since_sent();
+      });
+    }
+    EXPECT_GE(t.terminal_ms, 0) << e.id;
+    return t;
+  }
+
+  // A complete, ordered final whose chunks (when streamed) are its content.
+  const nlohmann::json& expect_final(const PromptEvent& e) {
+    const CollectedReply& r = reply(e);
+    EXPECT_TRUE(r.terminal) << e.id;
+    static const nlohmann::json kNone;
+    if (!r.terminal) return kNone;
+    EXPECT_EQ(r.terminal->type, "final") << e.id << ": " << r.terminal->body.dump();
+    EXPECT_EQ(r.terminal_count, 1u) << e.id;
+    EXPECT_TRUE(r.seq_in_order) << e.id;
+    EXPECT_EQ(r.terminal->seq, static_cast<std::int64_t>(r.chunks.size())) << e.id;
+    if (e.stream) {
+      EXPECT_EQ(concat_chunks(r), r.terminal->body.value("content", "")) << e.id;
+    } else {
+      EXPECT_TRUE(r.chunks.empty()) << e.id;
+    }
+    return r.terminal->body;
+  }
+
+  std::uint64_t calls_to(const ModelInfo* model) const {
+    const auto calls = upstream_->requests_by_model();
+    const auto it = calls.find(model->upstream_model);
+    return it == calls.end() ? 0 : it->second;
+  }
+
+  std::vector<QualityEvent> quality_events() {
+    std::vector<QualityEvent> out;
+    auto n = read_topic_to_end(config_.kafka, bootstrap_, config_.kafka.quality_topic, [&](const rd_kafka_message_t& m) {
+      auto event = parse_quality_event(std::string_view(static_cast<const char*>(m.payload), m.len));
+      EXPECT_TRUE(event) << (event ? "" : event.error().message);
+      if (event) out.push_back(*event);
+    });
+    EXPECT_TRUE(n) << n.error().message;
+    return out;
+  }
+
+  template <class Pred>
+  bool wait_until(Pred pred, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return pred();
+  }
+
+  const ModelInfo* cheap_ = nullptr;
+  const ModelInfo* strong_ = nullptr;
+};
+
+TEST_F(CascadePolicyTest, CheapAnswerThatPassesItsChecksIsPublishedAfterOneCallWithoutEscalation) {
+  enable_cascade();
+  start_pipeline();
+  const PromptEvent streamed = request("accepted");
+  PromptEvent whole = request("accepted-no-stream", "What is the capital of Italy?");
+  whole.stream = false;
+  resolve_models(streamed);
+  send_and_wait({streamed, whole});
+
+  for (const PromptEvent* e : std::initializer_list<const PromptEvent*>{&streamed, &whole}) {
+    const auto& body = expect_final(*e);
+    const std::string text = e->messages[0]["content"];
+    EXPECT_EQ(body.value("model", ""), cheap_->id);
+    EXPECT_EQ(body.value("content", ""), SimulatedUpstream::answer_for(cheap_->upstream_model, text, kChunks));
+    const std::string reason = body["route"].value("reason", "");
+    EXPECT_NE(reason.find("| cascade: " + cheap_->id + " accepted"), std::string::npos) << reason;
+    EXPECT_EQ(reason.find("->"), std::string::npos) << reason;
+    // Only the cheap answer was paid for.
+    TokenUsage usage{body["usage"].value("input_tokens", 0), body["usage"].value("output_tokens", 0)};
+    EXPECT_NEAR(body.value("cost_usd", 0.0), cost_usd(cheap_->price, usage), 1e-15);
+  }
+  EXPECT_FALSE(reply(streamed).chunks.empty());
+  EXPECT_EQ(calls_to(cheap_), 2u);
+  EXPECT_EQ(calls_to(strong_), 0u);
+  EXPECT_EQ(upstream_->requests_served(), 2u);
+  EXPECT_EQ(stats().cascade_accepted.load(), 2u);
+  EXPECT_EQ(stats().cascade_escalated.load(), 0u);
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_cascade_total{outcome="accepted",reason="checked"} 2)"),
+            std::string::npos);
+}
+
+TEST_F(CascadePolicyTest, RefusedCheapAnswerIsEscalatedAndOnlyTheStrongAnswerReachesTheClientWhileBothArePaid) {
+  enable_cascade();
+  chunk_delay_ms = 5;
+  start_pipeline();
+  const PromptEvent e = request("refused");
+  resolve_models(e);
+  upstream_->set_answer_rules({{cheap_->upstream_model, "", kRefusal}});
+  send_and_wait({e});
+
+  const auto& body = expect_final(e);
+  EXPECT_EQ(body.value("model", ""), strong_->id);
+  const std::string strong_answer = SimulatedUpstream::answer_for(strong_->upstream_model, kQuestion, kChunks);
+  EXPECT_EQ(body.value("content", ""), strong_answer);
+  // No chunk of the refusal leaked: the client saw exactly the strong model's stream.
+  EXPECT_EQ(concat_chunks(reply(e)), strong_answer);
+  for (const auto& chunk : reply(e).chunks) EXPECT_EQ(chunk.body.value("delta", "").find("sorry"), std::string::npos);
+  EXPECT_EQ(reply(e).chunks.front().seq, 0);
+
+  const std::string reason = body["route"].value("reason", "");
+  EXPECT_NE(reason.find("| cascade: " + cheap_->id + " rejected (refusal) -> " + strong_->id), std::string::npos)
+      << reason;
+  EXPECT_EQ(calls_to(cheap_), 1u);
+  EXPECT_EQ(calls_to(strong_), 1u);
+
+  // cost = the strong answer + the refused cheap one.
+  const TokenUsage cheap_usage{simulated_prompt_tokens(kQuestion), scripted_pieces(kRefusal, kChunks)};
+  const TokenUsage strong_usage{body["usage"].value("input_tokens", 0), body["usage"].value("output_tokens", 0)};
+  const double expected = cost_usd(strong_->price, strong_usage) + cost_usd(cheap_->price, cheap_usage);
+  EXPECT_NEAR(body.value("cost_usd", 0.0), expected, 1e-12 * expected);
+  EXPECT_GT(cost_usd(cheap_->price, cheap_usage), 0);
+  ASSERT_TRUE(wait_ledger(1, std::chrono::seconds(30)));
+  EXPECT_NEAR(aggregator_.total().cost_usd, expected, 1e-12 * expected);
+  EXPECT_EQ(stats().cascade_escalated.load(), 1u);
+  EXPECT_EQ(stats().cascade_accepted.load(), 0u);
+}
+
+TEST_F(CascadePolicyTest, EachFailedCheckEscalatesWithItsReasonAndAPassingJsonAnswerIsKept) {
+  enable_cascade();
+  start_pipeline();
+  const nlohmann::json json_mode = {{"type", "json_object"}};
+  PromptEvent prose = request("json-prose", "Return the capital of France as JSON.");
+  prose.response_format = json_mode;
+  PromptEvent valid = request("json-valid", "Return the capital of Spain as JSON.");
+  valid.response_format = json_mode;
+  PromptEvent cut = request("truncated", "Describe the capital of Germany.");
+  cut.max_tokens = 3;  // the simulator stops after 3 pieces: finish_reason length
+  PromptEvent empty = request("empty", "Name the capital of Japan.");
+  resolve_models(prose);
+  upstream_->set_answer_rules({
+      {cheap_->upstream_model, "France", "The capital of France is Paris."},
+      {cheap_->upstream_model, "Spain", R"({"capital": "Madrid"})"},
+      {cheap_->upstream_model, "Japan", ""},
+      {strong_->upstream_model, "France", R"({"capital": "Paris"})"},
+  });
+  send_and_wait({prose, valid, cut, empty});
+
+  const auto& escalated_json = expect_final(prose);
+  EXPECT_EQ(escalated_json.value("model", ""), strong_->id);
+  EXPECT_EQ(escalated_json.value("content", ""), R"({"capital": "Paris"})");
+  EXPECT_NE(escalated_json["route"].value("reason", "").find(cheap_->id + " rejected (not JSON) -> " + strong_->id),
+            std::string::npos);
+
+  const auto& kept = expect_final(valid);
+  EXPECT_EQ(kept.value("model", ""), cheap_->id);
+  EXPECT_EQ(kept.value("content", ""), R"({"capital": "Madrid"})");
+
+  const auto& truncated = expect_final(cut);
+  EXPECT_EQ(truncated.value("model", ""), strong_->id);
+  EXPECT_NE(truncated["route"].value("reason", "").find("rejected (truncated (finish_reason length))"),
+            std::string::npos);
+
+  const auto& nothing = expect_final(empty);
+  EXPECT_EQ(nothing.value("model", ""), strong_->id);
+  EXPECT_NE(nothing["route"].value("reason", "").find("rejected (empty)"), std::string::npos);
+
+  EXPECT_EQ(stats().cascade_escalated.load(), 3u);
+  EXPECT_EQ(stats().cascade_accepted.load(), 1u);
+  const std::string metrics = worker_metrics_.serialize();
+  for (const char* reason : {"not_json", "truncated", "empty"}) {
+    EXPECT_NE(metrics.find(std::string(R"(cascade_worker_cascade_total{outcome="escalated",reason=")") + reason +
+                           "\"} 1"),
+              std::string::npos)
+        << reason;
+  }
+}
+
+TEST_F(CascadePolicyTest, WhenEveryCheapAttemptFailsTheStrongerTierAnswersInsteadOfAnError) {
+  enable_cascade();
+  env_overrides["CASCADE_ROUTER_MAX_FALLBACKS"] = "0";  // the cheap chain is the routed model alone
+  start_pipeline();
+  const PromptEvent e = request("cheap-down");
+  resolve_models(e);
+  upstream_->set_answer_rules({{cheap_->upstream_model, "", "", 400}});  // not retried: falls back at once
+  send_and_wait({e});
+  const auto& body = expect_final(e);
+  EXPECT_EQ(body.value("model", ""), strong_->id);
+  EXPECT_EQ(body.value("content", ""), SimulatedUpstream::answer_for(strong_->upstream_model, kQuestion, kChunks));
+  const std::string reason = body["route"].value("reason", "");
+  EXPECT_NE(reason.find(cheap_->id + ": HTTP 400 -> fall_back; cascade: " + cheap_->id + " failed -> " + strong_->id),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_cascade_total{outcome="escalated",reason="cheap_failed"} 1)"),
+            std::string::npos);
+}
+
+TEST_F(CascadePolicyTest, AStreamedAnswerOverMaxBufferBytesIsPublishedAndStreamsOnUnchecked) {
+  enable_cascade();
+  env_overrides["CASCADE_ROUTER_CASCADE_MAX_BUFFER_BYTES"] = "40";
+  chunk_delay_ms = 40;
+  start_pipeline();
+  const PromptEvent e = request("long");
+  resolve_models(e);
+  PromptEvent warm_up = request("long-warm-up", "What is the capital of Ecuador?");
+  warm_up.cascade = false;
+  send_and_wait({warm_up});  // partitions assigned, connections open
+  const Timing timing = send_and_time(e);
+  const auto& body = expect_final(e);
+  const std::string answer = SimulatedUpstream::answer_for(cheap_->upstream_model, kQuestion, kChunks);
+  ASSERT_GT(answer.size(), 80u);
+  EXPECT_EQ(body.value("model", ""), cheap_->id);
+  EXPECT_EQ(body.value("content", ""), answer);
+  EXPECT_NE(body["route"].value("reason", "").find("cascade: " + cheap_->id +
+                                                   " accepted unchecked (answer over max_buffer_bytes)"),
+            std::string::npos);
+  // Held back only until 40 bytes had come: the first chunk comes well before the end.
+  EXPECT_GT(timing.terminal_ms - timing.first_chunk_ms, 2 * chunk_delay_ms) << timing.first_chunk_ms;
+  EXPECT_GT(reply(e).chunks.size(), 2u);
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_cascade_total{outcome="accepted",reason="unchecked"} 1)"),
+            std::string::npos);
+}
+
+TEST_F(CascadePolicyTest, AJudgeGradeBelowTheMinimumEscalatesAndAPassingGradeKeepsTheAnswerBothCharged) {
+  enable_cascade();
+  // The cheap model grades itself here: the grading call is told apart by its prompt.
+  const PromptEvent low = request("judged-low", "Who painted the Mona Lisa?");
+  const PromptEvent high = request("judged-high", "Who wrote Hamlet?");
+  {
+    // Resolved before start: the judge model must be in the config.
+    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
+    ASSERT_TRUE(defaults);
+    auto catalog = ModelCatalog::load(defaults->catalog);
+    ASSERT_TRUE(catalog);
+    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
+    env_overrides["CASCADE_ROUTER_CASCADE_JUDGE_MODEL"] = router.route(low)->model->id;
+  }
+  env_overrides["CASCADE_ROUTER_CASCADE_MIN_JUDGE_SCORE"] = "3";
+  start_pipeline();
+  resolve_models(low);
+  // A grading call's prompt holds the graded answer, which quotes the question.
+  upstream_->set_answer_rules({
+      {cheap_->upstream_model, "answer to: \"Who painted the Mona Lisa?\"", "Score: 2"},
+      {cheap_->upstream_model, "answer to: \"Who wrote Hamlet?\"", "**Rating:** 4/5"},
+  });
+  send_and_wait({low, high});
+
+  const auto& escalated = expect_final(low);
+  EXPECT_EQ(escalated.value("model", ""), strong_->id);
+  EXPECT_NE(escalated["route"].value("reason", "").find(cheap_->id + " rejected (judge " + cheap_->id + ": 2 < 3) -> " +
+                                                        strong_->id),
+            std::string::npos)
+      << escalated["route"].value("reason", "");
+
+  const auto& accepted = expect_final(high);
+  EXPECT_EQ(accepted.value("model", ""), cheap_->id);
+  const std::string reason = accepted["route"].value("reason", "");
+  EXPECT_NE(reason.find("cascade: " + cheap_->id + " accepted (judge " + cheap_->id + ": 4)"), std::string::npos)
+      << reason;
+  // The grading call is charged to the request: more than the answer alone.
+  const TokenUsage usage{accepted["usage"].value("input_tokens", 0), accepted["usage"].value("output_tokens", 0)};
+  EXPECT_GT(accepted.value("cost_usd", 0.0), cost_usd(cheap_->price, usage) * 1.0001);
+  EXPECT_EQ(calls_to(cheap_), 4u);  // two answers, two grades
+  EXPECT_EQ(calls_to(strong_), 1u);
+  EXPECT_EQ(stats().judge_calls.load(), 2u);
+}
+
+TEST_F(CascadePolicyTest, IdenticalRequestsShareTheEscalatedAnswerAndTheCacheKeepsOnlyTheServedOne) {
+  enable_cascade();
+  chunk_delay_ms = 20;  // the leader is still answering while the others arrive
+  start_pipeline();
+  workers_.front()->stop(5000);
+  config_.kafka.worker_group += "-cascade-sf";  // the next worker reads the topic from its start
+  std::vector<PromptEvent> same;
+  for (int i = 0; i < 4; ++i) {
+    PromptEvent e = request("sf-" + std::to_string(i));
+    e.stream = i != 3;
+    same.push_back(e);
+  }
+  resolve_models(same.front());
+  upstream_->set_answer_rules({{cheap_->upstream_model, "", kRefusal}});
+  for (const auto& e : same) ASSERT_TRUE(client_->send(e));
+  ASSERT_TRUE(client_->flush(10000));
+  start_worker();
+  ASSERT_TRUE(client_->wait_all(std::chrono::seconds(60)));
+
+  const std::string strong_answer = SimulatedUpstream::answer_for(strong_->upstream_model, kQuestion, kChunks);
+  for (const auto& e : same) {
+    const auto& body = expect_final(e);
+    EXPECT_EQ(body.value("content", ""), strong_answer) << e.id;
+    EXPECT_EQ(concat_chunks(reply(e)).find("sorry"), std::string::npos) << e.id;
+  }
+  EXPECT_EQ(calls_to(cheap_), 1u);   // one flight
+  EXPECT_EQ(calls_to(strong_), 1u);
+
+  // Later, the same request is a cache hit with the served (strong) answer.
+  const PromptEvent later = request("sf-later");
+  send_and_wait({later});
+  const auto& hit = expect_final(later);
+  EXPECT_EQ(hit.value("cache", ""), "exact");
+  EXPECT_EQ(hit.value("model", ""), strong_->id);
+  EXPECT_EQ(hit.value("content", ""), strong_answer);
+  EXPECT_EQ(upstream_->requests_served(), 2u);
+}
+
+TEST_F(CascadePolicyTest, QualitySamplingAtRateOnePublishesOneGradedEventPerCheaperTierAnswer) {
+  env_overrides["CASCADE_QUALITY_SAMPLE_RATE"] = "1";
+  start_pipeline();
+  const ModelInfo& judge = catalog_->baseline();
+  upstream_->set_answer_rules({{judge.upstream_model, std::string(kJudgeAnswerMarker), "Score: 4"}});
+  std::vector<PromptEvent> events;
+  for (int i = 0; i < 6; ++i) events.push_back(request("q-" + std::to_string(i), "What is " + std::to_string(i) + " plus 1?"));
+  PromptEvent pinned_judge = request("q-judge-model", "What is 10 plus 1?");
+  pinned_judge.model = judge.id;  // answered by the judge's own model: never sampled
+  events.push_back(pinned_judge);
+  resolve_models(events.front());
+  ASSERT_LT(cheap_->tier, judge.tier);
+  send_and_wait(events);
+  ASSERT_TRUE(wait_until([&] { return stats().quality_published.load() >= 6; }, std::chrono::seconds(30)));
+  client_->poll(300);
+
+  auto published = quality_events();
+  ASSERT_EQ(published.size(), 6u);
+  std::sort(published.begin(), published.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (int i = 0; i < 6; ++i) {
+    const QualityEvent& q = published[static_cast<std::size_t>(i)];
+    const PromptEvent& e = events[static_cast<std::size_t>(i)];
+    const auto& body = expect_final(e);
+    EXPECT_EQ(q.id, e.id);
+    EXPECT_EQ(q.tenant, e.tenant);
+    EXPECT_EQ(q.model, body.value("model", ""));
+    EXPECT_EQ(q.tier, std::string(to_string(catalog_->find(q.model)->tier)));
+    EXPECT_EQ(q.judge_model, judge.id);
+    EXPECT_EQ(q.score, 4);
+    EXPECT_EQ(q.route_reason, body["route"].value("reason", ""));
+    EXPECT_GT(q.judge_cost_usd, 0);
+    EXPECT_EQ(q.sample_rate, 1);
+    EXPECT_GT(q.ts_ms, 0);
+  }
+  EXPECT_EQ(stats().quality_failed.load(), 0u);
+  EXPECT_EQ(calls_to(&judge), 7u);  // six grades and the pinned answer
+  // The samples' cost is on the quality events, not on the requests'.
+  for (const auto& e : events) {
+    const auto& body = reply(e).terminal->body;
+    const TokenUsage usage{body["usage"].value("input_tokens", 0), body["usage"].value("output_tokens", 0)};
+    EXPECT_NEAR(body.value("cost_usd", 0.0), cost_usd(catalog_->find(body.value("model", ""))->price, usage), 1e-15);
+  }
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_quality_samples_total{outcome="published"} 6)"),
+            std::string::npos);
+}
+
+TEST_F(CascadePolicyTest, QualitySamplingAtRateZeroGradesNothing) {
+  start_pipeline();  // quality.sample_rate defaults to 0
+  ASSERT_EQ(config_.quality.sample_rate, 0);
+  std::vector<PromptEvent> events;
+  for (int i = 0; i < 5; ++i) events.push_back(request("q0-" + std::to_string(i), "What is " + std::to_string(i) + " minus 1?"));
+  send_and_wait(events);
+  client_->poll(500);  // time for any grading call to have started
+  EXPECT_EQ(stats().judge_calls.load(), 0u);
+  EXPECT_EQ(upstream_->requests_served(), 5u);
+  EXPECT_TRUE(quality_events().empty());
+}
+
+class CascadeQualityJudgeFailureTest : public CascadePolicyTest {
+ protected:
+  // The quality judge: a model of a stronger tier than the cheap one, on a
+  // provider that gets an upstream of its own (which misbehaves).
+  const char* kJudge = "claude-opus-4-8";
+  const char* kJudgeProvider = "anthropic";
+
+  void start_with_judge_fault(const UpstreamFault& fault, long timeout_ms) {
+    FaultInjectionOptions faults;
+    faults.plan = {{fault, 1}};
+    provider_faults[kJudgeProvider] = faults;
+    env_overrides["CASCADE_QUALITY_SAMPLE_RATE"] = "1";
+    env_overrides["CASCADE_QUALITY_JUDGE_MODEL"] = kJudge;
+    env_overrides["CASCADE_QUALITY_TIMEOUT_MS"] = std::to_string(timeout_ms);
+    start_pipeline();
+    ASSERT_NE(catalog_->find(kJudge), nullptr);
+    ASSERT_EQ(catalog_->find(kJudge)->provider, kJudgeProvider);
+  }
+
+  std::vector<PromptEvent> cheap_requests(const std::string& prefix, int n) {
+    std::vector<PromptEvent> events;
+    for (int i = 0; i < n; ++i) events.push_back(request(prefix + std::to_string(i), "What is " + std::to_string(i) + " times 3?"));
+    resolve_models(events.front());
+    EXPECT_NE(cheap_->provider, kJudgeProvider);
+    EXPECT_LT(cheap_->tier, catalog_->find(kJudge)->tier);
+    return events;
+  }
+};
+
+TEST_F(CascadeQualityJudgeFailureTest, AFailingJudgeLeavesTheAnswersAsTheyWereAndIsOnlyCounted) {
+  start_with_judge_fault(UpstreamFault::http_status(500), 30000);
+  const auto events = cheap_requests("jf-", 4);
+  send_and_wait(events);
+  for (const auto& e : events) {
+    const auto& body = expect_final(e);
+    EXPECT_EQ(body.value("model", ""), cheap_->id);
+    EXPECT_EQ(body.value("content", ""),
+              SimulatedUpstream::answer_for(cheap_->upstream_model, e.messages[0]["content"], kChunks));
+  }
+  ASSERT_TRUE(wait_until([&] { return stats().quality_failed.load() >= 4; }, std::chrono::seconds(30)));
+  EXPECT_EQ(stats().quality_published.load(), 0u);
+  EXPECT_TRUE(wait_until([&] { return stats().completed.load() >= 4; }, std::chrono::seconds(10)));
+  EXPECT_EQ(stats().failed.load(), 0u);
+  EXPECT_TRUE(quality_events().empty());
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_quality_samples_total{outcome="failed"} 4)"), std::string::npos);
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_judge_calls_total{outcome="error",purpose="quality"} 4)"),
+            std::string::npos);
+}
+
+TEST_F(CascadeQualityJudgeFailureTest, AHangingJudgeNeitherDelaysTheAnswerNorHoldsItsOffset) {
+  start_with_judge_fault(UpstreamFault::hang_before_headers(0), 8000);
+  const auto events = cheap_requests("jh-", 3);
+  send_and_wait(events);
+  // Every request is finished (terminal events delivered, offsets released)
+  // while every grading call still hangs.
+  ASSERT_TRUE(wait_until([&] { return stats().completed.load() >= 3; }, std::chrono::seconds(10)));
+  EXPECT_EQ(stats().judge_calls.load(), 3u);
+  EXPECT_EQ(stats().quality_failed.load(), 0u);
+  for (const auto& e : events) EXPECT_EQ(expect_final(e).value("model", ""), cheap_->id);
+  // Past quality.timeout_ms the calls are cut and counted.
+  ASSERT_TRUE(wait_until([&] { return stats().quality_failed.load() >= 3; }, std::chrono::seconds(30)));
+  EXPECT_EQ(stats().quality_published.load(), 0u);
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_judge_calls_total{outcome="timeout",purpose="quality"} 3)"),
+            std::string::npos);
+}
+
+// What holding the cheap answer back costs the user: time to first chunk,
+// without cascade, with the cheap answer accepted, and escalated.
+TEST_F(CascadePolicyTest, TimeToFirstChunkIsTheCheapAnswersWholeGenerationTime) {
+  enable_cascade();
+  chunk_delay_ms = 40;
+  start_pipeline();
+  PromptEvent off = request("ttft-off", "What is the capital of Peru?");
+  off.cascade = false;
+  const PromptEvent accepted = request("ttft-accepted", "What is the capital of Chile?");
+  const PromptEvent escalated = request("ttft-escalated", "What is the capital of Bolivia?");
+  resolve_models(off);
+  upstream_->set_answer_rules({{cheap_->upstream_model, "Bolivia", kRefusal}});
+  PromptEvent warm_up = request("ttft-warm-up", "What is the capital of Ecuador?");
+  warm_up.cascade = false;
+  send_and_wait({warm_up});  // partitions assigned, connections open
+  std::map<std::string, double> ttft_ms, total_ms;
+  for (const PromptEvent* e : std::initializer_list<const PromptEvent*>{&off, &accepted, &escalated}) {
+    const Timing t = send_and_time(*e);
+    expect_final(*e);
+    ttft_ms[e->id] = t.first_chunk_ms;
+    total_ms[e->id] = t.terminal_ms;
+    std::printf("%-16s ttft %7.1f ms  total %7.1f ms  model %s\n", e->metadata.value("name", "").c_str(),
+                ttft_ms[e->id], total_ms[e->id], reply(*e).terminal->body.value("model", "").c_str());
+  }
+  // The cheap answer streams in kChunks pieces chunk_delay_ms apart. Not
+  // held back, its first chunk comes at once; held back, with its last.
+  EXPECT_LT(ttft_ms[off.id] + (kChunks - 3) * chunk_delay_ms, ttft_ms[accepted.id]);
+  EXPECT_NEAR(ttft_ms[accepted.id], total_ms[accepted.id], chunk_delay_ms);
+  // Escalated: the whole cheap answer, then the strong one's, streamed.
+  EXPECT_GE(ttft_ms[escalated.id], (kChunks - 3) * chunk_delay_ms);
+  EXPECT_GE(total_ms[escalated.id], ttft_ms[escalated.id] + (kChunks - 3) * chunk_delay_ms);
+}
+
+}  // namespace
+}  // namespace cascade::testing

@@ -11,10 +11,11 @@
 namespace cascade {
 namespace {
 
-constexpr std::array<std::string_view, 10> kModelKeys = {
+constexpr std::array<std::string_view, 13> kModelKeys = {
     "id",   "provider",       "upstream_model",  "tier",
     "context_window", "max_output_tokens", "input_per_mtok", "output_per_mtok",
-    "cached_input_per_mtok", "cache_write_per_mtok",
+    "cached_input_per_mtok", "cache_write_per_mtok", "batch_input_per_mtok", "batch_output_per_mtok",
+    "legacy",
 };
 
 // Every parse error names the model (by id when known, else by position) and the key.
@@ -146,6 +147,26 @@ Result<ModelInfo> parse_model(const YAML::Node& node, std::size_t index) {
     if (!write) return std::unexpected(write.error());
     model.price.cache_write_per_mtok = *write;
   }
+  // No batch price = the batch API gives no discount.
+  model.price.batch_input_per_mtok = *input;
+  model.price.batch_output_per_mtok = *output;
+  if (reader.has("batch_input_per_mtok")) {
+    auto batch = reader.price("batch_input_per_mtok");
+    if (!batch) return std::unexpected(batch.error());
+    model.price.batch_input_per_mtok = *batch;
+  }
+  if (reader.has("batch_output_per_mtok")) {
+    auto batch = reader.price("batch_output_per_mtok");
+    if (!batch) return std::unexpected(batch.error());
+    model.price.batch_output_per_mtok = *batch;
+  }
+  if (reader.has("legacy")) {
+    try {
+      model.legacy = node["legacy"].as<bool>();
+    } catch (const YAML::Exception&) {
+      return fail(ErrorCode::invalid_request, reader.label() + ": 'legacy' must be true or false");
+    }
+  }
   return model;
 }
 
@@ -214,6 +235,11 @@ Result<ModelCatalog> ModelCatalog::from_yaml(std::string_view yaml_text) {
   const auto duplicate = std::ranges::adjacent_find(catalog.models_, {}, &ModelInfo::id);
   if (duplicate != catalog.models_.end())
     return fail(ErrorCode::invalid_request, "model catalog: duplicate model id '" + duplicate->id + "'");
+  const auto legacy = std::ranges::stable_partition(catalog.models_, [](const ModelInfo& m) { return !m.legacy; });
+  catalog.legacy_.assign(std::make_move_iterator(legacy.begin()), std::make_move_iterator(legacy.end()));
+  catalog.models_.erase(legacy.begin(), legacy.end());
+  if (catalog.models_.empty())
+    return fail(ErrorCode::invalid_request, "model catalog: every model is legacy; at least one must be routable");
   return catalog;
 }
 
@@ -239,24 +265,31 @@ Result<ModelCatalog> ModelCatalog::load(const CatalogConfig& config) {
 }
 
 const ModelInfo* ModelCatalog::find(std::string_view id) const {
-  const auto it = std::ranges::lower_bound(models_, id, {}, [](const ModelInfo& m) {
-    return std::string_view(m.id);
-  });
-  if (it == models_.end() || it->id != id) return nullptr;
-  return &*it;
+  for (const auto* list : {&models_, &legacy_}) {
+    const auto it = std::ranges::lower_bound(*list, id, {}, [](const ModelInfo& m) {
+      return std::string_view(m.id);
+    });
+    if (it != list->end() && it->id == id) return &*it;
+  }
+  return nullptr;
 }
 
-double cost_usd(const ModelPrice& price, const TokenUsage& usage) {
+double cost_usd(const ModelPrice& price, const TokenUsage& usage, Billing billing) {
   // Guards against providers reporting more cached (read or written) tokens
   // than input tokens: the parts never add up to more than the whole.
   const std::int64_t input = std::max<std::int64_t>(usage.input_tokens, 0);
   const std::int64_t cached = std::clamp<std::int64_t>(usage.cached_tokens, 0, input);
   const std::int64_t written = std::clamp<std::int64_t>(usage.cache_write_tokens, 0, input - cached);
   const std::int64_t output = std::max<std::int64_t>(usage.output_tokens, 0);
-  const double micro_usd = static_cast<double>(input - cached - written) * price.input_per_mtok +
-                           static_cast<double>(cached) * price.cached_input_per_mtok +
+  const bool batch = billing == Billing::batch;
+  const double input_price = batch ? price.batch_input_per_mtok : price.input_per_mtok;
+  const double cached_price = batch ? std::min(price.cached_input_per_mtok, price.batch_input_per_mtok)
+                                    : price.cached_input_per_mtok;
+  const double output_price = batch ? price.batch_output_per_mtok : price.output_per_mtok;
+  const double micro_usd = static_cast<double>(input - cached - written) * input_price +
+                           static_cast<double>(cached) * cached_price +
                            static_cast<double>(written) * price.cache_write_per_mtok +
-                           static_cast<double>(output) * price.output_per_mtok;
+                           static_cast<double>(output) * output_price;
   return micro_usd / 1'000'000.0;
 }
 

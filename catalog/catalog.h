@@ -23,7 +23,14 @@ struct ModelPrice {
   double output_per_mtok = 0;
   double cached_input_per_mtok = 0;  // price of input tokens read from the provider's prompt cache
   double cache_write_per_mtok = 0;   // price of input tokens written to the provider's prompt cache
+  // Through the provider's batch API (OpenAI: half price); without a batch
+  // price in the catalog these equal input/output (no discount).
+  double batch_input_per_mtok = 0;
+  double batch_output_per_mtok = 0;
 };
+
+// How a call is billed: the normal (interactive) prices or the batch API's.
+enum class Billing { standard, batch };
 
 struct ModelInfo {
   std::string id;              // catalog id used in events ("gpt-4o-mini")
@@ -33,6 +40,9 @@ struct ModelInfo {
   std::int64_t context_window = 0;
   std::int64_t max_output_tokens = 0;
   ModelPrice price;
+  // Priced for billing (pinned requests, replays of recorded traffic) but
+  // never routed to: absent from ModelCatalog::models(), found by find().
+  bool legacy = false;
 };
 
 class ModelCatalog {
@@ -43,8 +53,11 @@ class ModelCatalog {
   // catalog.baseline_model exists.
   static Result<ModelCatalog> load(const CatalogConfig& config);
 
+  // Any model, legacy versions included.
   const ModelInfo* find(std::string_view id) const;
+  // The models requests are routed to (legacy versions left out).
   const std::vector<ModelInfo>& models() const { return models_; }
+  const std::vector<ModelInfo>& legacy_models() const { return legacy_; }
   // The premium model every cost is compared against.
   const ModelInfo& baseline() const { return models_.at(baseline_index_); }
   // Identifies the price table a cost was computed with (e.g. "2026-07").
@@ -52,13 +65,17 @@ class ModelCatalog {
 
  private:
   std::vector<ModelInfo> models_;
+  std::vector<ModelInfo> legacy_;  // sorted by id, like models_
   std::size_t baseline_index_ = 0;
   std::string price_version_;
 };
 
 // USD for the given usage: cached input tokens at the cached price, cache
 // writes at the cache-write price, the rest of the input at the input price,
-// output at the output price.
-double cost_usd(const ModelPrice& price, const TokenUsage& usage);
+// output at the output price. Reasoning tokens are part of output_tokens
+// and billed as output, never on top. Billing::batch bills uncached input and
+// output at the batch prices (cached input at the lower of its price and the
+// batch input price).
+double cost_usd(const ModelPrice& price, const TokenUsage& usage, Billing billing = Billing::standard);
 
 }  // namespace cascade

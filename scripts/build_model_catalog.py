@@ -74,6 +74,14 @@ CURATED_MODELS = [
     ("mistral-large", "mistral", "mistral-large-latest", "medium", "mistral/mistral-large-latest"),
 ]
 
+# Legacy model versions: priced so the ledger can bill and check them (pinned
+# requests, replays of recorded traffic such as RouterBench's), never routed to
+# (ModelCatalog::models() leaves them out).
+LEGACY_MODELS = [
+    ("gpt-3.5-turbo-1106", "openai", "gpt-3.5-turbo-1106", "small", "gpt-3.5-turbo-1106"),
+    ("gpt-4-1106-preview", "openai", "gpt-4-1106-preview", "large", "gpt-4-1106-preview"),
+]
+
 HEADER = """\
 # Cascade model catalog: which models exist, who serves them, their tier, limits
 # and USD prices per 1M tokens.
@@ -89,7 +97,9 @@ HEADER = """\
 # small|medium|large; cached_input_per_mtok = price of input read from the
 # provider's prompt cache (absent = no cache discount, billed as input);
 # cache_write_per_mtok = price of input written to the provider's prompt cache
-# (absent = billed as input).
+# (absent = billed as input); batch_input_per_mtok / batch_output_per_mtok =
+# prices through the provider's batch API (absent = no batch discount);
+# legacy: true = priced for billing, never routed to.
 """
 
 
@@ -99,6 +109,8 @@ def per_mtok(per_token):
 
 
 def fmt(number):
+    if isinstance(number, bool):
+        return "true" if number else "false"
     return repr(float(number)) if isinstance(number, float) else str(number)
 
 
@@ -133,6 +145,11 @@ def build_entry(prices, catalog_id, provider, upstream, tier, key):
     write = entry.get("cache_creation_input_token_cost")
     if isinstance(write, (int, float)) and write > 0:
         model["cache_write_per_mtok"] = per_mtok(write)
+    for field, out in (("input_cost_per_token_batches", "batch_input_per_mtok"),
+                       ("output_cost_per_token_batches", "batch_output_per_mtok")):
+        batch = entry.get(field)
+        if isinstance(batch, (int, float)) and batch > 0:
+            model[out] = per_mtok(batch)
     return model
 
 
@@ -140,13 +157,14 @@ def render(models, price_version, source_name):
     lines = [HEADER.format(source=source_name, price_version=price_version), f'price_version: "{price_version}"', "models:"]
     current_provider = None
     for m in models:
-        if m["provider"] != current_provider:
-            current_provider = m["provider"]
+        group = "legacy versions: priced for billing, never routed to" if m.get("legacy") else m["provider"]
+        if group != current_provider:
+            current_provider = group
             lines.append(f"  # {current_provider}")
         lines.append(f"  - id: {m['id']}")
         for field in ("provider", "upstream_model", "tier", "context_window", "max_output_tokens",
                       "input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
-                      "cache_write_per_mtok"):
+                      "cache_write_per_mtok", "batch_input_per_mtok", "batch_output_per_mtok", "legacy"):
             if field in m:
                 lines.append(f"    {field}: {fmt(m[field])}")
     return "\n".join(lines) + "\n"
@@ -162,13 +180,15 @@ def main():
     with args.prices.open(encoding="utf-8") as f:
         prices = json.load(f)
 
-    ids = [m[0] for m in CURATED_MODELS]
+    ids = [m[0] for m in CURATED_MODELS + LEGACY_MODELS]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         sys.exit(f"duplicate catalog ids: {sorted(duplicates)}")
 
     try:
         models = [build_entry(prices, *m) for m in CURATED_MODELS]
+        for m in LEGACY_MODELS:
+            models.append({**build_entry(prices, *m), "legacy": True})
     except ValueError as e:
         sys.exit(f"error: {e}")
 

@@ -13,24 +13,30 @@ void LedgerTotals::add(const CostEvent& event) {
   input_tokens += event.usage.input_tokens;
   output_tokens += event.usage.output_tokens;
   cached_tokens += event.usage.cached_tokens;
+  cache_write_tokens += event.usage.cache_write_tokens;
+  reasoning_tokens += event.usage.reasoning_tokens;
   latency_ms_sum += event.latency_ms;
   ttft_ms_sum += event.ttft_ms;
 }
 
+void LedgerTotals::merge(const LedgerTotals& from) {
+  requests += from.requests;
+  cache_hits += from.cache_hits;
+  cost_usd += from.cost_usd;
+  baseline_cost_usd += from.baseline_cost_usd;
+  savings_usd += from.savings_usd;
+  input_tokens += from.input_tokens;
+  output_tokens += from.output_tokens;
+  cached_tokens += from.cached_tokens;
+  cache_write_tokens += from.cache_write_tokens;
+  reasoning_tokens += from.reasoning_tokens;
+  latency_ms_sum += from.latency_ms_sum;
+  ttft_ms_sum += from.ttft_ms_sum;
+}
+
 namespace {
 
-void merge(LedgerTotals& into, const LedgerTotals& from) {
-  into.requests += from.requests;
-  into.cache_hits += from.cache_hits;
-  into.cost_usd += from.cost_usd;
-  into.baseline_cost_usd += from.baseline_cost_usd;
-  into.savings_usd += from.savings_usd;
-  into.input_tokens += from.input_tokens;
-  into.output_tokens += from.output_tokens;
-  into.cached_tokens += from.cached_tokens;
-  into.latency_ms_sum += from.latency_ms_sum;
-  into.ttft_ms_sum += from.ttft_ms_sum;
-}
+void merge(LedgerTotals& into, const LedgerTotals& from) { into.merge(from); }
 
 }  // namespace
 
@@ -40,8 +46,24 @@ bool LedgerAggregator::apply(const CostEvent& event) {
     ++duplicates_;
     return false;
   }
+  for (BudgetPeriod period : kBudgetPeriods) {
+    const std::string id = period_id(period, event.ts_ms);
+    spend_[{event.tenant, "", id}] += event.cost_usd;
+    spend_[{event.tenant, model_scope(event.model), id}] += event.cost_usd;
+    // A tag listed twice is one tag.
+    for (const auto& tag : std::set<std::string>(event.tags.begin(), event.tags.end()))
+      spend_[{event.tenant, tag_scope(tag), id}] += event.cost_usd;
+  }
+  if (event.ts_ms < since_ms_) return true;
   by_tenant_model_[{event.tenant, event.model}].add(event);
   return true;
+}
+
+double LedgerAggregator::spend(const std::string& tenant, const std::string& scope, BudgetPeriod period,
+                               std::int64_t now_ms) const {
+  std::lock_guard lock(mu_);
+  const auto it = spend_.find({tenant, scope, period_id(period, now_ms)});
+  return it == spend_.end() ? 0 : it->second;
 }
 
 LedgerTotals LedgerAggregator::total() const {

@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <map>
 #include <thread>
 
 #include "consumers/ledger/ledger.h"
@@ -7,10 +9,19 @@
 
 namespace cascade {
 
+namespace {
+
+// How long a batch waits for more events before it is applied: bounds the
+// delay a cost event adds to the spend state (docs/ledger.md, overshoot bound).
+constexpr int kBatchWaitMs = 50;
+constexpr int kStoreRetryMs = 1000;
+
+}  // namespace
+
 struct LedgerConsumer::Impl {
   KafkaHandle consumer;
-  LedgerAggregator* aggregator = nullptr;
-  LedgerMetrics* metrics = nullptr;
+  LedgerSinks sinks;
+  std::size_t batch_max_events = 2000;
   std::atomic<bool> stopping{false};
   std::thread thread;
 };
@@ -19,6 +30,17 @@ Result<std::unique_ptr<LedgerConsumer>> LedgerConsumer::start(const KafkaConfig&
                                                               const std::string& bootstrap,
                                                               LedgerAggregator& aggregator,
                                                               LedgerMetrics* metrics) {
+  LedgerSinks sinks;
+  sinks.aggregator = &aggregator;
+  sinks.metrics = metrics;
+  return start(config, bootstrap, sinks);
+}
+
+Result<std::unique_ptr<LedgerConsumer>> LedgerConsumer::start(const KafkaConfig& config,
+                                                              const std::string& bootstrap, LedgerSinks sinks,
+                                                              int batch_max_events) {
+  if (sinks.budgets && !sinks.store)
+    return fail(ErrorCode::invalid_request, "ledger consumer: budget monitoring needs the ledger store");
   auto conf = make_client_conf(config, bootstrap, ClientRole::consumer, config.ledger_group);
   if (!conf) return std::unexpected(conf.error());
   auto handle = make_client(*conf, ClientRole::consumer);
@@ -26,8 +48,8 @@ Result<std::unique_ptr<LedgerConsumer>> LedgerConsumer::start(const KafkaConfig&
   auto self = std::unique_ptr<LedgerConsumer>(new LedgerConsumer());
   self->impl_ = std::make_unique<Impl>();
   self->impl_->consumer = std::move(*handle);
-  self->impl_->aggregator = &aggregator;
-  self->impl_->metrics = metrics;
+  self->impl_->sinks = sinks;
+  self->impl_->batch_max_events = static_cast<std::size_t>(std::max(batch_max_events, 1));
   rd_kafka_poll_set_consumer(self->impl_->consumer.get());
   TopicPartitionList topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), config.ledger_topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -40,28 +62,110 @@ Result<std::unique_ptr<LedgerConsumer>> LedgerConsumer::start(const KafkaConfig&
 
 void LedgerConsumer::run() {
   rd_kafka_t* rk = impl_->consumer.get();
+  const LedgerSinks& sinks = impl_->sinks;
+  std::vector<rd_kafka_message_t*> messages;
+  std::vector<CostEvent> events;
   while (!impl_->stopping.load()) {
-    rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk, 100);
-    if (!msg) continue;
-    if (!msg->err) {
+    // Gather a batch: what is there now, waiting at most kBatchWaitMs for more.
+    messages.clear();
+    events.clear();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBatchWaitMs);
+    for (int wait = 100; messages.size() < impl_->batch_max_events;) {
+      rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk, wait);
+      if (!msg) break;
+      if (msg->err) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          spdlog::warn("ledger: consumer error: {}", rd_kafka_message_errstr(msg));
+        rd_kafka_message_destroy(msg);
+      } else {
+        messages.push_back(msg);
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      wait = static_cast<int>(std::max<std::int64_t>(0, left.count()));
+      if (wait == 0 && !messages.empty()) break;
+    }
+    if (messages.empty()) continue;
+
+    std::uint64_t malformed = 0;
+    for (auto* msg : messages) {
       auto event = parse_cost_event(std::string_view(static_cast<const char*>(msg->payload), msg->len));
       if (event) {
-        // Metrics follow the deduplicated aggregate: a redelivered event counts once.
-        if (impl_->aggregator->apply(*event) && impl_->metrics) impl_->metrics->record(*event);
-        applied_++;
+        events.push_back(std::move(*event));
       } else {
-        rejected_++;
+        ++malformed;
         spdlog::warn("ledger: skipping malformed cost event at {}/{}: {}", msg->partition, msg->offset,
                      event.error().message);
       }
-      TopicPartitionList done(rd_kafka_topic_partition_list_new(1));
-      rd_kafka_topic_partition_list_add(done.get(), rd_kafka_topic_name(msg->rkt), msg->partition)->offset =
-          msg->offset + 1;
-      rd_kafka_offsets_store(rk, done.get());
-    } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      spdlog::warn("ledger: consumer error: {}", rd_kafka_message_errstr(msg));
     }
-    rd_kafka_message_destroy(msg);
+
+    // The durable write first; nothing else happens until it succeeded.
+    std::vector<bool> counted(events.size(), sinks.store == nullptr);
+    LedgerApplyOutcome outcome;
+    if (sinks.store) {
+      bool written = false;
+      while (!written && !impl_->stopping.load()) {
+        auto applied = sinks.store->apply(events);
+        if (applied) {
+          outcome = std::move(*applied);
+          written = true;
+          break;
+        }
+        spdlog::error("ledger: {}; retrying the batch in {} ms", applied.error().message, kStoreRetryMs);
+        for (int i = 0; i < kStoreRetryMs / 100 && !impl_->stopping.load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (!written) {
+        // Stopped while the store was failing: the batch stays uncommitted
+        // and is read again by the next consumer.
+        for (auto* msg : messages) rd_kafka_message_destroy(msg);
+        break;
+      }
+      for (std::size_t i : outcome.applied) counted[i] = true;
+      if (outcome.stale > 0)
+        spdlog::warn("ledger: refused {} cost event(s) older than the dedupe TTL ({} days)", outcome.stale,
+                     sinks.store->options().dedupe_ttl_ms / 86'400'000);
+    }
+    std::uint64_t duplicates = outcome.duplicates;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (!counted[i]) continue;
+      if (sinks.aggregator) {
+        // With a store, the store decided; the in-memory view follows it.
+        // Without one, the aggregator is the deduplicating sink.
+        const bool fresh = sinks.aggregator->apply(events[i]);
+        if (!fresh && !sinks.store) {
+          counted[i] = false;
+          ++duplicates;
+          continue;
+        }
+      }
+      if (sinks.metrics) sinks.metrics->record(events[i]);
+    }
+    std::uint64_t n_counted = 0;
+    for (bool c : counted) n_counted += c;
+    counted_ += n_counted;
+    applied_ += events.size();
+    rejected_ += malformed;
+    if (sinks.metrics) {
+      sinks.metrics->count_events("applied", n_counted);
+      sinks.metrics->count_events("duplicate", duplicates);
+      sinks.metrics->count_events("stale", outcome.stale);
+      sinks.metrics->count_events("invalid", outcome.invalid);
+      sinks.metrics->count_events("malformed", malformed);
+    }
+    if (sinks.budgets && !outcome.touched.empty()) sinks.budgets->on_batch(outcome.touched);
+
+    // Offsets only now: every event up to them is durably counted (or was a
+    // duplicate / refused, which a redelivery would not change).
+    std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;
+    for (auto* msg : messages) {
+      auto& offset = next[{rd_kafka_topic_name(msg->rkt), msg->partition}];
+      offset = std::max(offset, msg->offset + 1);
+    }
+    TopicPartitionList done(rd_kafka_topic_partition_list_new(static_cast<int>(next.size())));
+    for (const auto& [tp, offset] : next)
+      rd_kafka_topic_partition_list_add(done.get(), tp.first.c_str(), tp.second)->offset = offset;
+    rd_kafka_offsets_store(rk, done.get());
+    for (auto* msg : messages) rd_kafka_message_destroy(msg);
   }
 }
 
@@ -77,6 +181,7 @@ LedgerConsumer::~LedgerConsumer() { stop(); }
 Result<std::uint64_t> read_ledger_topic(const KafkaConfig& config, const std::string& bootstrap,
                                         LedgerAggregator& aggregator) {
   return read_topic_to_end(config, bootstrap, config.ledger_topic, [&](const rd_kafka_message_t& msg) {
+    if (!msg.payload) return;
     auto event = parse_cost_event(std::string_view(static_cast<const char*>(msg.payload), msg.len));
     if (event) aggregator.apply(*event);
   });

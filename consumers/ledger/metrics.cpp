@@ -1,4 +1,5 @@
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
@@ -90,6 +91,33 @@ struct LedgerMetrics::Impl {
           .Help("Time from taking a request to its first answer token, in seconds.")
           .Register(*registry);
 
+  prometheus::Family<prometheus::Counter>& ledger_events =
+      prometheus::BuildCounter()
+          .Name("cascade_ledger_events_total")
+          .Help("Cost events read by the ledger, by outcome: applied (counted), duplicate (request id seen "
+                "before), stale (older than ledger.dedupe_ttl_days, refused), invalid, malformed.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& budget_spend =
+      prometheus::BuildGauge()
+          .Name("cascade_budget_spend_usd")
+          .Help("Spend in the current budget period (UTC day or month) of a tenant, model or tag budget, in USD.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& budget_limit =
+      prometheus::BuildGauge()
+          .Name("cascade_budget_limit_usd")
+          .Help("Limit of a budget for its period, in USD.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& budget_alerts =
+      prometheus::BuildCounter()
+          .Name("cascade_budget_alerts_total")
+          .Help("Budget threshold alerts fired (each once per budget, period and threshold).")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& alert_deliveries =
+      prometheus::BuildCounter()
+          .Name("cascade_budget_alert_deliveries_total")
+          .Help("Alert deliveries by sink (kafka, webhook) and outcome (delivered, retried, failed).")
+          .Register(*registry);
+
   std::mutex mu;
   // std::map: handles keep their address, and std::less<> lets a lookup use
   // the event's strings without building a key.
@@ -150,6 +178,30 @@ void LedgerMetrics::record(const CostEvent& event) {
   handles.cached_tokens->Increment(static_cast<double>(std::max<std::int64_t>(event.usage.cached_tokens, 0)));
   handles.latency_seconds->Observe(ms_to_seconds(event.latency_ms));
   handles.ttft_seconds->Observe(ms_to_seconds(event.ttft_ms));
+}
+
+void LedgerMetrics::count_events(std::string_view outcome, std::uint64_t n) {
+  if (n == 0) return;
+  impl_->ledger_events.Add({{"outcome", std::string(outcome)}}).Increment(static_cast<double>(n));
+}
+
+void LedgerMetrics::set_budget(const std::string& tenant, const std::string& scope, BudgetPeriod period,
+                               double spend_usd, double limit_usd) {
+  const prometheus::Labels labels{{"tenant", tenant}, {"scope", scope}, {"period", std::string(to_string(period))}};
+  impl_->budget_spend.Add(labels).Set(spend_usd);
+  impl_->budget_limit.Add(labels).Set(limit_usd);
+}
+
+void LedgerMetrics::count_alert(const BudgetAlert& alert) {
+  char threshold[32];
+  std::snprintf(threshold, sizeof threshold, "%g", alert.threshold_percent);
+  impl_->budget_alerts
+      .Add({{"tenant", alert.tenant}, {"period", std::string(to_string(alert.period))}, {"threshold", threshold}})
+      .Increment();
+}
+
+void LedgerMetrics::count_alert_delivery(std::string_view sink, std::string_view outcome) {
+  impl_->alert_deliveries.Add({{"sink", std::string(sink)}, {"outcome", std::string(outcome)}}).Increment();
 }
 
 std::shared_ptr<prometheus::Registry> LedgerMetrics::registry() const { return impl_->registry; }

@@ -78,6 +78,40 @@ std::string pad_left(const std::string& text, std::size_t width) {
 
 std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,
                                   const std::string& tenant) {
+  SavingsReportOptions options;
+  options.tenant = tenant;
+  return format_savings_report(ledger, baseline_model, options);
+}
+
+namespace {
+
+std::string budget_lines(const std::vector<BudgetStatus>& budgets) {
+  if (budgets.empty()) return {};
+  std::string out = "\nBudget use (current UTC day and month)\n";
+  for (const auto& s : budgets) {
+    const auto& b = s.budget;
+    std::string line = pad_right(b.tenant + " " + describe_scope(b.scope), 28);
+    auto part = [&](const char* name, double spent, double limit) {
+      std::string text = std::string(name) + " " + format_money(spent) + " of " + format_money(limit) + " (" +
+                         format_percent(spent, limit) + ")";
+      if (spent >= limit) text += " EXCEEDED";
+      else if (spent >= limit * b.limits.soft_percent / 100.0) text += " soft limit passed";
+      return text;
+    };
+    std::vector<std::string> parts;
+    if (b.limits.daily_usd > 0) parts.push_back(part("daily", s.spent_daily_usd, b.limits.daily_usd));
+    if (b.limits.monthly_usd > 0) parts.push_back(part("monthly", s.spent_monthly_usd, b.limits.monthly_usd));
+    for (std::size_t i = 0; i < parts.size(); ++i) line += (i ? "; " : "") + parts[i];
+    out += line + (s.runtime ? "  [set at run time]" : "") + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,
+                                  const SavingsReportOptions& options) {
+  const std::string& tenant = options.tenant;
   const bool all_tenants = tenant.empty();
   const LedgerTotals totals = all_tenants ? ledger.total() : ledger.tenant_total(tenant);
   const std::map<std::string, LedgerTotals> models =
@@ -85,12 +119,13 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
 
   std::string out;
   const std::string scope = all_tenants ? "all tenants" : "tenant " + tenant;
-  const std::string title = "Cascade savings report: " + scope;
+  const std::string title =
+      "Cascade savings report: " + scope + (options.window.empty() ? "" : ", " + options.window);
   out += title + "\n" + std::string(title.size(), '=') + "\n";
 
   if (totals.requests == 0) {
     out += "No requests recorded.\n";
-    return out;
+    return out + budget_lines(options.budgets);
   }
 
   auto line = [&](const std::string& label, const std::string& value) {
@@ -124,7 +159,7 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
            pad_left(printf_string("%.1f%%", 100.0 * share), 6) + "  " + pad_right(bar_for(share), kBarWidth) +
            "  " + pad_left(format_money(model_totals.cost_usd), 10) + "\n";
   }
-  return out;
+  return out + budget_lines(options.budgets);
 }
 
 }  // namespace cascade

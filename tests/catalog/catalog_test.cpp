@@ -274,5 +274,67 @@ TEST(CostUsd, ZeroUsageCostsNothing) {
   EXPECT_EQ(cost_usd(price, {}), 0.0);
 }
 
+TEST(CostUsd, ReasoningTokensArePartOfOutputAndBilledOnce) {
+  const ModelPrice price{.input_per_mtok = 1.1, .output_per_mtok = 4.4};
+  // 300 output tokens of which 250 were hidden reasoning: 300 billed, not 550.
+  const TokenUsage usage{.input_tokens = 1000, .output_tokens = 300, .reasoning_tokens = 250};
+  EXPECT_NEAR(cost_usd(price, usage), (1000 * 1.1 + 300 * 4.4) / 1e6, 1e-15);
+}
+
+TEST(CostUsd, BatchBillingUsesTheBatchPrices) {
+  const ModelPrice price{.input_per_mtok = 2.5, .output_per_mtok = 10, .cached_input_per_mtok = 1.25,
+                         .cache_write_per_mtok = 2.5, .batch_input_per_mtok = 1.25, .batch_output_per_mtok = 5};
+  const TokenUsage usage{.input_tokens = 1000, .output_tokens = 200};
+  EXPECT_NEAR(cost_usd(price, usage, Billing::batch), (1000 * 1.25 + 200 * 5) / 1e6, 1e-15);
+  EXPECT_NEAR(cost_usd(price, usage, Billing::batch), cost_usd(price, usage) / 2, 1e-15);
+  // Cached input is never dearer in a batch than uncached batch input.
+  const ModelPrice cheap_batch{.input_per_mtok = 2, .output_per_mtok = 8, .cached_input_per_mtok = 1.5,
+                               .cache_write_per_mtok = 2, .batch_input_per_mtok = 1, .batch_output_per_mtok = 4};
+  const TokenUsage cached{.input_tokens = 1000, .cached_tokens = 1000};
+  EXPECT_NEAR(cost_usd(cheap_batch, cached, Billing::batch), 1000 * 1.0 / 1e6, 1e-15);
+}
+
+TEST(ModelCatalog, BatchPricesAreHalfPriceWhereTheCatalogSaysSoAndFullPriceElsewhere) {
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  const ModelInfo* gpt4o = catalog->find("gpt-4o");
+  ASSERT_NE(gpt4o, nullptr);
+  EXPECT_DOUBLE_EQ(gpt4o->price.batch_input_per_mtok, gpt4o->price.input_per_mtok / 2);
+  EXPECT_DOUBLE_EQ(gpt4o->price.batch_output_per_mtok, gpt4o->price.output_per_mtok / 2);
+  // No batch price in the catalog: the batch API gives no discount.
+  auto two = ModelCatalog::from_yaml(kTwoModels);
+  ASSERT_TRUE(two);
+  for (const auto& m : two->models()) {
+    EXPECT_DOUBLE_EQ(m.price.batch_input_per_mtok, m.price.input_per_mtok) << m.id;
+    EXPECT_DOUBLE_EQ(m.price.batch_output_per_mtok, m.price.output_per_mtok) << m.id;
+  }
+}
+
+TEST(ModelCatalog, LegacyModelsArePricedButNeverRouted) {
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  for (const char* id : {"gpt-3.5-turbo-1106", "gpt-4-1106-preview"}) {
+    const ModelInfo* m = catalog->find(id);
+    ASSERT_NE(m, nullptr) << id;
+    EXPECT_TRUE(m->legacy);
+    for (const auto& routable : catalog->models()) EXPECT_NE(routable.id, id);
+  }
+  EXPECT_EQ(catalog->legacy_models().size(), 2u);
+  // OpenAI's published prices for these versions.
+  EXPECT_DOUBLE_EQ(catalog->find("gpt-3.5-turbo-1106")->price.input_per_mtok, 1.0);
+  EXPECT_DOUBLE_EQ(catalog->find("gpt-3.5-turbo-1106")->price.output_per_mtok, 2.0);
+  EXPECT_DOUBLE_EQ(catalog->find("gpt-4-1106-preview")->price.input_per_mtok, 10.0);
+  EXPECT_DOUBLE_EQ(catalog->find("gpt-4-1106-preview")->price.output_per_mtok, 30.0);
+}
+
+TEST(ModelCatalog, RejectsANonBooleanLegacyFlagAndAnAllLegacyCatalog) {
+  const std::string model = "  - {id: m, provider: p, tier: small, context_window: 10, max_output_tokens: 5, "
+                            "input_per_mtok: 1, output_per_mtok: 2, legacy: ";
+  EXPECT_FALSE(ModelCatalog::from_yaml("price_version: v\nmodels:\n" + model + "maybe}\n"));
+  auto all_legacy = ModelCatalog::from_yaml("price_version: v\nmodels:\n" + model + "true}\n");
+  ASSERT_FALSE(all_legacy);
+  EXPECT_NE(all_legacy.error().message.find("legacy"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cascade

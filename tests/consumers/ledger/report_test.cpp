@@ -126,5 +126,52 @@ TEST(SavingsReport, GroupsThousandsInLargeAmounts) {
   EXPECT_THAT(line_starting_with(report, "Baseline cost"), HasSubstr("$2,000,000.00"));
 }
 
+TEST(SavingsReport, SinceCountsOnlyRecentRequestsButBudgetSpendCountsTheWholePeriod) {
+  const std::int64_t now = now_ms();
+  LedgerAggregator ledger(now - 3'600'000);  // the last hour
+  ledger.apply(make_cost({.id = "old", .model = "small", .cost_usd = 2, .baseline_cost_usd = 4,
+                          .ts_ms = now - 7'200'000}));
+  ledger.apply(make_cost({.id = "new", .model = "large", .cost_usd = 1, .baseline_cost_usd = 4, .ts_ms = now}));
+  ledger.apply(make_cost({.id = "old", .model = "small", .cost_usd = 2, .ts_ms = now - 7'200'000}));  // again
+  SavingsReportOptions options;
+  options.window = "last 1h";
+  BudgetStatus status;
+  status.budget = {"acme", "", {4, 100, 80}};
+  // Two hours ago may be yesterday (UTC); the day's spend is whatever this day holds.
+  status.spent_daily_usd = ledger.spend("acme", "", BudgetPeriod::daily, now);
+  status.spent_monthly_usd = ledger.spend("acme", "", BudgetPeriod::monthly, now);
+  options.budgets.push_back(status);
+  const std::string report = format_savings_report(ledger, "gpt-4o", options);
+  EXPECT_THAT(report, HasSubstr("all tenants, last 1h"));
+  EXPECT_THAT(line_starting_with(report, "Requests"), HasSubstr("1"));
+  EXPECT_THAT(line_starting_with(report, "Actual cost"), HasSubstr("$1.00"));
+  EXPECT_THAT(report, Not(HasSubstr("\nsmall ")));
+  EXPECT_EQ(ledger.duplicates(), 1u);
+  if (utc_day(now) == utc_day(now - 7'200'000)) {
+    EXPECT_DOUBLE_EQ(status.spent_daily_usd, 3.0);
+    EXPECT_THAT(report, HasSubstr("daily $3.00 of $4.00 (75.0%)"));
+  }
+  EXPECT_THAT(report, HasSubstr("Budget use"));
+  EXPECT_THAT(line_starting_with(report, "acme tenant"), HasSubstr("of $100.00"));
+}
+
+TEST(SavingsReport, FlagsBudgetsPastTheirSoftAndHardLimits) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .cost_usd = 1, .ts_ms = now_ms()}));
+  SavingsReportOptions options;
+  BudgetStatus soft;
+  soft.budget = {"acme", "", {10, 0, 80}};
+  soft.spent_daily_usd = 8.5;
+  BudgetStatus hard;
+  hard.budget = {"acme", model_scope("gpt-4o"), {1, 0, 80}};
+  hard.spent_daily_usd = 1.2;
+  hard.runtime = true;
+  options.budgets = {soft, hard};
+  const std::string report = format_savings_report(ledger, "gpt-4o", options);
+  EXPECT_THAT(line_starting_with(report, "acme tenant"), HasSubstr("(85.0%) soft limit passed"));
+  EXPECT_THAT(line_starting_with(report, "acme model gpt-4o"), HasSubstr("EXCEEDED"));
+  EXPECT_THAT(line_starting_with(report, "acme model gpt-4o"), HasSubstr("[set at run time]"));
+}
+
 }  // namespace
 }  // namespace cascade

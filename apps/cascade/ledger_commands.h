@@ -1,0 +1,23 @@
+#pragma once
+// The ledger's subcommands once their configuration is loaded: `cascade
+// ledger`, `cascade report`, `cascade budget set|show` (docs/ledger.md).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "apps/cascade/commands.h"
+#include "core/config.h"
+
+namespace cascade::cli {
+
+int ledger_service(const Config& config);
+int savings_report(const Config& config, const ReportOptions& options);
+int budget_set(const Config& config, const BudgetCommandOptions& options);
+int budget_show(const Config& config, const BudgetCommandOptions& options);
+
+// `--since`: "7d", "24h", "30m" (back from now_ms) or "YYYY-MM-DD" (midnight
+// UTC); the start in ms since the epoch, or nullopt when it is none of these.
+std::optional<std::int64_t> parse_since(std::string_view text, std::int64_t now_ms);
+
+}  // namespace cascade::cli

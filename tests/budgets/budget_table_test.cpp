@@ -1,0 +1,106 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "budgets/budgets.h"
+#include "events/events.h"
+#include "kafka/kafka.h"
+
+namespace cascade {
+namespace {
+
+constexpr int kWaitMs = 20000;
+
+// Publishes records to cascade.spend as the ledger does.
+Result<void> publish_spend(const Config& config, const SpendRecord& record) {
+  auto conf = make_client_conf(config.kafka, config.kafka.bootstrap, ClientRole::producer);
+  if (!conf) return std::unexpected(conf.error());
+  auto producer = make_client(*conf, ClientRole::producer);
+  if (!producer) return std::unexpected(producer.error());
+  const std::string key = spend_record_key(record.tenant, record.scope, record.period);
+  const std::string value = encode_spend_record(record);
+  if (auto err = rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(config.kafka.spend_topic.c_str()),
+                                   RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                                   RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END))
+    return fail(ErrorCode::unavailable, rd_kafka_err2str(err));
+  if (rd_kafka_flush(producer->get(), 10000)) return fail(ErrorCode::timeout, "flush");
+  return {};
+}
+
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+class BudgetTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = EmbeddedBroker::start();
+    ASSERT_TRUE(broker) << broker.error().message;
+    broker_ = std::move(*broker);
+    config_.kafka.bootstrap = broker_->bootstrap();
+    config_.kafka.partitions = 3;
+    config_.kafka.fetch_wait_max_ms = 5;
+    ASSERT_TRUE(broker_->create_topics(cascade_topics(config_.kafka)));
+    config_.budgets["acme"].limits = {10, 100, 80};
+  }
+
+  std::unique_ptr<EmbeddedBroker> broker_;
+  Config config_;
+};
+
+TEST_F(BudgetTableTest, RestoresRuntimeBudgetsAndSpendThenFollowsNewRecords) {
+  const std::int64_t now = now_ms();
+  ASSERT_TRUE(publish_budget(config_.kafka, config_.kafka.bootstrap, {"acme", "", {5, 100, 80}}));
+  ASSERT_TRUE(publish_budget(config_.kafka, config_.kafka.bootstrap, {"globex", model_scope("gpt-4o"), {1, 0, 50}}));
+  ASSERT_TRUE(publish_spend(config_, {"acme", "", BudgetPeriod::daily, period_id(BudgetPeriod::daily, now), 4.5, 9, now}));
+
+  auto table = BudgetTable::open(config_, config_.kafka.bootstrap);
+  ASSERT_TRUE(table) << table.error().message;
+  auto restored = (*table)->restore(kWaitMs);
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(*restored, 3u);
+  // The run-time budget replaced the configured $10/day.
+  EXPECT_DOUBLE_EQ((*table)->book().limits("acme", "")->daily_usd, 5);
+  EXPECT_DOUBLE_EQ((*table)->book().spend("acme", "", BudgetPeriod::daily, now), 4.5);
+  EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.2, now).verdict, BudgetVerdict::soft_exceeded);
+  EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.6, now).verdict, BudgetVerdict::hard_exceeded);
+  EXPECT_EQ((*table)->check("globex", "gpt-4o", {}, 2, now).verdict, BudgetVerdict::hard_exceeded);
+
+  ASSERT_TRUE((*table)->start());
+  ASSERT_TRUE(publish_spend(config_, {"acme", "", BudgetPeriod::daily, period_id(BudgetPeriod::daily, now), 5.2, 10, now}));
+  EXPECT_TRUE(eventually([&] { return (*table)->book().spend("acme", "", BudgetPeriod::daily, now) == 5.2; }));
+  EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.0, now).verdict, BudgetVerdict::hard_exceeded);
+
+  // Removing the run-time budget brings the configured one back.
+  ASSERT_TRUE(publish_budget_removal(config_.kafka, config_.kafka.bootstrap, "acme", ""));
+  EXPECT_TRUE(eventually([&] { return (*table)->book().limits("acme", "")->daily_usd == 10; }));
+  EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.0, now).verdict, BudgetVerdict::ok);
+  EXPECT_EQ((*table)->records_malformed(), 0u);
+}
+
+TEST_F(BudgetTableTest, RestoreOfEmptyTopicsEndsAtOnceWithTheConfiguredBudgets) {
+  auto table = BudgetTable::open(config_, config_.kafka.bootstrap);
+  ASSERT_TRUE(table) << table.error().message;
+  auto restored = (*table)->restore(kWaitMs);
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(*restored, 0u);
+  EXPECT_DOUBLE_EQ((*table)->book().limits("acme", "")->daily_usd, 10);
+}
+
+TEST_F(BudgetTableTest, OpenFailsClearlyWithoutTheTopics) {
+  config_.kafka.spend_topic = "no.such.topic";
+  auto table = BudgetTable::open(config_, config_.kafka.bootstrap);
+  ASSERT_FALSE(table);
+  EXPECT_NE(table.error().message.find("no.such.topic"), std::string::npos) << table.error().message;
+}
+
+}  // namespace
+}  // namespace cascade

@@ -5,11 +5,13 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-# Debian 12 packages only; nothing is built from source.
+# Debian 12 packages only; nothing is built from source. chromium is for the
+# tests only (the dashboard rendered headless); Cascade itself never runs it.
 DEBS := cmake ninja-build g++ make pkg-config ccache curl \
         librdkafka-dev nlohmann-json3-dev libcurl4-openssl-dev librocksdb-dev \
         prometheus-cpp-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libboost-dev \
-        libssl-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev
+        libssl-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev \
+        chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps configure build test demo bench clean

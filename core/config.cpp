@@ -66,7 +66,7 @@ class KeyReader {
     std::optional<YAML::Node> from_env;
     if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, std::string>) {
       if (auto value = env_(env_name_for(key_path))) from_env = YAML::Node(*value);
-    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, std::vector<double>>) {
       // Lists from the environment are comma-separated.
       if (auto value = env_(env_name_for(key_path))) {
         YAML::Node list(YAML::NodeType::Sequence);
@@ -101,6 +101,73 @@ class KeyReader {
   std::string error_;
 };
 
+// budgets.<tenant>: {daily_usd, monthly_usd, soft_percent, models: {<id>: limits}, tags: {<tag>: limits}}.
+Result<void> read_budget_limits(const YAML::Node& node, KeyReader& r, BudgetLimitsConfig& out,
+                                const std::string& path) {
+  r.read(node, "daily_usd", out.daily_usd, path);
+  r.read(node, "monthly_usd", out.monthly_usd, path);
+  r.read(node, "soft_percent", out.soft_percent, path);
+  if (!r.error().empty()) return {};
+  if (!(out.daily_usd >= 0 && out.monthly_usd >= 0))
+    return fail(ErrorCode::invalid_request, "config '" + path + "': limits must be >= 0");
+  if (!(out.soft_percent > 0 && out.soft_percent <= 100))
+    return fail(ErrorCode::invalid_request, "config '" + path + "': soft_percent must be in (0, 100]");
+  return {};
+}
+
+Result<void> read_budgets(const YAML::Node& node, KeyReader& r, std::map<std::string, TenantBudgetConfig>& out) {
+  if (!node.IsDefined() || node.IsNull()) return {};
+  if (!node.IsMap()) return fail(ErrorCode::invalid_request, "config key 'budgets' must be a mapping");
+  for (const auto& kv : node) {
+    const std::string tenant = kv.first.as<std::string>();
+    const std::string path = "budgets." + tenant;
+    if (!kv.second.IsMap()) return fail(ErrorCode::invalid_request, "config key '" + path + "' must be a mapping");
+    for (const auto& field : kv.second) {
+      const std::string key = field.first.as<std::string>();
+      if (key != "daily_usd" && key != "monthly_usd" && key != "soft_percent" && key != "models" && key != "tags")
+        return fail(ErrorCode::invalid_request, "config '" + path + "': unknown key '" + key + "'");
+    }
+    TenantBudgetConfig budget;
+    if (auto ok = read_budget_limits(kv.second, r, budget.limits, path); !ok) return ok;
+    for (const char* group : {"models", "tags"}) {
+      const YAML::Node scoped = kv.second[group];
+      if (!scoped.IsDefined() || scoped.IsNull()) continue;
+      if (!scoped.IsMap())
+        return fail(ErrorCode::invalid_request, "config key '" + path + "." + group + "' must be a mapping");
+      auto& into = std::string_view(group) == "models" ? budget.models : budget.tags;
+      for (const auto& item : scoped) {
+        const std::string name = item.first.as<std::string>();
+        BudgetLimitsConfig limits;
+        // A scoped budget's soft share defaults to its tenant's.
+        limits.soft_percent = budget.limits.soft_percent;
+        if (auto ok = read_budget_limits(item.second, r, limits, path + "." + group + "." + name); !ok) return ok;
+        into[name] = limits;
+      }
+    }
+    out[tenant] = std::move(budget);
+  }
+  return {};
+}
+
+// router.cascade and quality (model ids are checked against the catalog by the worker).
+Result<void> validate_cascade_and_quality(const CascadeConfig& cascade, const QualityConfig& quality) {
+  for (const auto& preference : cascade.preferences) {
+    if (preference != "cost" && preference != "balanced" && preference != "quality" && preference != "speed")
+      return fail(ErrorCode::invalid_request, "config 'router.cascade.preferences': '" + preference +
+                                                  "' is not one of cost|balanced|quality|speed");
+  }
+  if (!(cascade.min_judge_score >= 1 && cascade.min_judge_score <= 5))
+    return fail(ErrorCode::invalid_request, "config 'router.cascade.min_judge_score' must be within 1..5");
+  if (cascade.judge_timeout_ms < 1 || cascade.max_buffer_bytes < 1)
+    return fail(ErrorCode::invalid_request,
+                "config 'router.cascade': judge_timeout_ms and max_buffer_bytes must be >= 1");
+  if (!(quality.sample_rate >= 0 && quality.sample_rate <= 1))
+    return fail(ErrorCode::invalid_request, "config 'quality.sample_rate' must be within 0..1");
+  if (quality.timeout_ms < 1 || quality.max_in_flight < 1)
+    return fail(ErrorCode::invalid_request, "config 'quality': timeout_ms and max_in_flight must be >= 1");
+  return {};
+}
+
 Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   Config c;
   KeyReader r(env);
@@ -119,6 +186,10 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
     r.read(topics, "dlq", c.kafka.dlq_topic, "kafka.topics");
     r.read(topics, "replies", c.kafka.replies_topic, "kafka.topics");
     r.read(topics, "cache_changelog", c.kafka.cache_changelog_topic, "kafka.topics");
+    r.read(topics, "budgets", c.kafka.budgets_topic, "kafka.topics");
+    r.read(topics, "spend", c.kafka.spend_topic, "kafka.topics");
+    r.read(topics, "alerts", c.kafka.alerts_topic, "kafka.topics");
+    r.read(topics, "quality", c.kafka.quality_topic, "kafka.topics");
   }
 
   const auto w = root["worker"];
@@ -147,6 +218,20 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   r.read(cache, "replay_chunk_bytes", c.cache.replay_chunk_bytes, "cache");
   r.read(cache["semantic"], "threshold", c.cache.semantic.threshold, "cache.semantic");
   r.read(cache["semantic"], "verify", c.cache.semantic.verify, "cache.semantic");
+  // Rule names and values are the cache's to check (set_verifier_option).
+  r.read(cache["semantic"], "verifier", c.cache.semantic.verifier, "cache.semantic");
+  if (r.error().empty()) {
+    const auto embedder = cache["semantic"]["embedder"];
+    const std::string path = "cache.semantic.embedder";
+    EmbedderConfig& e = c.cache.semantic.embedder;
+    r.read(embedder, "kind", e.kind, path);
+    r.read(embedder, "base_url", e.base_url, path);
+    r.read(embedder, "model", e.model, path);
+    r.read(embedder, "api_key_env", e.api_key_env, path);
+    r.read(embedder, "dimension", e.dimension, path);
+    r.read(embedder, "timeout_ms", e.timeout_ms, path);
+    r.read(embedder, "connect_timeout_ms", e.connect_timeout_ms, path);
+  }
   r.read(root["catalog"], "file", c.catalog.file, "catalog");
   r.read(root["catalog"], "baseline_model", c.catalog.baseline_model, "catalog");
 
@@ -164,6 +249,31 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
       r.read(router["fallbacks"], tier, chain, "router.fallbacks");
       if (!chain.empty()) c.router.fallbacks[tier] = std::move(chain);
     }
+    r.read(router, "scorer", c.router.scorer, "router");
+    r.read(router, "model_file", c.router.model_file, "router");
+    const auto cascade = router["cascade"];
+    r.read(cascade, "enabled", c.router.cascade.enabled, "router.cascade");
+    r.read(cascade, "preferences", c.router.cascade.preferences, "router.cascade");
+    r.read(cascade, "judge_model", c.router.cascade.judge_model, "router.cascade");
+    r.read(cascade, "min_judge_score", c.router.cascade.min_judge_score, "router.cascade");
+    r.read(cascade, "judge_timeout_ms", c.router.cascade.judge_timeout_ms, "router.cascade");
+    r.read(cascade, "max_buffer_bytes", c.router.cascade.max_buffer_bytes, "router.cascade");
+    const std::pair<const char*, ProbabilityThresholds*> probability_by_preference[] = {
+        {"balanced", &c.router.balanced_p},
+        {"cost", &c.router.cost_p},
+        {"quality", &c.router.quality_p},
+        {"speed", &c.router.speed_p}};
+    for (const auto& [preference, t] : probability_by_preference) {
+      const std::string path = std::string("router.probability.") + preference;
+      r.read(router["probability"][preference], "small_min", t->small_min, path);
+      r.read(router["probability"][preference], "medium_min", t->medium_min, path);
+      if (r.error().empty() && !(0 <= t->medium_min && t->medium_min <= t->small_min && t->small_min <= 1))
+        return fail(ErrorCode::invalid_request, "config '" + path + "': need 0 <= medium_min <= small_min <= 1");
+    }
+    if (r.error().empty() && c.router.scorer != "heuristic" && c.router.scorer != "learned" &&
+        c.router.scorer != "knn")
+      return fail(ErrorCode::invalid_request,
+                  "router.scorer must be heuristic, learned or knn, not '" + c.router.scorer + "'");
   }
 
   const auto resilience = root["resilience"];
@@ -214,6 +324,14 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
       r.read(kv.second, "max_wait_ms", limits.max_wait_ms, path);
       r.read(kv.second, "semantic_threshold", limits.semantic_threshold, path);
       r.read(kv.second, "semantic_verify", limits.semantic_verify, path);
+      r.read(kv.second, "semantic_verifier", limits.semantic_verifier, path);
+      // The built-in defaults name every rule under cache.semantic.verifier,
+      // so each rule of a tenant is overridable from the environment even
+      // when no file sets it.
+      for (const auto& rule : c.cache.semantic.verifier) {
+        if (auto from_env = env(env_name_for(path + ".semantic_verifier." + rule.first)))
+          limits.semantic_verifier[rule.first] = *from_env;
+      }
       if (limits.requests_per_second < 0 || limits.tokens_per_minute < 0)
         return fail(ErrorCode::invalid_request, "config '" + path + "': limits must be >= 0");
       c.tenants[name] = limits;
@@ -224,7 +342,43 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   c.tenants.try_emplace("default");
 
   r.read(root["ledger"], "metrics_listen", c.ledger.metrics_listen, "ledger");
+  r.read(root["ledger"], "dir", c.ledger.dir, "ledger");
+  r.read(root["ledger"], "dedupe_ttl_days", c.ledger.dedupe_ttl_days, "ledger");
+  r.read(root["ledger"], "batch_max_events", c.ledger.batch_max_events, "ledger");
+  r.read(root["ledger"], "spend_heartbeat_ms", c.ledger.spend_heartbeat_ms, "ledger");
+  if (r.error().empty()) {
+    if (auto ok = read_budgets(root["budgets"], r, c.budgets); !ok) return std::unexpected(ok.error());
+  }
+  const auto alerts = root["alerts"];
+  r.read(alerts, "thresholds_percent", c.alerts.thresholds_percent, "alerts");
+  r.read(alerts, "webhook_url", c.alerts.webhook_url, "alerts");
+  r.read(alerts, "webhook_url_env", c.alerts.webhook_url_env, "alerts");
+  r.read(alerts, "webhook_timeout_ms", c.alerts.webhook_timeout_ms, "alerts");
+  r.read(alerts, "webhook_max_attempts", c.alerts.webhook_max_attempts, "alerts");
+  r.read(alerts, "webhook_backoff_base_ms", c.alerts.webhook_backoff_base_ms, "alerts");
+  r.read(alerts, "webhook_backoff_cap_ms", c.alerts.webhook_backoff_cap_ms, "alerts");
+  if (r.error().empty()) {
+    for (double t : c.alerts.thresholds_percent) {
+      if (!(t > 0 && t <= 1000))
+        return fail(ErrorCode::invalid_request, "config 'alerts.thresholds_percent': each must be in (0, 1000]");
+    }
+    if (c.alerts.webhook_max_attempts < 1 || c.alerts.webhook_timeout_ms < 1 ||
+        c.alerts.webhook_backoff_base_ms < 0 || c.alerts.webhook_backoff_cap_ms < c.alerts.webhook_backoff_base_ms)
+      return fail(ErrorCode::invalid_request,
+                  "config 'alerts': need webhook_max_attempts >= 1, webhook_timeout_ms >= 1 and "
+                  "0 <= webhook_backoff_base_ms <= webhook_backoff_cap_ms");
+    if (c.ledger.dedupe_ttl_days < 1 || c.ledger.batch_max_events < 1 || c.ledger.spend_heartbeat_ms < 1)
+      return fail(ErrorCode::invalid_request,
+                  "config 'ledger': dedupe_ttl_days, batch_max_events and spend_heartbeat_ms must be >= 1");
+  }
   r.read(root["log"], "level", c.log.level, "log");
+  r.read(root["quality"], "sample_rate", c.quality.sample_rate, "quality");
+  r.read(root["quality"], "judge_model", c.quality.judge_model, "quality");
+  r.read(root["quality"], "timeout_ms", c.quality.timeout_ms, "quality");
+  r.read(root["quality"], "max_in_flight", c.quality.max_in_flight, "quality");
+  if (r.error().empty()) {
+    if (auto ok = validate_cascade_and_quality(c.router.cascade, c.quality); !ok) return std::unexpected(ok.error());
+  }
 
   if (!r.error().empty()) return fail(ErrorCode::invalid_request, r.error());
   if (c.kafka.partitions < 1) return fail(ErrorCode::invalid_request, "kafka.partitions must be >= 1");
@@ -237,6 +391,15 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   // Outside [0, 1] a paused worker would never resume (or never stay paused).
   if (!(0 <= c.worker.resume_fraction && c.worker.resume_fraction <= 1))
     return fail(ErrorCode::invalid_request, "worker.resume_fraction must be within 0..1");
+  if (const EmbedderConfig& e = c.cache.semantic.embedder; e.kind != "builtin" && e.kind != "openai") {
+    return fail(ErrorCode::invalid_request,
+                "cache.semantic.embedder.kind must be builtin or openai, not '" + e.kind + "'");
+  } else if (e.kind == "openai" && (e.base_url.empty() || e.model.empty())) {
+    return fail(ErrorCode::invalid_request, "cache.semantic.embedder: kind openai needs base_url and model");
+  } else if (e.timeout_ms < 1 || e.connect_timeout_ms < 1) {
+    return fail(ErrorCode::invalid_request,
+                "cache.semantic.embedder.timeout_ms and connect_timeout_ms must be >= 1");
+  }
   // librdkafka reads 0 as "never commit": offsets would never be committed.
   if (c.worker.commit_interval_ms < 1)
     return fail(ErrorCode::invalid_request, "worker.commit_interval_ms must be >= 1");

@@ -27,6 +27,13 @@ struct KafkaConfig {
   std::string replies_topic = "cascade.replies";  // default reply_to of the CLI clients
   // Compacted changelog of the state stores (docs/state.md).
   std::string cache_changelog_topic = "cascade.cache-changelog";
+  // Budgets (compacted; docs/ledger.md): definitions set at run time, the
+  // spend state the ledger publishes for every worker, and budget alerts.
+  std::string budgets_topic = "cascade.budgets";
+  std::string spend_topic = "cascade.spend";
+  std::string alerts_topic = "cascade.alerts";
+  // Quality samples: LLM-as-judge grades of cheaper tiers' answers (docs/routing.md).
+  std::string quality_topic = "cascade.quality";
 
   bool embedded() const { return bootstrap.empty(); }
   // Parsed `extra` as key/value pairs.
@@ -58,10 +65,31 @@ struct StateConfig {
   int restore_timeout_ms = 120000;
 };
 
+// How the semantic cache embeds prompts (docs/cache.md, "Embedders").
+struct EmbedderConfig {
+  std::string kind = "builtin";  // builtin | openai (any OpenAI-compatible /v1/embeddings)
+  std::string base_url;          // openai: e.g. http://127.0.0.1:11434/v1 (Ollama)
+  std::string model;             // openai: e.g. nomic-embed-text
+  std::string api_key_env;       // openai: env var holding the key; "" = no key
+  // builtin: 0 = 256. openai: 0 = learned from the first answer.
+  std::size_t dimension = 0;
+  // openai: one embeddings call, whole and to connect. A request waits for
+  // its embedding at most this long; a failed or late one is a cache miss.
+  long timeout_ms = 2000;
+  long connect_timeout_ms = 1000;
+};
+
 // The response cache (docs/cache.md).
 struct SemanticCacheConfig {
   double threshold = 0.90;  // minimum cosine similarity of a hit
   bool verify = true;       // run the false-hit verifier on candidates
+  // Verifier rules (docs/cache.md: "Verification"), name -> value as written
+  // ("persons" -> "false", "max_order_inversions" -> "1"). The built-in
+  // defaults list every rule. Names and values are checked by the cache's
+  // set_verifier_option (semantic_matcher_options in cache/semantic.h) when a
+  // cascade command starts and when a worker builds its cache.
+  std::map<std::string, std::string> verifier;
+  EmbedderConfig embedder;
 };
 
 struct CacheConfig {
@@ -85,16 +113,50 @@ struct TierThresholds {
   double medium_max = 0.60;
 };
 
+// For the learned and knn scorers (docs/routing.md): p = probability that the
+// cheaper model answers as well as the strong one. p >= small_min -> small
+// tier; p >= medium_min -> medium; else large.
+struct ProbabilityThresholds {
+  double small_min = 0.80;
+  double medium_min = 0.72;
+};
+
+// router.cascade: the cheap-first cascade (docs/routing.md, "Cheap-first
+// cascade"). The routed model answers into a buffer; its answer is checked
+// (refusal, empty, truncated, JSON format, optionally a judge's score) and
+// either published or replaced by the next tier's answer, streamed.
+struct CascadeConfig {
+  bool enabled = false;  // off: no request is cascaded, whatever it asks
+  // Preferences whose requests are cascaded unless they say "cascade": false;
+  // a prompt's "cascade": true cascades any preference.
+  std::vector<std::string> preferences = {"cost"};
+  std::string judge_model;    // catalog id grading the cheap answer; "" = no judge
+  double min_judge_score = 3;  // 1..5; a lower grade escalates
+  long judge_timeout_ms = 10000;  // a later grade counts as no grade (the answer is accepted)
+  // A cheap answer longer than this stops being held back: what came so far
+  // is published and the rest streams unchecked.
+  std::size_t max_buffer_bytes = 65536;
+};
+
 struct RouterConfig {
   TierThresholds balanced{0.30, 0.60};
   TierThresholds cost{0.55, 0.85};
   TierThresholds quality{0.15, 0.45};
   TierThresholds speed{0.6, 0.9};
+  std::string scorer = "heuristic";  // heuristic | learned | knn
+  std::string model_file;            // learned/knn model; "" = built-in config/router/learned.json
+  // Calibrated on held-out routing outcomes (docs/routing.md): the built-in
+  // learned model reaches ~95% of the strong model's quality at p ~0.78-0.88.
+  ProbabilityThresholds balanced_p{0.80, 0.72};
+  ProbabilityThresholds cost_p{0.75, 0.60};
+  ProbabilityThresholds quality_p{0.85, 0.78};
+  ProbabilityThresholds speed_p{0.70, 0.55};
   // Models tried after the routed one fails, per tier ("small"...): catalog ids
   // in order. A tier without a list falls back to the next cheapest available
   // models of that tier, other providers first, then the next stronger tier.
   std::map<std::string, std::vector<std::string>> fallbacks;
   int max_fallbacks = 2;
+  CascadeConfig cascade;
 };
 
 struct RetryConfig {
@@ -139,10 +201,56 @@ struct TenantLimits {
   // Semantic cache of this tenant: 0 = cache.semantic.threshold.
   double semantic_threshold = 0;
   bool semantic_verify = true;
+  // Verifier rules of this tenant over cache.semantic.verifier (same names
+  // and values); only the rules set here.
+  std::map<std::string, std::string> semantic_verifier;
 };
 
 struct LedgerConfig {
+  // Serves /metrics, /api/usage, /api/budgets and the dashboard (docs/ledger.md).
   std::string metrics_listen = "127.0.0.1:9464";
+  std::string dir = "./data/ledger";  // the ledger's RocksDB (dedupe ids, aggregates, alerts)
+  // How long a request id is remembered for deduplication; cost events older
+  // than this are refused (their id may be forgotten). Longer than any redelivery.
+  std::int64_t dedupe_ttl_days = 40;
+  int batch_max_events = 2000;      // cost events applied in one RocksDB write
+  int spend_heartbeat_ms = 5000;    // the spend state's liveness record on cascade.spend
+};
+
+// USD limits of one budget; 0 = no limit for that period. Over soft_percent
+// of a limit a worker downgrades; at the limit it refuses (docs/ledger.md).
+struct BudgetLimitsConfig {
+  double daily_usd = 0;
+  double monthly_usd = 0;
+  double soft_percent = 80;
+};
+
+// budgets.<tenant>: the tenant's limits, and optional limits per model and per tag.
+struct TenantBudgetConfig {
+  BudgetLimitsConfig limits;
+  std::map<std::string, BudgetLimitsConfig> models;
+  std::map<std::string, BudgetLimitsConfig> tags;
+};
+
+// Budget alerts: fired once per budget, period and threshold.
+struct AlertsConfig {
+  std::vector<double> thresholds_percent = {50, 80, 100};
+  std::string webhook_url;      // not secret (a local receiver); "" = none
+  std::string webhook_url_env;  // env var holding the URL (Slack's carry a secret); wins over webhook_url
+  int webhook_timeout_ms = 5000;
+  int webhook_max_attempts = 6;
+  int webhook_backoff_base_ms = 500;
+  int webhook_backoff_cap_ms = 30000;
+};
+
+// Quality sampling (docs/routing.md, "Quality sampling"): a share of the
+// answers of tiers below the judge's is graded 1-5 by the judge, off the
+// request's path, and published to kafka.topics.quality.
+struct QualityConfig {
+  double sample_rate = 0;   // 0..1; 0 = off
+  std::string judge_model;  // catalog id; "" = catalog.baseline_model
+  long timeout_ms = 30000;  // one grading call; a later one is dropped (counted)
+  int max_in_flight = 64;   // grading calls at once per event loop; more are skipped (counted)
 };
 
 struct LogConfig {
@@ -163,6 +271,9 @@ struct Config {
 
   const TenantLimits& limits_for(const std::string& tenant) const;
   LedgerConfig ledger;
+  std::map<std::string, TenantBudgetConfig> budgets;  // by tenant
+  AlertsConfig alerts;
+  QualityConfig quality;
   LogConfig log;
 };
 

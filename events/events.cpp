@@ -479,6 +479,17 @@ std::optional<std::string> validate_options(json& event, const ModelExists& mode
     return problem;
   }
   if (auto problem = read_enum(event, "cache", kCacheModeNames, prompt.cache)) return problem;
+  if (auto it = event.find("cascade"); it != event.end() && !it->is_null()) {
+    if (!it->is_boolean()) return "'cascade' must be true or false, got " + describe(*it);
+    prompt.cascade = it->get<bool>();
+  }
+  if (auto it = event.find("response_format"); it != event.end() && !it->is_null()) {
+    const bool typed = it->is_object() && it->contains("type") && it->at("type").is_string();
+    if (!typed) {
+      return "'response_format' must be an object with a string 'type', got " + describe(*it);
+    }
+    prompt.response_format = std::move(*it);
+  }
   if (auto it = event.find("metadata"); it != event.end() && !it->is_null()) {
     if (!it->is_object()) return "'metadata' must be an object, got " + describe(*it);
     const auto size = dump_json(*it).size();
@@ -601,6 +612,38 @@ class FieldReader {
     const auto it = object_.find(key);
     if (it == object_.end() || it->is_null()) return 0;
     return non_negative_integer(key);
+  }
+
+  // Fields added after v1 shipped: absent or null reads as empty / false.
+  std::string optional_string(const char* key) {
+    if (*error_) return {};
+    const auto it = object_.find(key);
+    if (it == object_.end() || it->is_null()) return {};
+    return string(key);
+  }
+
+  std::vector<std::string> optional_array_of_strings(const char* key) {
+    if (*error_) return {};
+    const auto it = object_.find(key);
+    if (it == object_.end() || it->is_null()) return {};
+    const bool strings_only =
+        it->is_array() && std::all_of(it->begin(), it->end(), [](const json& e) { return e.is_string(); });
+    if (!strings_only) {
+      fail_field(key, "must be an array of strings, got " + describe(*it));
+      return {};
+    }
+    return it->get<std::vector<std::string>>();
+  }
+
+  bool optional_bool(const char* key) {
+    if (*error_) return false;
+    const auto it = object_.find(key);
+    if (it == object_.end() || it->is_null()) return false;
+    if (!it->is_boolean()) {
+      fail_field(key, "must be a boolean, got " + describe(*it));
+      return false;
+    }
+    return it->get<bool>();
   }
 
   double number(const char* key) {
@@ -813,6 +856,8 @@ json to_json(const PromptEvent& event) {
   };
   if (event.max_tokens) out["max_tokens"] = *event.max_tokens;
   if (event.temperature) out["temperature"] = *event.temperature;
+  if (event.cascade) out["cascade"] = *event.cascade;
+  if (!event.response_format.is_null()) out["response_format"] = event.response_format;
   return out;
 }
 
@@ -904,6 +949,9 @@ std::string make_cost_event(const CostEvent& cost) {
       {"route_reason", cost.route_reason},
   };
   if (cost.usage.reasoning_tokens != 0) out["reasoning_tokens"] = cost.usage.reasoning_tokens;
+  if (!cost.price_version.empty()) out["price_version"] = cost.price_version;
+  if (!cost.tags.empty()) out["tags"] = cost.tags;
+  if (cost.batch) out["batch"] = true;
   return dump_json(out);
 }
 
@@ -931,6 +979,9 @@ Result<CostEvent> parse_cost_event(std::string_view payload) {
     cost.latency_ms = reader.number("latency_ms");
     cost.ttft_ms = reader.number("ttft_ms");
     cost.route_reason = reader.string("route_reason");
+    cost.price_version = reader.optional_string("price_version");
+    cost.tags = reader.optional_array_of_strings("tags");
+    cost.batch = reader.optional_bool("batch");
     if (reader.error()) return std::unexpected(*reader.error());
     return cost;
   });

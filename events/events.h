@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 
@@ -37,6 +38,13 @@ struct PromptEvent {
   Priority priority = Priority::interactive;
   CacheMode cache = CacheMode::exact;
   nlohmann::json metadata = nlohmann::json::object();  // echoed back in the final event
+  // The cheap-first cascade (docs/routing.md): true/false overrides
+  // router.cascade.preferences for this request; absent = the config decides.
+  std::optional<bool> cascade;
+  // OpenAI's response_format ({"type":"json_object"}, {"type":"json_schema",...}),
+  // passed through to OpenAI-compatible providers; null = absent. The
+  // cascade checks that a cheap answer is the JSON it asks for.
+  nlohmann::json response_format = nullptr;
 
   bool pinned() const { return model != "auto"; }
 };
@@ -123,6 +131,13 @@ struct CostEvent {
   double latency_ms = 0;
   double ttft_ms = 0;
   std::string route_reason;
+  // The catalog price table cost_usd was computed with (ModelCatalog::price_version);
+  // "" in events written before it was added.
+  std::string price_version;
+  // The request's tags (metadata.tags), for per-tag budgets and reports.
+  std::vector<std::string> tags;
+  // Billed at the provider's batch prices (ModelPrice::batch_*).
+  bool batch = false;
 };
 std::string make_cost_event(const CostEvent& cost);
 Result<CostEvent> parse_cost_event(std::string_view payload);

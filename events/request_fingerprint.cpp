@@ -34,6 +34,14 @@ class CanonicalWriter {
     sink_.write("\nmessages ");
     value(event.messages);
     sink_.write("\n");
+    // Added later, written only when set: fingerprints of requests without
+    // them are those of before.
+    if (!event.response_format.is_null()) {
+      sink_.write("response_format ");
+      value(event.response_format);
+      sink_.write("\n");
+    }
+    if (event.cascade) sink_.write(*event.cascade ? "cascade t\n" : "cascade f\n");
   }
 
  private:

@@ -3,7 +3,8 @@
 // answer (single flight in the worker today, the exact-match response cache
 // next). Two prompt events get the same fingerprint exactly when everything
 // that shapes the answer is the same: tenant, messages, model, preference,
-// effective max_tokens and temperature. What only says who asked or how the
+// effective max_tokens and temperature (and response_format and cascade, when
+// a request sets them: they change which answer is acceptable). What only says who asked or how the
 // answer is delivered (id, reply_to, metadata, priority, stream, cache) is left
 // out. The tenant is always part of it: no answer crosses tenants.
 //
@@ -39,6 +40,8 @@ inline constexpr std::string_view kRequestFingerprintVersion = "cascade.request-
 //   max_tokens <decimal>\n
 //   temperature -\n                    (absent), or: temperature <%.17g>\n
 //   messages <value>\n
+//   response_format <value>\n          (only when the request has one)
+//   cascade t\n | cascade f\n           (only when the request says)
 //
 // <value>: null `n`, true `t`, false `f`, integer `i<decimal>;` (signed and
 // unsigned alike), floating point `d<%.17g>;`, string `s<len>:<bytes>`, array

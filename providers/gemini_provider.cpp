@@ -62,8 +62,8 @@ TokenUsage usage_of(const json& usage_metadata) {
   out.input_tokens = count_of(usage_metadata, "promptTokenCount");
   out.cached_tokens = count_of(usage_metadata, "cachedContentTokenCount");
   // Thinking tokens are billed at the output price but not counted as candidates.
-  out.output_tokens = count_of(usage_metadata, "candidatesTokenCount") +
-                      count_of(usage_metadata, "thoughtsTokenCount");
+  out.reasoning_tokens = count_of(usage_metadata, "thoughtsTokenCount");
+  out.output_tokens = count_of(usage_metadata, "candidatesTokenCount") + out.reasoning_tokens;
   return out;
 }
 

@@ -386,6 +386,10 @@ class OpenAiProvider final : public ChatProvider {
       body += R"(,"temperature":)";
       body += dump(json(*request.temperature));
     }
+    if (request.response_format != nullptr && !request.response_format->is_null()) {
+      body += R"(,"response_format":)";
+      body += dump(*request.response_format);
+    }
     body += '}';
     return body;
   }

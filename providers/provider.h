@@ -84,6 +84,9 @@ struct ChatRequest {
   const nlohmann::json* messages = nullptr;  // OpenAI format; not owned
   int max_tokens = 1024;
   std::optional<double> temperature;
+  // OpenAI's response_format, passed through by OpenAI-compatible providers
+  // (others ignore it); null or nullptr = none. Not owned.
+  const nlohmann::json* response_format = nullptr;
 };
 
 struct ChatCompletion {

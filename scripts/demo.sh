@@ -28,6 +28,7 @@ wait_for_file() {
 banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 export CASCADE_STATE_DIR="$WORK/state"
+export CASCADE_LEDGER_DIR="$WORK/ledger"
 export CASCADE_KAFKA_FETCH_WAIT_MAX_MS=2
 METRICS=${CASCADE_LEDGER_METRICS_LISTEN:-127.0.0.1:9464}
 export CASCADE_WORKER_METRICS_LISTEN=${CASCADE_WORKER_METRICS_LISTEN:-127.0.0.1:9465}
@@ -81,7 +82,7 @@ banner "Savings report (from the cascade.ledger topic)"
 "$CASCADE" --bootstrap-file "$WORK/bootstrap" report
 
 banner "Prometheus metrics"
-echo "The ledger consumer serves http://$METRICS/metrics (while it runs: cascade ledger). A sample:"
+echo "The ledger consumer serves http://$METRICS/metrics, /api/usage and a dashboard at http://$METRICS/ (while it runs: cascade ledger). A sample:"
 curl -fsS "http://$METRICS/metrics" | grep -E '^cascade_(requests|savings_usd)_total' | head -6 || true
 echo "The worker serves http://$CASCADE_WORKER_METRICS_LISTEN/metrics (provider attempts, retries, fallbacks, breakers). A sample:"
 curl -fsS "http://$CASCADE_WORKER_METRICS_LISTEN/metrics" | grep -E '^cascade_(provider_attempts|worker_requests)_total' | head -4 || true

@@ -347,6 +347,24 @@ void compose_answer(std::string_view model, std::string_view last_user_text, int
   }
 }
 
+void compose_fixed_answer(std::string_view text, int chunks, ComposedAnswer& answer) {
+  const std::size_t piece_count = static_cast<std::size_t>(std::clamp(chunks, 1, kMaxChunks));
+  answer.text.assign(text);
+  std::vector<std::uint32_t>& ends = answer.piece_ends;
+  ends.clear();
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] == ' ') ends.push_back(static_cast<std::uint32_t>(i + 1));
+  }
+  ends.push_back(static_cast<std::uint32_t>(text.size()));
+  const std::size_t word_count = ends.size();
+  if (word_count > piece_count) {
+    for (std::size_t piece = 0; piece < piece_count; ++piece) {
+      ends[piece] = ends[(piece + 1) * word_count / piece_count - 1];
+    }
+    ends.resize(piece_count);
+  }
+}
+
 void StreamEventFormatter::begin(std::uint64_t completion_number, std::int64_t created,
                                  std::string_view model, bool include_usage) {
   include_usage_ = include_usage;

@@ -49,6 +49,10 @@ struct ComposedAnswer {
 void compose_answer(std::string_view model, std::string_view last_user_text, int chunks,
                     ComposedAnswer& answer);
 
+// A given text split at word boundaries into at most `chunks` pieces (fewer
+// when it has fewer words; never padded), concatenating to exactly `text`.
+void compose_fixed_answer(std::string_view text, int chunks, ComposedAnswer& answer);
+
 struct TokenUsage {
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;

@@ -53,6 +53,9 @@ struct ServerShared {
   simulator::FaultCounter fault_counter;
   mutable std::mutex fault_log_mutex;
   std::vector<FaultLogEntry> fault_log;
+  mutable std::mutex answers_mutex;  // guards the two below
+  std::vector<SimulatedAnswerRule> answers;
+  std::map<std::string, std::uint64_t> requests_by_model;
 };
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -190,6 +193,22 @@ class Session : public std::enable_shared_from_this<Session> {
 
     simulator::compose_answer(request_.model, request_.last_user_text, shared_.options.chunks,
                               answer_);
+    {
+      std::lock_guard lock(shared_.answers_mutex);
+      shared_.requests_by_model[request_.model]++;
+      for (const SimulatedAnswerRule& rule : shared_.answers) {
+        if (!rule.model.empty() && rule.model != request_.model) continue;
+        if (!rule.prompt_contains.empty() &&
+            request_.last_user_text.find(rule.prompt_contains) == std::string::npos)
+          continue;
+        if (rule.http_status > 0) {
+          fault_ = UpstreamFault::http_status(rule.http_status);
+        } else {
+          simulator::compose_fixed_answer(rule.answer, shared_.options.chunks, answer_);
+        }
+        break;
+      }
+    }
     const std::size_t piece_count = answer_.piece_ends.size();
     pieces_to_send_ =
         request_.max_tokens > 0
@@ -581,6 +600,7 @@ struct SimulatedUpstream::Impl {
   explicit Impl(SimulatedUpstreamOptions options) {
     shared.options = std::move(options);
     fault_plan_status = shared.fault_planner.configure(shared.options.faults);
+    shared.answers = shared.options.answers;
   }
 
   void accept_next() {
@@ -708,6 +728,16 @@ std::map<std::string, std::uint64_t> SimulatedUpstream::fault_counts() const {
 std::vector<FaultLogEntry> SimulatedUpstream::fault_log() const {
   std::lock_guard lock(impl_->shared.fault_log_mutex);
   return impl_->shared.fault_log;
+}
+
+void SimulatedUpstream::set_answer_rules(std::vector<SimulatedAnswerRule> rules) {
+  std::lock_guard lock(impl_->shared.answers_mutex);
+  impl_->shared.answers = std::move(rules);
+}
+
+std::map<std::string, std::uint64_t> SimulatedUpstream::requests_by_model() const {
+  std::lock_guard lock(impl_->shared.answers_mutex);
+  return impl_->shared.requests_by_model;
 }
 
 UpstreamFault SimulatedUpstream::planned_fault(std::uint64_t ordinal) const {

@@ -107,6 +107,19 @@ struct FaultLogEntry {
   std::string fault;           // fault_label(), "none" for no fault
 };
 
+// A scripted answer: what a model says when the simulator's composed answer
+// will not do (a refusal, an answer in the wrong format, a judge's grade, an
+// error of one model only).
+// The first rule whose model and prompt match replaces the composed text;
+// streaming, usage and max_tokens apply as to any answer (pieces split at
+// word boundaries, at most `chunks` of them, never padded).
+struct SimulatedAnswerRule {
+  std::string model;            // upstream model name; "" = any model
+  std::string prompt_contains;  // substring of the last user message; "" = any prompt
+  std::string answer;
+  int http_status = 0;  // 400..599: answer with this error (as UpstreamFault::http_status) instead
+};
+
 struct SimulatedUpstreamOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0 = any free port
@@ -114,6 +127,7 @@ struct SimulatedUpstreamOptions {
   int chunk_delay_ms = 0;  // pause between chunks (simulates generation speed)
   int threads = 1;         // server I/O threads
   FaultInjectionOptions faults = {};
+  std::vector<SimulatedAnswerRule> answers = {};  // none: every answer is composed
 };
 
 class SimulatedUpstream {
@@ -137,6 +151,11 @@ class SimulatedUpstream {
   std::map<std::string, std::uint64_t> fault_counts() const;
   // Every valid chat completion request in arrival order, when log_faults is on.
   std::vector<FaultLogEntry> fault_log() const;
+  // Replaces the scripted answers (SimulatedUpstreamOptions::answers) for the
+  // requests that arrive from now on.
+  void set_answer_rules(std::vector<SimulatedAnswerRule> rules);
+  // Valid chat completion requests so far, by the model they named.
+  std::map<std::string, std::uint64_t> requests_by_model() const;
   // The fault the plan gives the ordinal-th (0-based) request that consults it.
   UpstreamFault planned_fault(std::uint64_t ordinal) const;
 

@@ -1,4 +1,5 @@
 #include "apps/cascade/commands.h"
+#include "apps/cascade/ledger_commands.h"
 
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
@@ -9,12 +10,14 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <random>
 #include <sstream>
 #include <thread>
 
+#include "cache/semantic.h"
 #include "catalog/catalog.h"
 #include "client/cascade_client.h"
 #include "consumers/ledger/ledger.h"
@@ -23,6 +26,7 @@
 #include "core/config.h"
 #include "core/logging.h"
 #include "kafka/kafka.h"
+#include "router/router.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"
 
@@ -65,6 +69,12 @@ std::optional<Config> load(const CommonOptions& common) {
     return std::nullopt;
   }
   init_logging(config->log.level);
+  // Verifier rules are the cache's to parse: a bad one stops every command
+  // here, not a worker later.
+  if (auto semantic = semantic_matcher_options(*config); !semantic) {
+    std::fprintf(stderr, "cascade: %s\n", semantic.error().message.c_str());
+    return std::nullopt;
+  }
   if (!common.bootstrap_file.empty()) {
     config->kafka.bootstrap = read_trimmed(common.bootstrap_file);
     if (config->kafka.bootstrap.empty()) {
@@ -142,6 +152,9 @@ int run_worker(const CommonOptions& common) {
   if (!kafka) return print_error(kafka.error());
   auto catalog = ModelCatalog::load(config->catalog);
   if (!catalog) return print_error(catalog.error());
+  // A router model that does not load stops the worker here, rather than
+  // every request falling back to the heuristic.
+  if (auto scorer = load_route_scorer(config->router); !scorer) return print_error(scorer.error());
   // Restores the cache from the changelog before the worker takes requests.
   auto state = WorkerState::open(*config, kafka->bootstrap(), *catalog, kafka->embedded());
   if (!state) return print_error(state.error());
@@ -158,12 +171,17 @@ int run_worker(const CommonOptions& common) {
     exposer->RegisterCollectable(metrics.registry());
     spdlog::info("worker: Prometheus metrics at http://{}/metrics", config->worker.metrics_listen);
   }
+  // State and changelog figures, refreshed every second off the request path;
+  // declared after `state`, so it stops before the state closes.
+  std::optional<StateMetricsSampler> state_metrics;
+  if (exposer) state_metrics.emplace(metrics, (*state)->store(), (*state)->changelog());
 
   WorkerOptions options;
   options.config = *config;
   options.bootstrap = kafka->bootstrap();
   options.catalog = &*catalog;
   options.completed = (*state)->completed();
+  options.changelog = (*state)->changelog();
   options.cache = (*state)->cache();
   options.metrics = &metrics;
   auto worker = Worker::start(std::move(options));
@@ -181,28 +199,7 @@ int run_worker(const CommonOptions& common) {
 int run_ledger(const CommonOptions& common) {
   auto config = load(common);
   if (!config) return 2;
-  auto kafka = KafkaConnection::open(config->kafka);
-  if (!kafka) return print_error(kafka.error());
-  LedgerAggregator aggregator;
-  LedgerMetrics metrics;
-  std::unique_ptr<prometheus::Exposer> exposer;
-  try {
-    exposer = std::make_unique<prometheus::Exposer>(config->ledger.metrics_listen);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "cascade: cannot listen on %s: %s\n", config->ledger.metrics_listen.c_str(), e.what());
-    return 1;
-  }
-  exposer->RegisterCollectable(metrics.registry());
-  auto consumer = LedgerConsumer::start(config->kafka, kafka->bootstrap(), aggregator, &metrics);
-  if (!consumer) return print_error(consumer.error());
-  spdlog::info("ledger: consuming {} as group {}; Prometheus metrics at http://{}/metrics",
-               config->kafka.ledger_topic, config->kafka.ledger_group, config->ledger.metrics_listen);
-  wait_for_signal();
-  (*consumer)->stop();
-  const auto total = aggregator.total();
-  spdlog::info("ledger: {} requests, cost ${:.6f}, baseline ${:.6f}, savings ${:.6f}", total.requests,
-               total.cost_usd, total.baseline_cost_usd, total.savings_usd);
-  return 0;
+  return ledger_service(*config);
 }
 
 int run_send(const CommonOptions& common, const SendOptions& options) {
@@ -349,10 +346,63 @@ int run_report(const CommonOptions& common, const ReportOptions& options) {
   auto config = load(common);
   if (!config) return 2;
   if (!has_brokers(*config, "report")) return 2;
-  LedgerAggregator aggregator;
-  auto read = read_ledger_topic(config->kafka, config->kafka.bootstrap, aggregator);
-  if (!read) return print_error(read.error());
-  std::cout << format_savings_report(aggregator, config->catalog.baseline_model, options.tenant);
+  return savings_report(*config, options);
+}
+
+int run_budget_set(const CommonOptions& common, const BudgetCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "budget set")) return 2;
+  return budget_set(*config, options);
+}
+
+int run_budget_show(const CommonOptions& common, const BudgetCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "budget show")) return 2;
+  return budget_show(*config, options);
+}
+
+int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!options.bootstrap.empty()) config->kafka.bootstrap = options.bootstrap;
+  if (config->kafka.embedded()) {
+    std::fprintf(stderr,
+                 "cascade cache purge: no brokers configured, so there is no changelog to purge through: an "
+                 "embedded broker lives inside one process, and a worker running on one keeps its cache to "
+                 "itself. Pass --bootstrap HOST:PORT, --bootstrap-file F (as written by `cascade broker`) or "
+                 "set CASCADE_KAFKA_BOOTSTRAP to the workers' cluster.\n");
+    return 2;
+  }
+  if (!config->state.replicated) {
+    std::fprintf(stderr,
+                 "cascade cache purge: state.replicated is false in this configuration: workers then do not "
+                 "apply the changelog, and a purge published there would reach none of them\n");
+    return 2;
+  }
+  const std::string& topic = config->kafka.cache_changelog_topic;
+  const int timeout_ms = std::max(options.timeout_s, 1) * 1000;
+  auto exists = topic_exists(config->kafka, config->kafka.bootstrap, topic, timeout_ms);
+  if (!exists) return print_error(exists.error());
+  if (!*exists) {
+    std::fprintf(stderr,
+                 "cascade cache purge: %s has no topic %s: no worker replicates its state there, so there is "
+                 "nothing to purge (is kafka.topics.cache_changelog the workers' topic?)\n",
+                 config->kafka.bootstrap.c_str(), topic.c_str());
+    return 1;
+  }
+  auto through = publish_tenant_purge(config->kafka, config->kafka.bootstrap, topic, options.tenant, timeout_ms);
+  if (!through) return print_error(through.error());
+  const std::time_t seconds = static_cast<std::time_t>(*through / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::printf("purged tenant %s: cached answers and semantic entries created up to %s.%03lldZ (%lld ms) "
+              "are removed on every worker as it applies %s; completed answers are kept\n",
+              options.tenant.c_str(), when, static_cast<long long>(*through % 1000),
+              static_cast<long long>(*through), topic.c_str());
   return 0;
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 // The `cascade` subcommands. Each returns the process exit code.
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cascade::cli {
 
@@ -36,6 +38,26 @@ struct ReplayOptions {
 
 struct ReportOptions {
   std::string tenant;
+  std::string since;  // "7d", "24h", "90m" or "YYYY-MM-DD"; "" = everything
+};
+
+// `cascade budget set|show` (docs/ledger.md).
+struct BudgetCommandOptions {
+  std::string tenant;
+  std::string model;  // a model budget of the tenant
+  std::string tag;    // a tag budget of the tenant
+  double daily_usd = -1;    // -1 = unchanged
+  double monthly_usd = -1;  // -1 = unchanged
+  double soft_percent = -1;
+  bool clear = false;  // remove the run-time budget (the configured one applies again)
+  int timeout_s = 30;
+};
+
+// `cascade cache purge`: removes a tenant's cache entries on every worker.
+struct CachePurgeOptions {
+  std::string tenant;
+  std::string bootstrap;  // --bootstrap: brokers, over --bootstrap-file and kafka.bootstrap
+  int timeout_s = 30;
 };
 
 struct UpstreamOptions {
@@ -67,7 +89,72 @@ int run_ledger(const CommonOptions& common);
 int run_send(const CommonOptions& common, const SendOptions& options);
 int run_replay(const CommonOptions& common, const ReplayOptions& options);
 int run_report(const CommonOptions& common, const ReportOptions& options);
+// Publishes the tenant's purge record to the cache changelog that every
+// worker applies (docs/state.md); needs a cluster, never an embedded broker
+// of its own.
+int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& options);
 int run_upstream(const UpstreamOptions& options);
 int run_cache_eval(const CacheEvalCommandOptions& options);
+
+// `cascade route "prompt" [--explain]`: the router's decision, scores and drivers.
+struct RouteOptions {
+  std::string prompt;
+  std::string system;
+  std::string preference = "balanced";
+  std::string scorer;      // "" = router.scorer
+  std::string model_file;  // "" = router.model_file
+  bool explain = false;
+};
+
+// `cascade route-data SOURCE --in PATH --out FILE`: public routing datasets
+// to outcomes JSON lines (docs/routing.md).
+struct RouteDataOptions {
+  std::string source;  // routellm-mmlu | routellm-gsm8k | routerbench
+  std::string in;
+  std::string out;
+  std::string prices;  // LiteLLM price catalog (RouteLLM sets have no costs)
+  std::string weak_price_key = "together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1";
+  std::string strong_price_key = "gpt-4-1106-preview";
+  std::string exclude;  // routellm-gsm8k: contaminated_prompts.jsonl
+};
+
+// `cascade route-train --outcomes FILE --out config/router/NAME.json`.
+struct RouteTrainOptions {
+  std::vector<std::string> outcomes;
+  std::string out;
+  std::string router = "learned";  // learned | knn
+  std::string weak;                // "" with strong "" = the cheaper of a two-model file
+  std::string strong;
+  double train_fraction = 1.0;  // < 1: only the training side of the split route-eval makes
+  std::uint64_t seed = 1;
+  int hash_bits = 14;
+  bool embedding = false;
+  int embedding_tail_bytes = 512;
+};
+
+// `cascade route-eval --outcomes FILE --strong M --weak M [--router R] [--train-fraction F]`.
+struct RouteEvalOptions {
+  std::string outcomes;
+  std::string weak;
+  std::string strong;
+  std::string router = "learned";  // heuristic | learned | knn | cascade | random
+  std::string cascade_scorer = "learned";
+  std::string check_model;  // cascade: escalate when the weak answer disagrees with this model's
+  double train_fraction = -1;  // < 0 = use the shipped model on every row
+  double test_split = -1;      // > 0 = only the test side of that split (shipped model)
+  std::uint64_t seed = 1;
+  std::string model_file;  // instead of the shipped one
+  std::size_t curve_points = 101;
+  std::string details_file;  // one JSON line per evaluated row: prompt, p_weak_ok, outcomes
+};
+
+int run_route(const CommonOptions& common, const RouteOptions& options);
+// Publishes a run-time budget to cascade.budgets (apps/cascade/ledger_commands.cpp).
+int run_budget_set(const CommonOptions& common, const BudgetCommandOptions& options);
+// Prints the budgets in force with their spend.
+int run_budget_show(const CommonOptions& common, const BudgetCommandOptions& options);
+int run_route_data(const RouteDataOptions& options);
+int run_route_train(const RouteTrainOptions& options);
+int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options);
 
 }  // namespace cascade::cli

@@ -46,6 +46,24 @@ int main(int argc, char** argv) {
   ReportOptions report;
   auto* report_cmd = app.add_subcommand("report", "Print the savings report from the ledger topic");
   report_cmd->add_option("--tenant", report.tenant, "Only this tenant");
+  report_cmd->add_option("--since", report.since, "Only requests since then: 7d, 24h, 30m or YYYY-MM-DD (UTC)");
+
+  BudgetCommandOptions budget;
+  auto* budget_cmd = app.add_subcommand("budget", "Set or show spending budgets (stored on the budgets topic)");
+  budget_cmd->require_subcommand(1);
+  auto* budget_set_cmd = budget_cmd->add_subcommand(
+      "set", "Set a tenant's (or a model's / tag's) daily and monthly USD limits at run time");
+  budget_set_cmd->add_option("--tenant", budget.tenant, "The tenant")->required();
+  budget_set_cmd->add_option("--model", budget.model, "A budget for this model of the tenant");
+  budget_set_cmd->add_option("--tag", budget.tag, "A budget for this tag of the tenant");
+  budget_set_cmd->add_option("--daily", budget.daily_usd, "USD per UTC day (0 = no daily limit)");
+  budget_set_cmd->add_option("--monthly", budget.monthly_usd, "USD per UTC month (0 = no monthly limit)");
+  budget_set_cmd->add_option("--soft-percent", budget.soft_percent, "Share of a limit above which requests are downgraded");
+  budget_set_cmd->add_flag("--clear", budget.clear, "Remove the run-time budget (the configured one applies again)");
+  budget_set_cmd->add_option("--timeout", budget.timeout_s, "Seconds to wait for the cluster");
+  auto* budget_show_cmd = budget_cmd->add_subcommand("show", "Print the budgets in force and their spend");
+  budget_show_cmd->add_option("--tenant", budget.tenant, "Only this tenant");
+  budget_show_cmd->add_option("--timeout", budget.timeout_s, "Seconds to wait for the cluster");
 
   UpstreamOptions upstream;
   auto* upstream_cmd =
@@ -55,6 +73,16 @@ int main(int argc, char** argv) {
   upstream_cmd->add_option("--chunks", upstream.chunks, "Chunks per answer");
   upstream_cmd->add_option("--delay-ms", upstream.delay_ms, "Delay between chunks");
   upstream_cmd->add_option("--threads", upstream.threads, "I/O threads");
+
+  CachePurgeOptions cache_purge;
+  auto* cache_cmd = app.add_subcommand("cache", "Operate on the response cache of every worker");
+  cache_cmd->require_subcommand(1);
+  auto* cache_purge_cmd = cache_cmd->add_subcommand(
+      "purge", "Remove a tenant's cached answers and semantic entries on every worker (through the changelog)");
+  cache_purge_cmd->add_option("--tenant", cache_purge.tenant, "The tenant whose cache entries go")->required();
+  cache_purge_cmd->add_option("--bootstrap", cache_purge.bootstrap,
+                              "The workers' Kafka brokers (over --bootstrap-file and kafka.bootstrap)");
+  cache_purge_cmd->add_option("--timeout", cache_purge.timeout_s, "Seconds to wait for the cluster");
 
   CacheEvalCommandOptions cache_eval;
   auto* cache_eval_cmd = app.add_subcommand(
@@ -73,6 +101,65 @@ int main(int argc, char** argv) {
   cache_eval_cmd->add_option("--limit", cache_eval.limit, "Only the first N pairs");
   cache_eval_cmd->add_option("--details", cache_eval.details_file, "Write one JSON line per pair here");
 
+  RouteOptions route;
+  auto* route_cmd = app.add_subcommand("route", "Show where the router sends a prompt, and why (--explain)");
+  route_cmd->add_option("prompt", route.prompt, "The prompt")->required();
+  route_cmd->add_flag("--explain", route.explain, "Print the scorer, its probability, thresholds and drivers");
+  route_cmd->add_option("--preference", route.preference, "cost|balanced|quality|speed");
+  route_cmd->add_option("--system", route.system, "System prompt");
+  route_cmd->add_option("--scorer", route.scorer, "heuristic|learned|knn (default router.scorer)");
+  route_cmd->add_option("--model-file", route.model_file, "learned/knn model (default router.model_file)");
+
+  RouteDataOptions route_data;
+  auto* route_data_cmd =
+      app.add_subcommand("route-data", "Convert a public routing dataset to outcomes JSON lines (docs/routing.md)");
+  route_data_cmd->add_option("source", route_data.source, "routellm-mmlu | routellm-gsm8k | routerbench")->required();
+  route_data_cmd->add_option("--in", route_data.in, "mmlu_responses/ folder, gsm8k_responses.csv or a RouterBench CSV")
+      ->required();
+  route_data_cmd->add_option("--out", route_data.out, "Outcomes file to write")->required();
+  route_data_cmd->add_option("--prices", route_data.prices, "LiteLLM price catalog JSON (RouteLLM sources)");
+  route_data_cmd->add_option("--weak-price-key", route_data.weak_price_key, "Price catalog key of Mixtral 8x7B");
+  route_data_cmd->add_option("--strong-price-key", route_data.strong_price_key, "Price catalog key of GPT-4");
+  route_data_cmd->add_option("--exclude", route_data.exclude, "routellm-gsm8k: contaminated_prompts.jsonl to leave out");
+
+  RouteTrainOptions route_train;
+  auto* route_train_cmd = app.add_subcommand("route-train", "Train a learned or knn router on routing outcomes");
+  route_train_cmd->add_option("--outcomes", route_train.outcomes, "Outcomes JSON lines (repeatable)")->required();
+  route_train_cmd->add_option("--out", route_train.out, "Model file to write, e.g. config/router/learned.json")
+      ->required();
+  route_train_cmd->add_option("--router", route_train.router, "learned|knn");
+  route_train_cmd->add_option("--weak", route_train.weak, "Weak model name(s), comma-separated alternatives");
+  route_train_cmd->add_option("--strong", route_train.strong, "Strong model name(s), comma-separated alternatives");
+  route_train_cmd->add_option("--train-fraction", route_train.train_fraction,
+                              "Train only on this share of each file (the split route-eval makes with --seed)");
+  route_train_cmd->add_option("--seed", route_train.seed, "Split and validation seed");
+  route_train_cmd->add_option("--hash-bits", route_train.hash_bits, "learned: hashed feature space 2^bits");
+  route_train_cmd->add_flag("--embedding", route_train.embedding,
+                            "learned: add the built-in embedding to the features (off: it did worse on held-out data)");
+  route_train_cmd->add_option("--embedding-tail-bytes", route_train.embedding_tail_bytes,
+                              "learned: embed only the prompt's last N bytes (0 = all)");
+
+  RouteEvalOptions route_eval;
+  auto* route_eval_cmd =
+      app.add_subcommand("route-eval", "Sweep a router's threshold over routing outcomes; prints one JSON object");
+  route_eval_cmd->add_option("--outcomes", route_eval.outcomes, "Outcomes JSON lines")->required();
+  route_eval_cmd->add_option("--strong", route_eval.strong, "Strong model name(s)")->required();
+  route_eval_cmd->add_option("--weak", route_eval.weak, "Weak model name(s)")->required();
+  route_eval_cmd->add_option("--router", route_eval.router, "heuristic|learned|knn|cascade|random");
+  route_eval_cmd->add_option("--train-fraction", route_eval.train_fraction,
+                             "Train on this share of the file, evaluate on the rest");
+  route_eval_cmd->add_option("--test-split", route_eval.test_split,
+                             "Evaluate the shipped model only on the rest of a --train-fraction F split");
+  route_eval_cmd->add_option("--seed", route_eval.seed, "Split, validation and random-baseline seed");
+  route_eval_cmd->add_option("--model", route_eval.model_file, "Model file instead of the shipped one");
+  route_eval_cmd->add_option("--cascade-scorer", route_eval.cascade_scorer,
+                             "cascade: what sends prompts straight to the strong model (learned|knn|heuristic|random)");
+  route_eval_cmd->add_option("--check-model", route_eval.check_model,
+                             "cascade: also escalate when the weak answer disagrees with this cheap model's");
+  route_eval_cmd->add_option("--curve-points", route_eval.curve_points, "Points of the printed curve");
+  route_eval_cmd->add_option("--details", route_eval.details_file,
+                             "Write one JSON line per evaluated row (prompt, p_weak_ok, outcomes) here");
+
   CLI11_PARSE(app, argc, argv);
 
   if (*broker_cmd) return run_broker(common, broker);
@@ -81,7 +168,14 @@ int main(int argc, char** argv) {
   if (*send_cmd) return run_send(common, send);
   if (*replay_cmd) return run_replay(common, replay);
   if (*report_cmd) return run_report(common, report);
+  if (*budget_set_cmd) return run_budget_set(common, budget);
+  if (*budget_show_cmd) return run_budget_show(common, budget);
+  if (*cache_purge_cmd) return run_cache_purge(common, cache_purge);
   if (*upstream_cmd) return run_upstream(upstream);
   if (*cache_eval_cmd) return run_cache_eval(cache_eval);
+  if (*route_cmd) return run_route(common, route);
+  if (*route_data_cmd) return run_route_data(route_data);
+  if (*route_train_cmd) return run_route_train(route_train);
+  if (*route_eval_cmd) return run_route_eval(common, route_eval);
   return 2;
 }

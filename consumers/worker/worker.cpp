@@ -11,12 +11,17 @@
 #include <map>
 #include <optional>
 #include <mutex>
+#include <random>
 #include <utility>
 #include <unordered_map>
 
+#include "consumers/worker/answer_check.h"
+#include "consumers/worker/cascade_policy.h"
+#include "consumers/worker/judge.h"
 #include "consumers/worker/offset_watermark.h"
 #include "consumers/worker/single_flight.h"
 #include "events/events.h"
+#include "events/quality_event.h"
 #include "events/request_fingerprint.h"
 #include "kafka/kafka.h"
 #include "producers/event_producer.h"
@@ -101,6 +106,11 @@ class Worker::Loop final : public DeliveryListener {
     providers_ = std::make_unique<ProviderRegistry>(std::move(*registry));
     router_ = std::make_unique<Router>(config_.router, *options_.catalog,
                                        [this](std::string_view p) { return providers_->available(p); });
+    if (!config_.router.cascade.judge_model.empty()) cascade_judge_ = options_.catalog->find(config_.router.cascade.judge_model);
+    if (config_.quality.sample_rate > 0) {
+      quality_judge_ = config_.quality.judge_model.empty() ? &options_.catalog->baseline()
+                                                           : options_.catalog->find(config_.quality.judge_model);
+    }
 
     auto producer = EventProducer::create(config_.kafka, options_.bootstrap, this);
     if (!producer) return std::unexpected(producer.error());
@@ -186,6 +196,8 @@ class Worker::Loop final : public DeliveryListener {
   }
 
  private:
+  struct JudgeCall;  // a grading call (LLM-as-judge), defined with the judges below
+
   struct Outgoing {
     std::string topic;
     std::string key;
@@ -217,6 +229,10 @@ class Worker::Loop final : public DeliveryListener {
     BreakerTicket breaker_ticket;  // how the current attempt's breaker let it in
     bool breaker_told_success = false;       // the current attempt counted as a success already
     std::int64_t published_deltas = 0;
+    // Outbox sequence of its completed answer (0: none, or not replicated).
+    // Its offset is committed only once that is in the changelog, so a worker
+    // it is redelivered to after a crash here finds the answer and pays nothing.
+    std::uint64_t completed_seq = 0;
     double wasted_cost_usd = 0;  // failed attempts that streamed tokens are paid too
     TokenUsage wasted_usage;
     std::string attempt_notes;    // "; gpt-4o-mini: HTTP 429 -> retry" ...
@@ -238,6 +254,18 @@ class Worker::Loop final : public DeliveryListener {
     std::string flight;
     std::vector<std::uint64_t> followers;
     bool duplicate_of_leader = false;  // follows a leader with its own id: the same request delivered twice
+    // Semantic cache: the request's query (its vector, once known, is indexed
+    // with its answer), and whether it waits for a remote embedding.
+    std::optional<AnswerCache::SemanticQuery> semantic;
+    bool waiting_for_embedding = false;
+    // Cheap-first cascade (docs/routing.md). While `buffering`, the cheap
+    // attempts' answer is held back: nothing of it reaches the reply topic or
+    // followers until it passed its checks. `escalation` is where a rejected
+    // answer goes (the next tier's model and its fallbacks).
+    bool buffering = false;
+    std::vector<const ModelInfo*> escalation;
+    std::optional<ChatCompletion> held;  // a checked cheap answer waiting for its judge
+    std::uint64_t judge = 0;             // that judge call
 
     void on_delta(std::string_view text) override { loop->on_delta(*this, text); }
     void on_complete(Result<ChatCompletion> outcome) override {
@@ -265,7 +293,10 @@ class Worker::Loop final : public DeliveryListener {
       finish_completed();
       store_offsets();
       apply_backpressure();
-      if (stopping && (requests_.empty() || Clock::now() > drain_deadline_)) break;
+      finish_catch_ups();
+      judges_done_.clear();
+      // Grading calls still running are waited for too, within the drain time.
+      if (stopping && ((requests_.empty() && judges_.empty()) || Clock::now() > drain_deadline_)) break;
     }
     if (aborting_.load()) {
       shutdown_abort();
@@ -345,13 +376,96 @@ class Worker::Loop final : public DeliveryListener {
       }
     }
     if (options_.cache && !r.fingerprint.empty()) {
-      if (auto hit = options_.cache->lookup(r.event, r.fingerprint)) {
+      if (auto hit = options_.cache->lookup_exact(r.event, r.fingerprint)) {
         serve_cache_hit(r, *hit);
         return;
       }
+      if (look_up_semantic(r)) return;  // answered, or waiting for its embedding
     }
+    proceed_after_cache_miss(r);
+  }
+
+  // No cached answer: join an identical request in flight, or call a model.
+  void proceed_after_cache_miss(Request& r) {
     if (follow_identical_request(r)) return;
     if (admit(r)) route_and_start(r);
+  }
+
+  // ------------------------------------------------ semantic lookup ----
+  //
+  // The built-in embedder answers inline. A remote one (cache.semantic.embedder
+  // kind openai) is called on this loop's HttpClient unless the store's
+  // embedding cache has the vector; meanwhile the request waits, in flight
+  // and counted for backpressure. Requests waiting for the same text share
+  // one call. A failed or late call makes the lookup a miss (debug log,
+  // metric), never an error: the request goes on to the provider.
+
+  // True when the request was answered from the semantic cache or now waits
+  // for its embedding.
+  bool look_up_semantic(Request& r) {
+    auto query = options_.cache->semantic_query(r.event);
+    if (!query) return false;
+    r.semantic = std::move(*query);
+    if (r.semantic->vector) return serve_semantic_hit(r);
+    AsyncOpenAiEmbedder* embedder = options_.cache->remote_embedder();
+    if (!embedder) return false;
+    auto [flight, first] = embedding_flights_.try_emplace(r.semantic->normalized);
+    flight->second.push_back(r.serial);
+    r.waiting_for_embedding = true;
+    if (!first) return true;  // the same text is being embedded for another request
+    auto call = embedder->start(*http_, {r.semantic->normalized},
+                                [this, text = r.semantic->normalized](Result<std::vector<Embedding>> vectors) {
+                                  on_embedded(text, std::move(vectors));
+                                });
+    if (!call) {
+      embedding_flights_.erase(flight);
+      r.waiting_for_embedding = false;
+      embedding_failed(r, call.error());
+      return false;
+    }
+    return true;
+  }
+
+  bool serve_semantic_hit(Request& r) {
+    auto hit = options_.cache->lookup_semantic(r.event, *r.semantic);
+    if (!hit) return false;
+    serve_cache_hit(r, *hit);
+    return true;
+  }
+
+  // An embeddings call ended (on this loop, from http_->poll): every request
+  // waiting for that text searches with the vector, or goes on uncached.
+  void on_embedded(const std::string& text, Result<std::vector<Embedding>> vectors) {
+    auto flight = embedding_flights_.extract(text);
+    if (flight.empty()) return;
+    std::optional<Error> error;
+    if (!vectors) {
+      error = std::move(vectors.error());
+    } else if (vectors->size() != 1 || !options_.cache->embedded(text, vectors->front())) {
+      // The index has another dimension (or the answer is not one vector).
+      error = Error{ErrorCode::provider_error,
+                    "embedding of dimension " + std::to_string(vectors->empty() ? 0 : vectors->front().size()) +
+                        " does not fit the semantic index (dimension " +
+                        std::to_string(options_.cache->embedding_dimension()) + ")"};
+    }
+    for (const auto serial : flight.mapped()) {
+      Request* r = find_request(serial);
+      if (!r || !r->waiting_for_embedding) continue;  // gone meanwhile (e.g. its partition was revoked)
+      r->waiting_for_embedding = false;
+      if (!error) {
+        r->semantic->vector = vectors->front();
+        if (serve_semantic_hit(*r)) continue;
+      } else {
+        embedding_failed(*r, *error);
+      }
+      proceed_after_cache_miss(*r);
+    }
+  }
+
+  void embedding_failed(Request& r, const Error& error) {
+    if (recorder_) recorder_->semantic_embedding_failure(std::string(to_string(error.code)));
+    spdlog::debug("worker: request {} tenant {}: no embedding for the semantic cache, a miss ({}: {})", r.event.id,
+                  r.event.tenant, to_string(error.code), error.message);
   }
 
   // A stored answer replayed as chunks and a final: no router, no provider,
@@ -406,8 +520,10 @@ class Worker::Loop final : public DeliveryListener {
 
     CompletedAnswer answer{make_final_event(final), make_cost_event(cost)};
     if (options_.completed) {
-      if (auto ok = options_.completed->put(r.event.tenant, r.event.id, answer); !ok) {
-        spdlog::warn("worker: completed answer of {} not stored: {}", r.event.id, ok.error().message);
+      if (auto seq = options_.completed->put(r.event.tenant, r.event.id, answer)) {
+        r.completed_seq = *seq;
+      } else {
+        spdlog::warn("worker: completed answer of {} not stored: {}", r.event.id, seq.error().message);
       }
     }
     emit(r, r.event.reply_to, r.event.id, std::move(answer.final_event));
@@ -459,7 +575,8 @@ class Worker::Loop final : public DeliveryListener {
     // A streaming leader's content is exactly the deltas it has published:
     // retries and fallbacks happen only before the first one. The follower
     // catches up with them in one chunk; live deltas follow (on_delta).
-    if (leader.event.stream && !leader.content.empty()) pass_delta(f, leader.content);
+    // A cascaded leader holding back its cheap answer has published nothing.
+    if (leader.event.stream && !leader.buffering && !leader.content.empty()) pass_delta(f, leader.content);
   }
 
   // Sends a follower the next piece of its leader's answer.
@@ -512,8 +629,10 @@ class Worker::Loop final : public DeliveryListener {
                         f->got_first_token ? ms_between(f->started, f->first_token) : latency_ms);
       CompletedAnswer answer{make_final_event(own), make_cost_event(own_cost)};
       if (options_.completed) {
-        if (auto ok = options_.completed->put(f->event.tenant, f->event.id, answer); !ok) {
-          spdlog::warn("worker: completed answer of {} not stored: {}", f->event.id, ok.error().message);
+        if (auto seq = options_.completed->put(f->event.tenant, f->event.id, answer)) {
+          f->completed_seq = *seq;
+        } else {
+          spdlog::warn("worker: completed answer of {} not stored: {}", f->event.id, seq.error().message);
         }
       }
       emit(*f, f->event.reply_to, f->event.id, std::move(answer.final_event));
@@ -614,6 +733,7 @@ class Worker::Loop final : public DeliveryListener {
     r.chain.reserve(1 + r.route.fallbacks.size());
     r.chain.push_back(r.route.model);
     r.chain.insert(r.chain.end(), r.route.fallbacks.begin(), r.route.fallbacks.end());
+    if (cascade_requested(config_.router.cascade, r.event)) begin_cascade(r);
     start_attempt(r);
   }
 
@@ -639,8 +759,9 @@ class Worker::Loop final : public DeliveryListener {
         chat.messages = &r.event.messages;
         chat.max_tokens = r.event.max_tokens.value_or(config_.limits.default_max_tokens);
         chat.temperature = r.event.temperature;
-        spdlog::debug("worker: request {} tenant {} -> {} ({})", r.event.id, r.event.tenant, model.id,
-                      r.route.reason);
+        chat.response_format = &r.event.response_format;
+        spdlog::debug("worker: request {} tenant {} -> {} ({}{})", r.event.id, r.event.tenant, model.id,
+                      r.route.reason, r.buffering ? ", cascade: held back" : "");
         stats_.provider_calls++;
         r.attempts_on_model++;
         r.attempt_started = now;
@@ -660,6 +781,11 @@ class Worker::Loop final : public DeliveryListener {
       r.attempt_notes += "; " + model.id + (provider ? ": breaker open" : ": provider disabled");
       if (r.chain_index + 1 < r.chain.size()) stats_.fallbacks++;
       next_in_chain(r);
+    }
+    if (r.buffering) {
+      // Every cheap attempt failed: the stronger tier answers instead.
+      escalate(r, r.chain.front()->id + " failed", "cheap_failed");
+      return;
     }
     Error error = r.last_error.value_or(
         Error{ErrorCode::unavailable, "no provider could take the request (breakers open or providers disabled)"});
@@ -711,6 +837,10 @@ class Worker::Loop final : public DeliveryListener {
     r.last_activity = now;
     if (!r.attempt_got_token) tell_breaker(r, current_model(r), true, now);  // the provider is answering
     r.attempt_got_token = true;
+    if (r.buffering) {
+      hold_delta(r, text);
+      return;
+    }
     if (!r.got_first_token) {
       r.got_first_token = true;
       r.first_token = now;
@@ -737,15 +867,31 @@ class Worker::Loop final : public DeliveryListener {
     release_slot(r);
     tell_breaker(r, attempted, true, now);
     record_attempt(attempted, true, now);
-    if (recorder_) recorder_->request("final");
-    TokenUsage usage = outcome->usage;
-    if (!outcome->usage_reported) {
+    if (r.buffering) {
+      check_cheap_answer(r, attempted, std::move(*outcome));
+      return;
+    }
+    finish_answer(r, attempted, std::move(*outcome));
+  }
+
+  // What an attempt's answer was billed: as reported, else estimated.
+  TokenUsage usage_of(const Request& r, const ChatCompletion& completion) const {
+    TokenUsage usage = completion.usage;
+    if (!completion.usage_reported) {
       usage.input_tokens = estimate_tokens(message_chars(r.event.messages));
       usage.output_tokens = estimate_tokens(r.content.size());
       usage.cached_tokens = 0;
     }
+    return usage;
+  }
+
+  // A model's answer is the request's: final and cost events, stored,
+  // cached, shared with followers; then, maybe, a quality sample.
+  void finish_answer(Request& r, const ModelInfo& model, ChatCompletion completion) {
+    if (recorder_) recorder_->request("final");
+    const auto now = Clock::now();
+    const TokenUsage usage = usage_of(r, completion);
     settle_tokens(r, usage);
-    const ModelInfo& model = attempted;
     const ModelInfo& baseline = options_.catalog->baseline();
 
     FinalReply final;
@@ -754,8 +900,8 @@ class Worker::Loop final : public DeliveryListener {
     final.content = std::move(r.content);
     final.model = model.id;
     final.provider = model.provider;
-    final.finish_reason = outcome->finish_reason;
-    final.tool_calls = std::move(outcome->tool_calls);  // passed through as the provider assembled them
+    final.finish_reason = completion.finish_reason;
+    final.tool_calls = std::move(completion.tool_calls);  // passed through as the provider assembled them
     final.usage = usage;
     final.cost_usd = cost_usd(model.price, usage) + r.wasted_cost_usd;
     final.cache = CacheOutcome::miss;
@@ -782,15 +928,21 @@ class Worker::Loop final : public DeliveryListener {
     if (options_.completed) {
       // Stored before the events go out: a crash after this point replays the
       // answer instead of paying the provider again.
-      if (auto ok = options_.completed->put(r.event.tenant, r.event.id, answer); !ok) {
-        spdlog::warn("worker: completed answer of {} not stored: {}", r.event.id, ok.error().message);
+      if (auto seq = options_.completed->put(r.event.tenant, r.event.id, answer)) {
+        r.completed_seq = *seq;
+      } else {
+        spdlog::warn("worker: completed answer of {} not stored: {}", r.event.id, seq.error().message);
       }
     }
     emit(r, r.event.reply_to, r.event.id, std::move(answer.final_event));
     emit(r, config_.kafka.ledger_topic, r.event.tenant, std::move(answer.cost_event));
-    if (options_.cache && !r.fingerprint.empty()) options_.cache->store(r.event, r.fingerprint, final, model);
+    if (options_.cache && !r.fingerprint.empty()) {
+      options_.cache->store(r.event, r.fingerprint, final, model, r.semantic ? &*r.semantic : nullptr);
+    }
     share_answer(r, final, cost);
     mark_terminal(r);
+    // After the terminal event is out: a sample never delays it.
+    sample_quality(r, model, final);
   }
 
   // The reason names every fallback, so the ledger shows where money went.
@@ -891,6 +1043,302 @@ class Worker::Loop final : public DeliveryListener {
     fail_request(r, error);
   }
 
+  // ----------------------------------------------- cheap-first cascade ----
+  //
+  // A cascaded request's routed (cheap) model answers into r.content with
+  // nothing published, to the requester or to followers. When that answer
+  // completes it is checked (check_answer, then the judge when
+  // router.cascade.judge_model is set). Accepted, it goes out as chunks and
+  // a final like any answer. Rejected, it is dropped and the cheapest
+  // available model of the next stronger tier answers, streamed as usual.
+  // Both answers (and the judge) are charged on the request's cost event.
+  // Retries and fallbacks among the cheap tier's models happen while held
+  // back; if every cheap attempt fails, the request escalates instead of
+  // failing. An answer growing past max_buffer_bytes stops being held back.
+
+  void begin_cascade(Request& r) {
+    auto escalation = escalation_chain(*options_.catalog, r.route.model->tier,
+                                       [this](std::string_view p) { return providers_->available(p); },
+                                       config_.router.max_fallbacks);
+    if (escalation.empty()) return;  // nothing stronger is available: answered as usual
+    const Tier strong_tier = escalation.front()->tier;
+    // Fallbacks as strong as the escalation belong to the escalation.
+    std::erase_if(r.chain, [&](const ModelInfo* m) { return m->tier >= strong_tier; });
+    if (r.chain.empty()) return;
+    r.escalation = std::move(escalation);
+    r.buffering = true;
+  }
+
+  void hold_delta(Request& r, std::string_view text) {
+    r.content.append(text);
+    // A non-streaming answer is gathered whole anyway: it stays held back.
+    if (!r.event.stream || r.content.size() <= config_.router.cascade.max_buffer_bytes) return;
+    // Long enough not to be a refusal; holding it back longer only delays the user.
+    const ModelInfo& model = current_model(r);
+    stats_.cascade_accepted++;
+    if (recorder_) recorder_->cascade("accepted", "unchecked");
+    r.attempt_notes += "; cascade: " + model.id + " accepted unchecked (answer over max_buffer_bytes)";
+    publish_held(r);
+  }
+
+  // The held-back answer goes out as chunks (to followers too): the user's
+  // first token.
+  void publish_held(Request& r) {
+    r.buffering = false;
+    if (r.content.empty()) return;
+    if (!r.got_first_token) {
+      r.got_first_token = true;
+      r.first_token = Clock::now();
+    }
+    if (!r.event.stream) return;  // followers get a non-streaming leader's answer when it ends
+    for (const auto piece : replay_pieces(r.content, static_cast<std::size_t>(config_.cache.replay_chunk_bytes))) {
+      r.published_deltas++;
+      if (auto ok = producer_->produce(r.event.reply_to, r.event.id, make_chunk_event(r.event.id, r.seq++, piece));
+          !ok) {
+        spdlog::warn("worker: chunk of request {} not sent: {}", r.event.id, ok.error().message);
+      }
+      for (const auto serial : r.followers) {
+        if (Request* f = find_request(serial)) pass_delta(*f, piece);
+      }
+    }
+  }
+
+  void check_cheap_answer(Request& r, const ModelInfo& model, ChatCompletion completion) {
+    const AnswerCheck check = check_answer(r.content, completion.finish_reason, completion.tool_calls,
+                                           answer_format_of(r.event.response_format));
+    if (!check.ok) {
+      reject_cheap(r, model, completion, check.reason, check.kind);
+      return;
+    }
+    if (cascade_judge_) {
+      if (JudgeCall* call = start_judge(*cascade_judge_, judge_messages(r.event.messages, r.content),
+                                        config_.router.cascade.judge_timeout_ms)) {
+        call->request_serial = r.serial;
+        r.judge = call->id;
+        r.held = std::move(completion);
+        return;  // on_cheap_judged goes on
+      }
+      accept_cheap(r, model, std::move(completion), " (judge " + cascade_judge_->id + " unavailable)",
+                   "judge_failed");
+      return;
+    }
+    accept_cheap(r, model, std::move(completion), "", "checked");
+  }
+
+  void on_cheap_judged(Request& r, const JudgeCall& call, const Result<double>& score, double judge_cost) {
+    r.judge = 0;
+    r.wasted_cost_usd += judge_cost;  // grading is part of what the request cost
+    if (!r.held) return;
+    ChatCompletion completion = std::move(*r.held);
+    r.held.reset();
+    const ModelInfo& model = current_model(r);
+    const std::string& judge = call.model->id;
+    if (!score) {
+      // Without a grade the checks that passed decide, as without a judge.
+      accept_cheap(r, model, std::move(completion),
+                   " (judge " + judge + " gave no grade: " + std::string(to_string(score.error().code)) + ")",
+                   "judge_failed");
+      return;
+    }
+    const double min = config_.router.cascade.min_judge_score;
+    if (*score < min) {
+      reject_cheap(r, model, completion, "judge " + judge + ": " + format_grade(*score) + " < " + format_grade(min),
+                   "judge_score");
+      return;
+    }
+    accept_cheap(r, model, std::move(completion), " (judge " + judge + ": " + format_grade(*score) + ")", "judged");
+  }
+
+  static std::string format_grade(double grade) {
+    char text[32];
+    const int n = std::snprintf(text, sizeof text, "%g", grade);
+    return std::string(text, static_cast<std::size_t>(std::max(n, 0)));
+  }
+
+  void accept_cheap(Request& r, const ModelInfo& model, ChatCompletion completion, const std::string& note,
+                    const std::string& reason) {
+    stats_.cascade_accepted++;
+    if (recorder_) recorder_->cascade("accepted", reason);
+    r.attempt_notes += "; cascade: " + model.id + " accepted" + note;
+    publish_held(r);
+    finish_answer(r, model, std::move(completion));
+  }
+
+  void reject_cheap(Request& r, const ModelInfo& model, const ChatCompletion& completion, const std::string& why,
+                    const std::string& kind) {
+    // Generated and billed, though nobody sees it.
+    const TokenUsage usage = usage_of(r, completion);
+    r.wasted_cost_usd += cost_usd(model.price, usage);
+    r.wasted_usage.input_tokens += usage.input_tokens;
+    r.wasted_usage.output_tokens += usage.output_tokens;
+    r.wasted_usage.cached_tokens += usage.cached_tokens;
+    escalate(r, model.id + " rejected (" + why + ")", kind);
+  }
+
+  // The next tier answers, streamed: r.chain becomes the escalation chain.
+  void escalate(Request& r, const std::string& why, const std::string& kind) {
+    stats_.cascade_escalated++;
+    if (recorder_) recorder_->cascade("escalated", kind);
+    const ModelInfo& strong = *r.escalation.front();
+    spdlog::debug("worker: request {} tenant {}: cascade: {} -> {}", r.event.id, r.event.tenant, why, strong.id);
+    r.attempt_notes += "; cascade: " + why + " -> " + strong.id;
+    r.buffering = false;
+    r.content.clear();
+    r.held.reset();
+    r.chain = std::exchange(r.escalation, {});
+    r.chain_index = 0;
+    r.attempts_on_model = 0;
+    start_attempt(r);
+  }
+
+  // ------------------------------------------------------------ judges ----
+  //
+  // Grading calls (LLM-as-judge, judge.h) run on this loop's HttpClient like
+  // provider calls, outside the request machinery: no retries, fallbacks,
+  // breakers or provider slots; a deadline, past which they are cancelled.
+
+  struct JudgeCall final : ChatStreamObserver {
+    Loop* loop = nullptr;
+    std::uint64_t id = 0;
+    const ModelInfo* model = nullptr;
+    nlohmann::json messages;  // the provider reads them while the call runs
+    std::string reply;
+    std::uint64_t transfer = 0;
+    Clock::time_point deadline;
+    bool finished = false;
+    std::uint64_t request_serial = 0;    // cascade: the request whose cheap answer it grades
+    std::optional<QualityEvent> sample;  // quality sampling: published with the grade
+
+    void on_delta(std::string_view text) override {
+      if (reply.size() < 4096) reply.append(text);
+    }
+    void on_complete(Result<ChatCompletion> outcome) override { loop->on_judged(*this, std::move(outcome)); }
+  };
+
+  // nullptr when the judge's provider is not available.
+  JudgeCall* start_judge(const ModelInfo& model, nlohmann::json messages, long timeout_ms) {
+    ChatProvider* provider = providers_->find(model.provider);
+    if (!provider) return nullptr;
+    auto owned = std::make_unique<JudgeCall>();
+    JudgeCall& call = *owned;
+    call.loop = this;
+    call.id = ++next_judge_;
+    call.model = &model;
+    call.messages = std::move(messages);
+    call.deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    judges_.emplace(call.id, std::move(owned));
+    ChatRequest chat;
+    chat.upstream_model = model.upstream_model;
+    chat.messages = &call.messages;
+    chat.max_tokens = kJudgeMaxTokens;
+    stats_.judge_calls++;
+    call.transfer = provider->start_chat(chat, call);
+    return &call;
+  }
+
+  void on_judged(JudgeCall& call, Result<ChatCompletion> outcome) {
+    if (call.finished) return;
+    if (!outcome) {
+      judge_done(call, std::unexpected(outcome.error()), 0, "error");
+      return;
+    }
+    TokenUsage usage = outcome->usage;
+    if (!outcome->usage_reported) {
+      usage.input_tokens = estimate_tokens(message_chars(call.messages));
+      usage.output_tokens = estimate_tokens(call.reply.size());
+      usage.cached_tokens = 0;
+    }
+    const double cost = cost_usd(call.model->price, usage);
+    auto score = parse_judge_score(call.reply);
+    const char* outcome_label = score ? "graded" : "unreadable";
+    judge_done(call, std::move(score), cost, outcome_label);
+  }
+
+  void judge_done(JudgeCall& call, Result<double> score, double cost, const std::string& outcome) {
+    call.finished = true;
+    auto owned = judges_.extract(call.id);
+    if (recorder_) recorder_->judge_call(call.sample ? "quality" : "cascade", outcome);
+    if (call.sample) {
+      finish_sample(call, score, cost);
+    } else if (Request* r = find_request(call.request_serial); r && r->judge == call.id) {
+      on_cheap_judged(*r, call, score, cost);
+    }
+    // Freed on the next loop iteration, not inside its own callback.
+    if (!owned.empty()) judges_done_.push_back(std::move(owned.mapped()));
+  }
+
+  void enforce_judge_deadlines(Clock::time_point now) {
+    std::vector<JudgeCall*> late;
+    for (auto& [id, call] : judges_) {
+      if (now >= call->deadline) late.push_back(call.get());
+    }
+    for (JudgeCall* call : late) {
+      http_->cancel(call->transfer);
+      judge_done(*call, std::unexpected(Error{ErrorCode::timeout, "no grade within the judge's timeout"}), 0,
+                 "timeout");
+    }
+  }
+
+  // ------------------------------------------------- quality sampling ----
+  //
+  // A fresh answer of a tier below the quality judge's is graded, with
+  // probability quality.sample_rate, after its terminal event is out: the
+  // request is finished (offset, watermark) whatever becomes of the sample.
+
+  void sample_quality(const Request& r, const ModelInfo& model, const FinalReply& final) {
+    const double rate = config_.quality.sample_rate;
+    if (rate <= 0 || !quality_judge_ || final.content.empty()) return;
+    if (model.id == quality_judge_->id || !(model.tier < quality_judge_->tier)) return;  // cheaper tiers only
+    if (rate < 1 && std::uniform_real_distribution<double>(0, 1)(sampler_) >= rate) return;
+    if (quality_in_flight_ >= config_.quality.max_in_flight) {
+      stats_.quality_skipped++;
+      if (recorder_) recorder_->quality_sample("skipped");
+      return;
+    }
+    JudgeCall* call =
+        start_judge(*quality_judge_, judge_messages(r.event.messages, final.content), config_.quality.timeout_ms);
+    if (!call) {
+      stats_.quality_failed++;
+      if (recorder_) recorder_->quality_sample("failed");
+      spdlog::debug("worker: quality sample of {} not taken: judge {}'s provider is not available", r.event.id,
+                    quality_judge_->id);
+      return;
+    }
+    QualityEvent& q = call->sample.emplace();
+    q.id = r.event.id;
+    q.tenant = r.event.tenant;
+    q.model = model.id;
+    q.provider = model.provider;
+    q.tier = std::string(to_string(model.tier));
+    q.judge_model = quality_judge_->id;
+    q.route_reason = final.route.reason;
+    q.sample_rate = rate;
+    quality_in_flight_++;
+  }
+
+  void finish_sample(JudgeCall& call, const Result<double>& score, double cost) {
+    quality_in_flight_--;
+    QualityEvent& q = *call.sample;
+    if (!score) {
+      stats_.quality_failed++;
+      if (recorder_) recorder_->quality_sample("failed");
+      spdlog::debug("worker: quality sample of {} got no grade from {}: {}", q.id, q.judge_model,
+                    score.error().message);
+      return;
+    }
+    q.score = *score;
+    q.judge_cost_usd = cost;
+    q.ts_ms = now_ms();
+    if (auto ok = producer_->produce(config_.kafka.quality_topic, q.tenant, make_quality_event(q)); !ok) {
+      stats_.quality_failed++;
+      if (recorder_) recorder_->quality_sample("failed");
+      spdlog::warn("worker: quality event of {} not sent: {}", q.id, ok.error().message);
+      return;
+    }
+    stats_.quality_published++;
+    if (recorder_) recorder_->quality_sample("published");
+  }
+
   // ---------------------------------------------------- provider slots ----
 
   int slot_limit(const std::string& provider) const {
@@ -977,6 +1425,7 @@ class Worker::Loop final : public DeliveryListener {
     const auto now = Clock::now();
     if (now - last_timeout_scan_ < std::chrono::milliseconds(50)) return;
     last_timeout_scan_ = now;
+    enforce_judge_deadlines(now);
     std::vector<Request*> expired;
     for (auto& [serial, owned] : requests_) {
       Request& r = *owned;
@@ -1044,11 +1493,24 @@ class Worker::Loop final : public DeliveryListener {
   }
 
   void finish_completed() {
+    if (!awaiting_changelog_.empty()) {
+      // Answers whose changelog record has been confirmed since finish now.
+      std::erase_if(awaiting_changelog_, [&](std::uint64_t serial) {
+        auto it = requests_.find(serial);
+        if (it != requests_.end() && !answer_replicated(*it->second)) return false;
+        finished_.push_back(serial);
+        return true;
+      });
+    }
     for (auto serial : finished_) {
       auto it = requests_.find(serial);
       if (it == requests_.end()) continue;
       Request& r = *it->second;
       if (r.streaming) continue;  // cannot happen: terminal comes after the stream
+      if (!answer_replicated(r)) {
+        awaiting_changelog_.push_back(serial);
+        continue;
+      }
       if (auto w = watermarks_.find(r.partition); w != watermarks_.end()) w->second.complete(r.offset);
       stats_.completed++;
       close_flight(r);  // not needed: a leader closes its flight when it ends; never leave one dangling
@@ -1057,6 +1519,10 @@ class Worker::Loop final : public DeliveryListener {
     finished_.clear();
     stats_.in_flight.store(static_cast<std::int64_t>(requests_.size()));
     if (recorder_) recorder_->in_flight(index_, static_cast<double>(requests_.size()));
+  }
+
+  bool answer_replicated(const Request& r) const {
+    return r.completed_seq == 0 || !options_.completed || options_.completed->store().published(r.completed_seq);
   }
 
   void store_offsets() {
@@ -1093,8 +1559,38 @@ class Worker::Loop final : public DeliveryListener {
       stats_.pauses++;
     } else {
       rd_kafka_resume_partitions(consumer_.get(), assignment);
+      for (const auto& catch_up : catch_ups_) set_partitions_paused(catch_up.partitions, true);
     }
     paused_ = pause;
+  }
+
+  void set_partitions_paused(const std::vector<std::int32_t>& partitions, bool pause) {
+    if (partitions.empty()) return;
+    TopicPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+    for (auto p : partitions) rd_kafka_topic_partition_list_add(list.get(), config_.kafka.requests_topic.c_str(), p);
+    if (pause) {
+      rd_kafka_pause_partitions(consumer_.get(), list.get());
+    } else {
+      rd_kafka_resume_partitions(consumer_.get(), list.get());
+    }
+  }
+
+  // Resumes the partitions whose changelog catch-up is done (or overdue: then
+  // a request redelivered from a crashed worker may be answered again).
+  void finish_catch_ups() {
+    if (catch_ups_.empty()) return;
+    std::erase_if(catch_ups_, [&](CatchUp& catch_up) {
+      const bool done = options_.changelog->caught_up(catch_up.ticket);
+      if (!done && Clock::now() < catch_up.deadline) return false;
+      if (!done) {
+        stats_.catch_up_timeouts++;
+        spdlog::warn("worker[{}]: changelog not caught up within state.restore_timeout_ms; serving {} partition(s) "
+                     "anyway (a request redelivered from a crashed worker may be paid twice)",
+                     index_, catch_up.partitions.size());
+      }
+      if (!paused_) set_partitions_paused(catch_up.partitions, false);
+      return true;
+    });
   }
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -1109,9 +1605,26 @@ class Worker::Loop final : public DeliveryListener {
       } else {
         rd_kafka_assign(rk, partitions);
       }
-      if (self->paused_) rd_kafka_pause_partitions(rk, partitions);
+      if (self->options_.changelog != nullptr && partitions->cnt > 0) {
+        CatchUp catch_up;
+        catch_up.ticket = self->options_.changelog->request_catch_up();
+        catch_up.deadline = Clock::now() + std::chrono::milliseconds(self->config_.state.restore_timeout_ms);
+        for (int i = 0; i < partitions->cnt; ++i) catch_up.partitions.push_back(partitions->elems[i].partition);
+        self->catch_ups_.push_back(std::move(catch_up));
+        rd_kafka_pause_partitions(rk, partitions);
+      } else if (self->paused_) {
+        rd_kafka_pause_partitions(rk, partitions);
+      }
       spdlog::info("worker[{}]: assigned {} partition(s)", self->index_, partitions->cnt);
       return;
+    }
+    for (auto& catch_up : self->catch_ups_) {
+      std::erase_if(catch_up.partitions, [&](std::int32_t p) {
+        for (int i = 0; i < partitions->cnt; ++i) {
+          if (partitions->elems[i].partition == p) return true;
+        }
+        return false;
+      });
     }
     // Revoked: commit what is done; in-flight requests of these partitions are
     // redelivered to their new owner (their replies may then appear twice).
@@ -1148,11 +1661,14 @@ class Worker::Loop final : public DeliveryListener {
     }
     requests_.clear();
     flights_.clear();
+    if (!judges_.empty()) spdlog::info("worker[{}]: stopped with {} grading call(s) unfinished", index_, judges_.size());
+    judges_.clear();
     http_.reset();
   }
 
   void shutdown_abort() {
     http_.reset();  // drops transfers without callbacks
+    judges_.clear();
     producer_->purge();
     rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     requests_.clear();
@@ -1195,10 +1711,32 @@ class Worker::Loop final : public DeliveryListener {
   std::unique_ptr<EventProducer> producer_;
   KafkaHandle consumer_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Request>> requests_;
+  // Grading calls in flight by id, and those that ended this iteration
+  // (freed at its end, not inside their own callback).
+  std::unordered_map<std::uint64_t, std::unique_ptr<JudgeCall>> judges_;
+  std::vector<std::unique_ptr<JudgeCall>> judges_done_;
+  std::uint64_t next_judge_ = 0;
+  const ModelInfo* cascade_judge_ = nullptr;  // router.cascade.judge_model; null = no judge
+  const ModelInfo* quality_judge_ = nullptr;  // quality.judge_model or the baseline; null = no sampling
+  int quality_in_flight_ = 0;
+  std::mt19937_64 sampler_{std::random_device{}()};
   FlightTable flights_;  // single flight: open flights of this loop's requests
+  // Remote embeddings in flight: normalized text -> serials of the requests waiting for it.
+  std::unordered_map<std::string, std::vector<std::uint64_t>> embedding_flights_;
   std::unordered_map<std::int32_t, PartitionWatermark> watermarks_;
   std::vector<std::uint64_t> retry_;
   std::vector<std::uint64_t> finished_;
+  // Finished requests whose completed answer is not yet in the changelog.
+  std::vector<std::uint64_t> awaiting_changelog_;
+  // Partitions assigned to this loop that stay paused until the changelog
+  // applier has caught up (request_catch_up): the previous owner's completed
+  // answers must be here before any of its requests is redelivered here.
+  struct CatchUp {
+    std::uint64_t ticket = 0;
+    std::vector<std::int32_t> partitions;
+    Clock::time_point deadline;
+  };
+  std::vector<CatchUp> catch_ups_;
   std::uint64_t next_serial_ = 0;
   bool paused_ = false;
   std::atomic<bool> stopping_{false};
@@ -1209,6 +1747,13 @@ class Worker::Loop final : public DeliveryListener {
 
 Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options) {
   if (!options.catalog) return fail(ErrorCode::internal, "worker needs a model catalog");
+  // Judges must be catalog models: their calls are priced like any other.
+  for (const auto& [key, id] : {std::pair<const char*, const std::string&>{"router.cascade.judge_model",
+                                                                           options.config.router.cascade.judge_model},
+                                {"quality.judge_model", options.config.quality.judge_model}}) {
+    if (!id.empty() && options.catalog->find(id) == nullptr)
+      return fail(ErrorCode::invalid_request, std::string("config '") + key + "': unknown model '" + id + "'");
+  }
   auto worker = std::unique_ptr<Worker>(new Worker());
   worker->options_ = std::move(options);
   for (int i = 0; i < worker->options_.config.worker.threads; ++i) {

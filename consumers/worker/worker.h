@@ -43,6 +43,20 @@ struct WorkerStats {
   std::atomic<std::uint64_t> single_flight_followers{0};
   std::atomic<std::uint64_t> cache_hits_exact{0};     // answered from the response cache
   std::atomic<std::uint64_t> cache_hits_semantic{0};
+  // Assigned partitions served before the changelog caught up (state.restore_timeout_ms).
+  std::atomic<std::uint64_t> catch_up_timeouts{0};
+  // Cheap-first cascade (docs/routing.md): cheap answers published, and
+  // cheap answers dropped for the next tier's (failed a check or the judge,
+  // or every cheap attempt failed).
+  std::atomic<std::uint64_t> cascade_accepted{0};
+  std::atomic<std::uint64_t> cascade_escalated{0};
+  std::atomic<std::uint64_t> judge_calls{0};  // grading calls started (cascade and quality)
+  // Quality sampling: quality events published; samples that got no grade
+  // (judge error, timeout, unreadable reply, judge unavailable); samples
+  // skipped with quality.max_in_flight grading calls running.
+  std::atomic<std::uint64_t> quality_published{0};
+  std::atomic<std::uint64_t> quality_failed{0};
+  std::atomic<std::uint64_t> quality_skipped{0};
 };
 
 struct WorkerOptions {
@@ -50,6 +64,12 @@ struct WorkerOptions {
   std::string bootstrap;                 // brokers to use (already resolved)
   const ModelCatalog* catalog = nullptr;  // must outlive the worker
   CompletedAnswerStore* completed = nullptr;  // may be null (no redelivery protection)
+  // The changelog replicating `completed` (may be null: local store). With
+  // it, a request's offset is committed only once its completed answer is in
+  // the changelog, and newly assigned partitions wait for the applier to
+  // catch up: together, a request redelivered to another worker after a
+  // crash is answered from the store, never paid twice.
+  StateChangelog* changelog = nullptr;
   WorkerMetrics* metrics = nullptr;           // may be null (no Prometheus metrics)
   AnswerCache* cache = nullptr;               // may be null (no response cache)
   EnvLookup env = process_env();

@@ -2,16 +2,26 @@
 // Prometheus metrics of a worker process (served on worker.metrics_listen):
 // provider attempts by outcome, retries, fallbacks, stream timeouts, breaker
 // state per provider+model, requests by outcome, in-flight requests, requests
-// that followed an identical in-flight request (single flight).
+// that followed an identical in-flight request (single flight), and the
+// state store and its changelog replication (StateMetricsSampler).
 // Thread-safe; each event loop caches its metric handles (no lock per event).
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace prometheus {
 class Registry;
 }  // namespace prometheus
 
 namespace cascade {
+
+struct StateStats;
+struct ChangelogLag;
+class StateStore;
+class StateChangelog;
 
 class WorkerMetrics {
  public:
@@ -20,6 +30,13 @@ class WorkerMetrics {
   std::shared_ptr<prometheus::Registry> registry() const;
   // Text exposition of everything recorded (tests, debugging).
   std::string serialize() const;
+
+  // The state store's figures and its changelog's (docs/state.md, "Metrics"):
+  // gauges take the values, counters advance by what the store's totals grew
+  // since the previous call. lag == nullptr: the store is not replicated (no
+  // changelog metrics). The replication delay and the foreign-apply age
+  // appear once a record of another worker was applied.
+  void record_state(const StateStats& stats, const ChangelogLag* lag);
 
   // Per event loop: handles looked up once per label set.
   class Recorder {
@@ -38,6 +55,19 @@ class WorkerMetrics {
     void single_flight_join();
     // A request answered from the response cache (kind: exact | semantic).
     void cache_hit(const std::string& kind);
+    // A semantic lookup that got no embedding from the remote embedder and
+    // was a miss; reason: the error code (timeout, unavailable, provider_error...).
+    void semantic_embedding_failure(const std::string& reason);
+    // Cheap-first cascade: what became of a cascaded request's cheap answer.
+    // outcome accepted (reason checked | judged | judge_failed | unchecked)
+    // or escalated (reason refusal | empty | truncated | content_filter |
+    // not_json | judge_score | cheap_failed).
+    void cascade(const std::string& outcome, const std::string& reason);
+    // A grading call ended. purpose cascade | quality; outcome graded |
+    // error | timeout | unreadable.
+    void judge_call(const std::string& purpose, const std::string& outcome);
+    // Quality sampling: published | failed (no grade) | skipped (too many in flight).
+    void quality_sample(const std::string& outcome);
 
    private:
     struct Cache;
@@ -48,6 +78,31 @@ class WorkerMetrics {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// Copies StateStore::stats() and StateChangelog::lag() into the metrics at
+// start and then every `interval`, on a thread of its own: never on a request's
+// path. Destroy it before the store and the changelog.
+class StateMetricsSampler {
+ public:
+  // changelog == nullptr: a store that is not replicated.
+  StateMetricsSampler(WorkerMetrics& metrics, const StateStore& store, const StateChangelog* changelog,
+                      std::chrono::milliseconds interval = std::chrono::seconds(1));
+  ~StateMetricsSampler();  // stops the thread
+  StateMetricsSampler(const StateMetricsSampler&) = delete;
+  StateMetricsSampler& operator=(const StateMetricsSampler&) = delete;
+
+  // One sample now, on the calling thread.
+  void sample();
+
+ private:
+  WorkerMetrics& metrics_;
+  const StateStore& store_;
+  const StateChangelog* changelog_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 }  // namespace cascade

@@ -386,6 +386,123 @@ TEST(LoadConfig, OpenAiBaseUrlDoesNotLeakIntoOtherOpenAiKindProviders) {
   EXPECT_EQ(c.providers.at("local").base_url, "http://a/v1");
 }
 
+TEST(LoadConfig, VerifierDefaultsNameEveryRuleAndTenantsOverrideNone) {
+  const Config c = load_ok("", kNoEnv);
+  const std::map<std::string, std::string> expected = {
+      {"numbers", "true"},          {"symbols", "true"},
+      {"negation", "true"},         {"entities", "true"},
+      {"question_form", "true"},    {"persons", "true"},
+      {"deixis", "true"},           {"max_unmatched_content_words", "0"},
+      {"allow_substitution", "false"}, {"exact_word_forms", "false"},
+      {"typos", "true"},            {"word_order", "true"},
+      {"max_order_inversions", "0"},
+  };
+  EXPECT_EQ(c.cache.semantic.verifier, expected);
+  EXPECT_TRUE(c.tenants.at("default").semantic_verifier.empty());
+}
+
+TEST(LoadConfig, TenantVerifierRulesComeFromTheFileAndGlobalOnesMergeKeyByKey) {
+  TempYamlFile file(R"(
+cache:
+  semantic:
+    verifier:
+      persons: false
+tenants:
+  acme:
+    semantic_verifier:
+      max_order_inversions: 1
+      typos: off
+)");
+  const Config c = load_ok(file.path(), kNoEnv);
+  EXPECT_EQ(c.cache.semantic.verifier.at("persons"), "false");
+  EXPECT_EQ(c.cache.semantic.verifier.at("numbers"), "true");  // the file left it alone
+  EXPECT_EQ(c.cache.semantic.verifier.size(), 13u);
+  const std::map<std::string, std::string> acme = {{"max_order_inversions", "1"}, {"typos", "off"}};
+  EXPECT_EQ(c.tenants.at("acme").semantic_verifier, acme);
+}
+
+TEST(LoadConfig, VerifierRulesAreOverridableFromEnvEvenWhenNoFileSetsThem) {
+  TempYamlFile file("tenants:\n  my-tenant:\n    requests_per_second: 5\n");
+  const Config c = load_ok(file.path(), env_of({
+                                            {"CASCADE_CACHE_SEMANTIC_VERIFIER_DEIXIS", "false"},
+                                            {"CASCADE_TENANTS_MY_TENANT_SEMANTIC_VERIFIER_MAX_ORDER_INVERSIONS", "2"},
+                                            {"CASCADE_TENANTS_DEFAULT_SEMANTIC_VERIFIER_PERSONS", "false"},
+                                        }));
+  EXPECT_EQ(c.cache.semantic.verifier.at("deixis"), "false");
+  EXPECT_EQ(c.tenants.at("my-tenant").semantic_verifier,
+            (std::map<std::string, std::string>{{"max_order_inversions", "2"}}));
+  EXPECT_EQ(c.tenants.at("default").semantic_verifier,
+            (std::map<std::string, std::string>{{"persons", "false"}}));
+}
+
+TEST(LoadConfig, VerifierGivenAsScalarOrNestedMappingIsAnErrorNamingTheKey) {
+  TempYamlFile scalar("tenants:\n  acme:\n    semantic_verifier: strict\n");
+  EXPECT_THAT(load_error(scalar.path(), kNoEnv), HasSubstr("tenants.acme.semantic_verifier"));
+  TempYamlFile nested("cache:\n  semantic:\n    verifier:\n      persons: {a: 1}\n");
+  EXPECT_THAT(load_error(nested.path(), kNoEnv), HasSubstr("cache.semantic.verifier"));
+}
+
+TEST(LoadConfig, SemanticEmbedderDefaultsToTheBuiltinOneWithTheDocumentedTimeouts) {
+  const EmbedderConfig e = load_ok("", kNoEnv).cache.semantic.embedder;
+  EXPECT_EQ(e.kind, "builtin");
+  EXPECT_EQ(e.base_url, "");
+  EXPECT_EQ(e.model, "");
+  EXPECT_EQ(e.api_key_env, "");
+  EXPECT_EQ(e.dimension, 0u);
+  EXPECT_EQ(e.timeout_ms, 2000);
+  EXPECT_EQ(e.connect_timeout_ms, 1000);
+}
+
+TEST(LoadConfig, EverySemanticEmbedderKeyIsOverridableFromEnv) {
+  const Config c = load_ok("", env_of({
+                                   {"CASCADE_CACHE_SEMANTIC_EMBEDDER_KIND", "openai"},
+                                   {"CASCADE_CACHE_SEMANTIC_EMBEDDER_BASE_URL", "http://127.0.0.1:11434/v1"},
+                                   {"CASCADE_CACHE_SEMANTIC_EMBEDDER_MODEL", "nomic-embed-text"},
+                                   {"CASCADE_CACHE_SEMANTIC_EMBEDDER_API_KEY_ENV", "EMBEDDINGS_KEY"},
+                                   {"CASCADE_CACHE_SEMANTIC_EMBEDDER_DIMENSION", "768"},
+                                   {"CASCADE_CACHE_SEMANTIC_EMBEDDER_TIMEOUT_MS", "350"},
+                                   {"CASCADE_CACHE_SEMANTIC_EMBEDDER_CONNECT_TIMEOUT_MS", "120"},
+                               }));
+  const EmbedderConfig& e = c.cache.semantic.embedder;
+  EXPECT_EQ(e.kind, "openai");
+  EXPECT_EQ(e.base_url, "http://127.0.0.1:11434/v1");
+  EXPECT_EQ(e.model, "nomic-embed-text");
+  EXPECT_EQ(e.api_key_env, "EMBEDDINGS_KEY") << "the variable's name, never the key";
+  EXPECT_EQ(e.dimension, 768u);
+  EXPECT_EQ(e.timeout_ms, 350);
+  EXPECT_EQ(e.connect_timeout_ms, 120);
+}
+
+TEST(LoadConfig, SemanticEmbedderFromTheFileKeepsTheDefaultsItOmits) {
+  TempYamlFile file(R"(
+cache:
+  semantic:
+    embedder:
+      kind: openai
+      base_url: https://api.openai.com/v1
+      model: text-embedding-3-small
+      api_key_env: OPENAI_API_KEY
+)");
+  const EmbedderConfig e = load_ok(file.path(), kNoEnv).cache.semantic.embedder;
+  EXPECT_EQ(e.kind, "openai");
+  EXPECT_EQ(e.model, "text-embedding-3-small");
+  EXPECT_EQ(e.api_key_env, "OPENAI_API_KEY");
+  EXPECT_EQ(e.dimension, 0u);
+  EXPECT_EQ(e.timeout_ms, 2000);
+}
+
+TEST(LoadConfig, ASemanticEmbedderThatCannotWorkIsAnErrorNamingTheKey) {
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_CACHE_SEMANTIC_EMBEDDER_KIND", "word2vec"}})),
+              HasSubstr("cache.semantic.embedder.kind"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_CACHE_SEMANTIC_EMBEDDER_KIND", "openai"},
+                                     {"CASCADE_CACHE_SEMANTIC_EMBEDDER_MODEL", "m"}})),
+              HasSubstr("base_url"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_CACHE_SEMANTIC_EMBEDDER_TIMEOUT_MS", "0"}})),
+              HasSubstr("cache.semantic.embedder.timeout_ms"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_CACHE_SEMANTIC_EMBEDDER_DIMENSION", "-1"}})),
+              HasSubstr("cache.semantic.embedder.dimension"));
+}
+
 TEST(EnvNameFor, UppercasesAndJoinsThePathWithUnderscores) {
   EXPECT_EQ(env_name_for("kafka.bootstrap"), "CASCADE_KAFKA_BOOTSTRAP");
   EXPECT_EQ(env_name_for("state.dir"), "CASCADE_STATE_DIR");

@@ -122,6 +122,41 @@ TEST(CostEvent, EventsWrittenBeforeCacheWriteTokensStillParse) {
   EXPECT_EQ(parsed->usage.cached_tokens, 512);
 }
 
+TEST(CostEvent, PriceVersionTagsAndBatchRoundTripAndAreOptional) {
+  CostEvent original = sample_cost();
+  original.price_version = "litellm-2026-07";
+  original.tags = {"research", "nightly"};
+  original.batch = true;
+  original.usage.reasoning_tokens = 40;
+  const json written = json::parse(make_cost_event(original));
+  EXPECT_EQ(written["price_version"], "litellm-2026-07");
+  EXPECT_EQ(written["tags"], json::array({"research", "nightly"}));
+  EXPECT_EQ(written["batch"], true);
+  auto parsed = parse_cost_event(written.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->price_version, "litellm-2026-07");
+  EXPECT_EQ(parsed->tags, original.tags);
+  EXPECT_TRUE(parsed->batch);
+  EXPECT_EQ(parsed->usage.reasoning_tokens, 40);
+  // Events written before these fields existed read as unversioned, untagged, standard billing.
+  auto old = parse_cost_event(make_cost_event(sample_cost()));
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->price_version.empty());
+  EXPECT_TRUE(old->tags.empty());
+  EXPECT_FALSE(old->batch);
+}
+
+TEST(CostEvent, MistypedTagsOrBatchAreRejected) {
+  json cost = json::parse(make_cost_event(sample_cost()));
+  cost["tags"] = json::array({"ok", 3});
+  auto bad_tags = parse_cost_event(cost.dump());
+  ASSERT_FALSE(bad_tags);
+  EXPECT_NE(bad_tags.error().message.find("tags"), std::string::npos) << bad_tags.error().message;
+  cost.erase("tags");
+  cost["batch"] = "yes";
+  EXPECT_FALSE(parse_cost_event(cost.dump()));
+}
+
 TEST(CostEvent, NegativeSavingsRoundTrip) {
   CostEvent original = sample_cost();
   original.savings_usd = -0.0015;  // a quality-first route can cost more than the baseline

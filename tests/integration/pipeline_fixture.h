@@ -91,6 +91,7 @@ class PipelineTest : public ::testing::Test {
         {"CASCADE_KAFKA_TOPICS_DLQ", "cascade.dlq" + suffix},
         {"CASCADE_KAFKA_TOPICS_REPLIES", "cascade.replies" + suffix},
         {"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG", "cascade.cache-changelog" + suffix},
+        {"CASCADE_KAFKA_TOPICS_QUALITY", "cascade.quality" + suffix},
         {"CASCADE_KAFKA_WORKER_GROUP", "cascade-workers" + suffix},
         {"CASCADE_KAFKA_LEDGER_GROUP", "cascade-ledger" + suffix},
         {"CASCADE_KAFKA_PARTITIONS", "16"},
@@ -176,6 +177,7 @@ class PipelineTest : public ::testing::Test {
     options.bootstrap = bootstrap_;
     options.catalog = catalog_.get();
     options.completed = state_->completed();
+    options.changelog = state_->changelog();
     options.cache = state_->cache();
     options.metrics = &worker_metrics_;
     options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };

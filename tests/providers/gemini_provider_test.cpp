@@ -175,6 +175,8 @@ TEST_F(GeminiProviderTest, StreamsGeminiWireBytesSplitAtAwkwardPlaces) {
   EXPECT_EQ(done.usage.input_tokens, 1200);
   EXPECT_EQ(done.usage.cached_tokens, 1024);
   EXPECT_EQ(done.usage.output_tokens, 9 + 186);
+  // ... and reported as the reasoning part of the output, as OpenAI's are.
+  EXPECT_EQ(done.usage.reasoning_tokens, 186);
   EXPECT_EQ(http.active(), 0u);
 }
 

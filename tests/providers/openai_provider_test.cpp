@@ -164,6 +164,22 @@ TEST_F(OpenAiProviderTest, OmitsTemperatureWhenUnsetAndAuthorizationWithoutKey) 
   EXPECT_FALSE(json::parse(requests[0].body).contains("temperature"));
 }
 
+TEST_F(OpenAiProviderTest, PassesResponseFormatThroughAndOmitsItWhenUnset) {
+  const json format = {{"type", "json_schema"}, {"json_schema", {{"name", "city"}, {"schema", {{"type", "object"}}}}}};
+  server.enqueue(ScriptedResponse::sse_chunked({openai_sse_body()}));
+  server.enqueue(ScriptedResponse::sse_chunked({openai_sse_body()}));
+  request.response_format = &format;
+  run(provider());
+  const json none = nullptr;
+  request.response_format = &none;
+  observer = RecordingObserver{};
+  run(provider());
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(json::parse(requests[0].body)["response_format"], format);
+  EXPECT_FALSE(json::parse(requests[1].body).contains("response_format"));
+}
+
 TEST_F(OpenAiProviderTest, DeltasArriveWhileTheStreamIsStillOpen) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();

@@ -646,5 +646,47 @@ TEST(SimulatedUpstream, StopWithOpenStreamsReturnsPromptlyAndClosesThem) {
   upstream->stop();  // idempotent
 }
 
+TEST(SimulatedUpstream, ScriptedAnswersReplaceTheComposedOneForTheirModelAndPrompt) {
+  const int chunks = 4;
+  SimulatedUpstreamOptions options{.chunks = chunks};
+  options.answers = {{"cheap", "France", "I'm sorry, but I can't help with that."},
+                     {"", "Score", "Score: 4"}};
+  auto upstream = started_upstream(options);
+  auto ask = [&](const std::string& model, const std::string& question, int max_tokens = 0) {
+    Exchange exchange;
+    exchange.prepare(completions_url(*upstream), chat_body(model, question, true, true, max_tokens));
+    EXPECT_EQ(exchange.perform(), CURLE_OK);
+    return parse_stream(exchange.response());
+  };
+  // Fewer words than chunks: one piece per word, no padding; usage counts the pieces.
+  ParsedStream refusal = ask("cheap", "Capital of France?");
+  EXPECT_EQ(refusal.content, "I'm sorry, but I can't help with that.");
+  EXPECT_EQ(refusal.deltas.size(), static_cast<std::size_t>(chunks));
+  EXPECT_EQ(refusal.finish_reason, "stop");
+  ASSERT_TRUE(refusal.usage.has_value());
+  EXPECT_EQ((*refusal.usage)["completion_tokens"], chunks);
+  EXPECT_EQ(ask("other", "Capital of France?").content, SimulatedUpstream::answer_for("other", "Capital of France?", chunks));
+  EXPECT_EQ(ask("cheap", "Capital of Spain?").content, SimulatedUpstream::answer_for("cheap", "Capital of Spain?", chunks));
+  ParsedStream score = ask("any-model", "Score this");
+  EXPECT_EQ(score.content, "Score: 4");
+  EXPECT_EQ(score.deltas, (std::vector<std::string>{"Score: ", "4"}));
+  // max_tokens cuts a scripted answer like any other.
+  ParsedStream cut = ask("cheap", "France again", /*max_tokens=*/2);
+  EXPECT_EQ(cut.content, "I'm sorry, but I ");  // 8 words in 4 pieces: two pieces, four words
+  EXPECT_EQ(cut.finish_reason, "length");
+
+  upstream->set_answer_rules({{"broken", "", "", 503}});
+  Exchange failing;
+  failing.prepare(completions_url(*upstream), chat_body("broken", "q", true));
+  ASSERT_EQ(failing.perform(), CURLE_OK);
+  EXPECT_EQ(failing.status(), 503);
+  EXPECT_EQ(ask("cheap", "Capital of France?").content, SimulatedUpstream::answer_for("cheap", "Capital of France?", chunks));
+  const auto by_model = upstream->requests_by_model();
+  EXPECT_EQ(by_model.at("cheap"), 4u);
+  EXPECT_EQ(by_model.at("other"), 1u);
+  EXPECT_EQ(by_model.at("any-model"), 1u);
+  EXPECT_EQ(by_model.at("broken"), 1u);
+}
+
 }  // namespace
 }  // namespace cascade

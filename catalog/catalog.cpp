@@ -6,17 +6,32 @@
 #include <array>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace cascade {
 namespace {
 
-constexpr std::array<std::string_view, 13> kModelKeys = {
+constexpr std::array<std::string_view, 15> kModelKeys = {
     "id",   "provider",       "upstream_model",  "tier",
     "context_window", "max_output_tokens", "input_per_mtok", "output_per_mtok",
     "cached_input_per_mtok", "cache_write_per_mtok", "batch_input_per_mtok", "batch_output_per_mtok",
-    "legacy",
+    "legacy", "capabilities", "regions",
 };
+
+constexpr std::array<Capability, 3> kCapabilities = {kCapabilityTools, kCapabilityVision, kCapabilityJson};
+
+// A list of non-empty strings (capabilities, regions), or a message naming `where`.
+Result<std::vector<std::string>> string_list(const YAML::Node& node, const std::string& where) {
+  if (!node.IsSequence()) return fail(ErrorCode::invalid_request, where + " must be a list of strings");
+  std::vector<std::string> out;
+  for (const auto& item : node) {
+    if (!item.IsScalar() || item.Scalar().empty())
+      return fail(ErrorCode::invalid_request, where + " must be a list of non-empty strings");
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
 
 // Every parse error names the model (by id when known, else by position) and the key.
 class ModelReader {
@@ -167,6 +182,24 @@ Result<ModelInfo> parse_model(const YAML::Node& node, std::size_t index) {
       return fail(ErrorCode::invalid_request, reader.label() + ": 'legacy' must be true or false");
     }
   }
+  if (node["capabilities"].IsDefined()) {
+    // Present (even empty) = declared: only what is listed.
+    auto names = string_list(node["capabilities"], reader.label() + ": 'capabilities'");
+    if (!names) return std::unexpected(names.error());
+    model.capabilities = 0;
+    for (const auto& name : *names) {
+      const auto capability = parse_capability(name);
+      if (!capability)
+        return fail(ErrorCode::invalid_request, reader.label() + ": unknown capability '" + name +
+                                                    "' (expected tools, vision or json)");
+      model.capabilities |= *capability;
+    }
+  }
+  if (reader.has("regions")) {
+    auto regions = string_list(node["regions"], reader.label() + ": 'regions'");
+    if (!regions) return std::unexpected(regions.error());
+    model.regions = std::move(*regions);
+  }
   return model;
 }
 
@@ -187,6 +220,35 @@ std::string_view to_string(Tier tier) {
     case Tier::large: return "large";
   }
   return "medium";
+}
+
+std::string_view capability_name(Capability capability) {
+  switch (capability) {
+    case kCapabilityTools: return "tools";
+    case kCapabilityVision: return "vision";
+    case kCapabilityJson: return "json";
+  }
+  return "unknown";
+}
+
+std::optional<Capability> parse_capability(std::string_view name) {
+  for (const Capability c : kCapabilities)
+    if (capability_name(c) == name) return c;
+  return std::nullopt;
+}
+
+std::string capability_names(std::uint32_t capabilities) {
+  std::string out;
+  for (const Capability c : kCapabilities) {
+    if ((capabilities & c) == 0) continue;
+    if (!out.empty()) out += ',';
+    out += capability_name(c);
+  }
+  return out;
+}
+
+bool ModelInfo::in_region(std::string_view region) const {
+  return std::ranges::find(regions, region) != regions.end();
 }
 
 std::optional<Tier> parse_tier(std::string_view text) {
@@ -215,6 +277,20 @@ Result<ModelCatalog> ModelCatalog::from_yaml(std::string_view yaml_text) {
   if (!models.IsDefined() || !models.IsSequence() || models.size() == 0)
     return fail(ErrorCode::invalid_request, "model catalog: 'models' must be a non-empty list");
 
+  // provider_regions: {<provider>: [<region>, ...]}: where each provider
+  // processes data, for models without `regions` of their own.
+  std::map<std::string, std::vector<std::string>> provider_regions;
+  if (const YAML::Node regions = root["provider_regions"]; regions.IsDefined() && !regions.IsNull()) {
+    if (!regions.IsMap())
+      return fail(ErrorCode::invalid_request, "model catalog: 'provider_regions' must be a map of provider -> list");
+    for (const auto& kv : regions) {
+      const std::string provider = kv.first.as<std::string>();
+      auto list = string_list(kv.second, "model catalog: 'provider_regions." + provider + "'");
+      if (!list) return std::unexpected(list.error());
+      provider_regions[provider] = std::move(*list);
+    }
+  }
+
   catalog.models_.reserve(models.size());
   try {
     for (std::size_t i = 0; i < models.size(); ++i) {
@@ -223,6 +299,10 @@ Result<ModelCatalog> ModelCatalog::from_yaml(std::string_view yaml_text) {
         auto error = model.error();
         error.message = "model catalog: " + error.message;
         return std::unexpected(std::move(error));
+      }
+      if (model->regions.empty()) {
+        if (auto it = provider_regions.find(model->provider); it != provider_regions.end())
+          model->regions = it->second;
       }
       catalog.models_.push_back(std::move(*model));
     }

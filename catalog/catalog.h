@@ -2,6 +2,7 @@
 // The model catalog (config/models.yaml): which models exist, who serves them,
 // what they cost, how large their context is, and which tier they belong to.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,21 @@ struct ModelPrice {
 // How a call is billed: the normal (interactive) prices or the batch API's.
 enum class Billing { standard, batch };
 
+// What a model can do beyond plain chat, as bits of ModelInfo::capabilities.
+// The router sends a request only to a model with every capability it needs
+// (docs/routing.md, "Hard constraints").
+enum Capability : std::uint32_t {
+  kCapabilityTools = 1u << 0,   // function / tool calling
+  kCapabilityVision = 1u << 1,  // image content parts
+  kCapabilityJson = 1u << 2,    // response_format json_object / json_schema
+};
+inline constexpr std::uint32_t kAllCapabilities = kCapabilityTools | kCapabilityVision | kCapabilityJson;
+// "tools", "vision", "json".
+std::string_view capability_name(Capability capability);
+std::optional<Capability> parse_capability(std::string_view name);
+// "tools,vision" for a set of bits ("" for none), in the order above.
+std::string capability_names(std::uint32_t capabilities);
+
 struct ModelInfo {
   std::string id;              // catalog id used in events ("gpt-4o-mini")
   std::string provider;        // providers.<name> in cascade.yaml
@@ -43,6 +59,17 @@ struct ModelInfo {
   // Priced for billing (pinned requests, replays of recorded traffic) but
   // never routed to: absent from ModelCatalog::models(), found by find().
   bool legacy = false;
+  // Capability bits. A catalog entry without a `capabilities` list declares
+  // nothing and is taken as capable of everything (hand-written catalogs
+  // written before the key existed keep routing as they did).
+  std::uint32_t capabilities = kAllCapabilities;
+  // Data-residency regions where the model processes data ("eu", "us"): the
+  // entry's own `regions`, else its provider's in the catalog's
+  // `provider_regions`. Empty = unknown: never satisfies a residency tag.
+  std::vector<std::string> regions;
+
+  bool has(std::uint32_t needed) const { return (capabilities & needed) == needed; }
+  bool in_region(std::string_view region) const;
 };
 
 class ModelCatalog {

@@ -490,6 +490,11 @@ std::optional<std::string> validate_options(json& event, const ModelExists& mode
     }
     prompt.response_format = std::move(*it);
   }
+  // Kept only to route by (a model that can call tools); any other value is
+  // ignored, as `tools` was before the router looked at it.
+  if (auto it = event.find("tools"); it != event.end() && it->is_array() && !it->empty()) {
+    prompt.tools = std::move(*it);
+  }
   if (auto it = event.find("metadata"); it != event.end() && !it->is_null()) {
     if (!it->is_object()) return "'metadata' must be an object, got " + describe(*it);
     const auto size = dump_json(*it).size();
@@ -783,6 +788,7 @@ Result<FinalReply> read_final(const json& event) {
   final.route.tier = route.string("tier");
   final.route.score = route.number("score");
   final.route.reason = route.string("reason");
+  final.route.policy = route.optional_string("policy");
   final.metadata = reader.object("metadata");
   final.tool_calls = reader.optional_array_of_objects("tool_calls");
   if (reader.error()) return std::unexpected(*reader.error());
@@ -858,6 +864,7 @@ json to_json(const PromptEvent& event) {
   if (event.temperature) out["temperature"] = *event.temperature;
   if (event.cascade) out["cascade"] = *event.cascade;
   if (!event.response_format.is_null()) out["response_format"] = event.response_format;
+  if (!event.tools.is_null()) out["tools"] = event.tools;
   return out;
 }
 
@@ -903,6 +910,7 @@ json to_json(const FinalReply& final) {
        {{"tier", final.route.tier}, {"score", final.route.score}, {"reason", final.route.reason}}},
       {"metadata", final.metadata.is_object() ? final.metadata : json::object()},
   };
+  if (!final.route.policy.empty()) out["route"]["policy"] = final.route.policy;
   if (final.tool_calls.is_array() && !final.tool_calls.empty()) out["tool_calls"] = final.tool_calls;
   return out;
 }
@@ -952,6 +960,7 @@ std::string make_cost_event(const CostEvent& cost) {
   if (!cost.price_version.empty()) out["price_version"] = cost.price_version;
   if (!cost.tags.empty()) out["tags"] = cost.tags;
   if (cost.batch) out["batch"] = true;
+  if (!cost.policy.empty()) out["policy"] = cost.policy;
   return dump_json(out);
 }
 
@@ -982,6 +991,7 @@ Result<CostEvent> parse_cost_event(std::string_view payload) {
     cost.price_version = reader.optional_string("price_version");
     cost.tags = reader.optional_array_of_strings("tags");
     cost.batch = reader.optional_bool("batch");
+    cost.policy = reader.optional_string("policy");
     if (reader.error()) return std::unexpected(*reader.error());
     return cost;
   });

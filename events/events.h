@@ -45,6 +45,10 @@ struct PromptEvent {
   // passed through to OpenAI-compatible providers; null = absent. The
   // cascade checks that a cheap answer is the JSON it asks for.
   nlohmann::json response_format = nullptr;
+  // OpenAI's `tools` (function definitions) when the request sends a
+  // non-empty array; null otherwise. The router sends such a request only to
+  // a model that can call tools. Not part of the request fingerprint.
+  nlohmann::json tools = nullptr;
 
   bool pinned() const { return model != "auto"; }
 };
@@ -88,6 +92,10 @@ struct RouteInfo {
   std::string tier;
   double score = 0;
   std::string reason;
+  // The routing policy that decided (RouteDecision::policy): a rule's policy
+  // name or an experiment arm "<experiment>:<policy>". "" = none, and then
+  // absent from the event.
+  std::string policy;
 };
 
 // Reply events on reply_to (key = request id); seq counts 0,1,2,... per request.
@@ -138,6 +146,9 @@ struct CostEvent {
   std::vector<std::string> tags;
   // Billed at the provider's batch prices (ModelPrice::batch_*).
   bool batch = false;
+  // The routing policy or experiment arm (RouteInfo::policy), for comparing
+  // policies in the ledger; "" = none (absent from the event).
+  std::string policy;
 };
 std::string make_cost_event(const CostEvent& cost);
 Result<CostEvent> parse_cost_event(std::string_view payload);

@@ -405,6 +405,7 @@ Result<PairSelection> select_pair(const std::vector<OutcomeRow>& rows, std::stri
       pair.check_cost = c->cost_usd;
       pair.check_response = c->response;
     }
+    pair.source = row.source;
     selection.pairs.push_back(std::move(pair));
   }
   if (selection.pairs.empty())
@@ -429,6 +430,55 @@ Split split_by_prompt(const std::vector<PairOutcome>& pairs, double train_fracti
     split.test.erase(split.test.begin());
   }
   return split;
+}
+
+nlohmann::json pair_messages(const PairOutcome& pair, bool source_as_system) {
+  nlohmann::json messages = nlohmann::json::array();
+  if (source_as_system && !pair.source.empty()) messages.push_back({{"role", "system"}, {"content", pair.source}});
+  messages.push_back({{"role", "user"}, {"content", pair.prompt}});
+  return messages;
+}
+
+// ------------------------------------------------------------ cost-aware ----
+
+double CostModel::extra_cost(std::string_view prompt) const {
+  const double bytes = static_cast<double>(prompt.size());
+  const double extra = (strong_a + strong_b * bytes) - (weak_a + weak_b * bytes);
+  // A call never costs nothing: keep a floor so the ranking stays finite.
+  return std::max(extra, 1e-3 * mean_extra);
+}
+
+CostModel fit_cost_model(const std::vector<PairOutcome>& train) {
+  CostModel m;
+  if (train.empty()) return m;
+  const double n = static_cast<double>(train.size());
+  double mx = 0, mw = 0, ms = 0;
+  for (const auto& p : train) {
+    mx += static_cast<double>(p.prompt.size()) / n;
+    mw += p.weak_cost / n;
+    ms += p.strong_cost / n;
+  }
+  double sxx = 0, sxw = 0, sxs = 0;
+  for (const auto& p : train) {
+    const double dx = static_cast<double>(p.prompt.size()) - mx;
+    sxx += dx * dx;
+    sxw += dx * (p.weak_cost - mw);
+    sxs += dx * (p.strong_cost - ms);
+  }
+  m.weak_b = sxx > 0 ? sxw / sxx : 0;
+  m.strong_b = sxx > 0 ? sxs / sxx : 0;
+  m.weak_a = mw - m.weak_b * mx;
+  m.strong_a = ms - m.strong_b * mx;
+  m.mean_extra = ms - mw > 0 ? ms - mw : 1;
+  return m;
+}
+
+std::vector<double> gain_per_cost_scores(const std::vector<PairOutcome>& pairs, const std::vector<double>& p_weak_ok,
+                                         const CostModel& costs) {
+  std::vector<double> out(pairs.size());
+  for (std::size_t i = 0; i < pairs.size() && i < p_weak_ok.size(); ++i)
+    out[i] = -(1.0 - p_weak_ok[i]) / (costs.extra_cost(pairs[i].prompt) / costs.mean_extra);
+  return out;
 }
 
 // ----------------------------------------------------------- evaluation ----
@@ -456,6 +506,20 @@ RoutingEvaluation evaluate_cascade(const std::vector<PairOutcome>& pairs, const 
                                   : PromptState{p.weak_quality, first, false};
   }
   return evaluate_policy(pairs, p_weak_ok, strong, weak_first, options, true);
+}
+
+RoutingEvaluation evaluate_verified_cascade(const std::vector<PairOutcome>& pairs, const std::vector<double>& p_weak_ok,
+                                            const std::vector<bool>& weak_fails, const EvaluationOptions& options,
+                                            bool pay_check) {
+  if (weak_fails.size() != pairs.size()) return RoutingEvaluation{};
+  std::vector<PromptState> escalated(pairs.size()), kept(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto& p = pairs[i];
+    const double first = p.weak_cost + (pay_check ? p.check_cost : 0.0);
+    escalated[i] = {p.strong_quality, first + p.strong_cost, true};
+    kept[i] = weak_fails[i] ? escalated[i] : PromptState{p.weak_quality, first, false};
+  }
+  return evaluate_policy(pairs, p_weak_ok, escalated, kept, options, true);
 }
 
 nlohmann::ordered_json to_json(const RoutingEvaluation& e, std::size_t max_curve_points) {
@@ -599,6 +663,67 @@ std::optional<std::string> final_answer(std::string_view prompt, std::string_vie
   }
   if (tail.size() == answer.size() && answer.size() > 200) return std::nullopt;  // long free text: no final answer
   return last;
+}
+
+std::vector<std::pair<std::string, float>> answer_features(std::string_view prompt, std::string_view response) {
+  const std::string_view answer = trim(response);
+  const auto final = final_answer(prompt, answer);
+  double value = 0;
+  bool numeric = false;
+  if (final && !final->empty() && (std::isdigit(static_cast<unsigned char>(final->back())))) {
+    char* end = nullptr;
+    value = std::strtod(final->c_str(), &end);
+    numeric = end == final->c_str() + final->size();
+  }
+  // The numbers the prompt's own question gives (after its last blank line:
+  // a few-shot prompt's examples come before).
+  std::string_view question = prompt;
+  if (const auto cut = prompt.rfind("\n\n"); cut != std::string_view::npos && cut + 2 < prompt.size())
+    question = prompt.substr(cut + 2);
+  bool copies_prompt_number = false;
+  if (numeric) {
+    std::string number;
+    auto check = [&] {
+      if (!number.empty() && std::strtod(number.c_str(), nullptr) == value) copies_prompt_number = true;
+      number.clear();
+    };
+    for (const char c : question) {
+      if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && !number.empty())) number += c;
+      else if (c != ',') check();
+    }
+    check();
+  }
+  // The last calculator annotation's result, "<<a*b=42>>".
+  std::size_t annotations = 0;
+  std::optional<double> last_result;
+  for (std::size_t at = answer.find("<<"); at != std::string_view::npos; at = answer.find("<<", at + 2)) {
+    const std::size_t close = answer.find(">>", at + 2);
+    if (close == std::string_view::npos) break;
+    ++annotations;
+    const std::string_view inner = answer.substr(at + 2, close - at - 2);
+    if (const std::size_t eq = inner.rfind('='); eq != std::string_view::npos) {
+      const std::string rhs(trim(inner.substr(eq + 1)));
+      char* end = nullptr;
+      const double v = std::strtod(rhs.c_str(), &end);
+      last_result = end != rhs.c_str() ? std::optional<double>(v) : std::nullopt;
+    }
+  }
+  double lines = 1;
+  for (const char c : answer) lines += c == '\n';
+  const auto flag = [](bool b) { return b ? 1.0f : 0.0f; };
+  return {
+      {"answer:fails_check", flag(weak_answer_fails_check(prompt, answer))},
+      {"answer:no_final_mark", flag(answer.find("####") == std::string_view::npos)},
+      {"answer:no_number", flag(!numeric)},
+      {"answer:not_integer", flag(numeric && value != std::floor(value))},
+      {"answer:negative", flag(numeric && value < 0)},
+      {"answer:copies_prompt_number", flag(copies_prompt_number)},
+      {"answer:differs_from_last_calculation",
+       flag(numeric && last_result && std::abs(*last_result - value) > 1e-6 * std::max(1.0, std::abs(value)))},
+      {"answer:log_chars", static_cast<float>(std::log1p(static_cast<double>(answer.size())) / 8.0)},
+      {"answer:log_lines", static_cast<float>(std::log1p(lines) / 4.0)},
+      {"answer:log_calculations", static_cast<float>(std::log1p(static_cast<double>(annotations)) / 3.0)},
+  };
 }
 
 bool answers_disagree(std::string_view prompt, std::string_view weak_response, std::string_view check_response) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 
 #include "core/result.h"
 #include "router/router.h"
+#include "tokenizer/tokenizer.h"
 
 namespace cascade {
 
@@ -55,6 +57,7 @@ struct PairOutcome {
   // A second cheap model whose answer the cascade compares (select_pair's `check`).
   double check_cost = 0;
   std::optional<std::string> check_response;
+  std::string source;  // the row's dataset or subject (OutcomeRow::source)
   // The label the learned and knn scorers predict: the weak answer is as
   // good as the strong one (ties count as good: the strong call would buy nothing).
   bool weak_ok() const { return weak_quality >= strong_quality; }
@@ -81,6 +84,12 @@ struct Split {
 };
 Split split_by_prompt(const std::vector<PairOutcome>& pairs, double train_fraction, std::uint64_t seed);
 
+// The messages a router sees for a pair: the prompt as a user message and,
+// with `source_as_system`, the row's source (an MMLU subject) as a system
+// message before it, standing for the system prompt that names the task in
+// an application's traffic. Without a source, no system message.
+nlohmann::json pair_messages(const PairOutcome& pair, bool source_as_system);
+
 // ------------------------------------------------------------ training ----
 
 struct TrainingOptions {
@@ -99,6 +108,10 @@ struct TrainingOptions {
   std::string weak_name;
   std::string strong_name;
   std::vector<std::string> sources;  // recorded in the model file
+  // learned: the system prompt as one categorical feature (per-task calibration),
+  // and each pair's source given as its system prompt (pair_messages).
+  bool system_prompt_feature = false;
+  bool source_as_system = false;
 };
 
 // One candidate setting and its validation score.
@@ -121,6 +134,47 @@ struct TrainedModel {
 Result<TrainedModel> train_learned(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
 // k nearest neighbours over built-in embeddings; k by validation log-loss.
 Result<TrainedModel> train_knn(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
+
+// The answer verifier of the verified cascade (offline only): a logistic
+// regression like the learned scorer's over the prompt, the weak model's
+// answer (its own hashed n-grams) and features of that answer that need no
+// label (answer_features), predicting weak_ok. Trained on `train` (L2 by
+// validation log-loss), it returns the probability for each row of `test`.
+// Every row of both needs weak_response.
+struct VerifierResult {
+  std::vector<double> p_weak_ok;  // per test row
+  std::vector<ValidationResult> validation;
+  double chosen_l2 = 0;
+};
+Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& train,
+                                                const std::vector<PairOutcome>& test, const TrainingOptions& options);
+
+// Label-free features of a weak answer to a prompt, scaled to about 0..1,
+// with their names: it fails the format check, has no "####", its final
+// number is not an integer, is negative, is one of the prompt's numbers,
+// differs from its last calculator result; its length, lines, calculator
+// annotations. The verifier's dense features.
+std::vector<std::pair<std::string, float>> answer_features(std::string_view prompt, std::string_view response);
+
+// What a call is expected to cost before it is made, from the prompt alone:
+// per model, cost = a + b * prompt bytes, least squares over training rows.
+// Exact where a dataset's cost is the prompt (MMLU); an average over answer
+// lengths where the answer is billed too (GSM8K).
+struct CostModel {
+  double weak_a = 0, weak_b = 0;
+  double strong_a = 0, strong_b = 0;
+  double mean_extra = 1;  // mean (strong - weak) over the training rows
+  double extra_cost(std::string_view prompt) const;  // expected strong - weak, >= a small floor
+};
+CostModel fit_cost_model(const std::vector<PairOutcome>& train);
+
+// The cost-aware ranking (`route-eval --rank gain-per-cost`): the strong
+// model's expected quality gain, 1 - p_weak_ok, per expected extra dollar
+// (relative to the average prompt's), negated so that, as with p_weak_ok,
+// lower scores go to the strong model first. With a budget, strong calls go
+// where each dollar buys the most expected quality.
+std::vector<double> gain_per_cost_scores(const std::vector<PairOutcome>& pairs, const std::vector<double>& p_weak_ok,
+                                         const CostModel& costs);
 
 // ---------------------------------------------------------- evaluation ----
 
@@ -185,6 +239,14 @@ RoutingEvaluation evaluate_cascade(const std::vector<PairOutcome>& pairs, const 
                                    const std::vector<bool>& weak_fails, const EvaluationOptions& options = {},
                                    bool pay_check = false);
 
+// The verified cascade: every prompt goes to the weak model first; its answer
+// is escalated to the strong model (paying both) when it fails its check
+// (`weak_fails[i]`) or when `p_weak_ok[i]`, the verifier's probability given
+// the prompt and that answer, is below the threshold swept.
+RoutingEvaluation evaluate_verified_cascade(const std::vector<PairOutcome>& pairs, const std::vector<double>& p_weak_ok,
+                                            const std::vector<bool>& weak_fails, const EvaluationOptions& options = {},
+                                            bool pay_check = false);
+
 // The JSON `cascade route-eval` prints; the curve thinned to at most
 // `max_curve_points` points (evenly by strong-call share, ends kept).
 nlohmann::ordered_json to_json(const RoutingEvaluation& evaluation, std::size_t max_curve_points = 101);
@@ -217,8 +279,8 @@ struct TokenPrice {
 };
 Result<TokenPrice> read_token_price(const std::string& prices_file, const std::string& key);
 
-// Token count estimate used where a dataset gives no usage: UTF-8 bytes / 4,
-// rounded up (documented in docs/routing.md).
+// Token count estimate used when no tokenizer rank files are found: UTF-8
+// bytes / 4, rounded up (documented in docs/routing.md).
 std::size_t estimate_tokens(std::string_view text);
 
 // A CSV file (RFC 4180: quoted fields, doubled quotes, newlines in quotes).
@@ -227,6 +289,11 @@ Result<std::vector<std::vector<std::string>>> read_csv(const std::string& path);
 struct RouteLlmPrices {
   TokenPrice weak;    // mistralai/Mixtral-8x7B-Instruct-v0.1
   TokenPrice strong;  // gpt-4-1106-preview
+  // Counts the tokens each model is billed for: the prompt as one chat user
+  // message (TokenCounter::count_messages) and the answer's text. gpt-4 is
+  // counted exactly (cl100k_base), Mixtral estimated with o200k_base. Null:
+  // estimate_tokens (bytes / 4) of the prompt and the answer.
+  std::shared_ptr<const TokenCounter> tokens;
 };
 
 // lm-sys/RouteLLM's MMLU responses (one CSV per subject: prompt, Mixtral,

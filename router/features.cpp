@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <cstring>
 
 #include "router/router.h"
@@ -16,6 +17,8 @@ constexpr std::uint64_t kUnigramSeed = 0x5A17C0DE00000001ull;
 constexpr std::uint64_t kBigramSeed = 0x5A17C0DE00000002ull;
 constexpr std::uint64_t kCharSeed = 0x5A17C0DE00000003ull;
 constexpr std::uint64_t kPunctSeed = 0x5A17C0DE00000004ull;
+constexpr std::uint64_t kSystemSeed = 0x5A17C0DE00000005ull;
+constexpr std::size_t kSystemPromptBytes = 256;
 
 // Relative weight of each family before the vector is scaled to unit length:
 // a word's 4-grams are many, and partly repeat what the word says.
@@ -163,7 +166,8 @@ bool is_option_line(const std::string& text, std::size_t i) {
 nlohmann::json FeatureSpec::to_json() const {
   return {{"hash_bits", hash_bits},       {"word_unigrams", word_unigrams}, {"word_bigrams", word_bigrams},
           {"char_ngrams", char_ngrams},   {"embedding", embedding},         {"heuristic", heuristic},
-          {"shape", shape},               {"embedding_tail_bytes", embedding_tail_bytes}};
+          {"shape", shape},               {"embedding_tail_bytes", embedding_tail_bytes},
+          {"system_prompt", system_prompt}};
 }
 
 Result<FeatureSpec> FeatureSpec::from_json(const nlohmann::json& j) {
@@ -178,6 +182,7 @@ Result<FeatureSpec> FeatureSpec::from_json(const nlohmann::json& j) {
     spec.heuristic = j.at("heuristic").get<bool>();
     spec.shape = j.at("shape").get<bool>();
     spec.embedding_tail_bytes = j.at("embedding_tail_bytes").get<int>();
+    spec.system_prompt = j.value("system_prompt", false);  // absent in files before it existed
   } catch (const nlohmann::json::exception& e) {
     return fail(ErrorCode::invalid_request, std::string("router model: bad 'features': ") + e.what());
   }
@@ -210,6 +215,34 @@ std::string message_text(const nlohmann::json& messages) {
     }
   }
   return text;
+}
+
+void FeatureExtractor::add_system_prompt(const nlohmann::json& messages, PromptFeatures& out, bool explain) const {
+  if (!messages.is_array()) return;
+  std::string key;
+  for (const auto& message : messages) {
+    if (!message.is_object() || message.value("role", std::string()) != "system") continue;
+    const auto content = message.find("content");
+    if (content == message.end() || !content->is_string()) continue;
+    for (const char c : content->get_ref<const std::string&>()) {
+      if (key.size() >= kSystemPromptBytes) break;
+      const auto u = static_cast<unsigned char>(c);
+      if (std::isspace(u)) {
+        if (!key.empty() && key.back() != ' ') key += ' ';
+      } else {
+        key += static_cast<char>(u >= 'A' && u <= 'Z' ? u - 'A' + 'a' : u);
+      }
+    }
+    if (!key.empty() && key.back() != ' ') key += ' ';
+  }
+  while (!key.empty() && key.back() == ' ') key.pop_back();
+  if (key.empty()) return;
+  const std::uint64_t hash = fnv1a(key.data(), key.size(), kSystemSeed);
+  const auto index = static_cast<std::uint32_t>(hash & ((std::uint64_t{1} << spec_.hash_bits) - 1));
+  const float value = (hash >> 63) ? -1.0f : 1.0f;
+  out.hashed.push_back({index, value});
+  // Drivers are reported divided by hashed_norm; undo that for this feature.
+  if (explain) out.named["s:" + key] = {index, static_cast<float>(value * (out.hashed_norm > 0 ? out.hashed_norm : 1.0))};
 }
 
 FeatureExtractor::FeatureExtractor(FeatureSpec spec) : spec_(spec) {
@@ -283,6 +316,7 @@ void FeatureExtractor::extract(const nlohmann::json& messages, PromptFeatures& o
     if ((i == 0 || text[i - 1] == '\n') && is_option_line(text, i)) shape.options += 1;
   }
   hasher.finish(out);
+  if (spec_.system_prompt) add_system_prompt(messages, out, explain);
 
   std::size_t d = 0;
   if (spec_.shape) {

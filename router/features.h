@@ -31,6 +31,11 @@ struct FeatureSpec {
   int embedding_tail_bytes = 512;
   bool heuristic = true;    // score_complexity: score and its seven features
   bool shape = true;        // lengths, numbers, lines, question marks, options
+  // The system prompt's text (lowercased, whitespace folded, first 256
+  // bytes) as one categorical hashed feature of weight 1, outside the unit
+  // length scaling: a per-task offset of the log-odds, learned where a task's
+  // system prompt recurs (an MMLU subject). Optional in model files (false).
+  bool system_prompt = false;
 
   nlohmann::json to_json() const;
   static Result<FeatureSpec> from_json(const nlohmann::json& j);
@@ -71,6 +76,8 @@ class FeatureExtractor {
   void extract(const nlohmann::json& messages, PromptFeatures& out, bool explain = false) const;
 
  private:
+  void add_system_prompt(const nlohmann::json& messages, PromptFeatures& out, bool explain) const;
+
   FeatureSpec spec_;
   BuiltinEmbedder embedder_;
   std::vector<std::string> dense_names_;

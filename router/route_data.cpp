@@ -72,6 +72,16 @@ std::size_t column_of(const std::vector<std::string>& header, std::string_view n
 
 void write_row(std::ostream& out, const OutcomeRow& row) { out << to_json(row).dump() << '\n'; }
 
+// Billed input tokens of a prompt sent as one user message, and output tokens of an answer.
+std::size_t prompt_tokens(const RouteLlmPrices& prices, std::string_view model, const std::string& prompt) {
+  if (!prices.tokens) return estimate_tokens(prompt);
+  return prices.tokens->count_messages(model, user_messages(prompt)).tokens;
+}
+std::size_t answer_tokens(const RouteLlmPrices& prices, std::string_view model, std::string_view answer) {
+  if (!prices.tokens) return estimate_tokens(answer);
+  return prices.tokens->count_text(model, answer).tokens;
+}
+
 }  // namespace
 
 std::size_t estimate_tokens(std::string_view text) { return (text.size() + 3) / 4; }
@@ -252,13 +262,14 @@ Result<std::size_t> convert_routellm_mmlu(const std::string& responses_dir, cons
       auto strong_ok = correctness(cells[strong], where);
       if (!weak_ok) return std::unexpected(weak_ok.error());
       if (!strong_ok) return std::unexpected(strong_ok.error());
-      const std::size_t input = estimate_tokens(cells[prompt]);
       OutcomeRow row;
       row.prompt = cells[prompt];
       row.source = subject;
       // 5-shot MMLU is scored on one answer letter: one output token.
-      row.outcomes[std::string(kRouteLlmWeak)] = {*weak_ok, call_cost(prices.weak, input, 1), std::nullopt};
-      row.outcomes[std::string(kRouteLlmStrong)] = {*strong_ok, call_cost(prices.strong, input, 1), std::nullopt};
+      row.outcomes[std::string(kRouteLlmWeak)] = {
+          *weak_ok, call_cost(prices.weak, prompt_tokens(prices, kRouteLlmWeak, row.prompt), 1), std::nullopt};
+      row.outcomes[std::string(kRouteLlmStrong)] = {
+          *strong_ok, call_cost(prices.strong, prompt_tokens(prices, kRouteLlmStrong, row.prompt), 1), std::nullopt};
       write_row(out, row);
       ++written;
     }
@@ -302,14 +313,19 @@ Result<std::size_t> convert_routellm_gsm8k(const std::string& responses_csv, con
     auto strong_ok = correctness(cells[strong], where);
     if (!weak_ok) return std::unexpected(weak_ok.error());
     if (!strong_ok) return std::unexpected(strong_ok.error());
-    const std::size_t input = estimate_tokens(cells[prompt]);
     OutcomeRow row;
     row.prompt = cells[prompt];
     row.source = "gsm8k";
     row.outcomes[std::string(kRouteLlmWeak)] = {
-        *weak_ok, call_cost(prices.weak, input, estimate_tokens(cells[weak_response])), cells[weak_response]};
+        *weak_ok,
+        call_cost(prices.weak, prompt_tokens(prices, kRouteLlmWeak, row.prompt),
+                  answer_tokens(prices, kRouteLlmWeak, cells[weak_response])),
+        cells[weak_response]};
     row.outcomes[std::string(kRouteLlmStrong)] = {
-        *strong_ok, call_cost(prices.strong, input, estimate_tokens(cells[strong_response])), cells[strong_response]};
+        *strong_ok,
+        call_cost(prices.strong, prompt_tokens(prices, kRouteLlmStrong, row.prompt),
+                  answer_tokens(prices, kRouteLlmStrong, cells[strong_response])),
+        cells[strong_response]};
     write_row(out, row);
     ++written;
   }

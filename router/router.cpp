@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
+
+#include "router/route_policies.h"
 
 namespace cascade {
 namespace {
@@ -34,7 +37,10 @@ std::array<Tier, 3> fallback_order(Tier wanted) {
   return {Tier::medium, Tier::large, Tier::small};
 }
 
-std::string heuristic_reason(double score, Preference preference, Tier wanted, const ModelInfo& chosen) {
+void append_unavailable(std::string& reason, Tier wanted, const ModelInfo& chosen, bool constrained);
+
+std::string heuristic_reason(double score, Preference preference, Tier wanted, const ModelInfo& chosen,
+                             bool constrained) {
   char buffer[160];
   const auto pref = to_string(preference);
   const auto tier = to_string(wanted);
@@ -42,13 +48,7 @@ std::string heuristic_reason(double score, Preference preference, Tier wanted, c
                               static_cast<int>(pref.size()), pref.data(), static_cast<int>(tier.size()),
                               tier.data());
   std::string reason(buffer, static_cast<std::size_t>(std::max(written, 0)));
-  if (chosen.tier != wanted) {
-    reason += " (no ";
-    reason += tier;
-    reason += " model available: ";
-    reason += to_string(chosen.tier);
-    reason += ')';
-  }
+  append_unavailable(reason, wanted, chosen, constrained);
   return reason;
 }
 
@@ -58,11 +58,12 @@ Tier tier_for_probability(double p_weak_ok, const ProbabilityThresholds& thresho
   return Tier::large;
 }
 
-void append_unavailable(std::string& reason, Tier wanted, const ModelInfo& chosen) {
+// `constrained`: a model of the wanted tier was available but failed a hard constraint.
+void append_unavailable(std::string& reason, Tier wanted, const ModelInfo& chosen, bool constrained) {
   if (chosen.tier == wanted) return;
   reason += " (no ";
   reason += to_string(wanted);
-  reason += " model available: ";
+  reason += constrained ? " model meets the constraints: " : " model available: ";
   reason += to_string(chosen.tier);
   reason += ')';
 }
@@ -70,7 +71,7 @@ void append_unavailable(std::string& reason, Tier wanted, const ModelInfo& chose
 // "learned p_weak_ok=0.83 pref=balanced small_min=0.80 tier=small": the
 // scorer, its probability and the threshold that decided the tier.
 std::string scorer_reason(ScorerKind kind, double p, Preference preference, const ProbabilityThresholds& t,
-                          Tier wanted, const ModelInfo& chosen) {
+                          Tier wanted, const ModelInfo& chosen, bool constrained) {
   const auto name = to_string(kind);
   const auto pref = to_string(preference);
   const auto tier = to_string(wanted);
@@ -83,9 +84,23 @@ std::string scorer_reason(ScorerKind kind, double p, Preference preference, cons
                               static_cast<int>(pref.size()), pref.data(), static_cast<int>(tier.size()),
                               tier.data());
   std::string reason(buffer, static_cast<std::size_t>(std::max(written, 0)));
-  append_unavailable(reason, wanted, chosen);
+  append_unavailable(reason, wanted, chosen, constrained);
   return reason;
 }
+
+// Models passed over for a constraint, in the reason: short, the first few.
+void append_skipped(std::string& reason, const std::vector<std::string>& skipped, std::size_t total) {
+  if (total == 0) return;
+  reason += " (skipped for constraints: ";
+  for (std::size_t i = 0; i < skipped.size() && i < 2; ++i) {
+    if (i) reason += "; ";
+    reason += skipped[i];
+  }
+  if (total > 2) reason += "; +" + std::to_string(total - 2) + " more";
+  reason += ')';
+}
+
+constexpr std::size_t kSkippedKept = 3;  // without RouteContext::explain
 
 }  // namespace
 
@@ -103,6 +118,12 @@ Router::Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailab
     : config_(std::move(config)), catalog_(catalog), available_(std::move(available)), scorer_(std::move(scorer)) {
   if (scorer_ && scorer_->kind() == ScorerKind::heuristic) scorer_ = nullptr;
   if (!available_) available_ = [](std::string_view) { return true; };
+  if (!config_.rules.empty() || !config_.policies.empty() || !config_.experiment.name.empty()) {
+    auto policies = RoutePolicies::compile(config_, catalog_);
+    // validate_route_policies at startup turns this into an error value.
+    if (!policies) throw std::invalid_argument("router policies: " + policies.error().message);
+    policies_ = std::move(*policies);
+  }
   for (const ModelInfo& model : catalog_.models()) candidates_by_tier_[index_of(model.tier)].push_back(&model);
   for (auto& candidates : candidates_by_tier_) {
     // Ties broken by id so the choice does not depend on catalog order.
@@ -140,11 +161,13 @@ const ModelInfo* Router::cheapest_in(Tier tier) const {
   return nullptr;
 }
 
-std::vector<const ModelInfo*> Router::fallbacks_for(const ModelInfo& chosen) const {
+std::vector<const ModelInfo*> Router::fallbacks_for(const ModelInfo& chosen, const RouteRequirements& needs) const {
   std::vector<const ModelInfo*> out;
   const auto max = static_cast<std::size_t>(std::max(config_.max_fallbacks, 0));
   auto add = [&](const ModelInfo* m) {
     if (out.size() >= max || m == nullptr || m == &chosen || !available_(m->provider)) return;
+    // A fallback that cannot serve the request would only fail again.
+    if (!constraint_violation(*m, needs).empty()) return;
     if (std::ranges::find(out, m) == out.end()) out.push_back(m);
   };
   if (auto it = config_.fallbacks.find(std::string(to_string(chosen.tier))); it != config_.fallbacks.end()) {
@@ -156,11 +179,57 @@ std::vector<const ModelInfo*> Router::fallbacks_for(const ModelInfo& chosen) con
   for (const ModelInfo* m : same_tier)
     if (m->provider != chosen.provider) add(m);
   for (const ModelInfo* m : same_tier) add(m);
-  if (chosen.tier != Tier::large) add(cheapest_in(static_cast<Tier>(index_of(chosen.tier) + 1)));
+  if (chosen.tier != Tier::large) {
+    for (const ModelInfo* m : candidates_by_tier_[index_of(chosen.tier) + 1]) {
+      if (!available_(m->provider) || !constraint_violation(*m, needs).empty()) continue;
+      add(m);  // the cheapest suitable one of the next stronger tier
+      break;
+    }
+  }
   return out;
 }
 
-Result<RouteDecision> Router::route(const PromptEvent& event) const {
+Result<RouteDecision> Router::route(const PromptEvent& event) const { return route(event, RouteContext{}); }
+
+const CompiledRule* Router::apply_rule(const PromptEvent& event, RouteRequirements& needs) const {
+  const CompiledRule* rule = policies_ ? policies_->match(event) : nullptr;
+  if (rule && !rule->residency.empty() && std::ranges::find(needs.regions, rule->residency) == needs.regions.end())
+    needs.regions.push_back(rule->residency);
+  return rule;
+}
+
+std::pair<const CompiledPolicy*, std::string> Router::policy_for(const PromptEvent& event,
+                                                                 const CompiledRule* rule) const {
+  if (rule && rule->policy) return {rule->policy, rule->policy->name};
+  // Requests a rule pinned or forced a tier for are not part of the experiment.
+  if (policies_ && policies_->has_experiment() && !(rule && (rule->tier || rule->model))) {
+    const int arm = policies_->arm_for(event.id);
+    return {&policies_->arm_policy(arm), policies_->arm_label(arm)};
+  }
+  return {nullptr, std::string()};
+}
+
+Error Router::no_model_error(const RouteRequirements& needs, const std::vector<std::string>& skipped) const {
+  // A constraint no catalog model meets is the request's problem; otherwise
+  // the fitting models' providers are down.
+  for (const auto& tier_models : candidates_by_tier_) {
+    for (const ModelInfo* model : tier_models) {
+      if (constraint_violation(*model, needs).empty())
+        return Error{ErrorCode::unavailable, "no available provider serves a model that meets this request's "
+                                             "constraints (" + needs.describe() + "); " + model->id +
+                                                 " would, but its provider '" + model->provider + "' is not available"};
+    }
+  }
+  std::string example = skipped.empty() ? std::string() : " (e.g. " + skipped.front() + ")";
+  return Error{ErrorCode::invalid_request,
+               "no model in the catalog meets this request's constraints (" + needs.describe() + ")" + example};
+}
+
+Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext& context) const {
+  auto requirements = route_requirements(event, context);
+  if (!requirements) return std::unexpected(requirements.error());
+  RouteRequirements& needs = *requirements;
+
   // Scored even when pinned: the ledger can then show what pinned traffic
   // would have been routed to.
   double score = 0;
@@ -175,24 +244,117 @@ Result<RouteDecision> Router::route(const PromptEvent& event) const {
   if (event.pinned()) {
     const ModelInfo* model = catalog_.find(event.model);
     if (model == nullptr) return fail(ErrorCode::invalid_request, "unknown model '" + event.model + "'");
+    if (auto why = constraint_violation(*model, needs); !why.empty())
+      return fail(ErrorCode::invalid_request, "model '" + model->id + "' is pinned but cannot serve this request: " + why);
     if (!available_(model->provider))
       return fail(ErrorCode::unavailable, "model '" + model->id + "' is pinned but its provider '" +
                                               model->provider + "' is not available (not configured or no API key)");
-    return RouteDecision{model, model->tier, score, "pinned"};
+    RouteDecision decision{model, model->tier, score, "pinned"};
+    if (context.explain) decision.constraints = needs.describe();
+    return decision;
   }
 
-  const Tier wanted = scorer_ ? tier_for_probability(p_weak_ok, probability_thresholds_for(event.preference))
-                              : tier_for(score, thresholds_for(event.preference));
+  const CompiledRule* rule = apply_rule(event, needs);
+  std::string rule_note;  // why a rule's pin was not followed
+  if (rule && rule->model) {
+    const ModelInfo& model = *rule->model;
+    std::string why = constraint_violation(model, needs);
+    if (why.empty() && !available_(model.provider)) why = "provider '" + model.provider + "' not available";
+    if (why.empty()) {
+      RouteDecision decision{&model, model.tier, score, "rule " + rule->name + ": pinned " + model.id};
+      decision.rule = rule->name;
+      if (context.explain) decision.constraints = needs.describe();
+      return decision;
+    }
+    // The request is fine; the rule's model is not: route it as if no rule pinned.
+    rule_note = " (rule " + rule->name + " pins " + model.id + ", not usable: " + why + ")";
+  }
+
+  auto [policy, policy_label] = policy_for(event, rule);
+  const Preference preference = policy && policy->preference ? *policy->preference : event.preference;
+  const TierThresholds& thresholds =
+      policy && policy->thresholds ? *policy->thresholds : thresholds_for(preference);
+  const ProbabilityThresholds& probability =
+      policy && policy->probability ? *policy->probability : probability_thresholds_for(preference);
+
+  const bool forced = rule && rule->tier;
+  const Tier wanted = forced    ? *rule->tier
+                      : scorer_ ? tier_for_probability(p_weak_ok, probability)
+                                : tier_for(score, thresholds);
+
+  std::vector<std::string> skipped;
+  std::size_t skipped_total = 0;
+  bool wanted_tier_constrained = false;
+  bool any_available = false;
   for (const Tier tier : fallback_order(wanted)) {
-    if (const ModelInfo* model = cheapest_in(tier)) {
-      std::string reason = scorer_ ? scorer_reason(scorer_->kind(), p_weak_ok, event.preference,
-                                                   probability_thresholds_for(event.preference), wanted, *model)
-                                   : heuristic_reason(score, event.preference, wanted, *model);
-      if (!scorer_problem_.empty()) reason += " (" + scorer_problem_ + ")";
-      return RouteDecision{model, model->tier, score, std::move(reason), fallbacks_for(*model)};
+    const ModelInfo* chosen = nullptr;
+    for (const ModelInfo* model : candidates_by_tier_[index_of(tier)]) {
+      if (!available_(model->provider)) continue;
+      any_available = true;
+      std::string why = constraint_violation(*model, needs);
+      if (why.empty()) {
+        chosen = model;
+        break;
+      }
+      if (tier == wanted) wanted_tier_constrained = true;
+      if (context.explain || skipped.size() < kSkippedKept) skipped.push_back(model->id + ": " + std::move(why));
+      ++skipped_total;
+    }
+    if (chosen == nullptr) continue;
+
+    std::string reason;
+    if (forced) {
+      char buffer[64];
+      std::snprintf(buffer, sizeof buffer, " score=%.2f", score);
+      reason = "rule " + rule->name + ": tier=" + std::string(to_string(wanted)) + buffer;
+      append_unavailable(reason, wanted, *chosen, wanted_tier_constrained);
+    } else {
+      reason = scorer_ ? scorer_reason(scorer_->kind(), p_weak_ok, preference, probability, wanted, *chosen,
+                                       wanted_tier_constrained)
+                       : heuristic_reason(score, preference, wanted, *chosen, wanted_tier_constrained);
+      if (!policy_label.empty()) reason += " policy=" + policy_label;
+      if (rule) reason += " rule=" + rule->name;
+    }
+    reason += rule_note;
+    append_skipped(reason, skipped, skipped_total);
+    if (!scorer_problem_.empty()) reason += " (" + scorer_problem_ + ")";
+    RouteDecision decision{chosen, chosen->tier, score, std::move(reason), fallbacks_for(*chosen, needs)};
+    decision.policy = std::move(policy_label);
+    if (rule) decision.rule = rule->name;
+    if (context.explain) decision.constraints = needs.describe();
+    decision.skipped = std::move(skipped);
+    return decision;
+  }
+  if (!any_available) return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");
+  return std::unexpected(no_model_error(needs, skipped));
+}
+
+Result<RouteDecision> Router::route_cheapest(const PromptEvent& event, const RouteContext& context) const {
+  auto requirements = route_requirements(event, context);
+  if (!requirements) return std::unexpected(requirements.error());
+  RouteRequirements& needs = *requirements;
+  const CompiledRule* rule = apply_rule(event, needs);
+  std::vector<std::string> skipped;
+  bool any_available = false;
+  for (const Tier tier : {Tier::small, Tier::medium, Tier::large}) {
+    for (const ModelInfo* model : candidates_by_tier_[index_of(tier)]) {
+      if (!available_(model->provider)) continue;
+      any_available = true;
+      if (std::string why = constraint_violation(*model, needs); !why.empty()) {
+        if (context.explain || skipped.size() < kSkippedKept) skipped.push_back(model->id + ": " + std::move(why));
+        continue;
+      }
+      RouteDecision decision{model, model->tier, 0, "cheapest " + std::string(to_string(model->tier)),
+                             fallbacks_for(*model, needs)};
+      decision.policy = policy_for(event, rule).second;
+      if (rule) decision.rule = rule->name;
+      if (context.explain) decision.constraints = needs.describe();
+      decision.skipped = std::move(skipped);
+      return decision;
     }
   }
-  return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");
+  if (!any_available) return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");
+  return std::unexpected(no_model_error(needs, skipped));
 }
 
 }  // namespace cascade

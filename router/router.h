@@ -6,7 +6,14 @@
 // the heuristic's features, or k nearest neighbours over embeddings of past
 // outcomes. Per-preference thresholds map the score to a tier, then the
 // cheapest available model in that tier answers. A pinned model always wins.
+//
+// Policies (docs/routing.md, "Policies") wrap this: hard constraints first
+// (context window, capabilities, data residency) decide which models may
+// answer at all; then router.rules (first match) may pin a model, force a
+// tier or pick a named policy (thresholds); else router.experiment may give
+// the request one of two policies by a hash of its id.
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -82,6 +89,57 @@ std::string_view builtin_learned_model_json();
 // [{"role":"user","content": text}]: how tools score a bare prompt.
 nlohmann::json user_messages(std::string_view text);
 
+// What the caller knows about a request beyond the event.
+struct RouteContext {
+  // Input tokens as the tokenizer counts them; 0 = unknown: the router
+  // estimates bytes/4 of the messages' text (and of `tools`).
+  std::int64_t input_tokens = 0;
+  // limits.default_max_tokens, for requests without max_tokens; 0 = its
+  // built-in default (1024).
+  int default_max_tokens = 0;
+  // Fill RouteDecision::constraints and the whole RouteDecision::skipped list
+  // (cascade route --explain); off on the hot path.
+  bool explain = false;
+};
+
+// What a request needs of a model (docs/routing.md, "Hard constraints").
+struct RouteRequirements {
+  std::int64_t input_tokens = 0;
+  bool input_estimated = false;  // bytes/4, no tokenizer count
+  // The request's max_tokens, else the default. Only a request's own is a
+  // hard limit: the default is capped at each model's max output tokens.
+  std::int64_t max_tokens = 0;
+  bool max_tokens_explicit = false;
+  std::uint32_t capabilities = 0;  // kCapability* bits
+  std::vector<std::string> regions;  // every one required: the request's residency and a rule's
+
+  // "tokens 1200+1024 needs tools,json residency eu": one line for --explain.
+  std::string describe() const;
+};
+
+// The requirements of `event`: tools (a `tools` array, tool-role messages or
+// assistant tool_calls), vision (image content parts), json (response_format
+// json_object / json_schema), residency (metadata.residency, a string).
+// invalid_request when metadata.residency is not a non-empty string.
+Result<RouteRequirements> route_requirements(const PromptEvent& event, const RouteContext& context);
+
+// Why `model` cannot serve a request with these requirements ("context
+// window 128000 < 130024 tokens (~129000 input + 1024 max_tokens)"), or ""
+// when it can.
+std::string constraint_violation(const ModelInfo& model, const RouteRequirements& requirements);
+
+// Checks what load_config cannot: rule regexes compile (PCRE2) and pinned
+// models exist in the catalog. invalid_request naming the key
+// ("router.rules[2].match.prompt: ..."). Startup code calls it before
+// building a Router; the Router constructor throws std::invalid_argument on
+// the same errors (a programmer error once this check exists).
+Result<void> validate_route_policies(const RouterConfig& config, const ModelCatalog& catalog);
+
+// Compiled rules, policies and experiment (route_policies.h, internal).
+class RoutePolicies;
+struct CompiledRule;
+struct CompiledPolicy;
+
 struct RouteDecision {
   const ModelInfo* model = nullptr;  // points into the catalog
   Tier tier = Tier::medium;
@@ -90,8 +148,20 @@ struct RouteDecision {
   double score = 0;
   std::string reason;  // short, stable, goes into final and cost events
   // Tried in order when `model` fails (router.fallbacks, else same-tier
-  // alternatives on other providers first). Empty for pinned models.
+  // alternatives on other providers first), every one within the hard
+  // constraints. Empty for pinned models.
   std::vector<const ModelInfo*> fallbacks;
+  // The policy that decided: a rule's policy name or an experiment arm
+  // "<experiment>:<policy>"; "" = the router's own thresholds. Goes into the
+  // final event's route.policy and the cost event's policy.
+  std::string policy;
+  std::string rule;  // the name of the rule that matched; "" = none
+  // The hard constraints applied (RouteRequirements::describe); filled when
+  // RouteContext::explain.
+  std::string constraints;
+  // Cheaper models passed over for a hard constraint, "id: why" (at most 3
+  // unless RouteContext::explain).
+  std::vector<std::string> skipped;
 };
 
 // Whether a provider is configured and enabled (its key is present).
@@ -108,14 +178,31 @@ class Router {
          std::shared_ptr<const RouteScorer> scorer);
 
   // unavailable when no enabled provider serves a suitable model;
-  // invalid_request when a pinned model is unknown.
+  // invalid_request when a pinned model is unknown or violates a hard
+  // constraint, or when no model in the catalog meets the constraints.
+  Result<RouteDecision> route(const PromptEvent& event, const RouteContext& context) const;
+  // Same, with no tokenizer count (estimated) and the default max_tokens 1024.
   Result<RouteDecision> route(const PromptEvent& event) const;
+  // The cheapest model that can serve the request, whatever its complexity
+  // (a budget past its soft limit): the cheapest available tier, with that
+  // model's fallbacks. unavailable when no provider serves any model.
+  // Within the hard constraints (and a matching rule's residency); keeps the
+  // policy label route() gives the request, so the ledger still counts a
+  // downgraded request in its experiment arm.
+  Result<RouteDecision> route_cheapest(const PromptEvent& event, const RouteContext& context = {}) const;
 
  private:
+  // A matching rule's residency added to `needs`; the rule, or nullptr.
+  const CompiledRule* apply_rule(const PromptEvent& event, RouteRequirements& needs) const;
+  // The policy a request routes under (a rule's, else its experiment arm) and its label.
+  std::pair<const CompiledPolicy*, std::string> policy_for(const PromptEvent& event,
+                                                                  const CompiledRule* rule) const;
+  // The error when no available model meets `needs`.
+  Error no_model_error(const RouteRequirements& needs, const std::vector<std::string>& skipped) const;
   const TierThresholds& thresholds_for(Preference preference) const;
   const ProbabilityThresholds& probability_thresholds_for(Preference preference) const;
   const ModelInfo* cheapest_in(Tier tier) const;
-  std::vector<const ModelInfo*> fallbacks_for(const ModelInfo& chosen) const;
+  std::vector<const ModelInfo*> fallbacks_for(const ModelInfo& chosen, const RouteRequirements& needs) const;
 
   RouterConfig config_;
   const ModelCatalog& catalog_;
@@ -125,6 +212,7 @@ class Router {
   // Per tier (index = Tier), the catalog's models cheapest first; route() takes
   // the first whose provider is available, so it never sorts.
   std::array<std::vector<const ModelInfo*>, 3> candidates_by_tier_;
+  std::shared_ptr<const RoutePolicies> policies_;  // nullptr = no rules, policies or experiment
 };
 
 }  // namespace cascade

@@ -31,12 +31,12 @@ struct Matrix {
   std::size_t rows() const { return row_start.size() - 1; }
 };
 
-Matrix featurize(const std::vector<PairOutcome>& pairs, const FeatureExtractor& extractor) {
+Matrix featurize(const std::vector<PairOutcome>& pairs, const FeatureExtractor& extractor, bool source_as_system) {
   Matrix m;
   m.columns = extractor.hashed_size() + extractor.dense_size();
   PromptFeatures f;
   for (const auto& pair : pairs) {
-    extractor.extract(user_messages(pair.prompt), f);
+    extractor.extract(pair_messages(pair, source_as_system), f);
     std::ranges::sort(f.hashed, {}, &route_features::HashedFeature::index);
     for (const auto& h : f.hashed) {
       m.column.push_back(h.index);
@@ -233,7 +233,107 @@ Result<void> check_trainable(const std::vector<PairOutcome>& pairs) {
   return {};
 }
 
+double margin(const Matrix& x, const std::vector<double>& w, std::size_t r) {
+  double z = w[x.columns];
+  for (std::size_t k = x.row_start[r]; k < x.row_start[r + 1]; ++k) z += w[x.column[k]] * x.value[k];
+  return z;
+}
+
+struct Selected {
+  std::vector<double> weights;  // fitted on every row with the chosen l2
+  double l2 = 0;
+  std::vector<ValidationResult> validation;
+};
+
+// Each L2 strength fitted on the validation split's training side and scored
+// by log-loss on its other side; the best one refitted on every row.
+Selected select_and_fit(const Matrix& x, const std::vector<int>& y, const std::vector<PairOutcome>& pairs,
+                        const TrainingOptions& options) {
+  Selected out;
+  const auto& candidates = options.l2_candidates.empty() ? kDefaultL2 : options.l2_candidates;
+  const Split validation = validation_split(pairs, options);
+  double best_loss = INFINITY;
+  out.l2 = candidates.front();
+  if (!validation.test.empty() && !validation.train.empty()) {
+    for (const double l2 : candidates) {
+      const auto w = fit(x, y, validation.train, l2, options.max_iterations);
+      std::vector<double> p;
+      std::vector<int> labels;
+      for (const std::size_t r : validation.test) {
+        p.push_back(sigmoid(margin(x, w, r)));
+        labels.push_back(y[r]);
+      }
+      const ValidationResult result{l2, mean_log_loss(p, labels), auc(p, labels)};
+      out.validation.push_back(result);
+      if (result.log_loss < best_loss) {
+        best_loss = result.log_loss;
+        out.l2 = l2;
+      }
+    }
+  }
+  std::vector<std::size_t> all(pairs.size());
+  std::iota(all.begin(), all.end(), 0);
+  out.weights = fit(x, y, all, out.l2, options.max_iterations);
+  return out;
+}
+
+// The verifier's rows: [prompt hashed | answer hashed | prompt dense | answer
+// dense | answer_features], the answer's n-grams in their own block.
+Matrix featurize_answers(const std::vector<PairOutcome>& pairs, const FeatureExtractor& extractor) {
+  Matrix m;
+  const std::size_t h = extractor.hashed_size();
+  const std::size_t d = extractor.dense_size();
+  const std::size_t a = answer_features("", "").size();
+  m.columns = 2 * h + 2 * d + a;
+  PromptFeatures f;
+  for (const auto& pair : pairs) {
+    const std::string& answer = *pair.weak_response;
+    for (int part = 0; part < 2; ++part) {
+      extractor.extract(user_messages(part == 0 ? pair.prompt : answer), f);
+      std::ranges::sort(f.hashed, {}, &route_features::HashedFeature::index);
+      for (const auto& hf : f.hashed) {
+        m.column.push_back(static_cast<std::uint32_t>(hf.index + part * h));
+        m.value.push_back(hf.value);
+      }
+      for (std::size_t j = 0; j < f.dense.size(); ++j) {
+        if (f.dense[j] == 0.0f) continue;
+        m.column.push_back(static_cast<std::uint32_t>(2 * h + part * d + j));
+        m.value.push_back(f.dense[j]);
+      }
+    }
+    const auto features = answer_features(pair.prompt, answer);
+    for (std::size_t j = 0; j < features.size(); ++j) {
+      if (features[j].second == 0.0f) continue;
+      m.column.push_back(static_cast<std::uint32_t>(2 * h + 2 * d + j));
+      m.value.push_back(features[j].second);
+    }
+    m.row_start.push_back(m.column.size());
+  }
+  return m;
+}
+
 }  // namespace
+
+Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& train,
+                                                const std::vector<PairOutcome>& test, const TrainingOptions& options) {
+  if (auto ok = check_trainable(train); !ok) return std::unexpected(ok.error());
+  for (const auto* rows : {&train, &test})
+    for (const auto& p : *rows)
+      if (!p.weak_response) return fail(ErrorCode::invalid_request, "the verifier needs the weak model's answer of every row");
+  FeatureSpec spec;
+  spec.hash_bits = options.hash_bits;
+  const FeatureExtractor extractor(spec);
+  const Matrix x = featurize_answers(train, extractor);
+  std::vector<int> y(train.size());
+  for (std::size_t i = 0; i < train.size(); ++i) y[i] = train[i].weak_ok() ? 1 : 0;
+  const Selected selected = select_and_fit(x, y, train, options);
+  VerifierResult out;
+  out.validation = selected.validation;
+  out.chosen_l2 = selected.l2;
+  const Matrix t = featurize_answers(test, extractor);
+  for (std::size_t r = 0; r < test.size(); ++r) out.p_weak_ok.push_back(sigmoid(margin(t, selected.weights, r)));
+  return out;
+}
 
 Result<TrainedModel> train_learned(const std::vector<PairOutcome>& pairs, const TrainingOptions& options) {
   if (auto ok = check_trainable(pairs); !ok) return std::unexpected(ok.error());
@@ -241,39 +341,18 @@ Result<TrainedModel> train_learned(const std::vector<PairOutcome>& pairs, const 
   spec.hash_bits = options.hash_bits;
   spec.embedding_tail_bytes = options.embedding_tail_bytes;
   spec.embedding = options.embedding;
+  spec.system_prompt = options.system_prompt_feature;
   if (spec.hash_bits < 4 || spec.hash_bits > 24) return fail(ErrorCode::invalid_request, "hash_bits must be within 4..24");
   const FeatureExtractor extractor(spec);
-  const Matrix x = featurize(pairs, extractor);
+  const Matrix x = featurize(pairs, extractor, options.source_as_system);
   std::vector<int> y(pairs.size());
   for (std::size_t i = 0; i < pairs.size(); ++i) y[i] = pairs[i].weak_ok() ? 1 : 0;
 
   TrainedModel trained;
-  const auto& candidates = options.l2_candidates.empty() ? kDefaultL2 : options.l2_candidates;
-  const Split validation = validation_split(pairs, options);
-  double best_loss = INFINITY;
-  trained.chosen = candidates.front();
-  if (!validation.test.empty() && !validation.train.empty()) {
-    for (const double l2 : candidates) {
-      const auto w = fit(x, y, validation.train, l2, options.max_iterations);
-      std::vector<double> p;
-      std::vector<int> labels;
-      for (const std::size_t r : validation.test) {
-        double z = w[x.columns];
-        for (std::size_t k = x.row_start[r]; k < x.row_start[r + 1]; ++k) z += w[x.column[k]] * x.value[k];
-        p.push_back(sigmoid(z));
-        labels.push_back(y[r]);
-      }
-      const ValidationResult result{l2, mean_log_loss(p, labels), auc(p, labels)};
-      trained.validation.push_back(result);
-      if (result.log_loss < best_loss) {
-        best_loss = result.log_loss;
-        trained.chosen = l2;
-      }
-    }
-  }
-  std::vector<std::size_t> all(pairs.size());
-  std::iota(all.begin(), all.end(), 0);
-  const auto w = fit(x, y, all, trained.chosen, options.max_iterations);
+  const Selected selected = select_and_fit(x, y, pairs, options);
+  trained.validation = selected.validation;
+  trained.chosen = selected.l2;
+  const auto& w = selected.weights;
 
   std::vector<float> hashed(extractor.hashed_size());
   for (std::size_t j = 0; j < hashed.size(); ++j) hashed[j] = static_cast<float>(w[j]);

@@ -82,6 +82,32 @@ LEGACY_MODELS = [
     ("gpt-4-1106-preview", "openai", "gpt-4-1106-preview", "large", "gpt-4-1106-preview"),
 ]
 
+# Where each provider's public API processes data by default, for
+# data-residency tags (a request's metadata.residency; docs/routing.md, "Hard
+# constraints"). A provider left out guarantees no region and never serves a
+# request with a residency tag: Gemini's API may process data in any Google
+# region. Deployments in other regions (Azure OpenAI in the EU, a self-hosted
+# server) belong in an operator's own catalog file (catalog.file), as a
+# provider of their own with its `regions`.
+PROVIDER_REGIONS = {
+    "openai": ["us"],
+    "anthropic": ["us"],
+    "groq": ["us"],
+    "deepseek": ["cn"],
+    "mistral": ["eu"],
+}
+
+# Capabilities the router requires of a model (catalog key -> LiteLLM flag):
+# tools for requests with tools or tool messages, vision for image parts, json
+# for response_format json_object/json_schema. A flag LiteLLM leaves out
+# (null) counts as not supported: routing a request to a model that cannot
+# serve it fails, while skipping a capable model only costs a little more.
+CAPABILITY_FLAGS = (
+    ("tools", "supports_function_calling"),
+    ("vision", "supports_vision"),
+    ("json", "supports_response_schema"),
+)
+
 HEADER = """\
 # Cascade model catalog: which models exist, who serves them, their tier, limits
 # and USD prices per 1M tokens.
@@ -99,7 +125,11 @@ HEADER = """\
 # cache_write_per_mtok = price of input written to the provider's prompt cache
 # (absent = billed as input); batch_input_per_mtok / batch_output_per_mtok =
 # prices through the provider's batch API (absent = no batch discount);
-# legacy: true = priced for billing, never routed to.
+# legacy: true = priced for billing, never routed to; capabilities = what the
+# model can do beyond chat (tools, vision, json; from LiteLLM's supports_*
+# flags; a model without the key is taken as capable of everything);
+# regions = where the model processes data (absent = its provider's, from
+# provider_regions; none = no residency guarantee).
 """
 
 
@@ -136,6 +166,7 @@ def build_entry(prices, catalog_id, provider, upstream, tier, key):
         "max_output_tokens": int(max_output),
         "input_per_mtok": per_mtok(entry["input_cost_per_token"]),
         "output_per_mtok": per_mtok(entry["output_cost_per_token"]),
+        "capabilities": [name for name, flag in CAPABILITY_FLAGS if entry.get(flag) is True],
     }
     cached = entry.get("cache_read_input_token_cost")
     if isinstance(cached, (int, float)):
@@ -153,8 +184,19 @@ def build_entry(prices, catalog_id, provider, upstream, tier, key):
     return model
 
 
+def fmt_list(items):
+    return "[" + ", ".join(items) + "]"
+
+
 def render(models, price_version, source_name):
-    lines = [HEADER.format(source=source_name, price_version=price_version), f'price_version: "{price_version}"', "models:"]
+    lines = [HEADER.format(source=source_name, price_version=price_version), f'price_version: "{price_version}"', ""]
+    lines.append("# Data-residency regions of each provider's default API endpoint (see the")
+    lines.append("# PROVIDER_REGIONS comment in scripts/build_model_catalog.py).")
+    lines.append("provider_regions:")
+    for provider, regions in PROVIDER_REGIONS.items():
+        lines.append(f"  {provider}: {fmt_list(regions)}")
+    lines.append("")
+    lines.append("models:")
     current_provider = None
     for m in models:
         group = "legacy versions: priced for billing, never routed to" if m.get("legacy") else m["provider"]
@@ -167,6 +209,7 @@ def render(models, price_version, source_name):
                       "cache_write_per_mtok", "batch_input_per_mtok", "batch_output_per_mtok", "legacy"):
             if field in m:
                 lines.append(f"    {field}: {fmt(m[field])}")
+        lines.append(f"    capabilities: {fmt_list(m['capabilities'])}")
     return "\n".join(lines) + "\n"
 
 

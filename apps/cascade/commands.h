@@ -26,6 +26,8 @@ struct SendOptions {
   std::string system;
   int max_tokens = 0;
   int timeout_s = 120;
+  std::string cascade;  // "" = the config decides; on | off
+  std::vector<std::string> tags;  // metadata.tags (per-tag budgets, reports)
 };
 
 struct ReplayOptions {
@@ -104,6 +106,12 @@ struct RouteOptions {
   std::string scorer;      // "" = router.scorer
   std::string model_file;  // "" = router.model_file
   bool explain = false;
+  // Who asks, for router.rules and router.experiment (docs/routing.md, "Policies").
+  std::string tenant;
+  std::string id = "route-explain";  // the experiment arm depends on it
+  std::string metadata;              // JSON object ("" = {}): tags, residency, ...
+  std::string model = "auto";        // a catalog id pins it
+  int max_tokens = 0;                // 0 = limits.default_max_tokens
 };
 
 // `cascade route-data SOURCE --in PATH --out FILE`: public routing datasets
@@ -116,6 +124,7 @@ struct RouteDataOptions {
   std::string weak_price_key = "together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1";
   std::string strong_price_key = "gpt-4-1106-preview";
   std::string exclude;  // routellm-gsm8k: contaminated_prompts.jsonl
+  std::string tokenizers;  // rank files' folder; "" = TokenCounter::find_directory's search
 };
 
 // `cascade route-train --outcomes FILE --out config/router/NAME.json`.
@@ -146,6 +155,8 @@ struct RouteEvalOptions {
   std::string model_file;  // instead of the shipped one
   std::size_t curve_points = 101;
   std::string details_file;  // one JSON line per evaluated row: prompt, p_weak_ok, outcomes
+  std::string rank = "probability";  // probability | gain-per-cost (expected gain per expected extra dollar)
+  bool source_as_system = false;     // learned: each row's source as its system prompt, a categorical feature
 };
 
 int run_route(const CommonOptions& common, const RouteOptions& options);

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   send_cmd->add_option("--system", send.system, "System prompt");
   send_cmd->add_option("--max-tokens", send.max_tokens, "max_tokens");
   send_cmd->add_option("--timeout", send.timeout_s, "Seconds to wait for the answer");
+  send_cmd->add_option("--cascade", send.cascade, "Cheap-first cascade for this request: on|off (default: config)")
+      ->check(CLI::IsMember({"on", "off"}));
+  send_cmd->add_option("--tag", send.tags, "A tag in metadata.tags (repeatable)");
 
   ReplayOptions replay;
   auto* replay_cmd = app.add_subcommand("replay", "Replay prompts from a JSONL file and wait for every answer");
@@ -109,6 +112,11 @@ int main(int argc, char** argv) {
   route_cmd->add_option("--system", route.system, "System prompt");
   route_cmd->add_option("--scorer", route.scorer, "heuristic|learned|knn (default router.scorer)");
   route_cmd->add_option("--model-file", route.model_file, "learned/knn model (default router.model_file)");
+  route_cmd->add_option("--tenant", route.tenant, "Tenant (router.rules match on it)");
+  route_cmd->add_option("--id", route.id, "Request id (decides the router.experiment arm)");
+  route_cmd->add_option("--metadata", route.metadata, "Request metadata as a JSON object, e.g. '{\"residency\":\"eu\"}'");
+  route_cmd->add_option("--model", route.model, "auto, or a catalog id to pin (checked against the constraints)");
+  route_cmd->add_option("--max-tokens", route.max_tokens, "Request max_tokens (default limits.default_max_tokens)");
 
   RouteDataOptions route_data;
   auto* route_data_cmd =
@@ -121,6 +129,8 @@ int main(int argc, char** argv) {
   route_data_cmd->add_option("--weak-price-key", route_data.weak_price_key, "Price catalog key of Mixtral 8x7B");
   route_data_cmd->add_option("--strong-price-key", route_data.strong_price_key, "Price catalog key of GPT-4");
   route_data_cmd->add_option("--exclude", route_data.exclude, "routellm-gsm8k: contaminated_prompts.jsonl to leave out");
+  route_data_cmd->add_option("--tokenizers", route_data.tokenizers,
+                             "RouteLLM sources: folder of the tiktoken rank files (default: the usual places)");
 
   RouteTrainOptions route_train;
   auto* route_train_cmd = app.add_subcommand("route-train", "Train a learned or knn router on routing outcomes");
@@ -153,12 +163,17 @@ int main(int argc, char** argv) {
   route_eval_cmd->add_option("--seed", route_eval.seed, "Split, validation and random-baseline seed");
   route_eval_cmd->add_option("--model", route_eval.model_file, "Model file instead of the shipped one");
   route_eval_cmd->add_option("--cascade-scorer", route_eval.cascade_scorer,
-                             "cascade: what sends prompts straight to the strong model (learned|knn|heuristic|random)");
+                             "cascade: what sends prompts straight to the strong model (learned|knn|heuristic|random), "
+                             "or verifier: every prompt to the weak model first, escalated on a learned check of its answer");
   route_eval_cmd->add_option("--check-model", route_eval.check_model,
                              "cascade: also escalate when the weak answer disagrees with this cheap model's");
   route_eval_cmd->add_option("--curve-points", route_eval.curve_points, "Points of the printed curve");
   route_eval_cmd->add_option("--details", route_eval.details_file,
                              "Write one JSON line per evaluated row (prompt, p_weak_ok, outcomes) here");
+  route_eval_cmd->add_option("--rank", route_eval.rank,
+                             "probability | gain-per-cost: strong calls where expected gain per expected dollar is highest");
+  route_eval_cmd->add_flag("--source-as-system", route_eval.source_as_system,
+                           "learned: give each row's source (MMLU subject) as its system prompt, a categorical feature");
 
   CLI11_PARSE(app, argc, argv);
 

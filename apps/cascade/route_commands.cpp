@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "router/evaluation.h"
 #include "router/router.h"
+#include "tokenizer/tokenizer.h"
 
 namespace cascade::cli {
 namespace {
@@ -93,7 +94,18 @@ int run_route_data(const RouteDataOptions& options) {
     if (!weak) return failure(kCommand, weak.error().message);
     auto strong = read_token_price(options.prices, options.strong_price_key);
     if (!strong) return failure(kCommand, strong.error().message);
-    const RouteLlmPrices prices{*weak, *strong};
+    RouteLlmPrices prices{*weak, *strong, nullptr};
+    // Calls are billed in real token counts when the rank files are found.
+    if (const auto dir = TokenCounter::find_directory(options.tokenizers); !dir.empty()) {
+      auto counter = TokenCounter::load(dir);
+      if (!counter) return failure(kCommand, counter.error().message);
+      prices.tokens = *counter;
+      std::fprintf(stderr, "cascade route-data: token counts from the rank files in %s\n", dir.string().c_str());
+    } else if (!options.tokenizers.empty()) {
+      return failure(kCommand, "no tiktoken rank file in " + options.tokenizers);
+    } else {
+      std::fprintf(stderr, "cascade route-data: no tiktoken rank files found: token counts are bytes / 4\n");
+    }
     written = options.source == "routellm-mmlu" ? convert_routellm_mmlu(options.in, prices, out)
                                                 : convert_routellm_gsm8k(options.in, options.exclude, prices, out);
   } else if (options.source == "routerbench") {
@@ -186,6 +198,13 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
   if (router != "heuristic" && router != "learned" && router != "knn" && router != "cascade" && router != "random")
     return usage_error(kCommand, "--router must be heuristic, learned, knn, cascade or random");
   if (options.weak.empty() || options.strong.empty()) return usage_error(kCommand, "--weak and --strong are required");
+  if (options.rank != "probability" && options.rank != "gain-per-cost")
+    return usage_error(kCommand, "--rank must be probability or gain-per-cost");
+  const bool verifier = router == "cascade" && options.cascade_scorer == "verifier";
+  if (verifier && !train)
+    return usage_error(kCommand, "--cascade-scorer verifier is trained here: pass --train-fraction F");
+  if (options.source_as_system && (!train || (router != "learned" && !(router == "cascade" && options.cascade_scorer == "learned"))))
+    return usage_error(kCommand, "--source-as-system is for a learned scorer trained here (--train-fraction F)");
 
   auto rows = read_outcomes(options.outcomes);
   if (!rows) return failure(kCommand, rows.error().message);
@@ -210,6 +229,8 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
   std::vector<bool> weak_fails;
   if (router == "cascade") {
     std::size_t missing = 0;
+    for (const auto& p : verifier ? train_pairs : std::vector<PairOutcome>{})
+      if (!p.weak_response) ++missing;
     for (const auto& p : test_pairs) {
       if (!p.weak_response || (!options.check_model.empty() && !p.check_response)) {
         ++missing;
@@ -232,7 +253,21 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
   std::shared_ptr<const RouteScorer> scorer;
   nlohmann::ordered_json model_info;
   const std::string scorer_name = router == "cascade" ? options.cascade_scorer : router;
-  if (scorer_name == "heuristic") {
+  std::vector<double> p(test_pairs.size());
+  bool scored = false;
+  if (scorer_name == "verifier") {
+    TrainingOptions training;
+    training.seed = options.seed;
+    auto verified = train_and_apply_verifier(train_pairs, test_pairs, training);
+    if (!verified) return failure(kCommand, verified.error().message);
+    p = verified->p_weak_ok;
+    scored = true;
+    model_info["trained_here"] = true;
+    model_info["verifier"] = "logistic regression over the prompt, the weak answer and its label-free features";
+    model_info["l2"] = verified->chosen_l2;
+    for (const auto& v : verified->validation)
+      if (v.setting == verified->chosen_l2) model_info["validation_auc"] = v.auc;
+  } else if (scorer_name == "heuristic") {
     scorer = make_heuristic_scorer();
   } else if (scorer_name == "learned" || scorer_name == "knn") {
     if (train) {
@@ -241,6 +276,8 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
       training.weak_name = options.weak;
       training.strong_name = options.strong;
       training.sources = {std::filesystem::path(options.outcomes).filename().string()};
+      training.system_prompt_feature = options.source_as_system;
+      training.source_as_system = options.source_as_system;
       auto trained = scorer_name == "learned" ? train_learned(train_pairs, training) : train_knn(train_pairs, training);
       if (!trained) return failure(kCommand, trained.error().message);
       auto parsed = parse_route_model(trained->model.dump());
@@ -269,15 +306,21 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
     }
     model_info["description"] = scorer->description();
   } else if (scorer_name != "random") {
-    return usage_error(kCommand, "--cascade-scorer must be heuristic, learned, knn or random");
+    return usage_error(kCommand, "--cascade-scorer must be heuristic, learned, knn, random or verifier");
   }
 
-  std::vector<double> p(test_pairs.size());
   const auto started = std::chrono::steady_clock::now();
-  for (std::size_t i = 0; i < test_pairs.size(); ++i)
-    p[i] = scorer ? scorer->score(user_messages(test_pairs[i].prompt)).p_weak_ok
+  for (std::size_t i = 0; i < test_pairs.size() && !scored; ++i)
+    p[i] = scorer ? scorer->score(pair_messages(test_pairs[i], options.source_as_system)).p_weak_ok
                   : random_score(test_pairs[i].prompt, options.seed);
   const double scoring_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
+  // What the sweep ranks by: p_weak_ok, or the expected gain per expected
+  // extra dollar, with costs predicted from the prompt by a model fitted on
+  // the training rows (all rows when there are none: the cost model sees
+  // costs, never labels).
+  std::vector<double> rank_score = p;
+  if (options.rank == "gain-per-cost")
+    rank_score = gain_per_cost_scores(test_pairs, p, fit_cost_model(train_pairs.empty() ? test_pairs : train_pairs));
 
   if (!options.details_file.empty()) {
     std::ostringstream details;
@@ -286,6 +329,7 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
       nlohmann::ordered_json line;
       line["prompt"] = t.prompt;
       line["p_weak_ok"] = p[i];
+      if (options.rank != "probability") line["rank_score"] = rank_score[i];
       line["weak_quality"] = t.weak_quality;
       line["strong_quality"] = t.strong_quality;
       line["weak_cost"] = t.weak_cost;
@@ -300,8 +344,11 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
   EvaluationOptions evaluation_options;
   evaluation_options.seed = options.seed;
   const RoutingEvaluation evaluation =
-      router == "cascade" ? evaluate_cascade(test_pairs, p, weak_fails, evaluation_options, !options.check_model.empty())
-                          : evaluate_routing(test_pairs, p, evaluation_options);
+      verifier ? evaluate_verified_cascade(test_pairs, rank_score, weak_fails, evaluation_options,
+                                           !options.check_model.empty())
+      : router == "cascade"
+          ? evaluate_cascade(test_pairs, rank_score, weak_fails, evaluation_options, !options.check_model.empty())
+          : evaluate_routing(test_pairs, rank_score, evaluation_options);
   nlohmann::ordered_json out;
   out["router"] = router;
   if (router == "cascade") {
@@ -312,6 +359,8 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
     for (const bool f : weak_fails) escalated += f;
     out["check_failed_share"] = test_pairs.empty() ? 0.0 : static_cast<double>(escalated) / static_cast<double>(test_pairs.size());
   }
+  out["rank"] = options.rank;
+  if (options.source_as_system) out["source_as_system"] = true;
   out["weak"] = options.weak;
   out["strong"] = options.strong;
   out["outcomes"] = options.outcomes;
@@ -354,15 +403,30 @@ int run_route(const CommonOptions& common, const RouteOptions& options) {
   // With no key set at all (a laptop), show the routing a fully configured
   // deployment would do rather than refuse.
   const bool assume_all = available.empty();
+  // Bad rules (a regex, an unknown model) are reported, not thrown.
+  if (auto policies = validate_route_policies(config->router, *catalog); !policies)
+    return failure(kCommand, policies.error().message);
   const Router router(config->router, *catalog, [&](std::string_view p) {
     return assume_all || std::ranges::find(available, p) != available.end();
   }, *scorer);
   PromptEvent event;
-  event.id = "route-explain";
+  event.id = options.id;
+  event.tenant = options.tenant;
+  event.model = options.model.empty() ? "auto" : options.model;
   event.preference = *preference;
+  if (options.max_tokens > 0) event.max_tokens = options.max_tokens;
+  if (!options.metadata.empty()) {
+    auto metadata = nlohmann::json::parse(options.metadata, nullptr, false);
+    if (metadata.is_discarded() || !metadata.is_object())
+      return usage_error(kCommand, "--metadata must be a JSON object, e.g. '{\"residency\":\"eu\"}'");
+    event.metadata = std::move(metadata);
+  }
   if (!options.system.empty()) event.messages.push_back({{"role", "system"}, {"content", options.system}});
   event.messages.push_back({{"role", "user"}, {"content", options.prompt}});
-  auto decision = router.route(event);
+  RouteContext context;
+  context.default_max_tokens = config->limits.default_max_tokens;
+  context.explain = options.explain;
+  auto decision = router.route(event, context);
   const RouteScore score = (*scorer)->score(event.messages, options.explain);
   if (!decision) return failure(kCommand, decision.error().message);
 
@@ -370,8 +434,28 @@ int run_route(const CommonOptions& common, const RouteOptions& options) {
               std::string(to_string(decision->tier)).c_str());
   std::printf("reason:  %s\n", decision->reason.c_str());
   if (!options.explain) return 0;
+  // Policies (docs/routing.md): the constraints, the rule, the experiment arm.
+  std::printf("constraints: %s\n", decision->constraints.c_str());
+  if (decision->skipped.empty()) {
+    std::printf("skipped: none\n");
+  } else {
+    std::printf("skipped (cheaper models that fail a constraint):\n");
+    for (const auto& skipped : decision->skipped) std::printf("  %s\n", skipped.c_str());
+  }
+  std::printf("rule:    %s\n", decision->rule.empty() ? (config->router.rules.empty() ? "none (no router.rules)" : "none matched")
+                                                      : decision->rule.c_str());
+  if (!config->router.experiment.name.empty()) {
+    std::printf("experiment: %s, arm %s (split %.2f by a hash of --id %s)\n", config->router.experiment.name.c_str(),
+                decision->policy.empty() ? "none: a rule decided or the model is pinned" : decision->policy.c_str(),
+                config->router.experiment.split, event.id.c_str());
+  } else {
+    std::printf("policy:  %s\n", decision->policy.empty() ? "default (the thresholds below)" : decision->policy.c_str());
+  }
   std::printf("scorer:  %s%s%s\n", std::string(to_string((*scorer)->kind())).c_str(),
               (*scorer)->description().empty() ? "" : ", ", (*scorer)->description().c_str());
+  if (!decision->policy.empty())
+    std::printf("(policy %s decided the tier with its own thresholds, in the reason; below: the router's own)\n",
+                decision->policy.c_str());
   std::printf("p_weak_ok: %.4f  (probability that the cheaper model answers as well as the strong one%s)\n",
               score.p_weak_ok,
               (*scorer)->kind() == ScorerKind::heuristic ? "; heuristic: 1 - complexity, a ranking, not calibrated" : "");

@@ -104,6 +104,37 @@ Measured measure(const std::string& name, const std::string& detail, const Route
   return m;
 }
 
+// The whole decision, Router::route: scoring plus the hard constraints, the
+// catalog walk and the policies (docs/routing.md, "Policies"). Request ids
+// vary so the experiment splits them.
+Measured measure_router(const std::string& name, const std::string& detail, const Router& router,
+                        const std::vector<nlohmann::json>& messages, int rounds) {
+  Measured m{name, detail, {}, {}};
+  std::vector<PromptEvent> events;
+  events.reserve(messages.size());
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    PromptEvent event;
+    event.id = "bench-" + std::to_string(i);
+    event.tenant = i % 3 == 0 ? "acme" : "globex";
+    event.messages = messages[i];
+    if (i % 5 == 0) event.metadata = {{"tags", {"support"}}};
+    events.push_back(std::move(event));
+  }
+  volatile std::size_t sink = 0;
+  for (const auto& e : events) sink = sink + (router.route(e) ? 1 : 0);  // warm-up
+  for (int r = 0; r < rounds; ++r) {
+    for (const auto& e : events) {
+      const auto wall0 = Clock::now();
+      const double cpu0 = thread_cpu_us();
+      auto decision = router.route(e, RouteContext{});
+      m.cpu_us.push_back(thread_cpu_us() - cpu0);
+      m.wall_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - wall0).count());
+      sink = sink + (decision ? decision->reason.size() : 0);
+    }
+  }
+  return m;
+}
+
 int run(const Options& o) {
   const std::filesystem::path dir = std::filesystem::path(o.shared_dir) / "data" / "prompts";
   std::vector<std::string> texts;
@@ -180,6 +211,34 @@ int run(const Options& o) {
     knn_detail = std::to_string(o.knn_size) + " past outcomes, k=20";
   }
   results.push_back(measure("knn", knn_detail, *knn, messages, o.rounds));
+
+  if (auto catalog = ModelCatalog::load(CatalogConfig{})) {
+    const auto every_provider = [](std::string_view) { return true; };
+    const Router plain(RouterConfig{}, *catalog, every_provider, make_heuristic_scorer());
+    results.push_back(measure_router("route", "heuristic, no policies", plain, messages, o.rounds));
+    // Three rules (tenant, tag, a regex that is searched in every prompt)
+    // and an experiment: the worst case a policy config adds per request.
+    RouterConfig with_policies;
+    with_policies.policies["frugal"].preference = "cost";
+    with_policies.policies["careful"].thresholds = TierThresholds{0.15, 0.45};
+    RouteRuleConfig vip;
+    vip.tenant = "vip";
+    vip.tier = "large";
+    RouteRuleConfig support;
+    support.tag = "support";
+    support.policy = "frugal";
+    RouteRuleConfig code;
+    code.prompt = R"((?i)\b(sql|regex|kubernetes|segfault)\b)";
+    code.policy = "careful";
+    with_policies.rules = {vip, support, code};
+    with_policies.experiment = {"bench", {"frugal", "careful"}, 0.5};
+    if (auto ok = validate_route_policies(with_policies, *catalog); !ok) {
+      std::fprintf(stderr, "cascade_bench_router: %s\n", ok.error().message.c_str());
+      return 2;
+    }
+    const Router policed(with_policies, *catalog, every_provider, make_heuristic_scorer());
+    results.push_back(measure_router("route+pol", "heuristic, 3 rules + experiment", policed, messages, o.rounds));
+  }
 
   std::printf("router scorer decision time: %zu real prompts from %s (mean %.0f chars, longest %zu), %d rounds, 1 thread\n",
               texts.size(), o.outcomes.empty() ? "data/prompts" : o.outcomes.c_str(), chars / static_cast<double>(texts.size()), longest, o.rounds);

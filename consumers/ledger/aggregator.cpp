@@ -56,6 +56,7 @@ bool LedgerAggregator::apply(const CostEvent& event) {
   }
   if (event.ts_ms < since_ms_) return true;
   by_tenant_model_[{event.tenant, event.model}].add(event);
+  if (!event.policy.empty()) by_tenant_policy_[{event.tenant, event.policy}].add(event);
   return true;
 }
 
@@ -104,6 +105,23 @@ std::map<std::string, LedgerTotals> LedgerAggregator::tenant_by_model(const std:
   std::map<std::string, LedgerTotals> result;
   for (auto it = by_tenant_model_.lower_bound({tenant, std::string()});
        it != by_tenant_model_.end() && it->first.first == tenant; ++it) {
+    result.emplace(it->first.second, it->second);
+  }
+  return result;
+}
+
+std::map<std::string, LedgerTotals> LedgerAggregator::by_policy() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, LedgerTotals> result;
+  for (const auto& [key, totals] : by_tenant_policy_) merge(result[key.second], totals);
+  return result;
+}
+
+std::map<std::string, LedgerTotals> LedgerAggregator::tenant_by_policy(const std::string& tenant) const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, LedgerTotals> result;
+  for (auto it = by_tenant_policy_.lower_bound({tenant, std::string()});
+       it != by_tenant_policy_.end() && it->first.first == tenant; ++it) {
     result.emplace(it->first.second, it->second);
   }
   return result;

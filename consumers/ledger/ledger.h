@@ -65,6 +65,10 @@ class LedgerAggregator {
   // Only the events of one tenant (tenants never see each other's figures).
   LedgerTotals tenant_total(const std::string& tenant) const;
   std::map<std::string, LedgerTotals> tenant_by_model(const std::string& tenant) const;
+  // By routing policy or experiment arm (CostEvent::policy); events without
+  // one are left out, so both are empty when no policy was ever labelled.
+  std::map<std::string, LedgerTotals> by_policy() const;
+  std::map<std::string, LedgerTotals> tenant_by_policy(const std::string& tenant) const;
   std::uint64_t duplicates() const;
   // Spend of a tenant (scope "" / model:<id> / tag:<tag>) in the budget period
   // containing now_ms, from every event seen (since_ms does not apply).
@@ -75,6 +79,7 @@ class LedgerAggregator {
   mutable std::mutex mu_;
   std::unordered_set<std::string> seen_ids_;
   std::map<std::pair<std::string, std::string>, LedgerTotals> by_tenant_model_;
+  std::map<std::pair<std::string, std::string>, LedgerTotals> by_tenant_policy_;
   // (tenant, scope, period id) -> USD, for budget use in the report.
   std::map<std::tuple<std::string, std::string, std::string>, double> spend_;
   std::uint64_t duplicates_ = 0;
@@ -197,7 +202,10 @@ std::map<std::string, LedgerTotals> rows_by_tenant(std::span<const UsageRow> row
 // cascade_cost_usd_total, cascade_baseline_cost_usd_total,
 // cascade_savings_usd_total, cascade_tokens_total{direction},
 // cascade_request_latency_seconds and cascade_ttft_seconds histograms,
-// labelled by tenant, model, provider, cache. And the ledger's own:
+// labelled by tenant, model, provider, cache. Per routing policy (events
+// with one; a separate family so the label does not multiply the series
+// above): cascade_policy_requests_total, cascade_policy_cost_usd_total and
+// cascade_policy_baseline_cost_usd_total{tenant,policy}. And the ledger's own:
 // cascade_ledger_events_total{outcome}, cascade_budget_spend_usd and
 // cascade_budget_limit_usd{tenant,scope,period},
 // cascade_budget_alerts_total{tenant,period,threshold},

@@ -91,6 +91,25 @@ struct LedgerMetrics::Impl {
           .Help("Time from taking a request to its first answer token, in seconds.")
           .Register(*registry);
 
+  // Per routing policy / experiment arm: a family of its own, so policies do
+  // not multiply the {tenant, model, provider, cache} series above.
+  prometheus::Family<prometheus::Counter>& policy_requests =
+      prometheus::BuildCounter()
+          .Name("cascade_policy_requests_total")
+          .Help("Requests routed under a routing policy or experiment arm (docs/routing.md, \"Policies\").")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& policy_cost_usd =
+      prometheus::BuildCounter()
+          .Name("cascade_policy_cost_usd_total")
+          .Help("Money spent on requests routed under a routing policy or experiment arm, in US dollars.")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& policy_baseline_cost_usd =
+      prometheus::BuildCounter()
+          .Name("cascade_policy_baseline_cost_usd_total")
+          .Help("Baseline-model cost of the requests routed under a routing policy or experiment arm, in US "
+                "dollars (savings = this - cascade_policy_cost_usd_total).")
+          .Register(*registry);
+
   prometheus::Family<prometheus::Counter>& ledger_events =
       prometheus::BuildCounter()
           .Name("cascade_ledger_events_total")
@@ -122,6 +141,23 @@ struct LedgerMetrics::Impl {
   // std::map: handles keep their address, and std::less<> lets a lookup use
   // the event's strings without building a key.
   std::map<LabelKey, SeriesHandles, std::less<>> series;
+  struct PolicyHandles {
+    prometheus::Counter* requests;
+    prometheus::Counter* cost_usd;
+    prometheus::Counter* baseline_cost_usd;
+  };
+  std::map<std::tuple<std::string, std::string>, PolicyHandles, std::less<>> policy_series;
+
+  PolicyHandles& policy_handles_for(const CostEvent& event) {
+    std::lock_guard lock(mu);
+    if (auto it = policy_series.find(std::tuple<std::string_view, std::string_view>{event.tenant, event.policy});
+        it != policy_series.end())
+      return it->second;
+    const prometheus::Labels labels{{"tenant", event.tenant}, {"policy", event.policy}};
+    PolicyHandles handles{&policy_requests.Add(labels), &policy_cost_usd.Add(labels),
+                          &policy_baseline_cost_usd.Add(labels)};
+    return policy_series.emplace(std::tuple{event.tenant, event.policy}, handles).first->second;
+  }
 
   SeriesHandles& handles_for(const CostEvent& event) {
     std::string_view cache = to_string(event.cache);
@@ -178,6 +214,12 @@ void LedgerMetrics::record(const CostEvent& event) {
   handles.cached_tokens->Increment(static_cast<double>(std::max<std::int64_t>(event.usage.cached_tokens, 0)));
   handles.latency_seconds->Observe(ms_to_seconds(event.latency_ms));
   handles.ttft_seconds->Observe(ms_to_seconds(event.ttft_ms));
+  if (!event.policy.empty()) {
+    Impl::PolicyHandles& policy = impl_->policy_handles_for(event);
+    policy.requests->Increment();
+    policy.cost_usd->Increment(std::max(event.cost_usd, 0.0));
+    policy.baseline_cost_usd->Increment(std::max(event.baseline_cost_usd, 0.0));
+  }
 }
 
 void LedgerMetrics::count_events(std::string_view outcome, std::uint64_t n) {

@@ -107,6 +107,25 @@ std::string budget_lines(const std::vector<BudgetStatus>& budgets) {
   return out;
 }
 
+// Per routing policy / experiment arm (docs/routing.md, "Policies"), so
+// the arms of an A/B split can be compared; nothing when no event had one.
+std::string policy_lines(const std::map<std::string, LedgerTotals>& policies) {
+  if (policies.empty()) return {};
+  std::size_t width = 6;
+  for (const auto& [policy, totals] : policies) width = std::max(width, policy.size());
+  std::string out = "\nPolicies (routing policy or experiment arm)\n";
+  out += pad_right("policy", width) + "  " + pad_left("requests", 8) + "  " + pad_left("cost", 10) + "  " +
+         pad_left("cost/req", 10) + "  " + pad_left("savings", 10) + "  " + pad_left("saved", 6) + "\n";
+  for (const auto& [policy, t] : policies) {
+    const double per_request = t.requests ? t.cost_usd / static_cast<double>(t.requests) : 0;
+    out += pad_right(policy, width) + "  " + pad_left(with_thousands(t.requests), 8) + "  " +
+           pad_left(format_money(t.cost_usd), 10) + "  " + pad_left(format_money(per_request), 10) + "  " +
+           pad_left(format_money(t.savings_usd), 10) + "  " +
+           pad_left(format_percent(t.savings_usd, t.baseline_cost_usd), 6) + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,
@@ -159,7 +178,8 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
            pad_left(printf_string("%.1f%%", 100.0 * share), 6) + "  " + pad_right(bar_for(share), kBarWidth) +
            "  " + pad_left(format_money(model_totals.cost_usd), 10) + "\n";
   }
-  return out + budget_lines(options.budgets);
+  return out + policy_lines(all_tenants ? ledger.by_policy() : ledger.tenant_by_policy(tenant)) +
+         budget_lines(options.budgets);
 }
 
 }  // namespace cascade

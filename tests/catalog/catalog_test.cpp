@@ -336,5 +336,75 @@ TEST(ModelCatalog, RejectsANonBooleanLegacyFlagAndAnAllLegacyCatalog) {
   EXPECT_NE(all_legacy.error().message.find("legacy"), std::string::npos);
 }
 
+// ---- capabilities and regions (docs/routing.md, "Hard constraints") ----
+
+TEST(ModelCatalog, CapabilitiesAreTheListedOnesAndAnAbsentListMeansAll) {
+  auto catalog = ModelCatalog::from_yaml(with_smart_line("    cache_write_per_mtok: 2.5",
+                                                         "    cache_write_per_mtok: 2.5\n    capabilities: [tools, json]"));
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  const ModelInfo* smart = catalog->find("smart");
+  EXPECT_EQ(smart->capabilities, kCapabilityTools | kCapabilityJson);
+  EXPECT_TRUE(smart->has(kCapabilityTools));
+  EXPECT_FALSE(smart->has(kCapabilityVision));
+  EXPECT_FALSE(smart->has(kCapabilityTools | kCapabilityVision));
+  EXPECT_EQ(catalog->find("fast")->capabilities, kAllCapabilities);  // declares nothing
+
+  auto none = ModelCatalog::from_yaml(
+      with_smart_line("    cache_write_per_mtok: 2.5", "    cache_write_per_mtok: 2.5\n    capabilities: []"));
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(none->find("smart")->capabilities, 0u);
+  EXPECT_EQ(capability_names(kCapabilityTools | kCapabilityVision), "tools,vision");
+}
+
+TEST(ModelCatalog, RejectsAnUnknownCapabilityOrAMalformedList) {
+  EXPECT_NE(error_of(with_smart_line("    cache_write_per_mtok: 2.5",
+                                     "    cache_write_per_mtok: 2.5\n    capabilities: [tools, telepathy]"))
+                .find("unknown capability 'telepathy'"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_smart_line("    cache_write_per_mtok: 2.5", "    cache_write_per_mtok: 2.5\n    capabilities: tools"))
+                .find("'capabilities' must be a list"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_smart_line("    cache_write_per_mtok: 2.5", "    cache_write_per_mtok: 2.5\n    regions: eu"))
+                .find("'regions' must be a list"),
+            std::string::npos);
+}
+
+TEST(ModelCatalog, RegionsComeFromTheModelElseItsProvider) {
+  std::string yaml = with_smart_line("    cache_write_per_mtok: 2.5", "    cache_write_per_mtok: 2.5\n    regions: [eu]");
+  yaml = "provider_regions:\n  openai: [us]\n  groq: [us, eu]\n" + yaml;
+  auto catalog = ModelCatalog::from_yaml(yaml);
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  EXPECT_EQ(catalog->find("smart")->regions, (std::vector<std::string>{"eu"}));  // its own, not openai's
+  EXPECT_EQ(catalog->find("fast")->regions, (std::vector<std::string>{"us", "eu"}));
+  EXPECT_TRUE(catalog->find("fast")->in_region("eu"));
+  EXPECT_FALSE(catalog->find("fast")->in_region("ap"));
+
+  auto without = ModelCatalog::from_yaml(kTwoModels);
+  ASSERT_TRUE(without);
+  EXPECT_TRUE(without->find("fast")->regions.empty());
+  EXPECT_NE(error_of("provider_regions: [eu]\n" + std::string(kTwoModels)).find("provider_regions"), std::string::npos);
+}
+
+TEST(ModelCatalog, BuiltInCatalogCarriesLiteLlmCapabilitiesAndProviderRegions) {
+  auto catalog = ModelCatalog::load(CatalogConfig{});
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  // LiteLLM: supports_function_calling false for deepseek-reasoner, no
+  // supports_vision for Groq's Llama models, supports_response_schema false
+  // for llama-3.1-8b-instant.
+  EXPECT_FALSE(catalog->find("deepseek-reasoner")->has(kCapabilityTools));
+  EXPECT_FALSE(catalog->find("llama-3.1-8b-instant")->has(kCapabilityVision));
+  EXPECT_FALSE(catalog->find("llama-3.1-8b-instant")->has(kCapabilityJson));
+  EXPECT_EQ(catalog->find("gpt-4o-mini")->capabilities, kAllCapabilities);
+  EXPECT_TRUE(catalog->find("mistral-small")->in_region("eu"));
+  EXPECT_TRUE(catalog->find("gpt-4o")->in_region("us"));
+  EXPECT_FALSE(catalog->find("gpt-4o")->in_region("eu"));
+  EXPECT_TRUE(catalog->find("gemini-2.5-flash")->regions.empty());  // no residency guarantee
+  // Every tier keeps a model that can call tools, see images and answer in JSON.
+  std::set<Tier> full;
+  for (const auto& model : catalog->models())
+    if (model.has(kAllCapabilities)) full.insert(model.tier);
+  EXPECT_EQ(full.size(), 3u);
+}
+
 }  // namespace
 }  // namespace cascade

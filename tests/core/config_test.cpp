@@ -551,5 +551,126 @@ TEST(KafkaExtraProperties, ComesFromConfigAndEnv) {
   EXPECT_EQ(c.kafka.extra_properties()[1].first, "compression.type");
 }
 
+// ---- router policies, rules and experiment (docs/routing.md, "Policies") ----
+
+constexpr const char* kPolicies = R"(
+router:
+  policies:
+    frugal:
+      preference: cost
+    careful:
+      small_max: 0.1
+      medium_max: 0.4
+      small_min: 0.9
+      medium_min: 0.8
+  rules:
+    - name: legal
+      match:
+        tenant: acme
+        tag: legal
+        metadata: {team: contracts, priority: 1}
+        prompt: "(?i)contract"
+      tier: large
+      residency: eu
+    - match: {tenant: globex}
+      policy: frugal
+    - match: {metadata: {project: x}}
+      model: gpt-4o-mini
+  experiment:
+    name: thrift
+    policies: [frugal, careful]
+    split: 0.25
+)";
+
+TEST(LoadConfig, RouterPoliciesAreOffByDefault) {
+  const Config c = load_ok("", kNoEnv);
+  EXPECT_TRUE(c.router.policies.empty());
+  EXPECT_TRUE(c.router.rules.empty());
+  EXPECT_EQ(c.router.experiment.name, "");
+  EXPECT_TRUE(c.router.experiment.policies.empty());
+  EXPECT_DOUBLE_EQ(c.router.experiment.split, 0.5);
+}
+
+TEST(LoadConfig, RouterPoliciesRulesAndExperimentAreReadFromTheFile) {
+  TempYamlFile file(kPolicies);
+  const Config c = load_ok(file.path(), kNoEnv);
+  ASSERT_EQ(c.router.policies.size(), 2u);
+  EXPECT_EQ(c.router.policies.at("frugal").preference, "cost");
+  EXPECT_FALSE(c.router.policies.at("frugal").thresholds);
+  const RoutePolicyConfig& careful = c.router.policies.at("careful");
+  ASSERT_TRUE(careful.thresholds && careful.probability);
+  EXPECT_DOUBLE_EQ(careful.thresholds->small_max, 0.1);
+  EXPECT_DOUBLE_EQ(careful.thresholds->medium_max, 0.4);
+  EXPECT_DOUBLE_EQ(careful.probability->small_min, 0.9);
+  EXPECT_DOUBLE_EQ(careful.probability->medium_min, 0.8);
+
+  ASSERT_EQ(c.router.rules.size(), 3u);
+  const RouteRuleConfig& legal = c.router.rules[0];
+  EXPECT_EQ(legal.name, "legal");
+  EXPECT_EQ(legal.tenant, "acme");
+  EXPECT_EQ(legal.tag, "legal");
+  EXPECT_EQ(legal.metadata, (std::map<std::string, std::string>{{"priority", "1"}, {"team", "contracts"}}));
+  EXPECT_EQ(legal.prompt, "(?i)contract");
+  EXPECT_EQ(legal.tier, "large");
+  EXPECT_EQ(legal.residency, "eu");
+  EXPECT_EQ(c.router.rules[1].policy, "frugal");
+  EXPECT_EQ(c.router.rules[1].name, "");
+  EXPECT_EQ(c.router.rules[2].model, "gpt-4o-mini");
+
+  EXPECT_EQ(c.router.experiment.name, "thrift");
+  EXPECT_EQ(c.router.experiment.policies, (std::vector<std::string>{"frugal", "careful"}));
+  EXPECT_DOUBLE_EQ(c.router.experiment.split, 0.25);
+}
+
+TEST(LoadConfig, ExperimentAndPolicyKeysAreOverridableFromEnv) {
+  TempYamlFile file(kPolicies);
+  const Config c = load_ok(file.path(), env_of({{"CASCADE_ROUTER_EXPERIMENT_NAME", "thrift-2"},
+                                                {"CASCADE_ROUTER_EXPERIMENT_POLICIES", "careful, default"},
+                                                {"CASCADE_ROUTER_EXPERIMENT_SPLIT", "0.9"},
+                                                {"CASCADE_ROUTER_POLICIES_FRUGAL_PREFERENCE", "speed"},
+                                                {"CASCADE_ROUTER_POLICIES_CAREFUL_SMALL_MAX", "0.2"}}));
+  EXPECT_EQ(c.router.experiment.name, "thrift-2");
+  EXPECT_EQ(c.router.experiment.policies, (std::vector<std::string>{"careful", "default"}));
+  EXPECT_DOUBLE_EQ(c.router.experiment.split, 0.9);
+  EXPECT_EQ(c.router.policies.at("frugal").preference, "speed");
+  EXPECT_DOUBLE_EQ(c.router.policies.at("careful").thresholds->small_max, 0.2);
+
+  // An experiment can be switched off from the environment.
+  const Config off = load_ok(file.path(), env_of({{"CASCADE_ROUTER_EXPERIMENT_NAME", ""}}));
+  EXPECT_EQ(off.router.experiment.name, "");
+}
+
+TEST(LoadConfig, InvalidRouterPoliciesAreErrorsNamingTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"router:\n  rules:\n    - match: {tenantt: a}\n      tier: large\n", "router.rules[0].match': unknown key 'tenantt'"},
+      {"router:\n  rules:\n    - match: {tenant: a}\n", "router.rules[0]': needs an action"},
+      {"router:\n  rules:\n    - match: {tenant: a}\n      tier: large\n      model: gpt-4o\n",
+       "router.rules[0]': model, tier and policy exclude each other"},
+      {"router:\n  rules:\n    - tier: large\n", "router.rules[0]': missing 'match'"},
+      {"router:\n  rules:\n    - match: {}\n      tier: large\n", "needs at least one of tenant, tag, metadata, prompt"},
+      {"router:\n  rules:\n    - match: {tenant: a}\n      tier: huge\n", "router.rules[0].tier': 'huge'"},
+      {"router:\n  rules:\n    - match: {tenant: a}\n      policy: nope\n", "router.rules[0].policy': 'nope'"},
+      {"router:\n  rules:\n    - match: {metadata: {a: [1]}}\n      tier: large\n", "router.rules[0].match.metadata.a"},
+      {"router:\n  rules: {a: 1}\n", "'router.rules' must be a list"},
+      {"router:\n  policies:\n    p: {small_max: 0.2}\n", "router.policies.p': small_max and medium_max go together"},
+      {"router:\n  policies:\n    p: {small_max: 0.5, medium_max: 0.2}\n", "router.policies.p': need 0 <= small_max"},
+      {"router:\n  policies:\n    p: {preference: cheap}\n", "router.policies.p.preference': 'cheap'"},
+      {"router:\n  policies:\n    p: {thresholds: 1}\n", "router.policies.p': unknown key 'thresholds'"},
+      {"router:\n  policies:\n    default: {preference: cost}\n", "router.policies.default'"},
+      {"router:\n  experiment: {name: x, policies: [default]}\n", "router.experiment.policies' must name two"},
+      {"router:\n  experiment: {name: x, policies: [default, nope]}\n", "'nope' is not in router.policies"},
+      {"router:\n  policies: {p: {preference: cost}}\n  experiment: {name: x, policies: [default, p], split: 1.5}\n",
+       "router.experiment.split' must be within 0..1"},
+      {"router:\n  experiment: {name: x, arms: [a, b]}\n", "router.experiment': unknown key 'arms'"},
+  };
+  for (const auto& [yaml, expected] : cases) {
+    TempYamlFile file(yaml);
+    EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr(expected)) << yaml;
+  }
+  TempYamlFile file(kPolicies);
+  EXPECT_THAT(load_error(file.path(), env_of({{"CASCADE_ROUTER_EXPERIMENT_SPLIT", "half"}})),
+              HasSubstr("router.experiment.split"));
+}
+
 }  // namespace
 }  // namespace cascade

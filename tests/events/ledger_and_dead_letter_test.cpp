@@ -146,6 +146,27 @@ TEST(CostEvent, PriceVersionTagsAndBatchRoundTripAndAreOptional) {
   EXPECT_FALSE(old->batch);
 }
 
+TEST(CostEvent, PolicyRoundTripsAndIsAbsentWhenEmpty) {
+  CostEvent original = sample_cost();
+  original.policy = "thrift:frugal";
+  const json written = json::parse(make_cost_event(original));
+  EXPECT_EQ(written["policy"], "thrift:frugal");
+  auto parsed = parse_cost_event(written.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->policy, "thrift:frugal");
+
+  EXPECT_FALSE(json::parse(make_cost_event(sample_cost())).contains("policy"));
+  auto old = parse_cost_event(make_cost_event(sample_cost()));
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->policy, "");
+
+  json mistyped = written;
+  mistyped["policy"] = 3;
+  auto bad = parse_cost_event(mistyped.dump());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("policy"), std::string::npos) << bad.error().message;
+}
+
 TEST(CostEvent, MistypedTagsOrBatchAreRejected) {
   json cost = json::parse(make_cost_event(sample_cost()));
   cost["tags"] = json::array({"ok", 3});

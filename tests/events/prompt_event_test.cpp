@@ -159,6 +159,27 @@ TEST(PromptEvent, UnknownFieldsAreIgnored) {
   EXPECT_EQ(event->messages[0]["name"], "alice");
 }
 
+TEST(PromptEvent, ANonEmptyToolsArrayIsKeptForRoutingAndRoundTrips) {
+  json input = minimal_event();
+  input["tools"] = json::array({{{"type", "function"}, {"function", {{"name", "weather"}}}}});
+  auto event = parse(input);
+  ASSERT_TRUE(event) << event.error().error.message;
+  EXPECT_EQ(event->tools, input["tools"]);
+  EXPECT_EQ(to_json(*event)["tools"], input["tools"]);
+  auto again = parse(to_json(*event));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->tools, input["tools"]);
+
+  // Anything else is ignored, as before tools were read: never a rejection.
+  for (const json& other : {json::array(), json("weather"), json(nullptr), json::object()}) {
+    input["tools"] = other;
+    auto ignored = parse(input);
+    ASSERT_TRUE(ignored) << other;
+    EXPECT_TRUE(ignored->tools.is_null()) << other;
+    EXPECT_FALSE(to_json(*ignored).contains("tools")) << other;
+  }
+}
+
 TEST(PromptEvent, NullOptionalFieldsMeanDefault) {
   json input = minimal_event();
   for (const char* key : {"model", "preference", "max_tokens", "temperature", "stream", "priority",

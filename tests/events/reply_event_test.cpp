@@ -129,6 +129,21 @@ TEST(FinalEvent, RoundTripsEveryField) {
   expect_same_final(*parsed, original);
 }
 
+TEST(FinalEvent, RoutePolicyRoundTripsAndIsAbsentWhenEmpty) {
+  FinalReply original = sample_final();
+  original.route.policy = "thrift:careful";
+  const json written = json::parse(make_final_event(original));
+  EXPECT_EQ(keys_of(written["route"]), (std::set<std::string>{"tier", "score", "reason", "policy"}));
+  EXPECT_EQ(written["route"]["policy"], "thrift:careful");
+  auto parsed = parse_final_event(written.dump());
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->route.policy, "thrift:careful");
+
+  auto without = parse_final_event(make_final_event(sample_final()));
+  ASSERT_TRUE(without);
+  EXPECT_EQ(without->route.policy, "");
+}
+
 TEST(FinalEvent, RoundTripsEveryCacheOutcomeAndEmptyMetadata) {
   for (auto outcome : {CacheOutcome::miss, CacheOutcome::exact, CacheOutcome::semantic}) {
     FinalReply original = sample_final();

@@ -2,6 +2,7 @@
 // cascade's accounting, the weak-answer check, and the split.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "router/evaluation.h"
@@ -109,6 +110,74 @@ TEST(CascadeMetrics, PayForTheWeakCallOfEveryEscalatedPrompt) {
   for (auto& p : with_check) p.check_cost = 2;
   const RoutingEvaluation paid = evaluate_cascade(with_check, kP, fails, {}, true);
   EXPECT_NEAR(paid.curve[0].cost_fraction, (14.0 + 8.0) / 40, 1e-12);
+}
+
+TEST(VerifiedCascadeMetrics, EveryPromptPaysTheWeakCallAndEscalationsPayBoth) {
+  // `c` fails the check: escalated whatever the threshold. Then ascending
+  // verifier score: a, c (already escalated), d, b.
+  const std::vector<bool> fails = {false, false, true, false};
+  const RoutingEvaluation e = evaluate_verified_cascade(four_prompts(), kP, fails);
+  ASSERT_EQ(e.curve.size(), 5u);
+  const double share[] = {0.25, 0.5, 0.5, 0.75, 1};
+  const double quality[] = {0.5, 0.75, 0.75, 0.75, 0.75};
+  const double cost[] = {14.0 / 40, 24.0 / 40, 24.0 / 40, 34.0 / 40, 44.0 / 40};
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_DOUBLE_EQ(e.curve[k].strong_share, share[k]) << k;
+    EXPECT_DOUBLE_EQ(e.curve[k].quality, quality[k]) << k;
+    EXPECT_NEAR(e.curve[k].cost_fraction, cost[k], 1e-12) << k;
+  }
+  // 95% of 0.75 is reached 85% of the way from the first point to the second.
+  EXPECT_NEAR(*e.cost_at[2].cost_fraction, (14.0 + 0.85 * 10.0) / 40, 1e-12);
+}
+
+TEST(GainPerCost, RanksByExpectedGainPerExpectedExtraDollar) {
+  // Costs linear in prompt bytes: weak 0.1 per byte, strong 1 per byte.
+  std::vector<PairOutcome> train;
+  for (const std::string prompt : {"a", "bb", "bbbb", "bbbbbbbbbb"}) {
+    const double bytes = static_cast<double>(prompt.size());
+    train.push_back({prompt, 0, 1, 0.1 * bytes, bytes, std::nullopt});
+  }
+  const CostModel costs = fit_cost_model(train);
+  EXPECT_NEAR(costs.weak_b, 0.1, 1e-12);
+  EXPECT_NEAR(costs.strong_b, 1.0, 1e-12);
+  EXPECT_NEAR(costs.weak_a, 0.0, 1e-12);
+  EXPECT_NEAR(costs.strong_a, 0.0, 1e-12);
+  EXPECT_NEAR(costs.mean_extra, 0.9 * 17 / 4, 1e-12);
+  EXPECT_NEAR(costs.extra_cost("ccc"), 2.7, 1e-12);
+  // Same probability: the short prompt's upgrade is ten times cheaper, so it
+  // goes to the strong model first; a likelier gain can outrank a cheaper one.
+  const std::vector<PairOutcome> test = {{"a", 0, 1, 0, 0, std::nullopt},
+                                         {"bbbbbbbbbb", 0, 1, 0, 0, std::nullopt},
+                                         {"bbbbbbbbbb", 0, 1, 0, 0, std::nullopt}};
+  const auto scores = gain_per_cost_scores(test, {0.5, 0.5, 0.0}, costs);
+  EXPECT_NEAR(scores[0], -0.5 / (0.9 / costs.mean_extra), 1e-9);
+  EXPECT_NEAR(scores[1], -0.5 / (9.0 / costs.mean_extra), 1e-9);
+  EXPECT_LT(scores[0], scores[1]);
+  EXPECT_LT(scores[2], scores[1]);
+}
+
+TEST(AnswerFeatures, FlagWhatMakesAWorkedAnswerSuspect) {
+  auto features = [](std::string_view prompt, std::string_view answer) {
+    std::map<std::string, float> out;
+    for (const auto& [name, value] : answer_features(prompt, answer)) out[name] = value;
+    return out;
+  };
+  const auto good = features("Tom has 3 apples and buys 4. How many?", "3 + 4 = <<3+4=7>>7 apples.\n#### 7");
+  EXPECT_EQ(good.at("answer:fails_check"), 0.0f);
+  EXPECT_EQ(good.at("answer:no_final_mark"), 0.0f);
+  EXPECT_EQ(good.at("answer:not_integer"), 0.0f);
+  EXPECT_EQ(good.at("answer:copies_prompt_number"), 0.0f);
+  EXPECT_EQ(good.at("answer:differs_from_last_calculation"), 0.0f);
+  EXPECT_GT(good.at("answer:log_calculations"), 0.0f);
+  const auto bad = features("Tom has 3 apples and buys 4. How many?", "He has <<3+4=7>>7, so 3.5 each\n#### 3.5");
+  EXPECT_EQ(bad.at("answer:not_integer"), 1.0f);
+  EXPECT_EQ(bad.at("answer:differs_from_last_calculation"), 1.0f);
+  const auto copied = features("Tom has 3 apples and buys 4. How many?", "#### 4");
+  EXPECT_EQ(copied.at("answer:copies_prompt_number"), 1.0f);
+  const auto negative = features("How many?", "It is -2 apples");
+  EXPECT_EQ(negative.at("answer:negative"), 1.0f);
+  EXPECT_EQ(negative.at("answer:no_final_mark"), 1.0f);
+  EXPECT_EQ(features("How many?", "").at("answer:no_number"), 1.0f);
 }
 
 TEST(WeakAnswerCheck, FailsWrongArithmeticCutOffWorkAndNonOptions) {

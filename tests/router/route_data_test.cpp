@@ -84,6 +84,35 @@ TEST(RouteData, RouteLlmGsm8kKeepsResponsesAndLeavesOutContaminatedPrompts) {
   EXPECT_FALSE(weak_answer_fails_check(rows[0].prompt, *rows[0].outcomes.at(kMixtral).response));
 }
 
+TEST(RouteData, RouteLlmCostsCountRealTokensWhenTheRankFilesAreThere) {
+  const char* shared = std::getenv("CASCADE_SHARED_DIR");
+  const auto dir = TokenCounter::find_directory(std::filesystem::path(shared ? shared : "../shared") / "data/tokenizers");
+  if (dir.empty()) GTEST_SKIP() << "no tiktoken rank files (set CASCADE_SHARED_DIR)";
+  auto counter = TokenCounter::load(dir);
+  ASSERT_TRUE(counter) << counter.error().message;
+  RouteLlmPrices prices = kPrices;
+  prices.tokens = *counter;
+  std::ostringstream out;
+  ASSERT_TRUE(convert_routellm_gsm8k(kFixtures + "/routellm_gsm8k.csv", "", prices, out));
+  const auto rows = rows_of(out.str());
+  ASSERT_FALSE(rows.empty());
+  const OutcomeRow& row = rows[0];
+  // gpt-4: the prompt billed as one chat message and the answer, in cl100k_base tokens.
+  const auto input = (*counter)->count_messages(kGpt4, user_messages(row.prompt));
+  EXPECT_EQ(input.method, TokenCountMethod::exact);
+  const auto output = (*counter)->count_text(kGpt4, *row.outcomes.at(kGpt4).response);
+  EXPECT_DOUBLE_EQ(row.outcomes.at(kGpt4).cost_usd,
+                   static_cast<double>(input.tokens) * 10e-6 + static_cast<double>(output.tokens) * 30e-6);
+  // Not bytes / 4 any more (the counts differ on these texts).
+  EXPECT_NE(input.tokens, (row.prompt.size() + 3) / 4);
+  // Mixtral: an o200k_base estimate.
+  const auto weak_input = (*counter)->count_messages(kMixtral, user_messages(row.prompt));
+  EXPECT_EQ(weak_input.method, TokenCountMethod::estimated);
+  const auto weak_output = (*counter)->count_text(kMixtral, *row.outcomes.at(kMixtral).response);
+  EXPECT_DOUBLE_EQ(row.outcomes.at(kMixtral).cost_usd, static_cast<double>(weak_input.tokens) * 0.6e-6 +
+                                                           static_cast<double>(weak_output.tokens) * 0.6e-6);
+}
+
 TEST(RouteData, RouterBenchKeepsRealCostsAndSkipsModelsWithoutResults) {
   std::ostringstream out;
   auto written = convert_routerbench(kFixtures + "/routerbench_tiny.csv", out);

@@ -69,6 +69,72 @@ TEST(LearnedScorer, TrainedOnASeparableSetSeparatesUnseenPrompts) {
   EXPECT_FALSE(trained->validation.empty());
 }
 
+TEST(LearnedScorer, TheSystemPromptFeatureLearnsAPerTaskOffset) {
+  // The same questions under two tasks: the weak model is fine in one and
+  // never in the other. Only the task, given as the system prompt, tells them apart.
+  std::vector<PairOutcome> pairs;
+  for (int i = 0; i < 60; ++i) {
+    const std::string question = "question number " + std::to_string(i % 20) + " variant " + std::to_string(i);
+    PairOutcome easy{question, 1.0, 1.0, 0.001, 0.01, std::nullopt};
+    easy.source = "Task: greetings";
+    PairOutcome hard{question, 0.0, 1.0, 0.001, 0.01, std::nullopt};
+    hard.source = "Task: proofs";
+    pairs.push_back(easy);
+    pairs.push_back(hard);
+  }
+  auto options = toy_options();
+  options.system_prompt_feature = true;
+  options.source_as_system = true;
+  auto trained = train_learned(pairs, options);
+  ASSERT_TRUE(trained) << trained.error().message;
+  EXPECT_TRUE(trained->model["features"]["system_prompt"].get<bool>());
+  auto scorer = parse_route_model(trained->model.dump());
+  ASSERT_TRUE(scorer) << scorer.error().message;
+  PairOutcome unseen{"question number 7 variant 999", 0, 0, 0, 0, std::nullopt};
+  unseen.source = "task:   GREETINGS";  // case and spacing are folded
+  const double easy_p = (*scorer)->score(pair_messages(unseen, true)).p_weak_ok;
+  unseen.source = "Task: proofs";
+  const double hard_p = (*scorer)->score(pair_messages(unseen, true), true).p_weak_ok;
+  EXPECT_GT(easy_p, 0.7);
+  EXPECT_LT(hard_p, 0.3);
+  EXPECT_EQ((*scorer)->score(pair_messages(unseen, true), true).drivers.front().first, "s:task: proofs");
+  // Without the task the two are the same prompt: no better than the base rate.
+  options.system_prompt_feature = false;
+  options.source_as_system = false;
+  auto blind = train_learned(pairs, options);
+  ASSERT_TRUE(blind);
+  auto blind_scorer = parse_route_model(blind->model.dump());
+  ASSERT_TRUE(blind_scorer);
+  EXPECT_NEAR((*blind_scorer)->score(pair_messages(unseen, false)).p_weak_ok, 0.5, 0.2);
+}
+
+TEST(AnswerVerifier, LearnsFromTheWeakAnswerWhatThePromptCannotTell) {
+  // Same kind of prompt; the weak answer is wrong exactly when it ends on a
+  // fraction (a GSM8K answer is a whole number).
+  auto rows = [](int first, int count) {
+    std::vector<PairOutcome> out;
+    for (int i = first; i < first + count; ++i) {
+      const bool wrong = i % 3 == 0;
+      const std::string answer = "She has <<4*3=12>>12 so " + std::to_string(i) + (wrong ? ".5" : "") +
+                                 "\n#### " + std::to_string(i) + (wrong ? ".5" : "");
+      out.push_back({"How many apples does Tom have in case " + std::to_string(i) + "?", wrong ? 0.0 : 1.0, 1.0,
+                     0.001, 0.01, answer});
+    }
+    return out;
+  };
+  TrainingOptions options = toy_options();
+  auto verified = train_and_apply_verifier(rows(0, 90), rows(1000, 30), options);
+  ASSERT_TRUE(verified) << verified.error().message;
+  ASSERT_EQ(verified->p_weak_ok.size(), 30u);
+  for (int i = 0; i < 30; ++i) {
+    if ((1000 + i) % 3 == 0) EXPECT_LT(verified->p_weak_ok[i], 0.4) << i;
+    else EXPECT_GT(verified->p_weak_ok[i], 0.6) << i;
+  }
+  auto no_answer = rows(0, 20);
+  no_answer[3].weak_response.reset();
+  EXPECT_FALSE(train_and_apply_verifier(no_answer, rows(1000, 3), options));
+}
+
 TEST(LearnedScorer, TrainingIsDeterministic) {
   auto first = train_learned(toy_pairs(), toy_options());
   auto second = train_learned(toy_pairs(), toy_options());

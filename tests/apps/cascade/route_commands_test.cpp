@@ -133,5 +133,52 @@ TEST_F(RouteCommands, TrainWritesAModelTheRouterLoads) {
   EXPECT_EQ(model["strong"], "strong");
 }
 
+// `cascade route --explain` with router policies (docs/routing.md, "Policies").
+TEST_F(RouteCommands, ExplainShowsTheConstraintsTheRuleAndTheExperimentArm) {
+  const std::string config = (dir_ / "policies.yaml").string();
+  std::ofstream(config) << R"(
+router:
+  policies:
+    frugal: {preference: cost}
+  rules:
+    - name: legal-eu
+      match: {tenant: acme, tag: legal}
+      tier: large
+      residency: eu
+  experiment: {name: thrift, policies: [frugal, default], split: 1.0}
+)";
+  auto run = [&](RouteOptions options) {
+    options.explain = true;
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    const int code = run_route(CommonOptions{config, ""}, options);
+    std::string out = ::testing::internal::GetCapturedStdout() + ::testing::internal::GetCapturedStderr();
+    return std::pair{code, out};
+  };
+  RouteOptions legal;
+  legal.prompt = "Draft a confidentiality clause";
+  legal.tenant = "acme";
+  legal.metadata = R"({"tags":["legal"]})";
+  auto [legal_code, legal_out] = run(legal);
+  ASSERT_EQ(legal_code, 0) << legal_out;
+  EXPECT_NE(legal_out.find("constraints: tokens ~"), std::string::npos) << legal_out;
+  EXPECT_NE(legal_out.find("residency eu"), std::string::npos) << legal_out;
+  EXPECT_NE(legal_out.find("rule:    legal-eu"), std::string::npos) << legal_out;
+  EXPECT_NE(legal_out.find("arm none: a rule decided"), std::string::npos) << legal_out;
+  EXPECT_NE(legal_out.find("(mistral, tier"), std::string::npos) << legal_out;  // the eu provider
+
+  RouteOptions other;
+  other.prompt = "Summarise this paragraph";
+  auto [other_code, other_out] = run(other);
+  ASSERT_EQ(other_code, 0) << other_out;
+  EXPECT_NE(other_out.find("rule:    none matched"), std::string::npos) << other_out;
+  EXPECT_NE(other_out.find("experiment: thrift, arm thrift:frugal"), std::string::npos) << other_out;
+
+  std::ofstream(config) << "router:\n  rules:\n    - match: {prompt: \"(broken\"}\n      tier: large\n";
+  auto [bad_code, bad_out] = run(other);
+  EXPECT_NE(bad_code, 0);
+  EXPECT_NE(bad_out.find("router.rules[0].match.prompt: invalid regex"), std::string::npos) << bad_out;
+}
+
 }  // namespace
 }  // namespace cascade::cli

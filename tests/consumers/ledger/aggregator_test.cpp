@@ -31,6 +31,30 @@ TEST(LedgerAggregator, CountsARedeliveredEventOnce) {
   EXPECT_EQ(ledger.by_model().at("gpt-4o-mini").requests, 1u);
 }
 
+TEST(LedgerAggregator, GroupsByPolicyOnlyEventsThatHaveOne) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .cost_usd = 0.25, .baseline_cost_usd = 1.0, .policy = "exp:a"}));
+  ledger.apply(make_cost({.id = "2", .cost_usd = 0.5, .baseline_cost_usd = 1.0, .policy = "exp:b"}));
+  ledger.apply(make_cost({.id = "3", .tenant = "globex", .cost_usd = 1.0, .baseline_cost_usd = 1.0,
+                          .policy = "exp:a"}));
+  ledger.apply(make_cost({.id = "4", .cost_usd = 2.0, .baseline_cost_usd = 2.0}));  // no policy
+  ledger.apply(make_cost({.id = "1", .cost_usd = 9, .policy = "exp:a"}));            // redelivery
+
+  const auto policies = ledger.by_policy();
+  ASSERT_EQ(policies.size(), 2u);
+  EXPECT_EQ(policies.at("exp:a").requests, 2u);
+  EXPECT_DOUBLE_EQ(policies.at("exp:a").cost_usd, 1.25);
+  EXPECT_DOUBLE_EQ(policies.at("exp:a").savings_usd, 0.75);
+  EXPECT_EQ(policies.at("exp:b").requests, 1u);
+
+  const auto acme = ledger.tenant_by_policy("acme");
+  ASSERT_EQ(acme.size(), 2u);
+  EXPECT_EQ(acme.at("exp:a").requests, 1u);
+  EXPECT_DOUBLE_EQ(acme.at("exp:a").cost_usd, 0.25);
+  EXPECT_TRUE(ledger.tenant_by_policy("initech").empty());
+  EXPECT_EQ(ledger.total().requests, 4u);  // the policy view is a view, not a filter
+}
+
 TEST(LedgerAggregator, TotalsAreTheSumsOfTheEvents) {
   LedgerAggregator ledger;
   std::vector<CostEvent> events = {

@@ -23,6 +23,7 @@ struct CostEventSpec {
   std::int64_t ts_ms = 1'700'000'000'000;
   std::vector<std::string> tags = {};
   std::int64_t reasoning_tokens = 0;
+  std::string policy = {};  // routing policy / experiment arm; "" = none
 };
 
 inline CostEvent make_cost(const CostEventSpec& spec) {
@@ -43,6 +44,7 @@ inline CostEvent make_cost(const CostEventSpec& spec) {
   event.cache = spec.cache;
   event.latency_ms = spec.latency_ms;
   event.ttft_ms = spec.ttft_ms;
+  event.policy = spec.policy;
   return event;
 }
 

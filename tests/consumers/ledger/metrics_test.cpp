@@ -116,6 +116,29 @@ TEST(LedgerMetrics, NegativeSavingsGoToTheExtraCostCounter) {
   EXPECT_EQ(sample_value(text, "cascade_cost_usd_total", labels), 1.75);
 }
 
+TEST(LedgerMetrics, PoliciesHaveTheirOwnCountersAndDoNotSplitTheMainSeries) {
+  LedgerMetrics metrics;
+  metrics.record(make_cost({.id = "1", .cost_usd = 0.25, .baseline_cost_usd = 1.0, .policy = "exp:a"}));
+  metrics.record(make_cost({.id = "2", .cost_usd = 0.5, .baseline_cost_usd = 1.0, .policy = "exp:a"}));
+  metrics.record(make_cost({.id = "3", .cost_usd = 1.0, .baseline_cost_usd = 1.0, .policy = "exp:b"}));
+  metrics.record(make_cost({.id = "4", .cost_usd = 2.0, .baseline_cost_usd = 2.0}));
+  const std::string text = metrics.serialize();
+  const Labels a{{"tenant", "acme"}, {"policy", "exp:a"}};
+  EXPECT_EQ(sample_value(text, "cascade_policy_requests_total", a), 2.0);
+  EXPECT_EQ(sample_value(text, "cascade_policy_cost_usd_total", a), 0.75);
+  EXPECT_EQ(sample_value(text, "cascade_policy_baseline_cost_usd_total", a), 2.0);
+  EXPECT_EQ(sample_value(text, "cascade_policy_requests_total", (Labels{{"tenant", "acme"}, {"policy", "exp:b"}})),
+            1.0);
+  EXPECT_EQ(sample_value(text, "cascade_policy_requests_total", (Labels{{"tenant", "acme"}, {"policy", ""}})),
+            std::nullopt);
+  // The main series keep their labels: every event counts there once.
+  EXPECT_EQ(sample_value(text, "cascade_requests_total", series("acme", "gpt-4o-mini", "openai", "miss")), 4.0);
+  for (const Sample& sample : parse_exposition(text)) {
+    if (sample.name.starts_with("cascade_policy_")) continue;
+    EXPECT_FALSE(sample.labels.contains("policy")) << sample.name;
+  }
+}
+
 TEST(LedgerMetrics, KeepsTenantsInSeparateSeries) {
   LedgerMetrics metrics;
   metrics.record(make_cost({.id = "1", .tenant = "acme", .cost_usd = 1}));

@@ -57,6 +57,34 @@ TEST(SavingsReport, ShowsCostBaselineSavingsAndPercentage) {
   EXPECT_LT(report.find("\nsmall "), report.find("\nlarge "));
 }
 
+TEST(SavingsReport, ShowsAPolicySectionOnlyWhenSomeEventHasAPolicy) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .cost_usd = 1, .baseline_cost_usd = 4}));
+  EXPECT_THAT(format_savings_report(ledger, "gpt-4o"), Not(HasSubstr("Policies")));
+
+  ledger.apply(make_cost({.id = "2", .cost_usd = 1, .baseline_cost_usd = 4, .policy = "thrift:frugal"}));
+  ledger.apply(make_cost({.id = "3", .cost_usd = 2, .baseline_cost_usd = 4, .policy = "thrift:frugal"}));
+  ledger.apply(make_cost({.id = "4", .cost_usd = 4, .baseline_cost_usd = 4, .policy = "thrift:careful"}));
+  ledger.apply(make_cost({.id = "5", .tenant = "globex", .cost_usd = 8, .baseline_cost_usd = 8,
+                          .policy = "thrift:careful"}));
+  const std::string report = format_savings_report(ledger, "gpt-4o");
+  EXPECT_THAT(report, HasSubstr("Policies (routing policy or experiment arm)"));
+  const std::string frugal = line_starting_with(report, "thrift:frugal");
+  EXPECT_THAT(frugal, HasSubstr(" 2 "));
+  EXPECT_THAT(frugal, HasSubstr("$3.00"));   // cost
+  EXPECT_THAT(frugal, HasSubstr("$1.50"));   // cost per request
+  EXPECT_THAT(frugal, HasSubstr("$5.00"));   // savings
+  EXPECT_THAT(frugal, HasSubstr("62.5%"));   // of the $8 baseline
+  const std::string careful = line_starting_with(report, "thrift:careful");
+  EXPECT_THAT(careful, HasSubstr(" 2 "));
+  EXPECT_THAT(careful, HasSubstr("0.0%"));
+
+  // A tenant's report shows only its own policy figures.
+  const std::string globex = format_savings_report(ledger, "gpt-4o", "globex");
+  EXPECT_THAT(line_starting_with(globex, "thrift:careful"), HasSubstr(" 1 "));
+  EXPECT_THAT(globex, Not(HasSubstr("thrift:frugal")));
+}
+
 TEST(SavingsReport, ShowsFractionsOfACentWithSixDecimals) {
   LedgerAggregator ledger;
   ledger.apply(make_cost({.id = "1", .cost_usd = 0.000123, .baseline_cost_usd = 0.0041}));

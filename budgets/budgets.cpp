@@ -309,7 +309,8 @@ double BudgetBook::spend(std::string_view tenant, std::string_view scope, Budget
 }
 
 BudgetDecision BudgetBook::check(std::string_view tenant, std::string_view model, std::span<const std::string> tags,
-                                 double estimated_cost_usd, std::int64_t now_ms) const {
+                                 double estimated_cost_usd, std::int64_t now_ms,
+                                 const PendingSpend* pending) const {
   BudgetDecision decision;
   const std::int64_t seen = ledger_seen_ms_.load();
   decision.state_age_ms = seen > 0 ? std::max<std::int64_t>(0, now_ms - seen) : -1;
@@ -333,8 +334,9 @@ BudgetDecision BudgetBook::check(std::string_view tenant, std::string_view model
       if (auto it = spend_.find(std::tuple{std::string(tenant), scope, period}); it != spend_.end()) {
         if (it->second.period_id >= (period == BudgetPeriod::daily ? day : month)) spent = it->second.usd;
       }
-      const double remaining = limit - spent;
-      const double after = spent + estimate;
+      const double in_flight = pending ? pending->amount(tenant, scope) : 0.0;
+      const double remaining = limit - spent - in_flight;
+      const double after = spent + in_flight + estimate;
       // Spend is a sum of many doubles: what reaches a limit only by rounding noise is at it, not over.
       const double slack = 1e-9 * std::max(limit, 1.0);
       BudgetVerdict verdict = BudgetVerdict::ok;
@@ -351,7 +353,9 @@ BudgetDecision BudgetBook::check(std::string_view tenant, std::string_view model
       decision.period = period;
       decision.reason = std::string(verdict == BudgetVerdict::hard_exceeded ? "budget exceeded: " : "budget nearly spent: ") +
                         std::string(tenant) + " " + describe_scope(scope) + " " + std::string(to_string(period)) +
-                        " limit " + money(limit) + ", spent " + money(spent) + " + estimated " + money(estimate);
+                        " limit " + money(limit) + ", spent " + money(spent) +
+                        (in_flight > 0 ? " + pending " + money(in_flight) : std::string()) + " + estimated " +
+                        money(estimate);
       if (verdict == BudgetVerdict::soft_exceeded) {
         char pct[32];
         std::snprintf(pct, sizeof pct, " > %g%% of the limit", limits->soft_percent);
@@ -360,6 +364,94 @@ BudgetDecision BudgetBook::check(std::string_view tenant, std::string_view model
     }
   }
   return decision;
+}
+
+bool BudgetBook::has_budgets(std::string_view tenant) const {
+  std::shared_lock lock(mu_);
+  for (const auto* table : {&configured_, &runtime_}) {
+    auto it = table->lower_bound(Key{std::string(tenant), std::string()});
+    if (it != table->end() && it->first.first == tenant) return true;
+  }
+  return false;
+}
+
+// ---- PendingSpend ------------------------------------------------------------
+
+namespace {
+std::string pending_key(std::string_view tenant, std::string_view scope) {
+  std::string key;
+  key.reserve(tenant.size() + 1 + scope.size());
+  key.append(tenant).push_back('\0');
+  key.append(scope);
+  return key;
+}
+}  // namespace
+
+void PendingSpend::add(const std::vector<std::string>& keys, double usd) {
+  for (const auto& key : keys) {
+    Sum& sum = sums_[key];
+    sum.usd += usd;
+    sum.entries++;
+  }
+}
+
+void PendingSpend::remove(const std::vector<std::string>& keys, double usd) {
+  for (const auto& key : keys) {
+    auto it = sums_.find(key);
+    if (it == sums_.end()) continue;
+    if (--it->second.entries == 0) {
+      sums_.erase(it);
+    } else {
+      it->second.usd -= usd;
+    }
+  }
+}
+
+std::uint64_t PendingSpend::reserve(std::string_view tenant, std::string_view model,
+                                    std::span<const std::string> tags, double usd) {
+  Reservation r;
+  r.usd = std::max(usd, 0.0);
+  r.keys.reserve(2 + tags.size());
+  r.keys.push_back(pending_key(tenant, ""));
+  if (!model.empty()) r.keys.push_back(pending_key(tenant, model_scope(model)));
+  for (const auto& tag : tags) {
+    std::string key = pending_key(tenant, tag_scope(tag));
+    // A tag named twice is one budget, charged once.
+    if (std::find(r.keys.begin(), r.keys.end(), key) == r.keys.end()) r.keys.push_back(std::move(key));
+  }
+  add(r.keys, r.usd);
+  const std::uint64_t id = ++next_id_;
+  reserved_.emplace(id, std::move(r));
+  return id;
+}
+
+void PendingSpend::settle(std::uint64_t id, double actual_usd, std::int64_t now_ms) {
+  auto it = reserved_.find(id);
+  if (it == reserved_.end()) return;
+  Reservation r = std::move(it->second);
+  reserved_.erase(it);
+  remove(r.keys, r.usd);
+  actual_usd = std::max(actual_usd, 0.0);
+  if (actual_usd <= 0) return;  // nothing was paid: nothing for the ledger to catch up with
+  add(r.keys, actual_usd);
+  settled_.push_back(Settled{now_ms, std::move(r.keys), actual_usd});
+}
+
+void PendingSpend::forget_included(std::int64_t ledger_seen_ms, std::int64_t now_ms, std::int64_t max_age_ms) {
+  while (!settled_.empty()) {
+    const Settled& front = settled_.front();
+    const bool included = front.settled_ms + settle_ms_ <= ledger_seen_ms;
+    const bool too_old = now_ms - front.settled_ms > max_age_ms;
+    if (!included && !too_old) break;
+    remove(front.keys, front.usd);
+    settled_.pop_front();
+  }
+}
+
+double PendingSpend::amount(std::string_view tenant, std::string_view scope) const {
+  if (sums_.empty()) return 0;
+  auto it = sums_.find(pending_key(tenant, scope));
+  return it == sums_.end() ? 0.0 : it->second.usd;
 }
 
 std::vector<BudgetStatus> BudgetBook::statuses(std::string_view tenant, std::int64_t now_ms) const {

@@ -14,6 +14,7 @@
 // delay; docs/ledger.md bounds the overshoot that allows.
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -22,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/config.h"
@@ -137,6 +139,60 @@ struct BudgetStatus {
   double spent_monthly_usd = 0;
 };
 
+// Spend one worker event loop has committed to that the spend state may not
+// show yet: the estimates of its requests in flight, and the actual cost of
+// those that finished within the last settle_ms of the ledger's clock (the
+// ledger needs that long to consume a cost event and publish the spend).
+// BudgetBook::check adds it to the published spend, so requests admitted
+// together by one loop never overshoot a limit between them; the bound left
+// is docs/ledger.md's "Overshoot bound". Single-threaded: one per event loop.
+class PendingSpend {
+ public:
+  // settle_ms: how long a finished request's cost is counted here after it
+  // finished, unless the ledger's spend state is newer by that much
+  // (forget_included). Must exceed the ledger's delay (measured ~50-70 ms).
+  explicit PendingSpend(std::int64_t settle_ms) : settle_ms_(settle_ms) {}
+
+  // Counts usd against the tenant, its model and each tag until settle().
+  // Returns the reservation's id (never 0).
+  std::uint64_t reserve(std::string_view tenant, std::string_view model, std::span<const std::string> tags,
+                        double usd);
+  // The request finished having cost actual_usd (0 when nothing was paid);
+  // unknown ids (0, settled already) are ignored.
+  void settle(std::uint64_t id, double actual_usd, std::int64_t now_ms);
+  // Drops finished costs the spend state includes by now: finished more than
+  // settle_ms before ledger_seen_ms, or (ledger down) more than max_age_ms ago.
+  void forget_included(std::int64_t ledger_seen_ms, std::int64_t now_ms, std::int64_t max_age_ms = 600000);
+
+  // What is pending for (tenant, scope).
+  double amount(std::string_view tenant, std::string_view scope) const;
+  std::size_t reservations() const { return reserved_.size(); }
+  std::size_t settled() const { return settled_.size(); }
+
+ private:
+  struct Reservation {
+    std::vector<std::string> keys;  // tenant '\0' scope
+    double usd = 0;
+  };
+  struct Settled {
+    std::int64_t settled_ms = 0;
+    std::vector<std::string> keys;
+    double usd = 0;
+  };
+  struct Sum {
+    double usd = 0;
+    std::size_t entries = 0;  // back to exactly 0 when none is left (no drift)
+  };
+  void add(const std::vector<std::string>& keys, double usd);
+  void remove(const std::vector<std::string>& keys, double usd);
+
+  std::int64_t settle_ms_;
+  std::uint64_t next_id_ = 0;
+  std::unordered_map<std::uint64_t, Reservation> reserved_;
+  std::deque<Settled> settled_;  // in the order they finished
+  std::unordered_map<std::string, Sum> sums_;
+};
+
 // Budgets and spend in memory: configured budgets, run-time overrides, and the
 // latest spend per tenant/scope/period. Thread-safe; check() takes a shared lock.
 class BudgetBook {
@@ -160,8 +216,12 @@ class BudgetBook {
   // budget of the tenant, of the model and of each tag, daily and monthly.
   // hard_exceeded when spend + estimate > limit for any of them, else
   // soft_exceeded when spend + estimate > soft_percent of any, else ok.
+  // `pending` (may be null): this loop's spend not yet in the state, added to it.
   BudgetDecision check(std::string_view tenant, std::string_view model, std::span<const std::string> tags,
-                       double estimated_cost_usd, std::int64_t now_ms) const;
+                       double estimated_cost_usd, std::int64_t now_ms,
+                       const PendingSpend* pending = nullptr) const;
+  // Whether any budget (configured or run-time) names this tenant.
+  bool has_budgets(std::string_view tenant) const;
 
   // Every budget in force (of one tenant, or all when tenant is empty) with its spend.
   std::vector<BudgetStatus> statuses(std::string_view tenant, std::int64_t now_ms) const;
@@ -199,8 +259,9 @@ class BudgetTable {
   void stop();
 
   BudgetDecision check(std::string_view tenant, std::string_view model, std::span<const std::string> tags,
-                       double estimated_cost_usd, std::int64_t now_ms) const {
-    return book_->check(tenant, model, tags, estimated_cost_usd, now_ms);
+                       double estimated_cost_usd, std::int64_t now_ms,
+                       const PendingSpend* pending = nullptr) const {
+    return book_->check(tenant, model, tags, estimated_cost_usd, now_ms, pending);
   }
   const BudgetBook& book() const { return *book_; }
   BudgetBook& book() { return *book_; }

@@ -1,5 +1,7 @@
 #include "client/cascade_client.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace cascade {
@@ -49,8 +51,16 @@ ReplyReader::~ReplyReader() {
 
 std::vector<ReplyEvent> ReplyReader::poll(int timeout_ms) {
   std::vector<ReplyEvent> out;
+  // Waits for the first message only, then takes what else is there without
+  // waiting: a batch call would wait out its whole timeout for a full batch,
+  // and callers time the events by when poll returns them.
   rd_kafka_message_t* batch[512];
-  const auto n = rd_kafka_consume_batch_queue(queue_, timeout_ms, batch, 512);
+  ssize_t n = 0;
+  if (rd_kafka_message_t* first = rd_kafka_consume_queue(queue_, timeout_ms)) {
+    batch[0] = first;
+    const ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, batch + 1, 511);
+    n = 1 + std::max<ssize_t>(more, 0);
+  }
   for (ssize_t i = 0; i < n; ++i) {
     rd_kafka_message_t* msg = batch[i];
     if (!msg->err) {
@@ -102,8 +112,9 @@ bool CascadeClient::flush(int timeout_ms) { return producer_->flush(timeout_ms);
 
 void CascadeClient::poll(int timeout_ms, const std::function<void(const ReplyEvent&)>& on_event) {
   producer_->poll(0);
-  const auto now = std::chrono::steady_clock::now();
-  for (auto& event : reader_->poll(timeout_ms)) {
+  auto events = reader_->poll(timeout_ms);
+  const auto now = std::chrono::steady_clock::now();  // when these events arrived
+  for (auto& event : events) {
     auto it = replies_.find(event.id);
     if (it == replies_.end()) {
       if (taken_.contains(event.id)) late_events_++;

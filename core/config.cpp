@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -168,6 +169,156 @@ Result<void> validate_cascade_and_quality(const CascadeConfig& cascade, const Qu
   return {};
 }
 
+bool is_preference_name(const std::string& name) {
+  return name == "cost" || name == "balanced" || name == "quality" || name == "speed";
+}
+
+Result<void> only_keys(const YAML::Node& node, std::initializer_list<std::string_view> keys, const std::string& path) {
+  if (!node.IsMap()) return fail(ErrorCode::invalid_request, "config key '" + path + "' must be a mapping");
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+      return fail(ErrorCode::invalid_request, "config '" + path + "': unknown key '" + key + "'");
+  }
+  return {};
+}
+
+// A scalar as text ("" when absent or null), or an error naming the key.
+Result<std::string> scalar_text(const YAML::Node& parent, const char* key, const std::string& path) {
+  const YAML::Node n = parent[key];
+  if (!n.IsDefined() || n.IsNull()) return std::string();
+  if (!n.IsScalar()) return fail(ErrorCode::invalid_request, "config key '" + path + "." + key + "' must be a string");
+  return n.Scalar();
+}
+
+// router.policies, router.rules and router.experiment (docs/routing.md,
+// "Policies"). Model ids and regexes are the router's to check
+// (validate_route_policies), as it has the catalog and PCRE2.
+Result<void> read_router_policies(const YAML::Node& router, KeyReader& r, RouterConfig& out) {
+  const auto policies = router["policies"];
+  if (policies.IsDefined() && !policies.IsNull()) {
+    if (!policies.IsMap()) return fail(ErrorCode::invalid_request, "config key 'router.policies' must be a mapping");
+    for (const auto& kv : policies) {
+      const std::string name = kv.first.as<std::string>();
+      const std::string path = "router.policies." + name;
+      if (name.empty() || name == "default" || name.find(':') != std::string::npos)
+        return fail(ErrorCode::invalid_request,
+                    "config '" + path + "': a policy name must be non-empty, without ':', and not 'default'");
+      if (!kv.second.IsNull()) {
+        if (auto ok = only_keys(kv.second, {"preference", "small_max", "medium_max", "small_min", "medium_min"}, path);
+            !ok)
+          return ok;
+      }
+      RoutePolicyConfig policy;
+      constexpr double kUnset = -1;
+      TierThresholds t{kUnset, kUnset};
+      ProbabilityThresholds p{kUnset, kUnset};
+      r.read(kv.second, "preference", policy.preference, path);
+      r.read(kv.second, "small_max", t.small_max, path);
+      r.read(kv.second, "medium_max", t.medium_max, path);
+      r.read(kv.second, "small_min", p.small_min, path);
+      r.read(kv.second, "medium_min", p.medium_min, path);
+      if (!r.error().empty()) return {};
+      if (!policy.preference.empty() && !is_preference_name(policy.preference))
+        return fail(ErrorCode::invalid_request, "config '" + path + ".preference': '" + policy.preference +
+                                                    "' is not one of cost|balanced|quality|speed");
+      if ((t.small_max == kUnset) != (t.medium_max == kUnset))
+        return fail(ErrorCode::invalid_request, "config '" + path + "': small_max and medium_max go together");
+      if (t.small_max != kUnset) {
+        if (!(0 <= t.small_max && t.small_max <= t.medium_max && t.medium_max <= 1))
+          return fail(ErrorCode::invalid_request, "config '" + path + "': need 0 <= small_max <= medium_max <= 1");
+        policy.thresholds = t;
+      }
+      if ((p.small_min == kUnset) != (p.medium_min == kUnset))
+        return fail(ErrorCode::invalid_request, "config '" + path + "': small_min and medium_min go together");
+      if (p.small_min != kUnset) {
+        if (!(0 <= p.medium_min && p.medium_min <= p.small_min && p.small_min <= 1))
+          return fail(ErrorCode::invalid_request, "config '" + path + "': need 0 <= medium_min <= small_min <= 1");
+        policy.probability = p;
+      }
+      out.policies[name] = std::move(policy);
+    }
+  }
+  auto known_policy = [&](const std::string& name) { return name == "default" || out.policies.contains(name); };
+
+  const auto rules = router["rules"];
+  if (rules.IsDefined() && !rules.IsNull()) {
+    if (!rules.IsSequence()) return fail(ErrorCode::invalid_request, "config key 'router.rules' must be a list");
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      const YAML::Node node = rules[i];
+      const std::string path = "router.rules[" + std::to_string(i) + "]";
+      if (auto ok = only_keys(node, {"name", "match", "model", "tier", "policy", "residency"}, path); !ok) return ok;
+      RouteRuleConfig rule;
+      for (auto [key, into] : {std::pair{"name", &rule.name}, std::pair{"model", &rule.model},
+                               std::pair{"tier", &rule.tier}, std::pair{"policy", &rule.policy},
+                               std::pair{"residency", &rule.residency}}) {
+        auto text = scalar_text(node, key, path);
+        if (!text) return std::unexpected(text.error());
+        *into = std::move(*text);
+      }
+      const YAML::Node match = node["match"];
+      const std::string match_path = path + ".match";
+      if (!match.IsDefined() || match.IsNull())
+        return fail(ErrorCode::invalid_request, "config '" + path + "': missing 'match'");
+      if (auto ok = only_keys(match, {"tenant", "tag", "metadata", "prompt"}, match_path); !ok) return ok;
+      for (auto [key, into] : {std::pair{"tenant", &rule.tenant}, std::pair{"tag", &rule.tag},
+                               std::pair{"prompt", &rule.prompt}}) {
+        auto text = scalar_text(match, key, match_path);
+        if (!text) return std::unexpected(text.error());
+        *into = std::move(*text);
+      }
+      if (const YAML::Node metadata = match["metadata"]; metadata.IsDefined() && !metadata.IsNull()) {
+        if (!metadata.IsMap())
+          return fail(ErrorCode::invalid_request, "config key '" + match_path + ".metadata' must be a mapping");
+        for (const auto& kv : metadata) {
+          const std::string key = kv.first.as<std::string>();
+          if (!kv.second.IsScalar())
+            return fail(ErrorCode::invalid_request,
+                        "config key '" + match_path + ".metadata." + key + "' must be a string, number or boolean");
+          rule.metadata[key] = kv.second.Scalar();
+        }
+      }
+      if (rule.tenant.empty() && rule.tag.empty() && rule.metadata.empty() && rule.prompt.empty())
+        return fail(ErrorCode::invalid_request,
+                    "config '" + match_path + "': needs at least one of tenant, tag, metadata, prompt");
+      const int actions = !rule.model.empty() + !rule.tier.empty() + !rule.policy.empty();
+      if (actions > 1)
+        return fail(ErrorCode::invalid_request, "config '" + path + "': model, tier and policy exclude each other");
+      if (actions == 0 && rule.residency.empty())
+        return fail(ErrorCode::invalid_request, "config '" + path + "': needs an action: model, tier, policy or residency");
+      if (!rule.tier.empty() && rule.tier != "small" && rule.tier != "medium" && rule.tier != "large")
+        return fail(ErrorCode::invalid_request,
+                    "config '" + path + ".tier': '" + rule.tier + "' is not one of small|medium|large");
+      if (!rule.policy.empty() && !known_policy(rule.policy))
+        return fail(ErrorCode::invalid_request,
+                    "config '" + path + ".policy': '" + rule.policy + "' is not in router.policies");
+      out.rules.push_back(std::move(rule));
+    }
+  }
+
+  const auto experiment = router["experiment"];
+  if (experiment.IsDefined() && !experiment.IsNull()) {
+    if (auto ok = only_keys(experiment, {"name", "policies", "split"}, "router.experiment"); !ok) return ok;
+  }
+  RouteExperimentConfig& e = out.experiment;
+  r.read(experiment, "name", e.name, "router.experiment");
+  r.read(experiment, "policies", e.policies, "router.experiment");
+  r.read(experiment, "split", e.split, "router.experiment");
+  if (!r.error().empty() || e.name.empty()) return {};
+  if (e.name.find(':') != std::string::npos)
+    return fail(ErrorCode::invalid_request, "config 'router.experiment.name' must not contain ':'");
+  if (e.policies.size() != 2 || e.policies[0] == e.policies[1])
+    return fail(ErrorCode::invalid_request, "config 'router.experiment.policies' must name two different policies");
+  for (const auto& name : e.policies) {
+    if (!known_policy(name))
+      return fail(ErrorCode::invalid_request,
+                  "config 'router.experiment.policies': '" + name + "' is not in router.policies");
+  }
+  if (!(e.split >= 0 && e.split <= 1))
+    return fail(ErrorCode::invalid_request, "config 'router.experiment.split' must be within 0..1");
+  return {};
+}
+
 Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
   Config c;
   KeyReader r(env);
@@ -201,6 +352,11 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
 
   r.read(root["limits"], "max_event_bytes", c.limits.max_event_bytes, "limits");
   r.read(root["limits"], "default_max_tokens", c.limits.default_max_tokens, "limits");
+  r.read(root["limits"], "budget_settle_ms", c.limits.budget_settle_ms, "limits");
+  r.read(root["limits"], "budget_max_state_age_ms", c.limits.budget_max_state_age_ms, "limits");
+  if (r.error().empty() && (c.limits.budget_settle_ms < 0 || c.limits.budget_max_state_age_ms < 0))
+    return fail(ErrorCode::invalid_request, "config 'limits': budget_settle_ms and budget_max_state_age_ms must be >= 0");
+  r.read(root["tokenizer"], "dir", c.tokenizer.dir, "tokenizer");
   const auto state = root["state"];
   r.read(state, "dir", c.state.dir, "state");
   r.read(state, "max_bytes", c.state.max_bytes, "state");
@@ -274,6 +430,9 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
         c.router.scorer != "knn")
       return fail(ErrorCode::invalid_request,
                   "router.scorer must be heuristic, learned or knn, not '" + c.router.scorer + "'");
+    if (r.error().empty()) {
+      if (auto ok = read_router_policies(router, r, c.router); !ok) return std::unexpected(ok.error());
+    }
   }
 
   const auto resilience = root["resilience"];

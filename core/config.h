@@ -51,6 +51,17 @@ struct WorkerConfig {
 struct LimitsConfig {
   std::size_t max_event_bytes = 1 << 20;
   int default_max_tokens = 1024;
+  // Budget enforcement (docs/ledger.md): how long a worker counts a finished
+  // request's cost itself before trusting the ledger's spend state to include
+  // it; and past what age of that state a tenant with a budget is refused
+  // (fail closed; 0 = never).
+  std::int64_t budget_settle_ms = 2000;
+  std::int64_t budget_max_state_age_ms = 0;
+};
+
+// Where the tiktoken rank files are (docs/tokenizer.md); "" = the usual places.
+struct TokenizerConfig {
+  std::string dir;
 };
 
 struct StateConfig {
@@ -138,6 +149,39 @@ struct CascadeConfig {
   std::size_t max_buffer_bytes = 65536;
 };
 
+// router.policies.<name>: how a request routed under this policy is scored.
+// Unset fields keep the router's own: the thresholds of `preference` (or of
+// the request's preference when it is "").
+struct RoutePolicyConfig {
+  std::string preference;                           // "" = the request's; else cost|balanced|quality|speed
+  std::optional<TierThresholds> thresholds;         // small_max + medium_max (heuristic)
+  std::optional<ProbabilityThresholds> probability;  // small_min + medium_min (learned, knn)
+};
+
+// router.rules[i]: when every given match holds, the action applies. The
+// first matching rule wins. Regexes are compiled (PCRE2) by the router.
+struct RouteRuleConfig {
+  std::string name;  // shown in reasons; "" = "rules[<i>]"
+  // Match (at least one): "" / empty = any.
+  std::string tenant;
+  std::string tag;                              // metadata.tags contains it
+  std::map<std::string, std::string> metadata;  // metadata.<key> equals value (as text)
+  std::string prompt;                           // PCRE2 regex searched in the last user message
+  // Action: at most one of model, tier, policy; residency may come with any.
+  std::string model;      // pin this catalog model
+  std::string tier;       // small | medium | large
+  std::string policy;     // a name in router.policies (or "default")
+  std::string residency;  // required region, on top of the request's own
+};
+
+// router.experiment: splits auto-routed traffic between two policies by a
+// hash of the request id (stable on redelivery). name "" = no experiment.
+struct RouteExperimentConfig {
+  std::string name;
+  std::vector<std::string> policies;  // exactly two: [a, b]
+  double split = 0.5;                 // share of requests given policies[0]
+};
+
 struct RouterConfig {
   TierThresholds balanced{0.30, 0.60};
   TierThresholds cost{0.55, 0.85};
@@ -157,6 +201,11 @@ struct RouterConfig {
   std::map<std::string, std::vector<std::string>> fallbacks;
   int max_fallbacks = 2;
   CascadeConfig cascade;
+  // Policies (docs/routing.md, "Policies"): named threshold sets, rules
+  // matched first to last, and an A/B experiment between two policies.
+  std::map<std::string, RoutePolicyConfig> policies;
+  std::vector<RouteRuleConfig> rules;
+  RouteExperimentConfig experiment;
 };
 
 struct RetryConfig {
@@ -261,6 +310,7 @@ struct Config {
   KafkaConfig kafka;
   WorkerConfig worker;
   LimitsConfig limits;
+  TokenizerConfig tokenizer;
   StateConfig state;
   CacheConfig cache;
   CatalogConfig catalog;

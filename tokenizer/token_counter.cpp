@@ -1,7 +1,6 @@
-#include <spdlog/spdlog.h>
-
 #include <array>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <system_error>
 
 #include "tokenizer/tokenizer.h"
@@ -139,6 +138,23 @@ TokenCount TokenCounter::count_messages(std::string_view model, const nlohmann::
   }
   out.tokens += kReplyPriming;
   return out;
+}
+
+Result<std::shared_ptr<const TokenCounter>> load_token_counter(const TokenizerConfig& config) {
+  const std::filesystem::path dir = TokenCounter::find_directory(config.dir);
+  if (!config.dir.empty() && dir != std::filesystem::path(config.dir)) {
+    return fail(ErrorCode::invalid_request, "config 'tokenizer.dir': " + config.dir +
+                                                " holds neither o200k_base.tiktoken nor cl100k_base.tiktoken");
+  }
+  if (dir.empty()) {
+    spdlog::warn("tokenizer: no tiktoken rank files found (tokenizer.dir, ./data/tokenizers, "
+                 "/usr/share/cascade/tokenizers, ../shared/data/tokenizers): tokens are estimated as bytes / 4");
+    return TokenCounter::bytes_only();
+  }
+  auto counter = TokenCounter::load(dir);
+  if (!counter) return std::unexpected(counter.error());
+  spdlog::info("tokenizer: rank files from {}", dir.string());
+  return counter;
 }
 
 }  // namespace cascade

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/config.h"
 #include "core/result.h"
 
 namespace cascade {
@@ -100,5 +101,10 @@ class TokenCounter {
   std::unique_ptr<const BpeTokenizer> cl100k_;
   std::unique_ptr<const BpeTokenizer> o200k_;
 };
+
+// The process's counter from the configuration (tokenizer.dir): the rank
+// files of the configured directory (an error when it has none), else of the
+// first usual place that has them, else bytes / 4 with a warning.
+Result<std::shared_ptr<const TokenCounter>> load_token_counter(const TokenizerConfig& config);
 
 }  // namespace cascade

@@ -23,6 +23,8 @@
 #include "consumers/ledger/ledger.h"
 #include "consumers/worker/worker.h"
 #include "consumers/worker/worker_state.h"
+#include "budgets/budgets.h"
+#include "tokenizer/tokenizer.h"
 #include "core/config.h"
 #include "core/logging.h"
 #include "kafka/kafka.h"
@@ -155,6 +157,7 @@ int run_worker(const CommonOptions& common) {
   // A router model that does not load stops the worker here, rather than
   // every request falling back to the heuristic.
   if (auto scorer = load_route_scorer(config->router); !scorer) return print_error(scorer.error());
+  if (auto policies = validate_route_policies(config->router, *catalog); !policies) return print_error(policies.error());
   // Restores the cache from the changelog before the worker takes requests.
   auto state = WorkerState::open(*config, kafka->bootstrap(), *catalog, kafka->embedded());
   if (!state) return print_error(state.error());
@@ -176,6 +179,15 @@ int run_worker(const CommonOptions& common) {
   std::optional<StateMetricsSampler> state_metrics;
   if (exposer) state_metrics.emplace(metrics, (*state)->store(), (*state)->changelog());
 
+  // Budgets and the ledger's spend: read to their end before requests are
+  // taken, then followed (a global table, like the cache changelog).
+  auto budgets = BudgetTable::open(*config, kafka->bootstrap());
+  if (!budgets) return print_error(budgets.error());
+  if (auto restored = (*budgets)->restore(); !restored) return print_error(restored.error());
+  if (auto started = (*budgets)->start(); !started) return print_error(started.error());
+  auto tokens = load_token_counter(config->tokenizer);
+  if (!tokens) return print_error(tokens.error());
+
   WorkerOptions options;
   options.config = *config;
   options.bootstrap = kafka->bootstrap();
@@ -184,6 +196,8 @@ int run_worker(const CommonOptions& common) {
   options.changelog = (*state)->changelog();
   options.cache = (*state)->cache();
   options.metrics = &metrics;
+  options.budgets = budgets->get();
+  options.tokens = std::move(*tokens);
   auto worker = Worker::start(std::move(options));
   if (!worker) return print_error(worker.error());
   wait_for_signal();
@@ -220,6 +234,8 @@ int run_send(const CommonOptions& common, const SendOptions& options) {
   event.model = options.model;
   event.preference = *preference;
   if (options.max_tokens > 0) event.max_tokens = options.max_tokens;
+  if (!options.cascade.empty()) event.cascade = options.cascade == "on";
+  if (!options.tags.empty()) event.metadata["tags"] = options.tags;
   if (!options.system.empty()) event.messages.push_back({{"role", "system"}, {"content", options.system}});
   event.messages.push_back({{"role", "user"}, {"content", options.prompt}});
   if (auto ok = (*client)->send(event); !ok) return print_error(ok.error());

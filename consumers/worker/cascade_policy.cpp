@@ -15,12 +15,12 @@ std::optional<Tier> stronger(Tier tier) {
   return std::nullopt;
 }
 
-// The tier's available models, cheapest first (ties by id, as the router breaks them).
-std::vector<const ModelInfo*> available_in(const ModelCatalog& catalog, Tier tier,
-                                           const std::function<bool(std::string_view)>& available) {
+// The tier's usable models, cheapest first (ties by id, as the router breaks them).
+std::vector<const ModelInfo*> usable_in(const ModelCatalog& catalog, Tier tier,
+                                        const std::function<bool(const ModelInfo&)>& usable) {
   std::vector<const ModelInfo*> out;
   for (const ModelInfo& model : catalog.models()) {
-    if (model.tier == tier && (!available || available(model.provider))) out.push_back(&model);
+    if (model.tier == tier && (!usable || usable(model))) out.push_back(&model);
   }
   std::ranges::sort(out, [](const ModelInfo* a, const ModelInfo* b) {
     const double pa = blended_price(*a);
@@ -44,12 +44,12 @@ double blended_price(const ModelInfo& model) {
 }
 
 std::vector<const ModelInfo*> escalation_chain(const ModelCatalog& catalog, Tier cheap_tier,
-                                               const std::function<bool(std::string_view)>& available,
+                                               const std::function<bool(const ModelInfo&)>& usable,
                                                int max_fallbacks) {
   std::vector<const ModelInfo*> tier_models;
   std::optional<Tier> tier = stronger(cheap_tier);
   for (; tier; tier = stronger(*tier)) {
-    tier_models = available_in(catalog, *tier, available);
+    tier_models = usable_in(catalog, *tier, usable);
     if (!tier_models.empty()) break;
   }
   if (tier_models.empty()) return {};
@@ -64,7 +64,7 @@ std::vector<const ModelInfo*> escalation_chain(const ModelCatalog& catalog, Tier
     if (m->provider != strong->provider) add(m);
   for (const ModelInfo* m : tier_models) add(m);
   if (auto above = stronger(*tier)) {
-    const auto next = available_in(catalog, *above, available);
+    const auto next = usable_in(catalog, *above, usable);
     if (!next.empty()) add(next.front());
   }
   return chain;

@@ -22,13 +22,15 @@ bool cascade_requested(const CascadeConfig& config, const PromptEvent& event);
 double blended_price(const ModelInfo& model);
 
 // The models a cheap answer escalates to when it is rejected: the cheapest
-// available model of the first tier above `cheap_tier` that has one, then up
+// usable model of the first tier above `cheap_tier` that has one, then up
 // to `max_fallbacks` alternatives for when that one fails: the same tier's
-// other available models (other providers first, cheapest first), then the
-// cheapest of the tier above it. Empty when no stronger tier has an available
-// model (the request is then not cascaded).
+// other usable models (other providers first, cheapest first), then the
+// cheapest of the tier above it. Usable: its provider is available and it
+// meets the request's hard constraints (context, capabilities, residency).
+// Empty when no stronger tier has a usable model (the request is then not
+// cascaded).
 std::vector<const ModelInfo*> escalation_chain(const ModelCatalog& catalog, Tier cheap_tier,
-                                               const std::function<bool(std::string_view provider)>& available,
+                                               const std::function<bool(const ModelInfo& model)>& usable,
                                                int max_fallbacks);
 
 }  // namespace cascade

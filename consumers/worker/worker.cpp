@@ -20,6 +20,7 @@
 #include "consumers/worker/judge.h"
 #include "consumers/worker/offset_watermark.h"
 #include "consumers/worker/single_flight.h"
+#include "budgets/budgets.h"
 #include "events/events.h"
 #include "events/quality_event.h"
 #include "events/request_fingerprint.h"
@@ -28,6 +29,7 @@
 #include "providers/provider.h"
 #include "resilience/resilience.h"
 #include "router/router.h"
+#include "tokenizer/tokenizer.h"
 
 namespace cascade {
 namespace {
@@ -38,25 +40,16 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Rough token estimate (4 characters per token) for when a provider sends no
-// usage; the tokenizer-based count replaces it in the ledger milestone.
-std::int64_t estimate_tokens(std::size_t chars) { return static_cast<std::int64_t>((chars + 3) / 4); }
-
-std::size_t message_chars(const nlohmann::json& messages) {
-  std::size_t n = 0;
-  for (const auto& m : messages) {
-    const auto c = m.find("content");
-    if (c == m.end()) continue;
-    if (c->is_string()) {
-      n += c->get_ref<const std::string&>().size();
-    } else if (c->is_array()) {
-      for (const auto& part : *c) {
-        const auto t = part.find("text");
-        if (t != part.end() && t->is_string()) n += t->get_ref<const std::string&>().size();
-      }
-    }
+// The request's tags (metadata.tags; entries that are not strings are left
+// out), for per-tag budgets and the cost event.
+std::vector<std::string> request_tags(const PromptEvent& event) {
+  std::vector<std::string> tags;
+  const auto it = event.metadata.find("tags");
+  if (it == event.metadata.end() || !it->is_array()) return tags;
+  for (const auto& tag : *it) {
+    if (tag.is_string() && !tag.get_ref<const std::string&>().empty()) tags.push_back(tag.get<std::string>());
   }
-  return n;
+  return tags;
 }
 
 // Delivery failures that retrying cannot fix: the reply goes to the DLQ instead.
@@ -88,7 +81,9 @@ class Worker::Loop final : public DeliveryListener {
         stats_(stats),
         index_(index),
         retry_policy_(options.config.resilience.retry),
-        breakers_(options.config.resilience.breaker) {
+        breakers_(options.config.resilience.breaker),
+        tokens_(options.tokens ? options.tokens : TokenCounter::bytes_only()),
+        pending_spend_(options.config.limits.budget_settle_ms) {
     if (options.metrics) recorder_.emplace(*options.metrics);
   }
 
@@ -266,6 +261,12 @@ class Worker::Loop final : public DeliveryListener {
     std::vector<const ModelInfo*> escalation;
     std::optional<ChatCompletion> held;  // a checked cheap answer waiting for its judge
     std::uint64_t judge = 0;             // that judge call
+    std::vector<std::string> tags;       // metadata.tags
+    std::int64_t input_tokens = -1;      // estimated (o200k_base) once needed; -1 = not yet
+    // Budgets: this request's estimate counted in pending_spend_ until it ends,
+    // and what it was charged (its cost event's cost_usd).
+    std::uint64_t budget_reservation = 0;
+    double charged_usd = 0;
 
     void on_delta(std::string_view text) override { loop->on_delta(*this, text); }
     void on_complete(Result<ChatCompletion> outcome) override {
@@ -355,6 +356,7 @@ class Worker::Loop final : public DeliveryListener {
       return;
     }
     r.event = std::move(*parsed);
+    r.tags = request_tags(r.event);
 
     if (options_.completed) {
       if (auto done = options_.completed->get(r.event.tenant, r.event.id)) {
@@ -502,15 +504,11 @@ class Worker::Loop final : public DeliveryListener {
     final.metadata = r.event.metadata;
 
     const ModelInfo& baseline = options_.catalog->baseline();
-    CostEvent cost;
-    cost.id = r.event.id;
-    cost.tenant = r.event.tenant;
-    cost.ts_ms = now_ms();
+    CostEvent cost = cost_event_of(r);
     cost.model = final.model;
     cost.provider = final.provider;
     cost.usage = final.usage;
     cost.cost_usd = 0;
-    cost.baseline_model = baseline.id;
     cost.baseline_cost_usd = cost_usd(baseline.price, final.usage);
     cost.savings_usd = cost.baseline_cost_usd;
     cost.cache = hit.kind;
@@ -624,9 +622,10 @@ class Worker::Loop final : public DeliveryListener {
       const auto now = Clock::now();
       const double latency_ms = ms_between(f->started, now);
       const FinalReply own = follower_final(final, leader.event.id, f->event, f->seq++);
-      const CostEvent own_cost =
-          follower_cost(own, f->event, baseline, now_ms(), latency_ms,
-                        f->got_first_token ? ms_between(f->started, f->first_token) : latency_ms);
+      CostEvent own_cost = follower_cost(own, f->event, baseline, now_ms(), latency_ms,
+                                         f->got_first_token ? ms_between(f->started, f->first_token) : latency_ms);
+      own_cost.price_version = options_.catalog->price_version();
+      own_cost.tags = f->tags;
       CompletedAnswer answer{make_final_event(own), make_cost_event(own_cost)};
       if (options_.completed) {
         if (auto seq = options_.completed->put(f->event.tenant, f->event.id, answer)) {
@@ -692,7 +691,7 @@ class Worker::Loop final : public DeliveryListener {
     TenantBuckets& b = buckets_for(r.event.tenant);
     const auto now = Clock::now();
     const double max_tokens = r.event.max_tokens.value_or(config_.limits.default_max_tokens);
-    double estimate = static_cast<double>(estimate_tokens(message_chars(r.event.messages))) + max_tokens;
+    double estimate = static_cast<double>(input_tokens_of(r)) + max_tokens;
     if (!b.tokens.unlimited()) estimate = std::min(estimate, limits.tokens_per_minute / std::max(config_.worker.threads, 1));
     if (b.requests.try_take(1, now)) {
       if (b.tokens.try_take(estimate, now)) {
@@ -724,17 +723,109 @@ class Worker::Loop final : public DeliveryListener {
   }
 
   void route_and_start(Request& r) {
-    auto route = router_->route(r.event);
+    auto route = router_->route(r.event, route_context_of(r));
     if (!route) {
       fail_request(r, route.error());
       return;
     }
-    r.route = *route;
+    take_route(r, std::move(*route));
+    if (cascade_requested(config_.router.cascade, r.event)) begin_cascade(r);
+    if (options_.budgets && !enforce_budget(r)) return;
+    start_attempt(r);
+  }
+
+  // What the router's hard constraints (context window) need to know.
+  RouteContext route_context_of(Request& r) {
+    RouteContext context;
+    context.input_tokens = input_tokens_of(r);
+    context.default_max_tokens = config_.limits.default_max_tokens;
+    return context;
+  }
+
+  void take_route(Request& r, RouteDecision route) {
+    r.route = std::move(route);
+    r.chain.clear();
     r.chain.reserve(1 + r.route.fallbacks.size());
     r.chain.push_back(r.route.model);
     r.chain.insert(r.chain.end(), r.route.fallbacks.begin(), r.route.fallbacks.end());
-    if (cascade_requested(config_.router.cascade, r.event)) begin_cascade(r);
-    start_attempt(r);
+  }
+
+  // ---------------------------------------------------------- budgets ----
+  //
+  // Before any provider is called (docs/ledger.md, "Budgets"): the request's
+  // estimated cost, on top of the tenant's published spend and of what this
+  // loop's requests in flight or just finished may still add to it, against
+  // every budget of the tenant, its model and its tags. Past a hard limit it
+  // is refused (budget_exceeded); past a soft one it is moved to the cheapest
+  // tier (unless pinned) and checked again. Admitted, its estimate counts as
+  // pending spend until it ends, then its actual cost until the ledger's state
+  // has it.
+
+  // The most this request can cost: every model it may call (the chain, and a
+  // cascade's escalation after a cheap answer) with its prompt and the full
+  // max_tokens of output. Retries of a cut stream are not included (rare,
+  // and paid only for what was generated).
+  double estimated_cost(Request& r) {
+    TokenUsage usage;
+    usage.input_tokens = input_tokens_of(r);
+    usage.output_tokens = effective_max_tokens(r.event);
+    double chain_max = 0;
+    for (const ModelInfo* m : r.chain) chain_max = std::max(chain_max, cost_usd(m->price, usage));
+    double escalation_max = 0;
+    for (const ModelInfo* m : r.escalation) escalation_max = std::max(escalation_max, cost_usd(m->price, usage));
+    return chain_max + escalation_max;
+  }
+
+  // True when the request may go on (possibly moved to a cheaper model);
+  // otherwise it has been answered with budget_exceeded.
+  bool enforce_budget(Request& r) {
+    const BudgetBook& book = options_.budgets->book();
+    if (!book.has_budgets(r.event.tenant)) return true;
+    const std::int64_t now = now_ms();
+    if (now - pending_spend_swept_ms_ >= 100) {
+      pending_spend_.forget_included(book.ledger_seen_ms(), now);
+      pending_spend_swept_ms_ = now;
+    }
+    double estimate = estimated_cost(r);
+    BudgetDecision decision = book.check(r.event.tenant, r.route.model->id, r.tags, estimate, now, &pending_spend_);
+    const std::int64_t max_age = config_.limits.budget_max_state_age_ms;
+    if (max_age > 0 && (decision.state_age_ms < 0 || decision.state_age_ms > max_age)) {
+      refuse_over_budget(r, "budget state unknown: the ledger's spend state is " +
+                                (decision.state_age_ms < 0 ? std::string("missing")
+                                                           : std::to_string(decision.state_age_ms) + " ms old") +
+                                " (limits.budget_max_state_age_ms " + std::to_string(max_age) + ")");
+      return false;
+    }
+    if (decision.verdict == BudgetVerdict::soft_exceeded && !r.event.pinned()) {
+      if (auto cheaper = router_->route_cheapest(r.event, route_context_of(r)); cheaper && cheaper->model != r.route.model) {
+        cheaper->reason = r.route.reason + "; " + decision.reason + ": downgraded to " + cheaper->model->id;
+        cheaper->score = r.route.score;
+        take_route(r, std::move(*cheaper));
+        // The cheapest tier answers as it is: no escalation to a stronger one.
+        r.escalation.clear();
+        r.buffering = false;
+        stats_.budget_downgraded++;
+        if (recorder_) recorder_->budget("downgraded");
+        estimate = estimated_cost(r);
+        decision = book.check(r.event.tenant, r.route.model->id, r.tags, estimate, now, &pending_spend_);
+      }
+    }
+    if (decision.verdict == BudgetVerdict::hard_exceeded) {
+      refuse_over_budget(r, decision.reason);
+      return false;
+    }
+    if (decision.verdict == BudgetVerdict::soft_exceeded && r.route.reason.find(decision.reason) == std::string::npos) {
+      r.route.reason += "; " + decision.reason;  // pinned, or already the cheapest: served as routed
+    }
+    r.budget_reservation = pending_spend_.reserve(r.event.tenant, r.route.model->id, r.tags, estimate);
+    return true;
+  }
+
+  void refuse_over_budget(Request& r, const std::string& reason) {
+    stats_.budget_refused++;
+    if (recorder_) recorder_->budget("refused");
+    settle_tokens(r, TokenUsage{});  // nothing was used of the tenant's token rate
+    fail_request(r, Error{ErrorCode::budget_exceeded, reason});
   }
 
   // Starts the next allowed attempt along the chain, or fails the request.
@@ -757,7 +848,12 @@ class Worker::Loop final : public DeliveryListener {
         ChatRequest chat;
         chat.upstream_model = model.upstream_model;
         chat.messages = &r.event.messages;
-        chat.max_tokens = r.event.max_tokens.value_or(config_.limits.default_max_tokens);
+        // The default never asks a model for more than it can write (the router
+        // checked an explicit max_tokens against it).
+        chat.max_tokens = r.event.max_tokens.value_or(
+            model.max_output_tokens > 0
+                ? static_cast<int>(std::min<std::int64_t>(config_.limits.default_max_tokens, model.max_output_tokens))
+                : config_.limits.default_max_tokens);
         chat.temperature = r.event.temperature;
         chat.response_format = &r.event.response_format;
         spdlog::debug("worker: request {} tenant {} -> {} ({}{})", r.event.id, r.event.tenant, model.id,
@@ -877,12 +973,36 @@ class Worker::Loop final : public DeliveryListener {
   // What an attempt's answer was billed: as reported, else estimated.
   TokenUsage usage_of(const Request& r, const ChatCompletion& completion) const {
     TokenUsage usage = completion.usage;
-    if (!completion.usage_reported) {
-      usage.input_tokens = estimate_tokens(message_chars(r.event.messages));
-      usage.output_tokens = estimate_tokens(r.content.size());
-      usage.cached_tokens = 0;
-    }
+    if (!completion.usage_reported) usage = counted_usage(current_model(r), r.event.messages, r.content);
     return usage;
+  }
+
+  // What a call that reported no usage (a cut stream, a provider without
+  // usage) is charged: its input and output counted with the model's tokenizer.
+  TokenUsage counted_usage(const ModelInfo& model, const nlohmann::json& messages, std::string_view output) const {
+    TokenUsage usage;
+    usage.input_tokens = static_cast<std::int64_t>(tokens_->count_messages(model.id, messages).tokens);
+    usage.output_tokens = static_cast<std::int64_t>(tokens_->count_text(model.id, output).tokens);
+    return usage;
+  }
+
+  // The request's input tokens for estimates (admission, budgets), counted once
+  // with o200k_base: within a few percent of every vendor's count.
+  std::int64_t input_tokens_of(Request& r) const {
+    if (r.input_tokens < 0) r.input_tokens = static_cast<std::int64_t>(tokens_->count_messages("", r.event.messages).tokens);
+    return r.input_tokens;
+  }
+
+  // The fields every cost event of a request carries.
+  CostEvent cost_event_of(const Request& r) const {
+    CostEvent cost;
+    cost.id = r.event.id;
+    cost.tenant = r.event.tenant;
+    cost.ts_ms = now_ms();
+    cost.price_version = options_.catalog->price_version();
+    cost.tags = r.tags;
+    cost.baseline_model = options_.catalog->baseline().id;
+    return cost;
   }
 
   // A model's answer is the request's: final and cost events, stored,
@@ -905,24 +1025,22 @@ class Worker::Loop final : public DeliveryListener {
     final.usage = usage;
     final.cost_usd = cost_usd(model.price, usage) + r.wasted_cost_usd;
     final.cache = CacheOutcome::miss;
-    final.route = RouteInfo{std::string(to_string(r.route.tier)), r.route.score, route_reason(r)};
+    final.route = RouteInfo{std::string(to_string(r.route.tier)), r.route.score, route_reason(r), r.route.policy};
     final.metadata = r.event.metadata;
 
-    CostEvent cost;
-    cost.id = r.event.id;
-    cost.tenant = r.event.tenant;
-    cost.ts_ms = now_ms();
+    CostEvent cost = cost_event_of(r);
     cost.model = model.id;
     cost.provider = model.provider;
     cost.usage = usage;
     cost.cost_usd = final.cost_usd;
-    cost.baseline_model = baseline.id;
+    r.charged_usd = cost.cost_usd;
     cost.baseline_cost_usd = cost_usd(baseline.price, usage);
     cost.savings_usd = cost.baseline_cost_usd - cost.cost_usd;
     cost.cache = CacheOutcome::miss;
     cost.latency_ms = ms_between(r.started, now);
     cost.ttft_ms = r.got_first_token ? ms_between(r.started, r.first_token) : cost.latency_ms;
     cost.route_reason = final.route.reason;
+    cost.policy = r.route.policy;
 
     CompletedAnswer answer{make_final_event(final), make_cost_event(cost)};
     if (options_.completed) {
@@ -962,9 +1080,7 @@ class Worker::Loop final : public DeliveryListener {
     record_attempt(model, !provider_fault, now);
     if (!r.content.empty()) {
       // Tokens were generated before the failure: the provider bills them.
-      TokenUsage partial;
-      partial.input_tokens = estimate_tokens(message_chars(r.event.messages));
-      partial.output_tokens = estimate_tokens(r.content.size());
+      const TokenUsage partial = counted_usage(model, r.event.messages, r.content);
       r.wasted_cost_usd += cost_usd(model.price, partial);
       r.wasted_usage.input_tokens += partial.input_tokens;
       r.wasted_usage.output_tokens += partial.output_tokens;
@@ -1024,20 +1140,18 @@ class Worker::Loop final : public DeliveryListener {
   void charge_and_fail(Request& r, const Error& error) {
     if (r.wasted_cost_usd > 0) {
       const ModelInfo& model = r.chain.empty() ? options_.catalog->baseline() : *r.chain[std::min(r.chain_index, r.chain.size() - 1)];
-      CostEvent cost;
-      cost.id = r.event.id;
-      cost.tenant = r.event.tenant;
-      cost.ts_ms = now_ms();
+      CostEvent cost = cost_event_of(r);
       cost.model = model.id;
       cost.provider = model.provider;
       cost.usage = r.wasted_usage;
       cost.cost_usd = r.wasted_cost_usd;
-      cost.baseline_model = options_.catalog->baseline().id;
+      r.charged_usd = cost.cost_usd;
       cost.baseline_cost_usd = cost.cost_usd;  // nothing was saved on a failed request
       cost.cache = CacheOutcome::miss;
       cost.latency_ms = ms_between(r.started, Clock::now());
       cost.ttft_ms = r.got_first_token ? ms_between(r.started, r.first_token) : cost.latency_ms;
       cost.route_reason = route_reason(r);
+      cost.policy = r.route.policy;
       emit(r, config_.kafka.ledger_topic, r.event.tenant, make_cost_event(cost));
     }
     fail_request(r, error);
@@ -1057,9 +1171,13 @@ class Worker::Loop final : public DeliveryListener {
   // failing. An answer growing past max_buffer_bytes stops being held back.
 
   void begin_cascade(Request& r) {
-    auto escalation = escalation_chain(*options_.catalog, r.route.model->tier,
-                                       [this](std::string_view p) { return providers_->available(p); },
-                                       config_.router.max_fallbacks);
+    // The escalation meets the request's hard constraints as its routed model does.
+    auto needs = route_requirements(r.event, route_context_of(r));
+    if (!needs) return;  // routed already, so not expected: answered as usual
+    auto escalation = escalation_chain(
+        *options_.catalog, r.route.model->tier,
+        [&](const ModelInfo& m) { return providers_->available(m.provider) && constraint_violation(m, *needs).empty(); },
+        config_.router.max_fallbacks);
     if (escalation.empty()) return;  // nothing stronger is available: answered as usual
     const Tier strong_tier = escalation.front()->tier;
     // Fallbacks as strong as the escalation belong to the escalation.
@@ -1242,12 +1360,8 @@ class Worker::Loop final : public DeliveryListener {
       judge_done(call, std::unexpected(outcome.error()), 0, "error");
       return;
     }
-    TokenUsage usage = outcome->usage;
-    if (!outcome->usage_reported) {
-      usage.input_tokens = estimate_tokens(message_chars(call.messages));
-      usage.output_tokens = estimate_tokens(call.reply.size());
-      usage.cached_tokens = 0;
-    }
+    const TokenUsage usage =
+        outcome->usage_reported ? outcome->usage : counted_usage(*call.model, call.messages, call.reply);
     const double cost = cost_usd(call.model->price, usage);
     auto score = parse_judge_score(call.reply);
     const char* outcome_label = score ? "graded" : "unreadable";
@@ -1454,6 +1568,10 @@ class Worker::Loop final : public DeliveryListener {
   // All terminal events of the request are out; it finishes when they are delivered.
   void mark_terminal(Request& r) {
     r.terminal_sent = true;
+    if (r.budget_reservation != 0) {
+      pending_spend_.settle(r.budget_reservation, r.charged_usd, now_ms());
+      r.budget_reservation = 0;
+    }
     if (r.pending == 0) finished_.push_back(r.serial);
   }
 
@@ -1697,6 +1815,10 @@ class Worker::Loop final : public DeliveryListener {
   std::optional<WorkerMetrics::Recorder> recorder_;
   RetryPolicy retry_policy_;
   BreakerBoard breakers_;
+  std::shared_ptr<const TokenCounter> tokens_;
+  // Spend of this loop's requests that the ledger's spend state may not show yet.
+  PendingSpend pending_spend_;
+  std::int64_t pending_spend_swept_ms_ = 0;
   enum class TimerKind { retry, admission, slot_deadline };
   struct Timer {
     std::uint64_t serial;
@@ -1754,6 +1876,9 @@ Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options) {
     if (!id.empty() && options.catalog->find(id) == nullptr)
       return fail(ErrorCode::invalid_request, std::string("config '") + key + "': unknown model '" + id + "'");
   }
+  // Rules' regexes and pinned models, checked here rather than thrown from a loop's Router.
+  if (auto ok = validate_route_policies(options.config.router, *options.catalog); !ok)
+    return std::unexpected(ok.error());
   auto worker = std::unique_ptr<Worker>(new Worker());
   worker->options_ = std::move(options);
   for (int i = 0; i < worker->options_.config.worker.threads; ++i) {

@@ -18,7 +18,9 @@
 #include "core/result.h"
 #include "consumers/worker/answer_cache.h"
 #include "consumers/worker/worker_metrics.h"
+#include "budgets/budgets.h"
 #include "state/state.h"
+#include "tokenizer/tokenizer.h"
 
 namespace cascade {
 
@@ -37,6 +39,11 @@ struct WorkerStats {
   std::atomic<std::uint64_t> breaker_rejections{0};  // models skipped: breaker open
   std::atomic<std::uint64_t> timeouts{0};       // first-token / idle timeouts
   std::atomic<std::uint64_t> rate_limited{0};   // requests refused: tenant over its rate
+  // Budgets (docs/ledger.md): requests refused at a hard limit (or on a stale
+  // spend state, limits.budget_max_state_age_ms), and requests moved to the
+  // cheapest tier past a soft limit.
+  std::atomic<std::uint64_t> budget_refused{0};
+  std::atomic<std::uint64_t> budget_downgraded{0};
   std::atomic<std::uint64_t> queued_for_slot{0};  // calls that waited for a provider slot
   // Requests that followed an identical request in flight (single flight):
   // answered with its answer, no router or provider call of their own.
@@ -72,6 +79,12 @@ struct WorkerOptions {
   StateChangelog* changelog = nullptr;
   WorkerMetrics* metrics = nullptr;           // may be null (no Prometheus metrics)
   AnswerCache* cache = nullptr;               // may be null (no response cache)
+  // Budgets and spend (a global table the process follows); may be null: no
+  // budget is enforced. Must outlive the worker.
+  const BudgetTable* budgets = nullptr;
+  // Token counts for estimates (admission, budgets) and for charging a call
+  // whose provider reported no usage; null = UTF-8 bytes / 4.
+  std::shared_ptr<const TokenCounter> tokens;
   EnvLookup env = process_env();
 };
 

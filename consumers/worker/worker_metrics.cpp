@@ -67,6 +67,13 @@ struct WorkerMetrics::Impl {
                 "judged, judge_failed, unchecked) or escalated to the next tier (reason refusal, empty, truncated, "
                 "content_filter, not_json, judge_score, cheap_failed)")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& budget_decisions =
+      prometheus::BuildCounter()
+          .Name("cascade_worker_budget_decisions_total")
+          .Help("Requests a budget acted on before any provider call: refused (budget_exceeded, or a stale "
+                "spend state with limits.budget_max_state_age_ms) or downgraded (past a soft limit, moved to "
+                "the cheapest tier)")
+          .Register(*registry);
   prometheus::Family<prometheus::Counter>& judge_calls =
       prometheus::BuildCounter()
           .Name("cascade_worker_judge_calls_total")
@@ -293,6 +300,12 @@ void WorkerMetrics::Recorder::semantic_embedding_failure(const std::string& reas
 void WorkerMetrics::Recorder::cascade(const std::string& outcome, const std::string& reason) {
   auto& c = cache_->counters[key("k", {&outcome, &reason})];
   if (!c) c = &metrics_.impl_->cascade.Add({{"outcome", outcome}, {"reason", reason}});
+  c->Increment();
+}
+
+void WorkerMetrics::Recorder::budget(const std::string& outcome) {
+  auto& c = cache_->counters[key("d", {&outcome})];
+  if (!c) c = &metrics_.impl_->budget_decisions.Add({{"outcome", outcome}});
   c->Increment();
 }
 

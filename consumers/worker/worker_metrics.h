@@ -63,6 +63,8 @@ class WorkerMetrics {
     // or escalated (reason refusal | empty | truncated | content_filter |
     // not_json | judge_score | cheap_failed).
     void cascade(const std::string& outcome, const std::string& reason);
+    // A budget acted on a request before its provider call: refused | downgraded.
+    void budget(const std::string& outcome);
     // A grading call ended. purpose cascade | quality; outcome graded |
     // error | timeout | unreadable.
     void judge_call(const std::string& purpose, const std::string& outcome);

@@ -149,6 +149,76 @@ TEST(BudgetBook, HeartbeatGivesTheAgeOfTheSpendState) {
   EXPECT_EQ(book.check("acme", "m", {}, 0, kNoon).state_age_ms, 1500);
 }
 
+TEST(BudgetBook, HasBudgetsOnlyForTenantsABudgetNames) {
+  BudgetBook book({{"acme", "tag:research", {0, 30, 80}}});
+  EXPECT_TRUE(book.has_budgets("acme"));
+  EXPECT_FALSE(book.has_budgets("acm"));
+  EXPECT_FALSE(book.has_budgets("acme2"));
+  book.set_runtime_budget({"globex", "", {5, 0, 80}});
+  EXPECT_TRUE(book.has_budgets("globex"));
+  book.remove_runtime_budget("globex", "");
+  EXPECT_FALSE(book.has_budgets("globex"));
+}
+
+TEST(PendingSpend, RequestsInFlightCountAgainstTheLimitSoConcurrentOnesCannotOvershoot) {
+  BudgetBook book({{"acme", "", {10, 0, 100}}});
+  book.set_spend(spend_of("acme", "", BudgetPeriod::daily, 7.0));
+  PendingSpend pending(2000);
+  // Three requests estimated at $1 each fit ($7 + 3); the fourth would not.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(book.check("acme", "m", {}, 1.0, kNoon, &pending).verdict, BudgetVerdict::ok) << i;
+    pending.reserve("acme", "m", {}, 1.0);
+  }
+  const auto fourth = book.check("acme", "m", {}, 1.0, kNoon, &pending);
+  EXPECT_EQ(fourth.verdict, BudgetVerdict::hard_exceeded);
+  EXPECT_NE(fourth.reason.find("pending $3.00"), std::string::npos) << fourth.reason;
+  EXPECT_DOUBLE_EQ(fourth.remaining_usd, 0.0);
+  // Without the pending spend the state alone would have let it through.
+  EXPECT_EQ(book.check("acme", "m", {}, 1.0, kNoon).verdict, BudgetVerdict::ok);
+  // Other tenants are not charged with acme's requests.
+  EXPECT_DOUBLE_EQ(pending.amount("globex", ""), 0.0);
+}
+
+TEST(PendingSpend, AFinishedRequestCountsItsActualCostUntilTheLedgerStateIncludesIt) {
+  PendingSpend pending(2000);
+  const std::vector<std::string> tags{"research", "research"};
+  const auto id = pending.reserve("acme", "gpt-4o", tags, 1.0);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", ""), 1.0);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", model_scope("gpt-4o")), 1.0);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", tag_scope("research")), 1.0);  // a tag named twice counts once
+  pending.settle(id, 0.25, kNoon);
+  EXPECT_EQ(pending.reservations(), 0u);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", ""), 0.25);
+  pending.settle(id, 0.25, kNoon);  // settled already: ignored
+  EXPECT_DOUBLE_EQ(pending.amount("acme", ""), 0.25);
+  // The ledger was heard from, but not settle_ms after the request finished.
+  pending.forget_included(kNoon + 1999, kNoon + 1999);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", ""), 0.25);
+  pending.forget_included(kNoon + 2000, kNoon + 2000);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", ""), 0.0);
+  EXPECT_EQ(pending.settled(), 0u);
+}
+
+TEST(PendingSpend, WithTheLedgerSilentFinishedCostsAreKeptUpToTheirMaximumAge) {
+  PendingSpend pending(2000);
+  pending.settle(pending.reserve("acme", "", {}, 1.0), 0.5, kNoon);
+  pending.forget_included(0, kNoon + 60'000, 120'000);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", ""), 0.5);
+  pending.forget_included(0, kNoon + 120'001, 120'000);
+  EXPECT_DOUBLE_EQ(pending.amount("acme", ""), 0.0);
+}
+
+TEST(PendingSpend, ARequestThatPaidNothingLeavesNothingPending) {
+  PendingSpend pending(2000);
+  const auto a = pending.reserve("acme", "m", {}, 0.3);
+  const auto b = pending.reserve("acme", "m", {}, 0.1);
+  pending.settle(a, 0.0, kNoon);
+  EXPECT_NEAR(pending.amount("acme", ""), 0.1, 1e-12);
+  pending.settle(b, 0.0, kNoon);
+  EXPECT_EQ(pending.amount("acme", ""), 0.0);  // exactly: no rounding residue
+  EXPECT_EQ(pending.settled(), 0u);
+}
+
 TEST(BudgetConfig, YamlBudgetsBecomeOneBudgetPerTenantAndScope) {
   const std::string path = ::testing::TempDir() + "budgets_config_test.yaml";
   {

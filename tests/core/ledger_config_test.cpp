@@ -89,5 +89,23 @@ TEST(LedgerConfig, InvalidBudgetsAndAlertsAreErrorsNamingTheKey) {
   EXPECT_FALSE(load_yaml("ledger:\n  dedupe_ttl_days: 0\n"));
 }
 
+TEST(LedgerConfig, BudgetEnforcementAndTokenizerKeysHaveDefaultsAndEnvOverrides) {
+  auto defaults = load_config("", env_of({}));
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  EXPECT_EQ(defaults->limits.budget_settle_ms, 2000);
+  EXPECT_EQ(defaults->limits.budget_max_state_age_ms, 0);
+  EXPECT_EQ(defaults->tokenizer.dir, "");
+  auto c = load_config("", env_of({{"CASCADE_LIMITS_BUDGET_SETTLE_MS", "5000"},
+                                   {"CASCADE_LIMITS_BUDGET_MAX_STATE_AGE_MS", "60000"},
+                                   {"CASCADE_TOKENIZER_DIR", "/opt/ranks"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->limits.budget_settle_ms, 5000);
+  EXPECT_EQ(c->limits.budget_max_state_age_ms, 60000);
+  EXPECT_EQ(c->tokenizer.dir, "/opt/ranks");
+  auto bad = load_yaml("limits:\n  budget_settle_ms: -1\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("budget_settle_ms"), std::string::npos) << bad.error().message;
+}
+
 }  // namespace
 }  // namespace cascade

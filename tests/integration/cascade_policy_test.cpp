@@ -44,8 +44,11 @@ class CascadePolicyTest : public PipelineTest {
     auto route = router.route(e);
     ASSERT_TRUE(route) << route.error().message;
     cheap_ = route->model;
-    auto chain = escalation_chain(*catalog_, cheap_->tier, [](std::string_view) { return true; },
-                                  config_.router.max_fallbacks);
+    auto needs = route_requirements(e, RouteContext{});
+    ASSERT_TRUE(needs) << needs.error().message;
+    auto chain = escalation_chain(
+        *catalog_, cheap_->tier, [&](const ModelInfo& m) { return constraint_violation(m, *needs).empty(); },
+        config_.router.max_fallbacks);
     ASSERT_FALSE(chain.empty());
     strong_ = chain.front();
     ASSERT_LT(cheap_->tier, strong_->tier);
@@ -224,11 +227,15 @@ TEST_F(CascadePolicyTest, EachFailedCheckEscalatesWithItsReasonAndAPassingJsonAn
   PromptEvent cut = request("truncated", "Describe the capital of Germany.");
   cut.max_tokens = 3;  // the simulator stops after 3 pieces: finish_reason length
   PromptEvent empty = request("empty", "Name the capital of Japan.");
+  // Without response_format the cheapest model need not do JSON (a hard
+  // constraint, docs/routing.md): "empty" may go to another cheap model.
+  resolve_models(empty);
+  const ModelInfo* cheap_without_json = cheap_;
   resolve_models(prose);
   upstream_->set_answer_rules({
       {cheap_->upstream_model, "France", "The capital of France is Paris."},
       {cheap_->upstream_model, "Spain", R"({"capital": "Madrid"})"},
-      {cheap_->upstream_model, "Japan", ""},
+      {cheap_without_json->upstream_model, "Japan", ""},
       {strong_->upstream_model, "France", R"({"capital": "Paris"})"},
   });
   send_and_wait({prose, valid, cut, empty});

@@ -59,6 +59,10 @@ class PipelineTest : public ::testing::Test {
   int chunk_delay_ms = 0;
   // Providers that get an upstream of their own, with these faults injected.
   std::map<std::string, FaultInjectionOptions> provider_faults;
+  // The whole ledger side of budgets: the ledger consumer with its store and
+  // budget monitor (publishing the spend state), and a BudgetTable for the
+  // workers, which then enforce the configured budgets.
+  bool with_budgets = false;
 
   // The embedded broker, or the real cluster in CASCADE_TEST_KAFKA_BOOTSTRAP
   // (then every topic and group name gets a per-run suffix).
@@ -92,6 +96,9 @@ class PipelineTest : public ::testing::Test {
         {"CASCADE_KAFKA_TOPICS_REPLIES", "cascade.replies" + suffix},
         {"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG", "cascade.cache-changelog" + suffix},
         {"CASCADE_KAFKA_TOPICS_QUALITY", "cascade.quality" + suffix},
+        {"CASCADE_KAFKA_TOPICS_BUDGETS", "cascade.budgets" + suffix},
+        {"CASCADE_KAFKA_TOPICS_SPEND", "cascade.spend" + suffix},
+        {"CASCADE_KAFKA_TOPICS_ALERTS", "cascade.alerts" + suffix},
         {"CASCADE_KAFKA_WORKER_GROUP", "cascade-workers" + suffix},
         {"CASCADE_KAFKA_LEDGER_GROUP", "cascade-ledger" + suffix},
         {"CASCADE_KAFKA_PARTITIONS", "16"},
@@ -137,15 +144,53 @@ class PipelineTest : public ::testing::Test {
     state_ = open_state(state_dir_);
     ASSERT_TRUE(state_);
 
-    auto ledger = LedgerConsumer::start(config_.kafka, bootstrap_, aggregator_, nullptr);
-    ASSERT_TRUE(ledger) << ledger.error().message;
-    ledger_ = std::move(*ledger);
+    if (with_budgets) {
+      start_ledger_with_budgets();
+    } else {
+      auto ledger = LedgerConsumer::start(config_.kafka, bootstrap_, aggregator_, nullptr);
+      ASSERT_TRUE(ledger) << ledger.error().message;
+      ledger_ = std::move(*ledger);
+    }
 
     auto client = CascadeClient::open(config_.kafka, bootstrap_, reply_topic_);
     ASSERT_TRUE(client) << client.error().message;
     client_ = std::move(*client);
 
     start_worker();
+  }
+
+  void start_ledger_with_budgets() {
+    ledger_dir_ = state_dir_.string() + "-ledger";
+    std::filesystem::remove_all(ledger_dir_);
+    LedgerStoreOptions store_options;
+    store_options.dir = ledger_dir_.string();
+    auto store = LedgerStore::open(store_options);
+    ASSERT_TRUE(store) << store.error().message;
+    ledger_store_ = std::move(*store);
+    ledger_budgets_ = std::make_unique<BudgetBook>(budgets_from_config(config_));
+    BudgetMonitorOptions monitor_options = budget_monitor_options(config_);
+    monitor_options.heartbeat_ms = 200;
+    auto monitor = BudgetMonitor::start(config_.kafka, bootstrap_, *ledger_store_, *ledger_budgets_, nullptr,
+                                        monitor_options);
+    ASSERT_TRUE(monitor) << monitor.error().message;
+    budget_monitor_ = std::move(*monitor);
+    auto ledger = LedgerConsumer::start(config_.kafka, bootstrap_,
+                                        {.store = ledger_store_.get(), .aggregator = &aggregator_,
+                                         .budgets = budget_monitor_.get()});
+    ASSERT_TRUE(ledger) << ledger.error().message;
+    ledger_ = std::move(*ledger);
+    auto table = BudgetTable::open(config_, bootstrap_);
+    ASSERT_TRUE(table) << table.error().message;
+    ASSERT_TRUE((*table)->restore());
+    ASSERT_TRUE((*table)->start());
+    budget_table_ = std::move(*table);
+  }
+
+  // A YAML file of the test's own, over the built-in defaults.
+  void use_config_yaml(const std::string& yaml) {
+    tenant_yaml_ = std::filesystem::temp_directory_path() / ("cascade-it-config-" + std::to_string(::getpid()) + ".yaml");
+    std::ofstream(tenant_yaml_) << yaml;
+    config_file_ = tenant_yaml_.string();
   }
 
   // Tenant limits are a map keyed by tenant name: set them through a YAML file.
@@ -180,6 +225,7 @@ class PipelineTest : public ::testing::Test {
     options.changelog = state_->changelog();
     options.cache = state_->cache();
     options.metrics = &worker_metrics_;
+    options.budgets = budget_table_.get();
     options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
     auto worker = Worker::start(std::move(options));
     ASSERT_TRUE(worker) << worker.error().message;
@@ -192,6 +238,12 @@ class PipelineTest : public ::testing::Test {
     client_.reset();
     if (ledger_) ledger_->stop();
     ledger_.reset();
+    if (budget_table_) budget_table_->stop();
+    budget_table_.reset();
+    if (budget_monitor_) budget_monitor_->stop();
+    budget_monitor_.reset();
+    ledger_store_.reset();
+    if (!ledger_dir_.empty()) std::filesystem::remove_all(ledger_dir_);
     state_.reset();
     if (upstream_) upstream_->stop();
     for (auto& [name, server] : faulty_upstreams_) server->stop();
@@ -234,6 +286,11 @@ class PipelineTest : public ::testing::Test {
   LedgerAggregator aggregator_;
   WorkerMetrics worker_metrics_;
   std::unique_ptr<LedgerConsumer> ledger_;
+  std::filesystem::path ledger_dir_;
+  std::unique_ptr<LedgerStore> ledger_store_;
+  std::unique_ptr<BudgetBook> ledger_budgets_;
+  std::unique_ptr<BudgetMonitor> budget_monitor_;
+  std::unique_ptr<BudgetTable> budget_table_;
   std::unique_ptr<CascadeClient> client_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };

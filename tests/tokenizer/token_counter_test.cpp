@@ -94,5 +94,19 @@ TEST(TokenCounterDirectory, TheConfiguredDirectoryWinsWhenItHoldsRankFiles) {
   EXPECT_NE(TokenCounter::find_directory("/nonexistent/tokenizers"), std::filesystem::path("/nonexistent/tokenizers"));
 }
 
+TEST(LoadTokenCounter, AConfiguredDirectoryWithoutRankFilesIsAnErrorNamingTheKey) {
+  auto counter = load_token_counter(TokenizerConfig{"/nonexistent/tokenizers"});
+  ASSERT_FALSE(counter);
+  EXPECT_NE(counter.error().message.find("tokenizer.dir"), std::string::npos) << counter.error().message;
+}
+
+TEST(LoadTokenCounter, TheConfiguredDirectoryIsLoadedExactly) {
+  if (!std::filesystem::exists(rank_dir() / "o200k_base.tiktoken")) GTEST_SKIP() << "rank files absent";
+  auto counter = load_token_counter(TokenizerConfig{rank_dir().string()});
+  ASSERT_TRUE(counter) << counter.error().message;
+  EXPECT_EQ((*counter)->count_text("gpt-4o", "hello world").method, TokenCountMethod::exact);
+  EXPECT_EQ((*counter)->count_text("gpt-4o", "hello world").tokens, 2u);
+}
+
 }  // namespace
 }  // namespace cascade

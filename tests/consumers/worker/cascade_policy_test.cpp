@@ -68,7 +68,7 @@ TEST(CascadePolicy, PinnedRequestsAreNeverCascaded) {
 
 TEST(CascadePolicy, EscalatesToTheCheapestModelOfTheNextTierThenOtherProviders) {
   const ModelCatalog c = catalog();
-  const auto all = [](std::string_view) { return true; };
+  const auto all = [](const ModelInfo&) { return true; };
   EXPECT_EQ(ids(escalation_chain(c, Tier::small, all, 2)), (std::vector<std::string>{"m-cheap", "m-other", "m-same-provider"}));
   EXPECT_EQ(ids(escalation_chain(c, Tier::small, all, 0)), (std::vector<std::string>{"m-cheap"}));
   EXPECT_EQ(ids(escalation_chain(c, Tier::small, all, 5)),
@@ -78,12 +78,20 @@ TEST(CascadePolicy, EscalatesToTheCheapestModelOfTheNextTierThenOtherProviders) 
 
 TEST(CascadePolicy, SkipsUnavailableProvidersAndEmptyTiers) {
   const ModelCatalog c = catalog();
-  const auto only_c = [](std::string_view p) { return p == "c"; };
+  const auto only_c = [](const ModelInfo& m) { return m.provider == "c"; };
   EXPECT_EQ(ids(escalation_chain(c, Tier::small, only_c, 2)), (std::vector<std::string>{"l-cheap"}));
-  const auto only_a = [](std::string_view p) { return p == "a"; };
+  const auto only_a = [](const ModelInfo& m) { return m.provider == "a"; };
   EXPECT_EQ(ids(escalation_chain(c, Tier::small, only_a, 2)), (std::vector<std::string>{"m-cheap", "m-same-provider"}));
   EXPECT_TRUE(escalation_chain(c, Tier::medium, only_a, 2).empty());
-  EXPECT_TRUE(escalation_chain(c, Tier::large, [](std::string_view) { return true; }, 2).empty());
+  EXPECT_TRUE(escalation_chain(c, Tier::large, [](const ModelInfo&) { return true; }, 2).empty());
+}
+
+TEST(CascadePolicy, ModelsThatCannotServeTheRequestAreLeftOutOfTheEscalation) {
+  const ModelCatalog c = catalog();
+  // As a request's hard constraints would (say, the cheapest medium model has no vision).
+  const auto not_m_cheap = [](const ModelInfo& m) { return m.id != "m-cheap"; };
+  EXPECT_EQ(ids(escalation_chain(c, Tier::small, not_m_cheap, 2)),
+            (std::vector<std::string>{"m-same-provider", "m-other", "l-cheap"}));
 }
 
 }  // namespace

@@ -108,6 +108,35 @@ Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::st
                                         const std::string& topic,
                                         const std::function<void(const rd_kafka_message_t&)>& on_record);
 
+// Every partition of some topics read from the beginning, with no consumer
+// group and nothing committed: each process reads everything, as Kafka
+// Streams' global tables do (budgets, spend state, quality samples). Each
+// record goes to on_record, on the caller's thread in restore(), then on the
+// follower's own thread after start().
+class TopicFollower {
+ public:
+  using OnRecord = std::function<void(const rd_kafka_message_t& record)>;
+  // unavailable when a topic does not exist (it is never created by asking).
+  // `name` labels logs and errors ("budgets").
+  static Result<std::unique_ptr<TopicFollower>> open(const KafkaConfig& config, const std::string& bootstrap,
+                                                     const std::vector<std::string>& topics, std::string name,
+                                                     OnRecord on_record);
+  ~TopicFollower();
+  TopicFollower(const TopicFollower&) = delete;
+  TopicFollower& operator=(const TopicFollower&) = delete;
+
+  // Reads every partition up to the end it had when assigned (before start()).
+  Result<void> restore(int timeout_ms = 30000);
+  // Follows the topics on a thread of its own until stop().
+  Result<void> start();
+  void stop();
+
+ private:
+  TopicFollower() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // One keyed record (a tombstone when `value` is empty), produced with the
 // murmur2 partitioner every keyed Cascade topic uses, and waited for until the
 // cluster acknowledges it. For rare control records (budgets, purges) where a

@@ -13,6 +13,7 @@
 #include "budgets/budgets.h"
 #include "catalog/catalog.h"
 #include "consumers/ledger/ledger.h"
+#include "consumers/quality/quality_aggregator.h"
 #include "kafka/kafka.h"
 
 namespace cascade::cli {
@@ -91,7 +92,7 @@ int ledger_service(const Config& config) {
     std::vector<TopicSpec> topics;
     for (const auto& t : cascade_topics(config.kafka)) {
       if (t.name != config.kafka.budgets_topic && t.name != config.kafka.spend_topic &&
-          t.name != config.kafka.alerts_topic)
+          t.name != config.kafka.alerts_topic && t.name != config.kafka.quality_topic)
         continue;
       auto exists = topic_exists(config.kafka, kafka->bootstrap(), t.name);
       if (!exists) return report_error(exists.error());
@@ -115,6 +116,21 @@ int ledger_service(const Config& config) {
   if (auto ok = (*table)->start(); !ok) return report_error(ok.error());
 
   LedgerMetrics metrics;
+  // Quality samples (docs/routing.md, "Quality sampling"): cascade_quality_score
+  // per tenant, model and tier on the same /metrics. Read from the beginning,
+  // like a global table, so a restart exports the whole retained history.
+  QualityAggregator quality(metrics.registry().get());
+  auto quality_follower = TopicFollower::open(
+      config.kafka, kafka->bootstrap(), {config.kafka.quality_topic}, "quality",
+      [&quality](const rd_kafka_message_t& msg) {
+        if (!msg.payload) return;
+        if (auto ok = quality.apply(std::string_view(static_cast<const char*>(msg.payload), msg.len)); !ok)
+          spdlog::warn("ledger: skipping quality record {}/{}: {}", msg.partition, msg.offset, ok.error().message);
+      });
+  if (!quality_follower) return report_error(quality_follower.error());
+  if (auto restored = (*quality_follower)->restore(); !restored) return report_error(restored.error());
+  if (auto ok = (*quality_follower)->start(); !ok) return report_error(ok.error());
+
   auto monitor = BudgetMonitor::start(config.kafka, kafka->bootstrap(), **store, (*table)->book(), &metrics,
                                       budget_monitor_options(config));
   if (!monitor) return report_error(monitor.error());
@@ -148,6 +164,7 @@ int ledger_service(const Config& config) {
   (*monitor)->flush(5000);
   (*monitor)->stop();
   (*http)->stop();
+  (*quality_follower)->stop();
   (*table)->stop();
   auto rows = (*store)->usage({});
   if (rows) {

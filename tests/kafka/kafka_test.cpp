@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -276,6 +278,59 @@ TEST(ReadTopicToEnd, PartiallyFilledTopicFinishesWhenEveryNonEmptyPartitionIsRea
   read_all(broker->bootstrap(), "sparse", &count, &partitions);
   EXPECT_EQ(count, 5u);
   EXPECT_EQ(partitions.size(), 1u);
+}
+
+TEST(TopicFollower, RestoresEveryPartitionToItsEndThenFollowsNewRecords) {
+  auto broker = start_broker();
+  ASSERT_TRUE(broker);
+  ASSERT_TRUE(broker->create_topics({{"table-a", 3}, {"table-b", 2}}));
+  auto producer = EventProducer::create(fast_config(), broker->bootstrap());
+  ASSERT_TRUE(producer) << producer.error().message;
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE((*producer)->produce(i % 2 ? "table-a" : "table-b", "k" + std::to_string(i), "v"));
+  ASSERT_TRUE((*producer)->flush(10000));
+
+  std::mutex mu;
+  std::map<std::string, int> seen;  // topic -> records
+  auto follower = TopicFollower::open(fast_config(), broker->bootstrap(), {"table-a", "table-b"}, "test",
+                                      [&](const rd_kafka_message_t& m) {
+                                        std::lock_guard lock(mu);
+                                        seen[rd_kafka_topic_name(m.rkt)]++;
+                                      });
+  ASSERT_TRUE(follower) << follower.error().message;
+  ASSERT_TRUE((*follower)->restore(30000));
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(seen["table-a"], 15);  // everything, before restore returns
+    EXPECT_EQ(seen["table-b"], 15);
+  }
+  ASSERT_TRUE((*follower)->start());
+  ASSERT_TRUE((*producer)->produce("table-a", "late", "v"));
+  ASSERT_TRUE((*producer)->flush(10000));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(mu);
+      if (seen["table-a"] == 16) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  (*follower)->stop();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen["table-a"], 16);
+  EXPECT_EQ(seen["table-b"], 15);
+}
+
+TEST(TopicFollower, AMissingTopicIsUnavailableAndIsNotCreatedByAsking) {
+  auto broker = start_broker();
+  ASSERT_TRUE(broker);
+  auto follower = TopicFollower::open(fast_config(), broker->bootstrap(), {"nowhere"}, "test",
+                                      [](const rd_kafka_message_t&) {});
+  ASSERT_FALSE(follower);
+  EXPECT_EQ(follower.error().code, ErrorCode::unavailable);
+  EXPECT_THAT(follower.error().message, HasSubstr("nowhere"));
+  auto exists = topic_exists(fast_config(), broker->bootstrap(), "nowhere");
+  ASSERT_TRUE(exists);
+  EXPECT_FALSE(*exists);
 }
 
 TEST(KafkaConnection, EmptyBootstrapStartsAnEmbeddedBrokerWithCascadeTopics) {

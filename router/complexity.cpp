@@ -558,7 +558,7 @@ void scan_text(std::string_view text, bool system, Evidence& ev, TextScanner& sc
 
 }  // namespace
 
-ComplexityScore score_complexity(const nlohmann::json& messages) {
+ComplexityScore score_complexity(const nlohmann::json& messages, std::int64_t input_tokens) {
   Evidence ev;
   TextScanner scanner(ev);
   if (messages.is_array()) {
@@ -581,7 +581,7 @@ ComplexityScore score_complexity(const nlohmann::json& messages) {
     }
   }
 
-  const double tokens = ev.chars / kCharsPerToken;
+  const double tokens = input_tokens > 0 ? static_cast<double>(input_tokens) : ev.chars / kCharsPerToken;
   const double length = kLengthWeight * log_scale(tokens, kLengthFreeTokens, kLengthFullTokens);
   const double code_units = ev.code + (ev.latex_commands == 0 ? ev.code_unless_latex : 0.0);
   const double code = kCodeWeight * saturating(code_units, 2.0);

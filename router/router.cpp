@@ -238,7 +238,7 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
     p_weak_ok = scorer_->score(event.messages).p_weak_ok;
     score = 1.0 - p_weak_ok;
   } else {
-    score = score_complexity(event.messages).score;
+    score = score_complexity(event.messages, context.input_tokens).score;
   }
 
   if (event.pinned()) {

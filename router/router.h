@@ -36,8 +36,9 @@ struct ComplexityScore {
 };
 
 // Scores the prompt text of OpenAI-format messages: length, code, math,
-// reasoning words, multi-step instructions.
-ComplexityScore score_complexity(const nlohmann::json& messages);
+// reasoning words, multi-step instructions. The length is input_tokens, the
+// tokenizer's count, when given; else estimated as characters / 4.
+ComplexityScore score_complexity(const nlohmann::json& messages, std::int64_t input_tokens = 0);
 
 // --------------------------------------------------------------- scorers ----
 

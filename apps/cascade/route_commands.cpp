@@ -426,6 +426,10 @@ int run_route(const CommonOptions& common, const RouteOptions& options) {
   RouteContext context;
   context.default_max_tokens = config->limits.default_max_tokens;
   context.explain = options.explain;
+  // Counted as the worker counts it, so the length feature and the context
+  // check see the same figure.
+  if (auto tokens = load_token_counter(config->tokenizer))
+    context.input_tokens = static_cast<std::int64_t>((*tokens)->count_messages("", event.messages).tokens);
   auto decision = router.route(event, context);
   const RouteScore score = (*scorer)->score(event.messages, options.explain);
   if (!decision) return failure(kCommand, decision.error().message);

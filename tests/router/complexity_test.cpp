@@ -47,6 +47,16 @@ TEST(Complexity, TrivialQuestionScoresFarBelowALongMultiStepCodeAndMathTask) {
   EXPECT_GT(complex, 0.8);
 }
 
+TEST(Complexity, TheLengthIsTheTokenizersCountWhenGiven) {
+  const auto messages = user("Summarize this.");
+  const ComplexityScore estimated = score_complexity(messages);
+  const ComplexityScore counted = score_complexity(messages, 6000);  // e.g. a long document in a part not scanned
+  EXPECT_EQ(feature(estimated, "length"), 0.0);
+  EXPECT_GT(feature(counted, "length"), 0.0);
+  EXPECT_GT(counted.score, estimated.score);
+  EXPECT_EQ(score_complexity(messages, 0).score, estimated.score);  // 0 = unknown: estimated
+}
+
 TEST(Complexity, ScoresStayInTheUnitInterval) {
   std::string huge;
   for (int i = 0; i < 5000; ++i)

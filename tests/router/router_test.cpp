@@ -124,6 +124,18 @@ TEST(Router, DecisionCarriesTheComplexityScore) {
   EXPECT_DOUBLE_EQ(decision->score, score_complexity(event.messages).score);
 }
 
+TEST(Router, TheHeuristicsLengthUsesTheContextsTokenCount) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  const auto event = prompt(kTrivial);
+  RouteContext context;
+  context.input_tokens = 800;  // fits the test catalog's 1000-token windows with 100 of output
+  auto decision = router.route(event, context);
+  ASSERT_TRUE(decision) << decision.error().message;
+  EXPECT_DOUBLE_EQ(decision->score, score_complexity(event.messages, 800).score);
+  EXPECT_GT(decision->score, score_complexity(event.messages).score);
+}
+
 TEST(Router, ComparesModelsByBlendedPriceNotInputPriceAlone) {
   // cheap-input has the lower input price but the higher blended price.
   const auto catalog = ModelCatalog::from_yaml(R"(

@@ -161,7 +161,8 @@ router:
   legal.metadata = R"({"tags":["legal"]})";
   auto [legal_code, legal_out] = run(legal);
   ASSERT_EQ(legal_code, 0) << legal_out;
-  EXPECT_NE(legal_out.find("constraints: tokens ~"), std::string::npos) << legal_out;
+  // Counted when the tokenizer's rank files are found, else "~" estimated.
+  EXPECT_NE(legal_out.find("constraints: tokens "), std::string::npos) << legal_out;
   EXPECT_NE(legal_out.find("residency eu"), std::string::npos) << legal_out;
   EXPECT_NE(legal_out.find("rule:    legal-eu"), std::string::npos) << legal_out;
   EXPECT_NE(legal_out.find("arm none: a rule decided"), std::string::npos) << legal_out;

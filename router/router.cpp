@@ -18,6 +18,17 @@ double blended_price(const ModelInfo& model) {
   return (3.0 * model.price.input_per_mtok + model.price.output_per_mtok) / 4.0;
 }
 
+RouteDecision decision_for(const ModelInfo& model, double score, std::string reason,
+                           std::vector<const ModelInfo*> fallbacks = {}) {
+  RouteDecision decision;
+  decision.model = &model;
+  decision.tier = model.tier;
+  decision.score = score;
+  decision.reason = std::move(reason);
+  decision.fallbacks = std::move(fallbacks);
+  return decision;
+}
+
 std::size_t index_of(Tier tier) { return static_cast<std::size_t>(tier); }
 
 Tier tier_for(double score, const TierThresholds& thresholds) {
@@ -249,7 +260,7 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
     if (!available_(model->provider))
       return fail(ErrorCode::unavailable, "model '" + model->id + "' is pinned but its provider '" +
                                               model->provider + "' is not available (not configured or no API key)");
-    RouteDecision decision{model, model->tier, score, "pinned"};
+    RouteDecision decision = decision_for(*model, score, "pinned");
     if (context.explain) decision.constraints = needs.describe();
     return decision;
   }
@@ -261,7 +272,7 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
     std::string why = constraint_violation(model, needs);
     if (why.empty() && !available_(model.provider)) why = "provider '" + model.provider + "' not available";
     if (why.empty()) {
-      RouteDecision decision{&model, model.tier, score, "rule " + rule->name + ": pinned " + model.id};
+      RouteDecision decision = decision_for(model, score, "rule " + rule->name + ": pinned " + model.id);
       decision.rule = rule->name;
       if (context.explain) decision.constraints = needs.describe();
       return decision;
@@ -318,7 +329,7 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
     reason += rule_note;
     append_skipped(reason, skipped, skipped_total);
     if (!scorer_problem_.empty()) reason += " (" + scorer_problem_ + ")";
-    RouteDecision decision{chosen, chosen->tier, score, std::move(reason), fallbacks_for(*chosen, needs)};
+    RouteDecision decision = decision_for(*chosen, score, std::move(reason), fallbacks_for(*chosen, needs));
     decision.policy = std::move(policy_label);
     if (rule) decision.rule = rule->name;
     if (context.explain) decision.constraints = needs.describe();
@@ -344,8 +355,8 @@ Result<RouteDecision> Router::route_cheapest(const PromptEvent& event, const Rou
         if (context.explain || skipped.size() < kSkippedKept) skipped.push_back(model->id + ": " + std::move(why));
         continue;
       }
-      RouteDecision decision{model, model->tier, 0, "cheapest " + std::string(to_string(model->tier)),
-                             fallbacks_for(*model, needs)};
+      RouteDecision decision = decision_for(*model, 0, "cheapest " + std::string(to_string(model->tier)),
+                                            fallbacks_for(*model, needs));
       decision.policy = policy_for(event, rule).second;
       if (rule) decision.rule = rule->name;
       if (context.explain) decision.constraints = needs.describe();

@@ -354,6 +354,10 @@ const ModelInfo* ModelCatalog::find(std::string_view id) const {
   return nullptr;
 }
 
+double blended_price(const ModelInfo& model) {
+  return (3.0 * model.price.input_per_mtok + model.price.output_per_mtok) / 4.0;
+}
+
 double cost_usd(const ModelPrice& price, const TokenUsage& usage, Billing billing) {
   // Guards against providers reporting more cached (read or written) tokens
   // than input tokens: the parts never add up to more than the whole.

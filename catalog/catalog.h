@@ -105,4 +105,11 @@ class ModelCatalog {
 // batch input price).
 double cost_usd(const ModelPrice& price, const TokenUsage& usage, Billing billing = Billing::standard);
 
+// How models are ranked by price: USD per 1M tokens at three input tokens
+// for every output token, the mix of typical chat traffic (and the
+// convention of public model leaderboards). Neither price alone ranks models
+// fairly: output is 2-8x dearer per token, but prompts are usually several
+// times longer than answers. Cache discounts are left out: they depend on traffic.
+double blended_price(const ModelInfo& model);
+
 }  // namespace cascade

@@ -9,15 +9,6 @@
 namespace cascade {
 namespace {
 
-// Models are compared by a blended USD price per 1M tokens: three input tokens
-// for every output token, the mix of typical chat traffic (and the convention
-// of public model leaderboards). Neither price alone ranks models fairly:
-// output is 2-8x dearer per token, but prompts are usually several times
-// longer than answers. Cache discounts are left out: they depend on traffic.
-double blended_price(const ModelInfo& model) {
-  return (3.0 * model.price.input_per_mtok + model.price.output_per_mtok) / 4.0;
-}
-
 RouteDecision decision_for(const ModelInfo& model, double score, std::string reason,
                            std::vector<const ModelInfo*> fallbacks = {}) {
   RouteDecision decision;

@@ -39,10 +39,6 @@ bool cascade_requested(const CascadeConfig& config, const PromptEvent& event) {
   return std::ranges::find(config.preferences, preference) != config.preferences.end();
 }
 
-double blended_price(const ModelInfo& model) {
-  return (3.0 * model.price.input_per_mtok + model.price.output_per_mtok) / 4.0;
-}
-
 std::vector<const ModelInfo*> escalation_chain(const ModelCatalog& catalog, Tier cheap_tier,
                                                const std::function<bool(const ModelInfo&)>& usable,
                                                int max_fallbacks) {

@@ -17,10 +17,6 @@ namespace cascade {
 // preference is among router.cascade.preferences. A "cascade": false opts out.
 bool cascade_requested(const CascadeConfig& config, const PromptEvent& event);
 
-// USD per 1M tokens at three input tokens per output token, the price the
-// router ranks models by.
-double blended_price(const ModelInfo& model);
-
 // The models a cheap answer escalates to when it is rejected: the cheapest
 // usable model of the first tier above `cheap_tier` that has one, then up
 // to `max_fallbacks` alternatives for when that one fails: the same tier's

@@ -205,7 +205,8 @@ Result<void> read_router_policies(const YAML::Node& router, KeyReader& r, Router
         return fail(ErrorCode::invalid_request,
                     "config '" + path + "': a policy name must be non-empty, without ':', and not 'default'");
       if (!kv.second.IsNull()) {
-        if (auto ok = only_keys(kv.second, {"preference", "small_max", "medium_max", "small_min", "medium_min"}, path);
+        if (auto ok = only_keys(kv.second, {"preference", "small_max", "medium_max", "small_min", "medium_min", "cost_aware"},
+                             path);
             !ok)
           return ok;
       }
@@ -218,7 +219,17 @@ Result<void> read_router_policies(const YAML::Node& router, KeyReader& r, Router
       r.read(kv.second, "medium_max", t.medium_max, path);
       r.read(kv.second, "small_min", p.small_min, path);
       r.read(kv.second, "medium_min", p.medium_min, path);
+      std::string cost_aware;  // text, so that unset stays distinguishable from false
+      r.read(kv.second, "cost_aware", cost_aware, path);
       if (!r.error().empty()) return {};
+      if (cost_aware == "true") {
+        policy.cost_aware = true;
+      } else if (cost_aware == "false") {
+        policy.cost_aware = false;
+      } else if (!cost_aware.empty()) {
+        return fail(ErrorCode::invalid_request,
+                    "config '" + path + ".cost_aware': '" + cost_aware + "' is not true or false");
+      }
       if (!policy.preference.empty() && !is_preference_name(policy.preference))
         return fail(ErrorCode::invalid_request, "config '" + path + ".preference': '" + policy.preference +
                                                     "' is not one of cost|balanced|quality|speed");
@@ -414,6 +425,14 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
     r.read(cascade, "min_judge_score", c.router.cascade.min_judge_score, "router.cascade");
     r.read(cascade, "judge_timeout_ms", c.router.cascade.judge_timeout_ms, "router.cascade");
     r.read(cascade, "max_buffer_bytes", c.router.cascade.max_buffer_bytes, "router.cascade");
+    const auto cost_aware = router["cost_aware"];
+    r.read(cost_aware, "enabled", c.router.cost_aware.enabled, "router.cost_aware");
+    r.read(cost_aware, "reference_input_tokens", c.router.cost_aware.reference_input_tokens, "router.cost_aware");
+    r.read(cost_aware, "expected_output_tokens", c.router.cost_aware.expected_output_tokens, "router.cost_aware");
+    if (r.error().empty() &&
+        !(c.router.cost_aware.reference_input_tokens > 0 && c.router.cost_aware.expected_output_tokens > 0))
+      return fail(ErrorCode::invalid_request,
+                  "config 'router.cost_aware': reference_input_tokens and expected_output_tokens must be > 0");
     const std::pair<const char*, ProbabilityThresholds*> probability_by_preference[] = {
         {"balanced", &c.router.balanced_p},
         {"cost", &c.router.cost_p},

@@ -156,6 +156,21 @@ struct RoutePolicyConfig {
   std::string preference;                           // "" = the request's; else cost|balanced|quality|speed
   std::optional<TierThresholds> thresholds;         // small_max + medium_max (heuristic)
   std::optional<ProbabilityThresholds> probability;  // small_min + medium_min (learned, knn)
+  std::optional<bool> cost_aware;                    // unset = router.cost_aware.enabled
+};
+
+// router.cost_aware (docs/routing.md, "Cost-aware routing"): with the learned
+// or knn scorer, the strong model's expected gain (1 - p_weak_ok) is weighed
+// against what it costs more for this request than for a reference-sized
+// one, so dollars go where they buy the most quality: a long prompt needs a
+// larger expected gain to be upgraded, a short one a smaller.
+struct CostAwareConfig {
+  bool enabled = false;
+  // The request size at which the probability thresholds keep their meaning.
+  std::int64_t reference_input_tokens = 1000;
+  // Output assumed when pricing a request before it is answered (capped at
+  // its max_tokens), for the request and the reference alike.
+  std::int64_t expected_output_tokens = 256;
 };
 
 // router.rules[i]: when every given match holds, the action applies. The
@@ -201,6 +216,7 @@ struct RouterConfig {
   std::map<std::string, std::vector<std::string>> fallbacks;
   int max_fallbacks = 2;
   CascadeConfig cascade;
+  CostAwareConfig cost_aware;
   // Policies (docs/routing.md, "Policies"): named threshold sets, rules
   // matched first to last, and an A/B experiment between two policies.
   std::map<std::string, RoutePolicyConfig> policies;

@@ -144,9 +144,9 @@ bool CompiledRule::matches(const PromptEvent& event) const {
 Result<std::shared_ptr<const RoutePolicies>> RoutePolicies::compile(const RouterConfig& config,
                                                                    const ModelCatalog& catalog) {
   auto out = std::make_shared<RoutePolicies>();
-  out->policies_.emplace("default", CompiledPolicy{"default", std::nullopt, std::nullopt, std::nullopt});
+  out->policies_.emplace("default", CompiledPolicy{"default", std::nullopt, std::nullopt, std::nullopt, std::nullopt});
   for (const auto& [name, policy] : config.policies) {
-    CompiledPolicy compiled{name, std::nullopt, policy.thresholds, policy.probability};
+    CompiledPolicy compiled{name, std::nullopt, policy.thresholds, policy.probability, policy.cost_aware};
     if (!policy.preference.empty()) {
       compiled.preference = preference_named(policy.preference);
       if (!compiled.preference)

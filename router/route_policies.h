@@ -32,6 +32,7 @@ struct CompiledPolicy {
   std::optional<Preference> preference;
   std::optional<TierThresholds> thresholds;
   std::optional<ProbabilityThresholds> probability;
+  std::optional<bool> cost_aware;  // unset = router.cost_aware.enabled
 };
 
 struct CompiledRule {

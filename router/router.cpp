@@ -71,23 +71,38 @@ void append_unavailable(std::string& reason, Tier wanted, const ModelInfo& chose
 }
 
 // "learned p_weak_ok=0.83 pref=balanced small_min=0.80 tier=small": the
-// scorer, its probability and the threshold that decided the tier.
-std::string scorer_reason(ScorerKind kind, double p, Preference preference, const ProbabilityThresholds& t,
-                          Tier wanted, const ModelInfo& chosen, bool constrained) {
+// scorer, its probability and the threshold that decided the tier; with
+// cost-aware routing also the adjusted probability and the cost ratio behind
+// it ("p_weak_ok=0.64 cost_adjusted=0.81 (upgrade 0.53x ref) >= ...").
+std::string scorer_reason(ScorerKind kind, double p, const std::optional<CostAdjustment>& adjustment,
+                          Preference preference, const ProbabilityThresholds& t, Tier wanted,
+                          const ModelInfo& chosen, bool constrained) {
   const auto name = to_string(kind);
   const auto pref = to_string(preference);
   const auto tier = to_string(wanted);
   const char* threshold_name = wanted == Tier::small ? "small_min" : "medium_min";
   const double threshold = wanted == Tier::small ? t.small_min : t.medium_min;
   const char* relation = wanted == Tier::large ? "<" : ">=";
-  char buffer[200];
-  int written = std::snprintf(buffer, sizeof buffer, "%.*s p_weak_ok=%.2f %s %s=%.2f pref=%.*s tier=%.*s",
-                              static_cast<int>(name.size()), name.data(), p, relation, threshold_name, threshold,
-                              static_cast<int>(pref.size()), pref.data(), static_cast<int>(tier.size()),
-                              tier.data());
+  char adjusted[80] = "";
+  if (adjustment) {
+    std::snprintf(adjusted, sizeof adjusted, " cost_adjusted=%.2f (upgrade %.2gx ref)", adjustment->p_weak_ok,
+                  adjustment->extra_usd / adjustment->reference_extra_usd);
+  }
+  char buffer[280];
+  int written = std::snprintf(buffer, sizeof buffer, "%.*s p_weak_ok=%.2f%s %s %s=%.2f pref=%.*s tier=%.*s",
+                              static_cast<int>(name.size()), name.data(), p, adjusted, relation, threshold_name,
+                              threshold, static_cast<int>(pref.size()), pref.data(),
+                              static_cast<int>(tier.size()), tier.data());
   std::string reason(buffer, static_cast<std::size_t>(std::max(written, 0)));
   append_unavailable(reason, wanted, chosen, constrained);
   return reason;
+}
+
+// What `model` charges for a request of this size, in USD (list prices).
+double priced(const ModelInfo& model, std::int64_t input_tokens, std::int64_t output_tokens) {
+  return (static_cast<double>(input_tokens) * model.price.input_per_mtok +
+          static_cast<double>(output_tokens) * model.price.output_per_mtok) /
+         1e6;
 }
 
 // Models passed over for a constraint, in the reason: short, the first few.
@@ -161,6 +176,28 @@ const ModelInfo* Router::cheapest_in(Tier tier) const {
   for (const ModelInfo* model : candidates_by_tier_[index_of(tier)])
     if (available_(model->provider)) return model;
   return nullptr;
+}
+
+const ModelInfo* Router::cheapest_fitting(Tier tier, const RouteRequirements& needs) const {
+  for (const ModelInfo* model : candidates_by_tier_[index_of(tier)])
+    if (available_(model->provider) && constraint_violation(*model, needs).empty()) return model;
+  return nullptr;
+}
+
+std::optional<CostAdjustment> Router::adjust_for_cost(double p_weak_ok, const RouteRequirements& needs) const {
+  const ModelInfo* small = cheapest_fitting(Tier::small, needs);
+  const ModelInfo* large = cheapest_fitting(Tier::large, needs);
+  if (small == nullptr || large == nullptr) return std::nullopt;
+  const CostAwareConfig& c = config_.cost_aware;
+  const std::int64_t output = std::min(c.expected_output_tokens, std::max<std::int64_t>(needs.max_tokens, 1));
+  const double extra = priced(*large, needs.input_tokens, output) - priced(*small, needs.input_tokens, output);
+  const double reference = priced(*large, c.reference_input_tokens, c.expected_output_tokens) -
+                           priced(*small, c.reference_input_tokens, c.expected_output_tokens);
+  // A large tier no dearer than the small one leaves nothing to weigh.
+  if (!(extra > 0 && reference > 0)) return std::nullopt;
+  // Expected gain per dollar, in units of a reference-sized request's dollar.
+  const double gain = (1.0 - p_weak_ok) * reference / extra;
+  return CostAdjustment{std::clamp(1.0 - gain, 0.0, 1.0), extra, reference};
 }
 
 std::vector<const ModelInfo*> Router::fallbacks_for(const ModelInfo& chosen, const RouteRequirements& needs) const {
@@ -280,8 +317,12 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
       policy && policy->probability ? *policy->probability : probability_thresholds_for(preference);
 
   const bool forced = rule && rule->tier;
+  const bool cost_aware = policy && policy->cost_aware ? *policy->cost_aware : config_.cost_aware.enabled;
+  // The heuristic's score is a ranking, not a probability of gain: it is not weighed.
+  std::optional<CostAdjustment> adjustment;
+  if (scorer_ && cost_aware && !forced) adjustment = adjust_for_cost(p_weak_ok, needs);
   const Tier wanted = forced    ? *rule->tier
-                      : scorer_ ? tier_for_probability(p_weak_ok, probability)
+                      : scorer_ ? tier_for_probability(adjustment ? adjustment->p_weak_ok : p_weak_ok, probability)
                                 : tier_for(score, thresholds);
 
   std::vector<std::string> skipped;
@@ -311,8 +352,8 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
       reason = "rule " + rule->name + ": tier=" + std::string(to_string(wanted)) + buffer;
       append_unavailable(reason, wanted, *chosen, wanted_tier_constrained);
     } else {
-      reason = scorer_ ? scorer_reason(scorer_->kind(), p_weak_ok, preference, probability, wanted, *chosen,
-                                       wanted_tier_constrained)
+      reason = scorer_ ? scorer_reason(scorer_->kind(), p_weak_ok, adjustment, preference, probability, wanted,
+                                       *chosen, wanted_tier_constrained)
                        : heuristic_reason(score, preference, wanted, *chosen, wanted_tier_constrained);
       if (!policy_label.empty()) reason += " policy=" + policy_label;
       if (rule) reason += " rule=" + rule->name;
@@ -325,6 +366,7 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
     if (rule) decision.rule = rule->name;
     if (context.explain) decision.constraints = needs.describe();
     decision.skipped = std::move(skipped);
+    decision.cost_adjustment = adjustment;
     return decision;
   }
   if (!any_available) return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");

@@ -141,6 +141,15 @@ class RoutePolicies;
 struct CompiledRule;
 struct CompiledPolicy;
 
+// Cost-aware routing (router.cost_aware): the strong model's expected gain,
+// 1 - p_weak_ok, scaled by what the upgrade costs at the reference size over
+// what it costs for this request. Tiers are then picked from p_weak_ok.
+struct CostAdjustment {
+  double p_weak_ok = 0;            // the adjusted probability the thresholds saw
+  double extra_usd = 0;            // large tier's model minus small tier's, this request
+  double reference_extra_usd = 0;  // the same at router.cost_aware's reference size
+};
+
 struct RouteDecision {
   const ModelInfo* model = nullptr;  // points into the catalog
   Tier tier = Tier::medium;
@@ -163,6 +172,8 @@ struct RouteDecision {
   // Cheaper models passed over for a hard constraint, "id: why" (at most 3
   // unless RouteContext::explain).
   std::vector<std::string> skipped;
+  // Set when cost-aware routing moved the probability the tier came from.
+  std::optional<CostAdjustment> cost_adjustment;
 };
 
 // Whether a provider is configured and enabled (its key is present).
@@ -203,6 +214,11 @@ class Router {
   const TierThresholds& thresholds_for(Preference preference) const;
   const ProbabilityThresholds& probability_thresholds_for(Preference preference) const;
   const ModelInfo* cheapest_in(Tier tier) const;
+  // The cheapest available model of `tier` that meets `needs`, or nullptr.
+  const ModelInfo* cheapest_fitting(Tier tier, const RouteRequirements& needs) const;
+  // The cost-aware probability for a request with these needs, or nothing
+  // when the small or large tier has no model for it (nothing to weigh).
+  std::optional<CostAdjustment> adjust_for_cost(double p_weak_ok, const RouteRequirements& needs) const;
   std::vector<const ModelInfo*> fallbacks_for(const ModelInfo& chosen, const RouteRequirements& needs) const;
 
   RouterConfig config_;

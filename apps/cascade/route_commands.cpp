@@ -478,6 +478,15 @@ int run_route(const CommonOptions& common, const RouteOptions& options) {
     std::printf("thresholds (%s): p_weak_ok >= %.2f small, >= %.2f medium, else large\n", options.preference.c_str(),
                 t.small_min, t.medium_min);
   }
+  if (const auto& a = decision->cost_adjustment) {
+    std::printf("cost-aware: the large tier costs $%.3g more than the small one for this request, $%.3g for a "
+                "reference one (%lld input + %lld output tokens);\n"
+                "            expected gain 1 - p_weak_ok scaled by %.3g: p_weak_ok %.4f -> %.4f for the thresholds\n",
+                a->extra_usd, a->reference_extra_usd,
+                static_cast<long long>(config->router.cost_aware.reference_input_tokens),
+                static_cast<long long>(config->router.cost_aware.expected_output_tokens),
+                a->reference_extra_usd / a->extra_usd, score.p_weak_ok, a->p_weak_ok);
+  }
   std::printf("drivers (largest first%s):\n",
               (*scorer)->kind() == ScorerKind::learned ? "; log-odds, + favours the cheaper model"
               : (*scorer)->kind() == ScorerKind::knn   ? "; + neighbour where the weak model was as good"

@@ -168,7 +168,9 @@ int run(const Options& o) {
   RouterConfig learned_config;
   learned_config.scorer = "learned";
   learned_config.model_file = o.learned_file;
+  std::shared_ptr<const RouteScorer> learned_scorer;
   if (auto learned = load_route_scorer(learned_config)) {
+    learned_scorer = *learned;
     results.push_back(measure("learned", o.learned_file.empty() ? "built-in model" : o.learned_file, **learned,
                               messages, o.rounds));
   } else {
@@ -238,6 +240,17 @@ int run(const Options& o) {
     }
     const Router policed(with_policies, *catalog, every_provider, make_heuristic_scorer());
     results.push_back(measure_router("route+pol", "heuristic, 3 rules + experiment", policed, messages, o.rounds));
+    if (learned_scorer) {
+      // The learned scorer's decision, then with cost-aware routing: two
+      // more catalog walks (the cheapest small and large models that fit)
+      // and the prices of the upgrade.
+      const Router learned_router(RouterConfig{}, *catalog, every_provider, learned_scorer);
+      results.push_back(measure_router("route+lrn", "learned", learned_router, messages, o.rounds));
+      RouterConfig cost_aware;
+      cost_aware.cost_aware.enabled = true;
+      const Router weighed(cost_aware, *catalog, every_provider, learned_scorer);
+      results.push_back(measure_router("route+cst", "learned, cost-aware", weighed, messages, o.rounds));
+    }
   }
 
   std::printf("router scorer decision time: %zu real prompts from %s (mean %.0f chars, longest %zu), %d rounds, 1 thread\n",

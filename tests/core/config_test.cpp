@@ -672,5 +672,45 @@ TEST(LoadConfig, InvalidRouterPoliciesAreErrorsNamingTheKey) {
               HasSubstr("router.experiment.split"));
 }
 
+TEST(LoadConfig, CostAwareRoutingIsOffByDefaultAndReadFromFileEnvAndPolicies) {
+  const Config defaults = load_ok("", kNoEnv);
+  EXPECT_FALSE(defaults.router.cost_aware.enabled);
+  EXPECT_EQ(defaults.router.cost_aware.reference_input_tokens, CostAwareConfig{}.reference_input_tokens);
+  EXPECT_EQ(defaults.router.cost_aware.expected_output_tokens, CostAwareConfig{}.expected_output_tokens);
+
+  TempYamlFile file(
+      "router:\n"
+      "  cost_aware: {enabled: true, reference_input_tokens: 3000, expected_output_tokens: 40}\n"
+      "  policies:\n"
+      "    gain: {cost_aware: true}\n"
+      "    plain: {cost_aware: false, preference: cost}\n"
+      "    other: {preference: cost}\n");
+  const Config c = load_ok(file.path(), kNoEnv);
+  EXPECT_TRUE(c.router.cost_aware.enabled);
+  EXPECT_EQ(c.router.cost_aware.reference_input_tokens, 3000);
+  EXPECT_EQ(c.router.cost_aware.expected_output_tokens, 40);
+  EXPECT_EQ(c.router.policies.at("gain").cost_aware, std::optional<bool>(true));
+  EXPECT_EQ(c.router.policies.at("plain").cost_aware, std::optional<bool>(false));
+  EXPECT_FALSE(c.router.policies.at("other").cost_aware.has_value());
+
+  const Config env = load_ok(file.path(), env_of({{"CASCADE_ROUTER_COST_AWARE_ENABLED", "false"},
+                                                  {"CASCADE_ROUTER_COST_AWARE_REFERENCE_INPUT_TOKENS", "500"},
+                                                  {"CASCADE_ROUTER_POLICIES_OTHER_COST_AWARE", "true"}}));
+  EXPECT_FALSE(env.router.cost_aware.enabled);
+  EXPECT_EQ(env.router.cost_aware.reference_input_tokens, 500);
+  EXPECT_EQ(env.router.policies.at("other").cost_aware, std::optional<bool>(true));
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"router:\n  cost_aware: {reference_input_tokens: 0}\n", "router.cost_aware': reference_input_tokens"},
+      {"router:\n  cost_aware: {expected_output_tokens: -5}\n", "router.cost_aware': reference_input_tokens"},
+      {"router:\n  cost_aware: {enabled: maybe}\n", "router.cost_aware.enabled"},
+      {"router:\n  policies:\n    p: {cost_aware: sometimes}\n", "router.policies.p.cost_aware': 'sometimes'"},
+  };
+  for (const auto& [yaml, expected] : bad) {
+    TempYamlFile bad_file(yaml);
+    EXPECT_THAT(load_error(bad_file.path(), kNoEnv), HasSubstr(expected)) << yaml;
+  }
+}
+
 }  // namespace
 }  // namespace cascade

@@ -181,5 +181,24 @@ router:
   EXPECT_NE(bad_out.find("router.rules[0].match.prompt: invalid regex"), std::string::npos) << bad_out;
 }
 
+// Cost-aware routing (docs/routing.md, "Cost-aware routing") in the reason
+// and in --explain.
+TEST_F(RouteCommands, ExplainShowsTheCostAwareAdjustment) {
+  const std::string config = (dir_ / "cost-aware.yaml").string();
+  std::ofstream(config) << "router:\n  scorer: learned\n  cost_aware: {enabled: true, reference_input_tokens: 1000}\n";
+  RouteOptions options;
+  options.prompt = "Prove that the sum of the first n odd numbers is n^2.";
+  options.explain = true;
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  const int code = run_route(CommonOptions{config, ""}, options);
+  const std::string out = ::testing::internal::GetCapturedStdout() + ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("reason:  learned p_weak_ok="), std::string::npos) << out;
+  EXPECT_NE(out.find(" cost_adjusted="), std::string::npos) << out;
+  EXPECT_NE(out.find("cost-aware: the large tier costs $"), std::string::npos) << out;
+  EXPECT_NE(out.find("reference one (1000 input + 256 output tokens)"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace cascade::cli

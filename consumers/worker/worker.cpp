@@ -817,7 +817,32 @@ class Worker::Loop final : public DeliveryListener {
     if (decision.verdict == BudgetVerdict::soft_exceeded && r.route.reason.find(decision.reason) == std::string::npos) {
       r.route.reason += "; " + decision.reason;  // pinned, or already the cheapest: served as routed
     }
+    if (drop_over_budget_alternatives(r, book, estimate, now)) estimate = estimated_cost(r);
     r.budget_reservation = pending_spend_.reserve(r.event.tenant, r.route.model->id, r.tags, estimate);
+    return true;
+  }
+
+  // A routed model within its budgets must not fall back, or escalate, into
+  // one whose own model budget this request would break: such fallbacks and
+  // escalation models are taken out, and the reason names them. (The
+  // tenant's and tags' budgets were checked with the same estimate, so a hard
+  // verdict for another model is its model budget's.) True if any was.
+  bool drop_over_budget_alternatives(Request& r, const BudgetBook& book, double estimate, std::int64_t now) {
+    std::string dropped;
+    auto over_budget = [&](const ModelInfo* m) {
+      if (m == r.route.model) return false;
+      const BudgetDecision d = book.check(r.event.tenant, m->id, r.tags, estimate, now, &pending_spend_);
+      if (d.verdict != BudgetVerdict::hard_exceeded) return false;
+      if (dropped.find(m->id) == std::string::npos) dropped += (dropped.empty() ? "" : ", ") + m->id;
+      return true;
+    };
+    // r.chain[0] is the routed model, already admitted.
+    std::erase_if(r.chain, over_budget);
+    std::erase_if(r.route.fallbacks, [&](const ModelInfo* m) { return std::ranges::find(r.chain, m) == r.chain.end(); });
+    std::erase_if(r.escalation, over_budget);
+    if (dropped.empty()) return false;
+    if (r.escalation.empty()) r.buffering = false;  // nothing left to escalate to: answered as usual
+    r.route.reason += "; not tried, over their model budget: " + dropped;
     return true;
   }
 

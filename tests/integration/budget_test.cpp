@@ -192,5 +192,37 @@ TEST_F(BudgetTest, CostEventsCarryThePriceVersionAndTheRequestsTags) {
               costs[0].value("cost_usd", 0.0), 1e-12);
 }
 
+// A fallback whose own model budget the request would break is not tried:
+// the routed model's provider is down, and acme's budget for the first
+// fallback is spent, so acme's answer comes from the second.
+TEST_F(BudgetTest, AFallbackOverItsModelBudgetIsNotTriedAndTheReasonSaysSo) {
+  with_budgets = true;
+  env_overrides["CASCADE_PROVIDERS_GROQ_BASE_URL"] = "http://127.0.0.1:1/v1";  // llama-3.1-8b-instant: down
+  env_overrides["CASCADE_RESILIENCE_RETRY_BACKOFF_BASE_MS"] = "5";
+  env_overrides["CASCADE_RESILIENCE_RETRY_BACKOFF_CAP_MS"] = "20";
+  use_config_yaml(
+      "router:\n  fallbacks:\n    small: [gemini-2.5-flash-lite, mistral-small]\n"
+      "budgets:\n  acme:\n    models:\n      gemini-2.5-flash-lite: {daily_usd: 0.0000001}\n");
+  start_pipeline();
+  PromptEvent acme = tenant_prompt(0, "acme", "What is 2 + 2?");
+  PromptEvent globex = tenant_prompt(1, "globex", "What is 2 + 2?");
+  ASSERT_TRUE(client_->send(acme));
+  ASSERT_TRUE(client_->send(globex));
+  ASSERT_TRUE(client_->flush(10000));
+  ASSERT_TRUE(client_->wait_all(std::chrono::seconds(60))) << client_->outstanding() << " unanswered";
+
+  const auto& acme_final = *client_->replies().at(acme.id).terminal;
+  ASSERT_EQ(acme_final.type, "final") << acme_final.body.dump();
+  EXPECT_EQ(acme_final.body.value("model", ""), "mistral-small") << acme_final.body.dump();
+  const std::string reason = acme_final.body["route"].value("reason", "");
+  EXPECT_NE(reason.find("llama-3.1-8b-instant"), std::string::npos) << reason;  // routed there first
+  EXPECT_NE(reason.find("not tried, over their model budget: gemini-2.5-flash-lite"), std::string::npos) << reason;
+  // Another tenant's fallback is unaffected.
+  const auto& globex_final = *client_->replies().at(globex.id).terminal;
+  ASSERT_EQ(globex_final.type, "final") << globex_final.body.dump();
+  EXPECT_EQ(globex_final.body.value("model", ""), "gemini-2.5-flash-lite") << globex_final.body.dump();
+  EXPECT_EQ(upstream_->requests_by_model()["gemini-2.5-flash-lite"], 1u);
+}
+
 }  // namespace
 }  // namespace cascade::testing

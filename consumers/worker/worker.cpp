@@ -500,7 +500,7 @@ class Worker::Loop final : public DeliveryListener {
     final.usage = hit.answer.usage;
     final.cost_usd = 0;
     final.cache = hit.kind;
-    final.route = RouteInfo{"cache", 0, hit.reason};
+    final.route = RouteInfo{"cache", 0, hit.reason, {}};  // a cache hit was decided by no policy
     final.metadata = r.event.metadata;
 
     const ModelInfo& baseline = options_.catalog->baseline();

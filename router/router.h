@@ -73,6 +73,9 @@ class RouteScorer {
 
 // The heuristic complexity score as a scorer: p_weak_ok = 1 - score.
 std::shared_ptr<const RouteScorer> make_heuristic_scorer();
+// The same with the length feature from a tokenizer count (0 = estimated
+// from characters), as Router::route scores it when the worker passes one.
+RouteScore heuristic_route_score(const nlohmann::json& messages, std::int64_t input_tokens);
 
 // Parses a model file written by `cascade route-train` (config/router/*.json;
 // format in docs/routing.md). invalid_request when it is not one.

@@ -159,15 +159,7 @@ std::string describe(const nlohmann::json& model) {
 class HeuristicScorer final : public RouteScorer {
  public:
   ScorerKind kind() const override { return ScorerKind::heuristic; }
-  RouteScore score(const nlohmann::json& messages, bool) const override {
-    ComplexityScore complexity = score_complexity(messages);
-    RouteScore out;
-    out.p_weak_ok = 1.0 - complexity.score;
-    out.drivers = std::move(complexity.features);
-    std::erase_if(out.drivers, [](const auto& f) { return f.second == 0.0; });
-    keep_top(out.drivers);
-    return out;
-  }
+  RouteScore score(const nlohmann::json& messages, bool) const override { return heuristic_route_score(messages, 0); }
 };
 
 class LearnedScorer final : public RouteScorer {
@@ -377,6 +369,16 @@ Result<std::shared_ptr<const RouteScorer>> parse_knn(const nlohmann::json& model
 }
 
 }  // namespace
+
+RouteScore heuristic_route_score(const nlohmann::json& messages, std::int64_t input_tokens) {
+  ComplexityScore complexity = score_complexity(messages, input_tokens);
+  RouteScore out;
+  out.p_weak_ok = 1.0 - complexity.score;
+  out.drivers = std::move(complexity.features);
+  std::erase_if(out.drivers, [](const auto& f) { return f.second == 0.0; });
+  keep_top(out.drivers);
+  return out;
+}
 
 std::shared_ptr<const RouteScorer> make_heuristic_scorer() {
   static const auto scorer = std::make_shared<const HeuristicScorer>();

@@ -431,7 +431,11 @@ int run_route(const CommonOptions& common, const RouteOptions& options) {
   if (auto tokens = load_token_counter(config->tokenizer))
     context.input_tokens = static_cast<std::int64_t>((*tokens)->count_messages("", event.messages).tokens);
   auto decision = router.route(event, context);
-  const RouteScore score = (*scorer)->score(event.messages, options.explain);
+  // The heuristic is explained as the router scored it: its length feature
+  // from the tokenizer's count.
+  const RouteScore score = (*scorer)->kind() == ScorerKind::heuristic
+                               ? heuristic_route_score(event.messages, context.input_tokens)
+                               : (*scorer)->score(event.messages, options.explain);
   if (!decision) return failure(kCommand, decision.error().message);
 
   std::printf("model:   %s (%s, tier %s)\n", decision->model->id.c_str(), decision->model->provider.c_str(),

@@ -181,6 +181,28 @@ router:
   EXPECT_NE(bad_out.find("router.rules[0].match.prompt: invalid regex"), std::string::npos) << bad_out;
 }
 
+// The heuristic's length feature counts tokens when the tokenizer is found:
+// --explain shows the score the decision used, not a chars/4 estimate.
+TEST_F(RouteCommands, ExplainShowsTheHeuristicScoreTheDecisionUsed) {
+  RouteOptions options;
+  std::string prompt = "Compare these numbers and say which is largest:";
+  for (int i = 0; i < 400; ++i) prompt += " " + std::to_string(i * 7919 % 1000);
+  options.prompt = prompt;
+  options.explain = true;
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  const int code = run_route(CommonOptions{}, options);
+  const std::string out = ::testing::internal::GetCapturedStdout() + ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(code, 0) << out;
+  const auto score_at = out.find("heuristic score=");
+  const auto p_at = out.find("p_weak_ok: ");
+  ASSERT_NE(score_at, std::string::npos) << out;
+  ASSERT_NE(p_at, std::string::npos) << out;
+  const double score = std::stod(out.substr(score_at + 16, 4));
+  const double p_weak_ok = std::stod(out.substr(p_at + 11, 6));
+  EXPECT_NEAR(score, 1.0 - p_weak_ok, 0.005 + 1e-9) << out;
+}
+
 // Cost-aware routing (docs/routing.md, "Cost-aware routing") in the reason
 // and in --explain.
 TEST_F(RouteCommands, ExplainShowsTheCostAwareAdjustment) {

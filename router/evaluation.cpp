@@ -400,7 +400,7 @@ Result<PairSelection> select_pair(const std::vector<OutcomeRow>& rows, std::stri
       ++selection.skipped;
       continue;
     }
-    PairOutcome pair{row.prompt, w->quality, s->quality, w->cost_usd, s->cost_usd, w->response};
+    PairOutcome pair = pair_outcome(row.prompt, w->quality, s->quality, w->cost_usd, s->cost_usd, w->response);
     if (c != nullptr) {
       pair.check_cost = c->cost_usd;
       pair.check_response = c->response;

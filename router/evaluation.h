@@ -63,6 +63,19 @@ struct PairOutcome {
   bool weak_ok() const { return weak_quality >= strong_quality; }
 };
 
+// A pair from the two models' outcomes, every other field at its default.
+inline PairOutcome pair_outcome(std::string prompt, double weak_quality, double strong_quality, double weak_cost,
+                                double strong_cost, std::optional<std::string> weak_response = std::nullopt) {
+  PairOutcome pair;
+  pair.prompt = std::move(prompt);
+  pair.weak_quality = weak_quality;
+  pair.strong_quality = strong_quality;
+  pair.weak_cost = weak_cost;
+  pair.strong_cost = strong_cost;
+  pair.weak_response = std::move(weak_response);
+  return pair;
+}
+
 // `weak` and `strong` are model names, or comma-separated alternatives (the
 // first one a row has is used), so files that name one model differently can
 // be used together. Rows lacking either model are left out and counted.

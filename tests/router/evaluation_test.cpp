@@ -17,10 +17,10 @@ namespace {
 //   d       1       1         1       10        0.7
 // weak quality 0.5, strong 0.75; always-strong costs 40, always-weak 4.
 std::vector<PairOutcome> four_prompts() {
-  return {{"a", 0, 1, 1, 10, std::nullopt},
-          {"b", 1, 1, 1, 10, std::nullopt},
-          {"c", 0, 0, 1, 10, std::nullopt},
-          {"d", 1, 1, 1, 10, std::nullopt}};
+  return {pair_outcome("a", 0, 1, 1, 10),
+          pair_outcome("b", 1, 1, 1, 10),
+          pair_outcome("c", 0, 0, 1, 10),
+          pair_outcome("d", 1, 1, 1, 10)};
 }
 const std::vector<double> kP = {0.1, 0.9, 0.5, 0.7};
 
@@ -39,7 +39,9 @@ TEST(RoutingMetrics, MatchTheHandComputedCurveOfFourPrompts) {
     EXPECT_DOUBLE_EQ(e.curve[k].strong_share, share[k]) << k;
     EXPECT_DOUBLE_EQ(e.curve[k].quality, quality[k]) << k;
     EXPECT_NEAR(e.curve[k].cost_fraction, cost[k], 1e-12) << k;
-    if (k < 4) EXPECT_DOUBLE_EQ(e.curve[k].threshold, threshold[k]) << k;
+    if (k < 4) {
+      EXPECT_DOUBLE_EQ(e.curve[k].threshold, threshold[k]) << k;
+    }
   }
   EXPECT_GT(e.curve[4].threshold, 0.9);  // above every score: all go strong
   // APGR: PGR 0 -> 1 over the first quarter, then 1: 0.125 + 0.75.
@@ -83,7 +85,7 @@ TEST(RoutingMetrics, EqualScoresAreOneStepOfTheSweep) {
 }
 
 TEST(RoutingMetrics, NoGapMeansNoApgr) {
-  std::vector<PairOutcome> same = {{"x", 1, 1, 1, 10, std::nullopt}, {"y", 0, 0, 1, 10, std::nullopt}};
+  std::vector<PairOutcome> same = {pair_outcome("x", 1, 1, 1, 10), pair_outcome("y", 0, 0, 1, 10)};
   const RoutingEvaluation e = evaluate_routing(same, {0.2, 0.4});
   EXPECT_FALSE(e.apgr);
   EXPECT_FALSE(e.random_apgr);
@@ -135,7 +137,7 @@ TEST(GainPerCost, RanksByExpectedGainPerExpectedExtraDollar) {
   std::vector<PairOutcome> train;
   for (const std::string prompt : {"a", "bb", "bbbb", "bbbbbbbbbb"}) {
     const double bytes = static_cast<double>(prompt.size());
-    train.push_back({prompt, 0, 1, 0.1 * bytes, bytes, std::nullopt});
+    train.push_back(pair_outcome(prompt, 0, 1, 0.1 * bytes, bytes));
   }
   const CostModel costs = fit_cost_model(train);
   EXPECT_NEAR(costs.weak_b, 0.1, 1e-12);
@@ -146,9 +148,9 @@ TEST(GainPerCost, RanksByExpectedGainPerExpectedExtraDollar) {
   EXPECT_NEAR(costs.extra_cost("ccc"), 2.7, 1e-12);
   // Same probability: the short prompt's upgrade is ten times cheaper, so it
   // goes to the strong model first; a likelier gain can outrank a cheaper one.
-  const std::vector<PairOutcome> test = {{"a", 0, 1, 0, 0, std::nullopt},
-                                         {"bbbbbbbbbb", 0, 1, 0, 0, std::nullopt},
-                                         {"bbbbbbbbbb", 0, 1, 0, 0, std::nullopt}};
+  const std::vector<PairOutcome> test = {pair_outcome("a", 0, 1, 0, 0),
+                                         pair_outcome("bbbbbbbbbb", 0, 1, 0, 0),
+                                         pair_outcome("bbbbbbbbbb", 0, 1, 0, 0)};
   const auto scores = gain_per_cost_scores(test, {0.5, 0.5, 0.0}, costs);
   EXPECT_NEAR(scores[0], -0.5 / (0.9 / costs.mean_extra), 1e-9);
   EXPECT_NEAR(scores[1], -0.5 / (9.0 / costs.mean_extra), 1e-9);
@@ -210,7 +212,7 @@ TEST(WeakAnswerCheck, AgreementComparesFinalAnswers) {
 
 TEST(Split, IsDeterministicSeededAndKeepsIdenticalPromptsTogether) {
   std::vector<PairOutcome> pairs;
-  for (int i = 0; i < 200; ++i) pairs.push_back({"prompt " + std::to_string(i % 150), 1, 1, 1, 1, std::nullopt});
+  for (int i = 0; i < 200; ++i) pairs.push_back(pair_outcome("prompt " + std::to_string(i % 150), 1, 1, 1, 1));
   const Split a = split_by_prompt(pairs, 0.5, 1);
   const Split b = split_by_prompt(pairs, 0.5, 1);
   EXPECT_EQ(a.train, b.train);

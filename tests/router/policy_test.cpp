@@ -48,7 +48,9 @@ TierThresholds forcing(Tier tier) {
 }
 RouterConfig routing_to(Tier tier) {
   const TierThresholds t = forcing(tier);
-  return RouterConfig{t, t, t, t};
+  RouterConfig config;
+  config.balanced = config.cost = config.quality = config.speed = t;
+  return config;
 }
 
 PromptEvent prompt(std::string text, std::string id = "req-1") {
@@ -541,8 +543,12 @@ TEST(RouteExperiment, EachArmRoutesWithItsPolicyAndIsLabelled) {
     auto decision = router.route(prompt("hi", "id-" + std::to_string(i)));
     ASSERT_TRUE(decision) << decision.error().message;
     labels.insert(decision->policy);
-    if (decision->policy == "tiers:cheap") EXPECT_EQ(decision->model->tier, Tier::small);
-    if (decision->policy == "tiers:strong") EXPECT_EQ(decision->model->tier, Tier::large);
+    if (decision->policy == "tiers:cheap") {
+      EXPECT_EQ(decision->model->tier, Tier::small);
+    }
+    if (decision->policy == "tiers:strong") {
+      EXPECT_EQ(decision->model->tier, Tier::large);
+    }
     EXPECT_TRUE(contains(decision->reason, " policy=" + decision->policy)) << decision->reason;
   }
   EXPECT_EQ(labels, (std::set<std::string>{"tiers:cheap", "tiers:strong"}));

@@ -27,7 +27,7 @@ std::vector<OutcomeRow> rows_of(const std::string& jsonl) {
   return rows;
 }
 
-const RouteLlmPrices kPrices{{0.6e-6, 0.6e-6}, {10e-6, 30e-6}};
+const RouteLlmPrices kPrices{{0.6e-6, 0.6e-6}, {10e-6, 30e-6}, nullptr};  // bytes / 4 token estimates
 
 TEST(PythonStringList, DecodesPythonLiterals) {
   EXPECT_EQ(parse_python_string_list(R"(['a', "b"])"), (std::vector<std::string>{"a", "b"}));

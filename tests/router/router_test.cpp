@@ -41,7 +41,9 @@ RouterConfig forcing(Tier tier) {
   const TierThresholds t = tier == Tier::small    ? TierThresholds{1.01, 1.01}
                            : tier == Tier::medium ? TierThresholds{0.0, 1.01}
                                                   : TierThresholds{0.0, 0.0};
-  return RouterConfig{t, t, t, t};
+  RouterConfig config;
+  config.balanced = config.cost = config.quality = config.speed = t;
+  return config;
 }
 
 PromptEvent prompt(std::string text, Preference preference = Preference::balanced,

@@ -28,8 +28,8 @@ std::vector<PairOutcome> toy_pairs() {
   std::vector<PairOutcome> pairs;
   for (int variant = 0; variant < 5; ++variant) {
     const std::string suffix = " (case " + std::to_string(variant) + ")";
-    for (const auto& e : easy) pairs.push_back({e + suffix, 1.0, 1.0, 0.001, 0.01, std::nullopt});
-    for (const auto& h : hard) pairs.push_back({h + suffix, 0.0, 1.0, 0.001, 0.01, std::nullopt});
+    for (const auto& e : easy) pairs.push_back(pair_outcome(e + suffix, 1.0, 1.0, 0.001, 0.01));
+    for (const auto& h : hard) pairs.push_back(pair_outcome(h + suffix, 0.0, 1.0, 0.001, 0.01));
   }
   return pairs;
 }
@@ -75,9 +75,9 @@ TEST(LearnedScorer, TheSystemPromptFeatureLearnsAPerTaskOffset) {
   std::vector<PairOutcome> pairs;
   for (int i = 0; i < 60; ++i) {
     const std::string question = "question number " + std::to_string(i % 20) + " variant " + std::to_string(i);
-    PairOutcome easy{question, 1.0, 1.0, 0.001, 0.01, std::nullopt};
+    PairOutcome easy = pair_outcome(question, 1.0, 1.0, 0.001, 0.01);
     easy.source = "Task: greetings";
-    PairOutcome hard{question, 0.0, 1.0, 0.001, 0.01, std::nullopt};
+    PairOutcome hard = pair_outcome(question, 0.0, 1.0, 0.001, 0.01);
     hard.source = "Task: proofs";
     pairs.push_back(easy);
     pairs.push_back(hard);
@@ -90,7 +90,7 @@ TEST(LearnedScorer, TheSystemPromptFeatureLearnsAPerTaskOffset) {
   EXPECT_TRUE(trained->model["features"]["system_prompt"].get<bool>());
   auto scorer = parse_route_model(trained->model.dump());
   ASSERT_TRUE(scorer) << scorer.error().message;
-  PairOutcome unseen{"question number 7 variant 999", 0, 0, 0, 0, std::nullopt};
+  PairOutcome unseen = pair_outcome("question number 7 variant 999", 0, 0, 0, 0);
   unseen.source = "task:   GREETINGS";  // case and spacing are folded
   const double easy_p = (*scorer)->score(pair_messages(unseen, true)).p_weak_ok;
   unseen.source = "Task: proofs";
@@ -117,8 +117,8 @@ TEST(AnswerVerifier, LearnsFromTheWeakAnswerWhatThePromptCannotTell) {
       const bool wrong = i % 3 == 0;
       const std::string answer = "She has <<4*3=12>>12 so " + std::to_string(i) + (wrong ? ".5" : "") +
                                  "\n#### " + std::to_string(i) + (wrong ? ".5" : "");
-      out.push_back({"How many apples does Tom have in case " + std::to_string(i) + "?", wrong ? 0.0 : 1.0, 1.0,
-                     0.001, 0.01, answer});
+      out.push_back(pair_outcome("How many apples does Tom have in case " + std::to_string(i) + "?",
+                                 wrong ? 0.0 : 1.0, 1.0, 0.001, 0.01, answer));
     }
     return out;
   };

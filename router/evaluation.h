@@ -148,7 +148,7 @@ Result<TrainedModel> train_learned(const std::vector<PairOutcome>& pairs, const 
 // k nearest neighbours over built-in embeddings; k by validation log-loss.
 Result<TrainedModel> train_knn(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
 
-// The answer verifier of the verified cascade (offline only): a logistic
+// The answer verifier of the verified cascade: a logistic
 // regression like the learned scorer's over the prompt, the weak model's
 // answer (its own hashed n-grams) and features of that answer that need no
 // label (answer_features), predicting weak_ok. Trained on `train` (L2 by
@@ -161,6 +161,9 @@ struct VerifierResult {
 };
 Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& train,
                                                 const std::vector<PairOutcome>& test, const TrainingOptions& options);
+// The same verifier as a model file (scorer "verifier") that AnswerVerifier
+// loads: the live cheap-first cascade's check (router.cascade.verifier_file).
+Result<TrainedModel> train_verifier(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
 
 // Label-free features of a weak answer to a prompt, scaled to about 0..1,
 // with their names: it fails the format check, has no "####", its final

@@ -90,6 +90,33 @@ Result<std::shared_ptr<const RouteScorer>> load_route_scorer(const RouterConfig&
 // The text of the built-in learned model (config/router/learned.json, compiled in).
 std::string_view builtin_learned_model_json();
 
+// A learned check of a cheap model's answer (docs/routing.md, "Verified
+// cascade"): the probability that the answer is as good as the strong
+// model's would have been, from the prompt's features, the answer's own
+// hashed n-grams and shape, and label-free facts about it (a final number
+// that copies the question's, a calculation that does not compute, a cut
+// worked answer). Written by `cascade route-train --verifier`; the worker's
+// cheap-first cascade escalates answers it scores below
+// router.cascade.min_verifier_p. Immutable; safe to share between threads.
+class AnswerVerifier {
+ public:
+  // A model file whose scorer is "verifier"; invalid_request otherwise.
+  static Result<std::shared_ptr<const AnswerVerifier>> parse(std::string_view json_text);
+  static Result<std::shared_ptr<const AnswerVerifier>> load(const std::string& path);
+
+  // `prompt`: the text the answer answers (the last user message).
+  double p_ok(std::string_view prompt, std::string_view answer) const;
+  // What it was trained on, one line.
+  const std::string& description() const { return description_; }
+
+  struct Weights;  // verifier.cpp
+  AnswerVerifier(std::shared_ptr<const Weights> weights, std::string description);
+
+ private:
+  std::shared_ptr<const Weights> weights_;
+  std::string description_;
+};
+
 // [{"role":"user","content": text}]: how tools score a bare prompt.
 nlohmann::json user_messages(std::string_view text);
 

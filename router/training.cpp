@@ -314,25 +314,85 @@ Matrix featurize_answers(const std::vector<PairOutcome>& pairs, const FeatureExt
 
 }  // namespace
 
-Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& train,
-                                                const std::vector<PairOutcome>& test, const TrainingOptions& options) {
-  if (auto ok = check_trainable(train); !ok) return std::unexpected(ok.error());
-  for (const auto* rows : {&train, &test})
-    for (const auto& p : *rows)
-      if (!p.weak_response) return fail(ErrorCode::invalid_request, "the verifier needs the weak model's answer of every row");
+namespace {
+
+// The verifier's fit: rows checked, features extracted, L2 chosen and the
+// model refitted on every row.
+struct FittedVerifier {
   FeatureSpec spec;
-  spec.hash_bits = options.hash_bits;
-  const FeatureExtractor extractor(spec);
+  Selected selected;
+};
+Result<FittedVerifier> fit_verifier(const std::vector<PairOutcome>& train, const TrainingOptions& options) {
+  if (auto ok = check_trainable(train); !ok) return std::unexpected(ok.error());
+  for (const auto& p : train)
+    if (!p.weak_response) return fail(ErrorCode::invalid_request, "the verifier needs the weak model's answer of every row");
+  if (options.hash_bits < 4 || options.hash_bits > 24)
+    return fail(ErrorCode::invalid_request, "hash_bits must be within 4..24");
+  FittedVerifier out;
+  out.spec.hash_bits = options.hash_bits;
+  const FeatureExtractor extractor(out.spec);
   const Matrix x = featurize_answers(train, extractor);
   std::vector<int> y(train.size());
   for (std::size_t i = 0; i < train.size(); ++i) y[i] = train[i].weak_ok() ? 1 : 0;
-  const Selected selected = select_and_fit(x, y, train, options);
-  VerifierResult out;
-  out.validation = selected.validation;
-  out.chosen_l2 = selected.l2;
-  const Matrix t = featurize_answers(test, extractor);
-  for (std::size_t r = 0; r < test.size(); ++r) out.p_weak_ok.push_back(sigmoid(margin(t, selected.weights, r)));
+  out.selected = select_and_fit(x, y, train, options);
   return out;
+}
+
+}  // namespace
+
+Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& train,
+                                                const std::vector<PairOutcome>& test, const TrainingOptions& options) {
+  for (const auto& p : test)
+    if (!p.weak_response) return fail(ErrorCode::invalid_request, "the verifier needs the weak model's answer of every row");
+  auto fitted = fit_verifier(train, options);
+  if (!fitted) return std::unexpected(fitted.error());
+  VerifierResult out;
+  out.validation = fitted->selected.validation;
+  out.chosen_l2 = fitted->selected.l2;
+  const FeatureExtractor extractor(fitted->spec);
+  const Matrix t = featurize_answers(test, extractor);
+  for (std::size_t r = 0; r < test.size(); ++r)
+    out.p_weak_ok.push_back(sigmoid(margin(t, fitted->selected.weights, r)));
+  return out;
+}
+
+Result<TrainedModel> train_verifier(const std::vector<PairOutcome>& pairs, const TrainingOptions& options) {
+  auto fitted = fit_verifier(pairs, options);
+  if (!fitted) return std::unexpected(fitted.error());
+  const FeatureExtractor extractor(fitted->spec);
+  const std::size_t h = extractor.hashed_size();
+  const auto& w = fitted->selected.weights;
+  // Columns as featurize_answers lays them out: [prompt hashed | answer
+  // hashed | prompt dense | answer dense | answer_features], then the bias.
+  std::vector<float> hashed(2 * h);
+  for (std::size_t j = 0; j < hashed.size(); ++j) hashed[j] = static_cast<float>(w[j]);
+  nlohmann::json dense = nlohmann::json::array();
+  nlohmann::json dense_names = nlohmann::json::array();
+  for (int part = 0; part < 2; ++part)
+    for (const auto& name : extractor.dense_names()) dense_names.push_back((part == 0 ? "prompt:" : "answer:") + name);
+  for (const auto& [name, value] : answer_features("", "")) dense_names.push_back("answer_check:" + name);
+  for (std::size_t j = 2 * h; j < w.size() - 1; ++j) dense.push_back(static_cast<float>(w[j]));
+  nlohmann::json candidates_json = nlohmann::json::array();
+  for (const auto& v : fitted->selected.validation)
+    candidates_json.push_back({{"l2", v.setting}, {"validation_log_loss", v.log_loss}, {"validation_auc", v.auc}});
+  TrainedModel trained;
+  trained.validation = fitted->selected.validation;
+  trained.chosen = fitted->selected.l2;
+  trained.model = {
+      {"format", route_model_format::kFormat},
+      {"scorer", "verifier"},
+      {"predicts", "probability that the weak model's answer, given the prompt, is as good as the strong model's"},
+      {"weak", options.weak_name},
+      {"strong", options.strong_name},
+      {"trained", trained_info(pairs, options)},
+      {"regularization", {{"l2", trained.chosen}, {"candidates", candidates_json}}},
+      {"features", fitted->spec.to_json()},
+      {"bias", w.back()},
+      {"dense_names", dense_names},
+      {"dense_weights", dense},
+      {"hashed_weights_f32", route_model_format::encode_floats(hashed)},
+  };
+  return trained;
 }
 
 Result<TrainedModel> train_learned(const std::vector<PairOutcome>& pairs, const TrainingOptions& options) {

@@ -131,7 +131,7 @@ struct RouteDataOptions {
 struct RouteTrainOptions {
   std::vector<std::string> outcomes;
   std::string out;
-  std::string router = "learned";  // learned | knn
+  std::string router = "learned";  // learned | knn | verifier (the cascade's answer check)
   std::string weak;                // "" with strong "" = the cheaper of a two-model file
   std::string strong;
   double train_fraction = 1.0;  // < 1: only the training side of the split route-eval makes

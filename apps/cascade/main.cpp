@@ -137,7 +137,8 @@ int main(int argc, char** argv) {
   route_train_cmd->add_option("--outcomes", route_train.outcomes, "Outcomes JSON lines (repeatable)")->required();
   route_train_cmd->add_option("--out", route_train.out, "Model file to write, e.g. config/router/learned.json")
       ->required();
-  route_train_cmd->add_option("--router", route_train.router, "learned|knn");
+  route_train_cmd->add_option("--router", route_train.router,
+                              "learned|knn, or verifier: the cheap-first cascade's answer check (needs the weak answers)");
   route_train_cmd->add_option("--weak", route_train.weak, "Weak model name(s), comma-separated alternatives");
   route_train_cmd->add_option("--strong", route_train.strong, "Strong model name(s), comma-separated alternatives");
   route_train_cmd->add_option("--train-fraction", route_train.train_fraction,

@@ -121,9 +121,11 @@ int run_route_data(const RouteDataOptions& options) {
 
 int run_route_train(const RouteTrainOptions& options) {
   constexpr const char* kCommand = "route-train";
-  const auto kind = parse_scorer_kind(options.router);
+  // verifier: the cheap-first cascade's answer check, not a scorer of prompts.
+  const bool verifier = options.router == "verifier";
+  const auto kind = verifier ? std::optional<ScorerKind>(ScorerKind::learned) : parse_scorer_kind(options.router);
   if (!kind || *kind == ScorerKind::heuristic)
-    return usage_error(kCommand, "--router must be learned or knn (the heuristic needs no training)");
+    return usage_error(kCommand, "--router must be learned, knn or verifier (the heuristic needs no training)");
   if (options.train_fraction != 1.0 && !valid_fraction(options.train_fraction))
     return usage_error(kCommand, "--train-fraction must be within (0, 1)");
   std::vector<PairOutcome> pairs;
@@ -165,22 +167,28 @@ int run_route_train(const RouteTrainOptions& options) {
   training.strong_name = strong;
   training.sources = sources;
   const auto started = std::chrono::steady_clock::now();
-  auto trained = *kind == ScorerKind::learned ? train_learned(pairs, training) : train_knn(pairs, training);
+  auto trained = verifier                      ? train_verifier(pairs, training)
+                 : *kind == ScorerKind::learned ? train_learned(pairs, training)
+                                                : train_knn(pairs, training);
   if (!trained) return failure(kCommand, trained.error().message);
   if (options.train_fraction != 1.0) {
     trained->model["trained"]["train_fraction"] = options.train_fraction;
     trained->model["trained"]["split_seed"] = options.seed;
   }
   // Check that the file reads back before it is written.
-  if (auto check = parse_route_model(trained->model.dump()); !check)
+  if (verifier) {
+    if (auto check = AnswerVerifier::parse(trained->model.dump()); !check)
+      return failure(kCommand, "the trained verifier does not read back: " + check.error().message);
+  } else if (auto check = parse_route_model(trained->model.dump()); !check) {
     return failure(kCommand, "the trained model does not read back: " + check.error().message);
+  }
   if (!write_text_file(options.out, trained->model.dump() + "\n")) return failure(kCommand, "cannot write " + options.out);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::fprintf(stderr, "cascade route-train: %s on %zu rows (%s vs %s) in %.1f s -> %s\n", options.router.c_str(),
                pairs.size(), weak.c_str(), strong.c_str(), seconds, options.out.c_str());
   for (const auto& v : trained->validation)
     std::fprintf(stderr, "  %s=%g: validation log-loss %.4f, AUC %.3f%s\n",
-                 *kind == ScorerKind::learned ? "l2" : "k", v.setting, v.log_loss, v.auc,
+                 verifier || *kind == ScorerKind::learned ? "l2" : "k", v.setting, v.log_loss, v.auc,
                  v.setting == trained->chosen ? "  <- chosen" : "");
   return 0;
 }

@@ -135,6 +135,48 @@ TEST(AnswerVerifier, LearnsFromTheWeakAnswerWhatThePromptCannotTell) {
   EXPECT_FALSE(train_and_apply_verifier(no_answer, rows(1000, 3), options));
 }
 
+// The live cascade's check (router.cascade.verifier_file): the model file
+// route-train --router verifier writes scores answers as the offline
+// verifier does.
+TEST(AnswerVerifier, TheModelFileScoresAnswersAsTheOfflineVerifierDoes) {
+  auto rows = [](int first, int count) {
+    std::vector<PairOutcome> out;
+    for (int i = first; i < first + count; ++i) {
+      const bool wrong = i % 3 == 0;
+      const std::string answer = "She has <<4*3=12>>12 so " + std::to_string(i) + (wrong ? ".5" : "") +
+                                 "\n#### " + std::to_string(i) + (wrong ? ".5" : "");
+      out.push_back(pair_outcome("How many apples does Tom have in case " + std::to_string(i) + "?",
+                                 wrong ? 0.0 : 1.0, 1.0, 0.001, 0.01, answer));
+    }
+    return out;
+  };
+  TrainingOptions options = toy_options();
+  options.weak_name = "cheap";
+  options.strong_name = "strong";
+  auto trained = train_verifier(rows(0, 90), options);
+  ASSERT_TRUE(trained) << trained.error().message;
+  EXPECT_EQ(trained->model.value("scorer", ""), "verifier");
+  auto verifier = AnswerVerifier::parse(trained->model.dump());
+  ASSERT_TRUE(verifier) << verifier.error().message;
+  EXPECT_EQ((*verifier)->description(), "cheap answers vs strong, 90 training rows");
+  auto offline = train_and_apply_verifier(rows(0, 90), rows(1000, 30), options);
+  ASSERT_TRUE(offline);
+  const auto test = rows(1000, 30);
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    const double p = (*verifier)->p_ok(test[i].prompt, *test[i].weak_response);
+    EXPECT_NEAR(p, offline->p_weak_ok[i], 1e-4) << i;  // float32 weights in the file
+    EXPECT_EQ(p < 0.5, (1000 + i) % 3 == 0) << i;
+  }
+  // Not a verifier: a prompt scorer's file, or a verifier's read as a scorer.
+  auto learned = train_learned(toy_pairs(), toy_options());
+  ASSERT_TRUE(learned);
+  EXPECT_FALSE(AnswerVerifier::parse(learned->model.dump()));
+  EXPECT_FALSE(parse_route_model(trained->model.dump()));
+  nlohmann::json cut = trained->model;
+  cut["dense_weights"].erase(0);
+  EXPECT_FALSE(AnswerVerifier::parse(cut.dump()));
+}
+
 TEST(LearnedScorer, TrainingIsDeterministic) {
   auto first = train_learned(toy_pairs(), toy_options());
   auto second = train_learned(toy_pairs(), toy_options());

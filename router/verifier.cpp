@@ -1,0 +1,96 @@
+// AnswerVerifier: the model file `cascade route-train --verifier` writes,
+// scored the way training laid out its columns (router/training.cpp,
+// featurize_answers).
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "router/evaluation.h"
+#include "router/features.h"
+#include "router/model_format.h"
+#include "router/router.h"
+
+namespace cascade {
+
+using route_features::FeatureExtractor;
+using route_features::FeatureSpec;
+using route_features::PromptFeatures;
+
+struct AnswerVerifier::Weights {
+  explicit Weights(const FeatureSpec& spec) : extractor(spec) {}
+  FeatureExtractor extractor;
+  std::vector<float> hashed;  // [prompt | answer], hashed_size() each
+  std::vector<float> dense;   // [prompt dense | answer dense | answer_features]
+  double bias = 0;
+};
+
+AnswerVerifier::AnswerVerifier(std::shared_ptr<const Weights> weights, std::string description)
+    : weights_(std::move(weights)), description_(std::move(description)) {}
+
+Result<std::shared_ptr<const AnswerVerifier>> AnswerVerifier::parse(std::string_view json_text) {
+  const auto model = nlohmann::json::parse(json_text, nullptr, false);
+  if (model.is_discarded() || !model.is_object())
+    return fail(ErrorCode::invalid_request, "verifier model: not a JSON object");
+  if (model.value("format", std::string()) != route_model_format::kFormat || model.value("scorer", std::string()) != "verifier")
+    return fail(ErrorCode::invalid_request, "verifier model: needs format \"" + std::string(route_model_format::kFormat) +
+                                                "\" and scorer \"verifier\" (cascade route-train --verifier)");
+  auto spec = FeatureSpec::from_json(model.value("features", nlohmann::json()));
+  if (!spec) return std::unexpected(spec.error());
+  auto weights = std::make_shared<Weights>(*spec);
+  const std::size_t h = weights->extractor.hashed_size();
+  const std::size_t d = weights->extractor.dense_size();
+  const std::size_t expected_dense = 2 * d + answer_features("", "").size();
+  const auto bias = model.find("bias");
+  const auto dense = model.find("dense_weights");
+  const auto hashed = model.find("hashed_weights_f32");
+  if (bias == model.end() || !bias->is_number() || dense == model.end() || !dense->is_array() ||
+      hashed == model.end() || !hashed->is_string())
+    return fail(ErrorCode::invalid_request,
+                "verifier model: needs 'bias' (number), 'dense_weights' (array) and 'hashed_weights_f32'");
+  if (dense->size() != expected_dense)
+    return fail(ErrorCode::invalid_request, "verifier model: " + std::to_string(dense->size()) +
+                                                " dense weights, the features need " + std::to_string(expected_dense));
+  for (const auto& w : *dense) {
+    if (!w.is_number() || !std::isfinite(w.get<double>()))
+      return fail(ErrorCode::invalid_request, "verifier model: dense_weights must be finite numbers");
+    weights->dense.push_back(w.get<float>());
+  }
+  auto decoded = route_model_format::decode_floats(hashed->get_ref<const std::string&>(), 2 * h);
+  if (!decoded)
+    return fail(ErrorCode::invalid_request,
+                "verifier model: hashed_weights_f32 is not " + std::to_string(2 * h) + " finite base64 float32s");
+  weights->hashed = std::move(*decoded);
+  weights->bias = bias->get<double>();
+  std::string description = model.value("weak", std::string("?")) + " answers vs " + model.value("strong", std::string("?"));
+  if (const auto t = model.find("trained"); t != model.end() && t->is_object() && t->contains("rows"))
+    description += ", " + t->at("rows").dump() + " training rows";
+  return std::make_shared<const AnswerVerifier>(std::move(weights), std::move(description));
+}
+
+Result<std::shared_ptr<const AnswerVerifier>> AnswerVerifier::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(ErrorCode::invalid_request, "verifier model: cannot open '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto verifier = parse(text.str());
+  if (!verifier) return fail(ErrorCode::invalid_request, verifier.error().message + " ('" + path + "')");
+  return verifier;
+}
+
+double AnswerVerifier::p_ok(std::string_view prompt, std::string_view answer) const {
+  const Weights& w = *weights_;
+  const std::size_t h = w.extractor.hashed_size();
+  const std::size_t d = w.extractor.dense_size();
+  thread_local PromptFeatures f;
+  double z = w.bias;
+  for (int part = 0; part < 2; ++part) {
+    w.extractor.extract(user_messages(part == 0 ? prompt : answer), f);
+    for (const auto& hf : f.hashed) z += static_cast<double>(w.hashed[hf.index + part * h]) * hf.value;
+    for (std::size_t j = 0; j < f.dense.size(); ++j) z += static_cast<double>(w.dense[part * d + j]) * f.dense[j];
+  }
+  const auto facts = answer_features(prompt, answer);
+  for (std::size_t j = 0; j < facts.size(); ++j) z += static_cast<double>(w.dense[2 * d + j]) * facts[j].second;
+  return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
+}
+
+}  // namespace cascade

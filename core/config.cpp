@@ -425,6 +425,10 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
     r.read(cascade, "min_judge_score", c.router.cascade.min_judge_score, "router.cascade");
     r.read(cascade, "judge_timeout_ms", c.router.cascade.judge_timeout_ms, "router.cascade");
     r.read(cascade, "max_buffer_bytes", c.router.cascade.max_buffer_bytes, "router.cascade");
+    r.read(cascade, "verifier_file", c.router.cascade.verifier_file, "router.cascade");
+    r.read(cascade, "min_verifier_p", c.router.cascade.min_verifier_p, "router.cascade");
+    if (r.error().empty() && !(c.router.cascade.min_verifier_p >= 0 && c.router.cascade.min_verifier_p <= 1))
+      return fail(ErrorCode::invalid_request, "config 'router.cascade.min_verifier_p' must be within 0..1");
     const auto cost_aware = router["cost_aware"];
     r.read(cost_aware, "enabled", c.router.cost_aware.enabled, "router.cost_aware");
     r.read(cost_aware, "reference_input_tokens", c.router.cost_aware.reference_input_tokens, "router.cost_aware");

@@ -147,6 +147,10 @@ struct CascadeConfig {
   // A cheap answer longer than this stops being held back: what came so far
   // is published and the rest streams unchecked.
   std::size_t max_buffer_bytes = 65536;
+  // A learned answer check (cascade route-train --router verifier): answers
+  // it gives a probability below min_verifier_p escalate. "" = none.
+  std::string verifier_file;
+  double min_verifier_p = 0.5;
 };
 
 // router.policies.<name>: how a request routed under this policy is scored.

@@ -106,6 +106,8 @@ class AnswerVerifier {
 
   // `prompt`: the text the answer answers (the last user message).
   double p_ok(std::string_view prompt, std::string_view answer) const;
+  // The same for a conversation: its last user message is the prompt.
+  double p_ok_for_messages(const nlohmann::json& messages, std::string_view answer) const;
   // What it was trained on, one line.
   const std::string& description() const { return description_; }
 

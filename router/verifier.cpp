@@ -8,6 +8,7 @@
 #include "router/evaluation.h"
 #include "router/features.h"
 #include "router/model_format.h"
+#include "router/route_policies.h"
 #include "router/router.h"
 
 namespace cascade {
@@ -91,6 +92,11 @@ double AnswerVerifier::p_ok(std::string_view prompt, std::string_view answer) co
   const auto facts = answer_features(prompt, answer);
   for (std::size_t j = 0; j < facts.size(); ++j) z += static_cast<double>(w.dense[2 * d + j]) * facts[j].second;
   return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
+}
+
+double AnswerVerifier::p_ok_for_messages(const nlohmann::json& messages, std::string_view answer) const {
+  std::string scratch;
+  return p_ok(last_user_text(messages, scratch), answer);
 }
 
 }  // namespace cascade

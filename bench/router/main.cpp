@@ -27,6 +27,7 @@ struct Options {
   std::string outcomes;  // prompts of a routing outcomes file instead of data/prompts
   std::string learned_file;  // "" = the built-in model
   std::string knn_file;      // "" = built here from the prompts
+  std::string verifier_file;  // an answer verifier (route-train --router verifier); needs --outcomes answers
   std::size_t knn_size = 7000;
   std::size_t prompts = 5000;
   int rounds = 3;
@@ -104,6 +105,28 @@ Measured measure(const std::string& name, const std::string& detail, const Route
   return m;
 }
 
+// The cheap-first cascade's answer check (router.cascade.verifier_file):
+// one score of a (conversation, answer) pair, as the worker makes it.
+Measured measure_verifier(const std::string& detail, const AnswerVerifier& verifier,
+                          const std::vector<nlohmann::json>& messages, const std::vector<std::string>& answers,
+                          int rounds) {
+  Measured m{"verifier", detail, {}, {}};
+  volatile double sink = 0;
+  for (std::size_t i = 0; i < answers.size(); ++i)
+    sink = sink + verifier.p_ok_for_messages(messages[i], answers[i]);  // warm-up
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+      const auto wall0 = Clock::now();
+      const double cpu0 = thread_cpu_us();
+      const double p = verifier.p_ok_for_messages(messages[i], answers[i]);
+      m.cpu_us.push_back(thread_cpu_us() - cpu0);
+      m.wall_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - wall0).count());
+      sink = sink + p;
+    }
+  }
+  return m;
+}
+
 // The whole decision, Router::route: scoring plus the hard constraints, the
 // catalog walk and the policies (docs/routing.md, "Policies"). Request ids
 // vary so the experiment splits them.
@@ -138,6 +161,7 @@ Measured measure_router(const std::string& name, const std::string& detail, cons
 int run(const Options& o) {
   const std::filesystem::path dir = std::filesystem::path(o.shared_dir) / "data" / "prompts";
   std::vector<std::string> texts;
+  std::vector<std::string> answers;  // a model's answer to each text, when the outcomes file has them
   if (o.outcomes.empty()) {
     texts = load_prompts(dir, o.prompts);
   } else {
@@ -146,8 +170,14 @@ int run(const Options& o) {
       std::fprintf(stderr, "cascade_bench_router: %s\n", rows.error().message.c_str());
       return 2;
     }
-    for (const auto& row : *rows)
-      if (texts.size() < o.prompts) texts.push_back(row.prompt);
+    for (const auto& row : *rows) {
+      if (texts.size() >= o.prompts) break;
+      texts.push_back(row.prompt);
+      for (const auto& [model, outcome] : row.outcomes) {
+        if (outcome.response && answers.size() < texts.size()) answers.push_back(*outcome.response);
+      }
+      if (answers.size() < texts.size()) answers.clear();  // answers for every prompt or for none
+    }
   }
   if (texts.empty()) {
     std::fprintf(stderr, "cascade_bench_router: no prompts in %s (pass --shared-dir)\n", dir.c_str());
@@ -253,6 +283,19 @@ int run(const Options& o) {
     }
   }
 
+  if (!o.verifier_file.empty()) {
+    auto verifier = AnswerVerifier::load(o.verifier_file);
+    if (!verifier) {
+      std::fprintf(stderr, "cascade_bench_router: %s\n", verifier.error().message.c_str());
+      return 2;
+    }
+    if (answers.size() != texts.size()) {
+      std::fprintf(stderr, "cascade_bench_router: --verifier needs an --outcomes file with a response for every prompt\n");
+      return 2;
+    }
+    results.push_back(measure_verifier(o.verifier_file, **verifier, messages, answers, o.rounds));
+  }
+
   std::printf("router scorer decision time: %zu real prompts from %s (mean %.0f chars, longest %zu), %d rounds, 1 thread\n",
               texts.size(), o.outcomes.empty() ? "data/prompts" : o.outcomes.c_str(), chars / static_cast<double>(texts.size()), longest, o.rounds);
   std::printf("%-10s %-34s %9s %9s %9s %9s %9s\n", "scorer", "model", "cpu p50", "cpu p99", "cpu max", "wall p50",
@@ -286,6 +329,8 @@ int main(int argc, char** argv) {
   app.add_option("--outcomes", o.outcomes, "Score the prompts of this outcomes file (cascade route-data) instead");
   app.add_option("--learned", o.learned_file, "Learned model file (default: the built-in one)");
   app.add_option("--knn", o.knn_file, "knn model file (default: one built here over --knn-size prompts)");
+  app.add_option("--verifier", o.verifier_file,
+                 "Also time this answer verifier (route-train --router verifier) on the --outcomes file's answers");
   app.add_option("--knn-size", o.knn_size, "Past outcomes the built knn model searches");
   app.add_option("--prompts", o.prompts, "Prompts per round");
   app.add_option("--rounds", o.rounds, "Measured rounds over the prompts");

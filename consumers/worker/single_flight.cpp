@@ -34,7 +34,8 @@ FinalReply follower_final(const FinalReply& leader_final, std::string_view leade
   final.usage = leader_final.usage;
   final.cost_usd = 0;
   final.cache = CacheOutcome::exact;
-  final.route = RouteInfo{leader_final.route.tier, leader_final.route.score, single_flight_reason(leader_id)};
+  // Served from the leader's answer: no policy decided this request.
+  final.route = RouteInfo{leader_final.route.tier, leader_final.route.score, single_flight_reason(leader_id), {}};
   final.metadata = follower.metadata;
   return final;
 }

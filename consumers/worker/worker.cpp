@@ -1253,6 +1253,19 @@ class Worker::Loop final : public DeliveryListener {
       reject_cheap(r, model, completion, check.reason, check.kind);
       return;
     }
+    std::string verified;  // the verifier's word, in the reason of an accepted answer
+    // It was trained on text answers: tool calls are left to the checks above and the judge.
+    const auto& verifier = options_.answer_verifier;
+    if (verifier && completion.tool_calls.empty()) {
+      const double p = verifier->p_ok_for_messages(r.event.messages, r.content);
+      const double min = config_.router.cascade.min_verifier_p;
+      if (p < min) {
+        reject_cheap(r, model, completion, "verifier p=" + format_probability(p) + " < " + format_probability(min),
+                     "verifier");
+        return;
+      }
+      verified = " (verifier p=" + format_probability(p) + ")";
+    }
     if (cascade_judge_) {
       if (JudgeCall* call = start_judge(*cascade_judge_, judge_messages(r.event.messages, r.content),
                                         config_.router.cascade.judge_timeout_ms)) {
@@ -1261,11 +1274,17 @@ class Worker::Loop final : public DeliveryListener {
         r.held = std::move(completion);
         return;  // on_cheap_judged goes on
       }
-      accept_cheap(r, model, std::move(completion), " (judge " + cascade_judge_->id + " unavailable)",
+      accept_cheap(r, model, std::move(completion), verified + " (judge " + cascade_judge_->id + " unavailable)",
                    "judge_failed");
       return;
     }
-    accept_cheap(r, model, std::move(completion), "", "checked");
+    accept_cheap(r, model, std::move(completion), verified, verified.empty() ? "checked" : "verified");
+  }
+
+  static std::string format_probability(double p) {
+    char text[16];
+    const int n = std::snprintf(text, sizeof text, "%.2f", p);
+    return std::string(text, static_cast<std::size_t>(std::max(n, 0)));
   }
 
   void on_cheap_judged(Request& r, const JudgeCall& call, const Result<double>& score, double judge_cost) {
@@ -1900,6 +1919,12 @@ Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options) {
                                 {"quality.judge_model", options.config.quality.judge_model}}) {
     if (!id.empty() && options.catalog->find(id) == nullptr)
       return fail(ErrorCode::invalid_request, std::string("config '") + key + "': unknown model '" + id + "'");
+  }
+  if (const std::string& file = options.config.router.cascade.verifier_file; !file.empty() && !options.answer_verifier) {
+    auto verifier = AnswerVerifier::load(file);
+    if (!verifier)
+      return fail(ErrorCode::invalid_request, "config 'router.cascade.verifier_file': " + verifier.error().message);
+    options.answer_verifier = std::move(*verifier);
   }
   // Rules' regexes and pinned models, checked here rather than thrown from a loop's Router.
   if (auto ok = validate_route_policies(options.config.router, *options.catalog); !ok)

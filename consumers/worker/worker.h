@@ -19,6 +19,7 @@
 #include "consumers/worker/answer_cache.h"
 #include "consumers/worker/worker_metrics.h"
 #include "budgets/budgets.h"
+#include "router/router.h"
 #include "state/state.h"
 #include "tokenizer/tokenizer.h"
 
@@ -85,6 +86,9 @@ struct WorkerOptions {
   // Token counts for estimates (admission, budgets) and for charging a call
   // whose provider reported no usage; null = UTF-8 bytes / 4.
   std::shared_ptr<const TokenCounter> tokens;
+  // The cheap-first cascade's learned answer check; null = Worker::start
+  // loads router.cascade.verifier_file (none when that is empty).
+  std::shared_ptr<const AnswerVerifier> answer_verifier;
   EnvLookup env = process_env();
 };
 

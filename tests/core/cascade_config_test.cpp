@@ -44,6 +44,8 @@ TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
   EXPECT_EQ(cascade.min_judge_score, 3);
   EXPECT_EQ(cascade.judge_timeout_ms, 10000);
   EXPECT_EQ(cascade.max_buffer_bytes, 65536u);
+  EXPECT_EQ(cascade.verifier_file, "");
+  EXPECT_EQ(cascade.min_verifier_p, 0.5);
   EXPECT_EQ(c->quality.sample_rate, 0);
   EXPECT_EQ(c->quality.judge_model, "");
   EXPECT_EQ(c->quality.timeout_ms, 30000);
@@ -59,6 +61,7 @@ router:
     preferences: [cost, balanced]
     judge_model: gpt-4.1-nano
     min_judge_score: 4
+    verifier_file: config/router/verifier.json
 quality:
   sample_rate: 0.05
   judge_model: gpt-5
@@ -68,6 +71,7 @@ kafka:
 )",
                      env_of({{"CASCADE_ROUTER_CASCADE_MAX_BUFFER_BYTES", "1024"},
                              {"CASCADE_ROUTER_CASCADE_JUDGE_TIMEOUT_MS", "2500"},
+                             {"CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P", "0.7"},
                              {"CASCADE_QUALITY_TIMEOUT_MS", "9000"},
                              {"CASCADE_QUALITY_MAX_IN_FLIGHT", "8"}}));
   ASSERT_TRUE(c) << c.error().message;
@@ -77,6 +81,8 @@ kafka:
   EXPECT_EQ(c->router.cascade.min_judge_score, 4);
   EXPECT_EQ(c->router.cascade.judge_timeout_ms, 2500);
   EXPECT_EQ(c->router.cascade.max_buffer_bytes, 1024u);
+  EXPECT_EQ(c->router.cascade.verifier_file, "config/router/verifier.json");
+  EXPECT_EQ(c->router.cascade.min_verifier_p, 0.7);
   EXPECT_EQ(c->quality.sample_rate, 0.05);
   EXPECT_EQ(c->quality.judge_model, "gpt-5");
   EXPECT_EQ(c->quality.timeout_ms, 9000);
@@ -98,6 +104,8 @@ TEST(CascadeConfig, ValuesThatCannotWorkAreErrorsNamingTheKey) {
       {"router: {cascade: {max_buffer_bytes: 0}}", "router.cascade"},
       {"router: {cascade: {judge_timeout_ms: 0}}", "router.cascade"},
       {"router: {cascade: {enabled: maybe}}", "router.cascade.enabled"},
+      {"router: {cascade: {min_verifier_p: 1.5}}", "router.cascade.min_verifier_p"},
+      {"router: {cascade: {min_verifier_p: -0.1}}", "router.cascade.min_verifier_p"},
       {"quality: {sample_rate: 1.5}", "quality.sample_rate"},
       {"quality: {sample_rate: -0.1}", "quality.sample_rate"},
       {"quality: {max_in_flight: 0}", "quality"},

@@ -3,11 +3,16 @@
 // replaced by the next tier's, streamed; a share of cheaper tiers' answers is
 // graded by a judge model off the request's path.
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
 
 #include "consumers/worker/cascade_policy.h"
 #include "consumers/worker/judge.h"
 #include "events/quality_event.h"
 #include "integration/pipeline_fixture.h"
+#include "router/evaluation.h"
 #include "router/router.h"
 
 namespace cascade::testing {
@@ -357,6 +362,87 @@ TEST_F(CascadePolicyTest, AJudgeGradeBelowTheMinimumEscalatesAndAPassingGradeKee
   EXPECT_EQ(calls_to(cheap_), 4u);  // two answers, two grades
   EXPECT_EQ(calls_to(strong_), 1u);
   EXPECT_EQ(stats().judge_calls.load(), 2u);
+}
+
+// A GSM8K-style cheap answer: its final line "#### N". The toy verifier
+// learns that a fractional N (".5") is wrong for these apple counts.
+std::string apples_answer(int i, bool wrong) {
+  const std::string n = std::to_string(i) + (wrong ? ".5" : "");
+  return "She has <<4*3=12>>12 so " + n + "\n#### " + n;
+}
+
+std::string apples_question(int i) { return "How many apples does Tom have in case " + std::to_string(i) + "?"; }
+
+// What route-train --router verifier writes, trained on cheap answers of
+// which every third is wrong.
+std::filesystem::path write_toy_verifier_file(const std::string& name) {
+  std::vector<PairOutcome> rows;
+  for (int i = 0; i < 90; ++i) {
+    const bool wrong = i % 3 == 0;
+    rows.push_back(pair_outcome(apples_question(i), wrong ? 0.0 : 1.0, 1.0, 0.001, 0.01, apples_answer(i, wrong)));
+  }
+  TrainingOptions options;
+  options.hash_bits = 12;
+  options.weak_name = "cheap";
+  options.strong_name = "strong";
+  auto trained = train_verifier(rows, options);
+  EXPECT_TRUE(trained) << trained.error().message;
+  const auto path = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()) + ".json");
+  std::ofstream(path) << (trained ? trained->model.dump() : "{}");
+  return path;
+}
+
+TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKeptWithItsProbability) {
+  enable_cascade();
+  const auto verifier_file = write_toy_verifier_file("cascade-it-verifier");
+  env_overrides["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] = verifier_file.string();
+  env_overrides["CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P"] = "0.5";
+  start_pipeline();
+  const PromptEvent doubted = request("verifier-wrong", apples_question(1001));
+  const PromptEvent trusted = request("verifier-right", apples_question(1002));
+  resolve_models(doubted);
+  upstream_->set_answer_rules({
+      {cheap_->upstream_model, "case 1001?", apples_answer(1001, true)},
+      {cheap_->upstream_model, "case 1002?", apples_answer(1002, false)},
+  });
+  send_and_wait({doubted, trusted});
+
+  const auto& escalated = expect_final(doubted);
+  EXPECT_EQ(escalated.value("model", ""), strong_->id);
+  EXPECT_EQ(escalated.value("content", ""),
+            SimulatedUpstream::answer_for(strong_->upstream_model, apples_question(1001), kChunks));
+  const std::string rejected = escalated["route"].value("reason", "");
+  EXPECT_THAT(rejected, ::testing::ContainsRegex("cascade: " + cheap_->id +
+                                                 R"( rejected \(verifier p=0\.[0-4][0-9] < 0\.50\) -> )" + strong_->id));
+  EXPECT_EQ(concat_chunks(reply(doubted)).find(".5"), std::string::npos);  // the doubted answer never streamed
+
+  const auto& kept = expect_final(trusted);
+  EXPECT_EQ(kept.value("model", ""), cheap_->id);
+  EXPECT_EQ(kept.value("content", ""), apples_answer(1002, false));
+  EXPECT_THAT(kept["route"].value("reason", ""),
+              ::testing::ContainsRegex("cascade: " + cheap_->id + R"( accepted \(verifier p=(0\.[5-9][0-9]|1\.00)\))"));
+
+  EXPECT_EQ(calls_to(cheap_), 2u);
+  EXPECT_EQ(calls_to(strong_), 1u);
+  const std::string metrics = worker_metrics_.serialize();
+  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="escalated",reason="verifier"} 1)"), std::string::npos);
+  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="accepted",reason="verified"} 1)"), std::string::npos);
+  std::filesystem::remove(verifier_file);
+}
+
+TEST_F(CascadePolicyTest, AVerifierFileThatCannotBeReadStopsTheWorkerFromStartingAndNamesTheKey) {
+  auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(defaults);
+  auto catalog = ModelCatalog::load(defaults->catalog);
+  ASSERT_TRUE(catalog);
+  WorkerOptions options;
+  options.config = *defaults;
+  options.config.router.cascade.verifier_file = "/nonexistent/cascade-verifier.json";
+  options.catalog = &*catalog;
+  auto worker = Worker::start(std::move(options));
+  ASSERT_FALSE(worker);
+  EXPECT_THAT(worker.error().message, ::testing::HasSubstr("config 'router.cascade.verifier_file'"));
+  EXPECT_THAT(worker.error().message, ::testing::HasSubstr("/nonexistent/cascade-verifier.json"));
 }
 
 TEST_F(CascadePolicyTest, IdenticalRequestsShareTheEscalatedAnswerAndTheCacheKeepsOnlyTheServedOne) {

@@ -300,8 +300,9 @@ TEST_F(PipelineTest, PoisonEventsGetAnErrorReplyAndLandInTheDlqWhileTheWorkerKee
       return l.value("reason", "").find(p.reason_mentions) != std::string::npos;
     });
     EXPECT_NE(it, letters.end()) << "no dead letter mentioning " << p.reason_mentions;
-    if (it != letters.end())
+    if (it != letters.end()) {
       EXPECT_EQ(it->value("source", nlohmann::json::object()).value("topic", ""), config_.kafka.requests_topic);
+    }
   }
   EXPECT_EQ(workers_.front()->stats().rejected.load(), poison.size());
 }

@@ -47,7 +47,7 @@ FinalReply leader_final() {
   f.usage = TokenUsage{412, 11, 256, 3, 2};
   f.cost_usd = 4.32e-05;
   f.cache = CacheOutcome::miss;
-  f.route = RouteInfo{"small", 0.21, "short factual question | groq: HTTP 500 -> fall_back"};
+  f.route = RouteInfo{"small", 0.21, "short factual question | groq: HTTP 500 -> fall_back", {}};
   f.metadata = {{"who", "leader"}};
   return f;
 }

@@ -427,6 +427,7 @@ Result<Config> read_config(const YAML::Node& root, const EnvLookup& env) {
     r.read(cascade, "max_buffer_bytes", c.router.cascade.max_buffer_bytes, "router.cascade");
     r.read(cascade, "verifier_file", c.router.cascade.verifier_file, "router.cascade");
     r.read(cascade, "min_verifier_p", c.router.cascade.min_verifier_p, "router.cascade");
+    r.read(cascade, "agreement_model", c.router.cascade.agreement_model, "router.cascade");
     if (r.error().empty() && !(c.router.cascade.min_verifier_p >= 0 && c.router.cascade.min_verifier_p <= 1))
       return fail(ErrorCode::invalid_request, "config 'router.cascade.min_verifier_p' must be within 0..1");
     const auto cost_aware = router["cost_aware"];

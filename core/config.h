@@ -151,6 +151,10 @@ struct CascadeConfig {
   // it gives a probability below min_verifier_p escalate. "" = none.
   std::string verifier_file;
   double min_verifier_p = 0.5;
+  // Catalog id of a second cheap model asked the same request in parallel
+  // with the cheap one; a cheap answer whose final answer (option letter,
+  // number) differs from its answer escalates. "" = no agreement check.
+  std::string agreement_model;
 };
 
 // router.policies.<name>: how a request routed under this policy is scored.

@@ -274,10 +274,7 @@ nlohmann::ordered_json to_json(const RoutingEvaluation& evaluation, std::size_t 
 // annotations "<<6*7=42>>" do not compute. It never sees the label.
 bool weak_answer_fails_check(std::string_view prompt, std::string_view response);
 
-// The final answer of a response, for comparing two models' answers: the
-// option letter of a multiple-choice prompt, else the number after "####"
-// (or the last number). nullopt when it has none (free-form text, code).
-std::optional<std::string> final_answer(std::string_view prompt, std::string_view response);
+// final_answer (router.h) compares two models' answers.
 
 // The agreement check (FrugalGPT-style consistency): the weak answer fails
 // when it fails weak_answer_fails_check or its final answer differs from a

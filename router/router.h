@@ -90,12 +90,20 @@ Result<std::shared_ptr<const RouteScorer>> load_route_scorer(const RouterConfig&
 // The text of the built-in learned model (config/router/learned.json, compiled in).
 std::string_view builtin_learned_model_json();
 
+// The final answer of a response, for comparing two models' answers (the
+// cascade's agreement check): the option letter of a multiple-choice prompt,
+// else the number after "####" (or the last number). nullopt when it has
+// none (free-form text, code).
+std::optional<std::string> final_answer(std::string_view prompt, std::string_view response);
+// The same for a conversation: its last user message is the prompt.
+std::optional<std::string> final_answer_in_conversation(const nlohmann::json& messages, std::string_view response);
+
 // A learned check of a cheap model's answer (docs/routing.md, "Verified
 // cascade"): the probability that the answer is as good as the strong
 // model's would have been, from the prompt's features, the answer's own
 // hashed n-grams and shape, and label-free facts about it (a final number
 // that copies the question's, a calculation that does not compute, a cut
-// worked answer). Written by `cascade route-train --verifier`; the worker's
+// worked answer). Written by `cascade route-train --router verifier`; the worker's
 // cheap-first cascade escalates answers it scores below
 // router.cascade.min_verifier_p. Immutable; safe to share between threads.
 class AnswerVerifier {

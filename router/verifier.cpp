@@ -99,4 +99,9 @@ double AnswerVerifier::p_ok_for_messages(const nlohmann::json& messages, std::st
   return p_ok(last_user_text(messages, scratch), answer);
 }
 
+std::optional<std::string> final_answer_in_conversation(const nlohmann::json& messages, std::string_view response) {
+  std::string scratch;
+  return final_answer(last_user_text(messages, scratch), response);
+}
+
 }  // namespace cascade

@@ -102,6 +102,8 @@ class Worker::Loop final : public DeliveryListener {
     router_ = std::make_unique<Router>(config_.router, *options_.catalog,
                                        [this](std::string_view p) { return providers_->available(p); });
     if (!config_.router.cascade.judge_model.empty()) cascade_judge_ = options_.catalog->find(config_.router.cascade.judge_model);
+    if (!config_.router.cascade.agreement_model.empty())
+      agreement_model_ = options_.catalog->find(config_.router.cascade.agreement_model);
     if (config_.quality.sample_rate > 0) {
       quality_judge_ = config_.quality.judge_model.empty() ? &options_.catalog->baseline()
                                                            : options_.catalog->find(config_.quality.judge_model);
@@ -259,8 +261,15 @@ class Worker::Loop final : public DeliveryListener {
     // answer goes (the next tier's model and its fallbacks).
     bool buffering = false;
     std::vector<const ModelInfo*> escalation;
-    std::optional<ChatCompletion> held;  // a checked cheap answer waiting for its judge
+    std::optional<ChatCompletion> held;  // a checked cheap answer waiting for its judge or agreement call
     std::uint64_t judge = 0;             // that judge call
+    // The agreement model's call, asked the same request alongside the cheap
+    // model (0 = none running), and its answer once it ended.
+    std::uint64_t agreement = 0;
+    std::optional<Result<std::string>> agreement_answer;
+    bool awaiting_agreement = false;  // `held` waits for the agreement call
+    std::string check_note;           // what the checks so far said, for the accept reason
+    std::string check_kind;           // and its metrics label
     std::vector<std::string> tags;       // metadata.tags
     std::int64_t input_tokens = -1;      // estimated (o200k_base) once needed; -1 = not yet
     // Budgets: this request's estimate counted in pending_spend_ until it ends,
@@ -731,6 +740,7 @@ class Worker::Loop final : public DeliveryListener {
     take_route(r, std::move(*route));
     if (cascade_requested(config_.router.cascade, r.event)) begin_cascade(r);
     if (options_.budgets && !enforce_budget(r)) return;
+    if (r.buffering) start_agreement(r);
     start_attempt(r);
   }
 
@@ -1163,6 +1173,7 @@ class Worker::Loop final : public DeliveryListener {
 
   // A failed request still pays for the tokens its attempts generated.
   void charge_and_fail(Request& r, const Error& error) {
+    cancel_agreement(r);
     if (r.wasted_cost_usd > 0) {
       const ModelInfo& model = r.chain.empty() ? options_.catalog->baseline() : *r.chain[std::min(r.chain_index, r.chain.size() - 1)];
       CostEvent cost = cost_event_of(r);
@@ -1186,11 +1197,13 @@ class Worker::Loop final : public DeliveryListener {
   //
   // A cascaded request's routed (cheap) model answers into r.content with
   // nothing published, to the requester or to followers. When that answer
-  // completes it is checked (check_answer, then the judge when
-  // router.cascade.judge_model is set). Accepted, it goes out as chunks and
+  // completes it is checked: check_answer, then, when configured, the
+  // answer verifier, the agreement model's answer (asked in parallel when
+  // the cascade began) and the judge. Accepted, it goes out as chunks and
   // a final like any answer. Rejected, it is dropped and the cheapest
   // available model of the next stronger tier answers, streamed as usual.
-  // Both answers (and the judge) are charged on the request's cost event.
+  // Both answers (and the judge and agreement calls) are charged on the
+  // request's cost event.
   // Retries and fallbacks among the cheap tier's models happen while held
   // back; if every cheap attempt fails, the request escalates instead of
   // failing. An answer growing past max_buffer_bytes stops being held back.
@@ -1221,6 +1234,7 @@ class Worker::Loop final : public DeliveryListener {
     stats_.cascade_accepted++;
     if (recorder_) recorder_->cascade("accepted", "unchecked");
     r.attempt_notes += "; cascade: " + model.id + " accepted unchecked (answer over max_buffer_bytes)";
+    cancel_agreement(r);  // nothing left to compare with
     publish_held(r);
   }
 
@@ -1253,7 +1267,8 @@ class Worker::Loop final : public DeliveryListener {
       reject_cheap(r, model, completion, check.reason, check.kind);
       return;
     }
-    std::string verified;  // the verifier's word, in the reason of an accepted answer
+    r.check_note.clear();  // the checks' word, in the reason of an accepted answer
+    r.check_kind = "checked";
     // It was trained on text answers: tool calls are left to the checks above and the judge.
     const auto& verifier = options_.answer_verifier;
     if (verifier && completion.tool_calls.empty()) {
@@ -1264,7 +1279,52 @@ class Worker::Loop final : public DeliveryListener {
                      "verifier");
         return;
       }
-      verified = " (verifier p=" + format_probability(p) + ")";
+      r.check_note = " (verifier p=" + format_probability(p) + ")";
+      r.check_kind = "verified";
+    }
+    if (r.agreement != 0) {
+      // The agreement model is still answering: the held answer waits for it,
+      // from now on within judge_timeout_ms.
+      if (const auto it = judges_.find(r.agreement); it != judges_.end())
+        it->second->deadline = Clock::now() + std::chrono::milliseconds(config_.router.cascade.judge_timeout_ms);
+      r.held = std::move(completion);
+      r.awaiting_agreement = true;
+      return;  // on_agreement_answered goes on
+    }
+    check_agreement_then_judge(r, model, std::move(completion));
+  }
+
+  void on_agreement_answered(Request& r) {
+    r.awaiting_agreement = false;
+    if (!r.held) return;
+    ChatCompletion completion = std::move(*r.held);
+    r.held.reset();
+    check_agreement_then_judge(r, current_model(r), std::move(completion));
+  }
+
+  void check_agreement_then_judge(Request& r, const ModelInfo& model, ChatCompletion completion) {
+    if (r.agreement_answer) {
+      const Result<std::string> other = std::move(*r.agreement_answer);
+      r.agreement_answer.reset();
+      const std::string& other_id = agreement_model_->id;
+      if (!other) {
+        // Without a second answer the other checks decide, as without the check.
+        r.check_note += " (agreement " + other_id + " gave no answer: " + std::string(to_string(other.error().code)) + ")";
+        r.check_kind = "agreement_failed";
+      } else if (const auto mine = final_answer_in_conversation(r.event.messages, r.content); !mine) {
+        r.check_note += " (no final answer to compare with " + other_id + ")";
+        r.check_kind = "not_comparable";
+      } else {
+        const auto theirs = final_answer_in_conversation(r.event.messages, *other);
+        if (!theirs || *theirs != *mine) {
+          reject_cheap(r, model, completion,
+                       "disagrees with " + other_id + ": " + *mine + " vs " + (theirs ? *theirs : "no final answer"),
+                       "disagreement");
+          return;
+        }
+        r.check_note += " (agrees with " + other_id + ": " + *mine + ")";
+        r.check_kind = "agreed";
+      }
     }
     if (cascade_judge_) {
       if (JudgeCall* call = start_judge(*cascade_judge_, judge_messages(r.event.messages, r.content),
@@ -1274,11 +1334,11 @@ class Worker::Loop final : public DeliveryListener {
         r.held = std::move(completion);
         return;  // on_cheap_judged goes on
       }
-      accept_cheap(r, model, std::move(completion), verified + " (judge " + cascade_judge_->id + " unavailable)",
+      accept_cheap(r, model, std::move(completion), r.check_note + " (judge " + cascade_judge_->id + " unavailable)",
                    "judge_failed");
       return;
     }
-    accept_cheap(r, model, std::move(completion), verified, verified.empty() ? "checked" : "verified");
+    accept_cheap(r, model, std::move(completion), r.check_note, r.check_kind);
   }
 
   static std::string format_probability(double p) {
@@ -1298,7 +1358,7 @@ class Worker::Loop final : public DeliveryListener {
     if (!score) {
       // Without a grade the checks that passed decide, as without a judge.
       accept_cheap(r, model, std::move(completion),
-                   " (judge " + judge + " gave no grade: " + std::string(to_string(score.error().code)) + ")",
+                   r.check_note + " (judge " + judge + " gave no grade: " + std::string(to_string(score.error().code)) + ")",
                    "judge_failed");
       return;
     }
@@ -1308,7 +1368,8 @@ class Worker::Loop final : public DeliveryListener {
                    "judge_score");
       return;
     }
-    accept_cheap(r, model, std::move(completion), " (judge " + judge + ": " + format_grade(*score) + ")", "judged");
+    accept_cheap(r, model, std::move(completion), r.check_note + " (judge " + judge + ": " + format_grade(*score) + ")",
+                 "judged");
   }
 
   static std::string format_grade(double grade) {
@@ -1339,6 +1400,7 @@ class Worker::Loop final : public DeliveryListener {
 
   // The next tier answers, streamed: r.chain becomes the escalation chain.
   void escalate(Request& r, const std::string& why, const std::string& kind) {
+    cancel_agreement(r);  // e.g. every cheap attempt failed while it still answered
     stats_.cascade_escalated++;
     if (recorder_) recorder_->cascade("escalated", kind);
     const ModelInfo& strong = *r.escalation.front();
@@ -1347,6 +1409,8 @@ class Worker::Loop final : public DeliveryListener {
     r.buffering = false;
     r.content.clear();
     r.held.reset();
+    r.agreement_answer.reset();
+    r.awaiting_agreement = false;
     r.chain = std::exchange(r.escalation, {});
     r.chain_index = 0;
     r.attempts_on_model = 0;
@@ -1370,15 +1434,29 @@ class Worker::Loop final : public DeliveryListener {
     bool finished = false;
     std::uint64_t request_serial = 0;    // cascade: the request whose cheap answer it grades
     std::optional<QualityEvent> sample;  // quality sampling: published with the grade
+    bool agreement = false;  // not a grade: the agreement model's own answer to request_serial's request
 
     void on_delta(std::string_view text) override {
-      if (reply.size() < 4096) reply.append(text);
+      if (reply.size() < (agreement ? kMaxAgreementAnswerBytes : 4096)) reply.append(text);
     }
     void on_complete(Result<ChatCompletion> outcome) override { loop->on_judged(*this, std::move(outcome)); }
   };
 
+  // Enough for any final answer: it is near the end of a worked answer, and
+  // an answer cut here compares as one without a final answer.
+  static constexpr std::size_t kMaxAgreementAnswerBytes = 64 * 1024;
+
   // nullptr when the judge's provider is not available.
   JudgeCall* start_judge(const ModelInfo& model, nlohmann::json messages, long timeout_ms) {
+    ChatRequest chat;
+    chat.max_tokens = kJudgeMaxTokens;
+    return start_side_call(model, std::move(messages), chat, Clock::now() + std::chrono::milliseconds(timeout_ms));
+  }
+
+  // A call made on this loop outside the request machinery: a grade or an
+  // agreement answer. `chat` gives its parameters; model and messages are set here.
+  JudgeCall* start_side_call(const ModelInfo& model, nlohmann::json messages, ChatRequest chat,
+                             Clock::time_point deadline) {
     ChatProvider* provider = providers_->find(model.provider);
     if (!provider) return nullptr;
     auto owned = std::make_unique<JudgeCall>();
@@ -1387,19 +1465,86 @@ class Worker::Loop final : public DeliveryListener {
     call.id = ++next_judge_;
     call.model = &model;
     call.messages = std::move(messages);
-    call.deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    call.deadline = deadline;
     judges_.emplace(call.id, std::move(owned));
-    ChatRequest chat;
     chat.upstream_model = model.upstream_model;
     chat.messages = &call.messages;
-    chat.max_tokens = kJudgeMaxTokens;
     stats_.judge_calls++;
     call.transfer = provider->start_chat(chat, call);
     return &call;
   }
 
+  // The agreement check's call: the agreement model answers the cascaded
+  // request alongside the cheap model, so comparing costs no extra latency
+  // when it is not slower. Skipped (the other checks decide) when it cannot
+  // serve the request.
+  void start_agreement(Request& r) {
+    if (!agreement_model_ || !r.event.tools.is_null()) return;  // tool calls have no final answer
+    const ModelInfo& model = *agreement_model_;
+    auto needs = route_requirements(r.event, route_context_of(r));
+    if (!needs || !constraint_violation(model, *needs).empty() || !providers_->available(model.provider)) {
+      r.attempt_notes += "; cascade: agreement " + model.id + " cannot serve this request";
+      return;
+    }
+    ChatRequest chat;
+    chat.max_tokens = r.event.max_tokens.value_or(
+        model.max_output_tokens > 0
+            ? static_cast<int>(std::min<std::int64_t>(config_.limits.default_max_tokens, model.max_output_tokens))
+            : config_.limits.default_max_tokens);
+    chat.temperature = r.event.temperature;
+    // No deadline while the cheap model answers too: check_cheap_answer sets one.
+    JudgeCall* call = start_side_call(model, r.event.messages, chat, Clock::time_point::max());
+    if (!call) return;
+    call->agreement = true;
+    call->request_serial = r.serial;
+    r.agreement = call->id;
+  }
+
+  // What a call cut short cost: its prompt and what it wrote so far.
+  double partial_cost(const JudgeCall& call) const {
+    return cost_usd(call.model->price, counted_usage(*call.model, call.messages, call.reply));
+  }
+
+  void agreement_done(JudgeCall& call, Result<std::string> answer, double cost, const std::string& outcome) {
+    call.finished = true;
+    auto owned = judges_.extract(call.id);
+    if (recorder_) recorder_->judge_call("agreement", outcome);
+    if (Request* r = find_request(call.request_serial); r && r->agreement == call.id) {
+      r->agreement = 0;
+      r->wasted_cost_usd += cost;  // paid on every cascaded request, agreeing or not
+      r->agreement_answer = std::move(answer);
+      if (r->awaiting_agreement) on_agreement_answered(*r);
+    }
+    if (!owned.empty()) judges_done_.push_back(std::move(owned.mapped()));
+  }
+
+  // The request no longer needs the agreement answer: the call is cancelled
+  // and what it wrote so far is charged to the request.
+  void cancel_agreement(Request& r) {
+    const std::uint64_t id = std::exchange(r.agreement, 0);
+    if (id == 0) return;
+    auto owned = judges_.extract(id);
+    if (owned.empty()) return;
+    JudgeCall& call = *owned.mapped();
+    call.finished = true;
+    http_->cancel(call.transfer);
+    r.wasted_cost_usd += partial_cost(call);
+    if (recorder_) recorder_->judge_call("agreement", "cancelled");
+    judges_done_.push_back(std::move(owned.mapped()));
+  }
+
   void on_judged(JudgeCall& call, Result<ChatCompletion> outcome) {
     if (call.finished) return;
+    if (call.agreement) {
+      if (!outcome) {
+        agreement_done(call, std::unexpected(outcome.error()), 0, "error");
+        return;
+      }
+      const TokenUsage usage =
+          outcome->usage_reported ? outcome->usage : counted_usage(*call.model, call.messages, call.reply);
+      agreement_done(call, std::move(call.reply), cost_usd(call.model->price, usage), "answered");
+      return;
+    }
     if (!outcome) {
       judge_done(call, std::unexpected(outcome.error()), 0, "error");
       return;
@@ -1432,8 +1577,13 @@ class Worker::Loop final : public DeliveryListener {
     }
     for (JudgeCall* call : late) {
       http_->cancel(call->transfer);
-      judge_done(*call, std::unexpected(Error{ErrorCode::timeout, "no grade within the judge's timeout"}), 0,
-                 "timeout");
+      if (call->agreement) {
+        agreement_done(*call, std::unexpected(Error{ErrorCode::timeout, "no answer within judge_timeout_ms"}),
+                       partial_cost(*call), "timeout");
+      } else {
+        judge_done(*call, std::unexpected(Error{ErrorCode::timeout, "no grade within the judge's timeout"}), 0,
+                   "timeout");
+      }
     }
   }
 
@@ -1611,6 +1761,7 @@ class Worker::Loop final : public DeliveryListener {
 
   // All terminal events of the request are out; it finishes when they are delivered.
   void mark_terminal(Request& r) {
+    cancel_agreement(r);  // none left on the paths that charge it; any other stops paying here
     r.terminal_sent = true;
     if (r.budget_reservation != 0) {
       pending_spend_.settle(r.budget_reservation, r.charged_usd, now_ms());
@@ -1883,6 +2034,7 @@ class Worker::Loop final : public DeliveryListener {
   std::vector<std::unique_ptr<JudgeCall>> judges_done_;
   std::uint64_t next_judge_ = 0;
   const ModelInfo* cascade_judge_ = nullptr;  // router.cascade.judge_model; null = no judge
+  const ModelInfo* agreement_model_ = nullptr;  // router.cascade.agreement_model; null = no agreement check
   const ModelInfo* quality_judge_ = nullptr;  // quality.judge_model or the baseline; null = no sampling
   int quality_in_flight_ = 0;
   std::mt19937_64 sampler_{std::random_device{}()};
@@ -1916,6 +2068,7 @@ Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options) {
   // Judges must be catalog models: their calls are priced like any other.
   for (const auto& [key, id] : {std::pair<const char*, const std::string&>{"router.cascade.judge_model",
                                                                            options.config.router.cascade.judge_model},
+                                {"router.cascade.agreement_model", options.config.router.cascade.agreement_model},
                                 {"quality.judge_model", options.config.quality.judge_model}}) {
     if (!id.empty() && options.catalog->find(id) == nullptr)
       return fail(ErrorCode::invalid_request, std::string("config '") + key + "': unknown model '" + id + "'");

@@ -58,7 +58,7 @@ struct WorkerStats {
   // or every cheap attempt failed).
   std::atomic<std::uint64_t> cascade_accepted{0};
   std::atomic<std::uint64_t> cascade_escalated{0};
-  std::atomic<std::uint64_t> judge_calls{0};  // grading calls started (cascade and quality)
+  std::atomic<std::uint64_t> judge_calls{0};  // side calls started: grades (cascade, quality) and agreement answers
   // Quality sampling: quality events published; samples that got no grade
   // (judge error, timeout, unreadable reply, judge unavailable); samples
   // skipped with quality.max_in_flight grading calls running.

@@ -77,8 +77,9 @@ struct WorkerMetrics::Impl {
   prometheus::Family<prometheus::Counter>& judge_calls =
       prometheus::BuildCounter()
           .Name("cascade_worker_judge_calls_total")
-          .Help("LLM-as-judge grading calls, by purpose (cascade, quality) and outcome (graded, error, timeout, "
-                "unreadable)")
+          .Help("Calls made beside the answer: LLM-as-judge grades and the cascade's agreement answers, by "
+                "purpose (cascade, quality, agreement) and outcome (graded, answered, error, timeout, unreadable, "
+                "cancelled)")
           .Register(*registry);
   prometheus::Family<prometheus::Counter>& quality_samples =
       prometheus::BuildCounter()

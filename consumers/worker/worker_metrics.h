@@ -65,8 +65,9 @@ class WorkerMetrics {
     void cascade(const std::string& outcome, const std::string& reason);
     // A budget acted on a request before its provider call: refused | downgraded.
     void budget(const std::string& outcome);
-    // A grading call ended. purpose cascade | quality; outcome graded |
-    // error | timeout | unreadable.
+    // A grading call ended (purpose cascade | quality; outcome graded |
+    // error | timeout | unreadable), or an agreement call (purpose
+    // agreement; outcome answered | error | timeout | cancelled).
     void judge_call(const std::string& purpose, const std::string& outcome);
     // Quality sampling: published | failed (no grade) | skipped (too many in flight).
     void quality_sample(const std::string& outcome);

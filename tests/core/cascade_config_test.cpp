@@ -46,6 +46,7 @@ TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
   EXPECT_EQ(cascade.max_buffer_bytes, 65536u);
   EXPECT_EQ(cascade.verifier_file, "");
   EXPECT_EQ(cascade.min_verifier_p, 0.5);
+  EXPECT_EQ(cascade.agreement_model, "");
   EXPECT_EQ(c->quality.sample_rate, 0);
   EXPECT_EQ(c->quality.judge_model, "");
   EXPECT_EQ(c->quality.timeout_ms, 30000);
@@ -72,6 +73,7 @@ kafka:
                      env_of({{"CASCADE_ROUTER_CASCADE_MAX_BUFFER_BYTES", "1024"},
                              {"CASCADE_ROUTER_CASCADE_JUDGE_TIMEOUT_MS", "2500"},
                              {"CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P", "0.7"},
+                             {"CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL", "gpt-4o-mini"},
                              {"CASCADE_QUALITY_TIMEOUT_MS", "9000"},
                              {"CASCADE_QUALITY_MAX_IN_FLIGHT", "8"}}));
   ASSERT_TRUE(c) << c.error().message;
@@ -83,6 +85,7 @@ kafka:
   EXPECT_EQ(c->router.cascade.max_buffer_bytes, 1024u);
   EXPECT_EQ(c->router.cascade.verifier_file, "config/router/verifier.json");
   EXPECT_EQ(c->router.cascade.min_verifier_p, 0.7);
+  EXPECT_EQ(c->router.cascade.agreement_model, "gpt-4o-mini");
   EXPECT_EQ(c->quality.sample_rate, 0.05);
   EXPECT_EQ(c->quality.judge_model, "gpt-5");
   EXPECT_EQ(c->quality.timeout_ms, 9000);

@@ -445,6 +445,193 @@ TEST_F(CascadePolicyTest, AVerifierFileThatCannotBeReadStopsTheWorkerFromStartin
   EXPECT_THAT(worker.error().message, ::testing::HasSubstr("/nonexistent/cascade-verifier.json"));
 }
 
+TEST_F(CascadePolicyTest, AnAgreementModelNotInTheCatalogStopsTheWorkerFromStartingAndNamesTheKey) {
+  auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(defaults);
+  auto catalog = ModelCatalog::load(defaults->catalog);
+  ASSERT_TRUE(catalog);
+  WorkerOptions options;
+  options.config = *defaults;
+  options.config.router.cascade.agreement_model = "gpt-9-nano";
+  options.catalog = &*catalog;
+  auto worker = Worker::start(std::move(options));
+  ASSERT_FALSE(worker);
+  EXPECT_THAT(worker.error().message,
+              ::testing::HasSubstr("config 'router.cascade.agreement_model': unknown model 'gpt-9-nano'"));
+}
+
+TEST_F(CascadePolicyTest, ACheapAnswerThatDisagreesWithTheAgreementModelEscalatesAndOneThatAgreesIsKeptBothPaid) {
+  enable_cascade();
+  const PromptEvent agree = request("agree", "Tom has 3 bags of 4 apples. How many apples?");
+  const PromptEvent disagree = request("disagree", "Ann has 3 bags of 5 pears. How many pears?");
+  const PromptEvent prose = request("prose", "Describe the colour of the sky.");
+  std::string other_id;
+  {
+    // Resolved before start: the agreement model must be in the config.
+    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
+    ASSERT_TRUE(defaults);
+    auto catalog = ModelCatalog::load(defaults->catalog);
+    ASSERT_TRUE(catalog);
+    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
+    const std::string cheap_id = router.route(agree)->model->id;
+    other_id = cheap_id == "gpt-4.1-nano" ? "gpt-4o-mini" : "gpt-4.1-nano";
+    env_overrides["CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL"] = other_id;
+  }
+  chunk_delay_ms = 5;
+  start_pipeline();
+  resolve_models(agree);
+  const ModelInfo* other = catalog_->find(other_id);
+  ASSERT_NE(other, nullptr);
+  ASSERT_NE(other->upstream_model, cheap_->upstream_model);
+  upstream_->set_answer_rules({
+      {cheap_->upstream_model, "apples", "3 bags of 4 is <<3*4=12>>12.\n#### 12"},
+      {other->upstream_model, "apples", "Three times four: 12 apples.\n#### 12"},
+      {cheap_->upstream_model, "pears", "3 bags of 5 is <<3*5=16>>16.\n#### 16"},
+      {other->upstream_model, "pears", "Three times five: 15 pears.\n#### 15"},
+      {cheap_->upstream_model, "sky", "The sky is blue on a clear day."},
+      {other->upstream_model, "sky", "Blue, mostly."},
+  });
+  send_and_wait({agree, disagree, prose});
+
+  const auto& kept = expect_final(agree);
+  EXPECT_EQ(kept.value("model", ""), cheap_->id);
+  EXPECT_EQ(kept.value("content", ""), "3 bags of 4 is <<3*4=12>>12.\n#### 12");
+  EXPECT_NE(kept["route"].value("reason", "").find("cascade: " + cheap_->id + " accepted (agrees with " + other_id +
+                                                   ": 12)"),
+            std::string::npos)
+      << kept["route"].value("reason", "");
+  // The agreement model's answer is paid too.
+  const TokenUsage kept_usage{kept["usage"].value("input_tokens", 0), kept["usage"].value("output_tokens", 0)};
+  const TokenUsage other_usage{simulated_prompt_tokens(agree.messages[0]["content"]),
+                               scripted_pieces("Three times four: 12 apples.\n#### 12", kChunks)};
+  const double expected = cost_usd(cheap_->price, kept_usage) + cost_usd(other->price, other_usage);
+  EXPECT_NEAR(kept.value("cost_usd", 0.0), expected, 1e-9 * expected);
+
+  const auto& escalated = expect_final(disagree);
+  EXPECT_EQ(escalated.value("model", ""), strong_->id);
+  const std::string reason = escalated["route"].value("reason", "");
+  EXPECT_NE(reason.find("cascade: " + cheap_->id + " rejected (disagrees with " + other_id + ": 16 vs 15) -> " +
+                        strong_->id),
+            std::string::npos)
+      << reason;
+  EXPECT_EQ(concat_chunks(reply(disagree)).find("16"), std::string::npos);  // the wrong answer never streamed
+
+  const auto& free_text = expect_final(prose);
+  EXPECT_EQ(free_text.value("model", ""), cheap_->id);
+  EXPECT_NE(free_text["route"].value("reason", "").find("accepted (no final answer to compare with " + other_id + ")"),
+            std::string::npos)
+      << free_text["route"].value("reason", "");
+
+  EXPECT_EQ(calls_to(cheap_), 3u);
+  EXPECT_EQ(calls_to(other), 3u);
+  EXPECT_EQ(calls_to(strong_), 1u);
+  const std::string metrics = worker_metrics_.serialize();
+  for (const char* line : {R"(cascade_worker_cascade_total{outcome="accepted",reason="agreed"} 1)",
+                           R"(cascade_worker_cascade_total{outcome="accepted",reason="not_comparable"} 1)",
+                           R"(cascade_worker_cascade_total{outcome="escalated",reason="disagreement"} 1)",
+                           R"(cascade_worker_judge_calls_total{outcome="answered",purpose="agreement"} 3)"}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line;
+  }
+}
+
+TEST_F(CascadePolicyTest, TheAgreementModelIsAskedAlongsideTheCheapOneNotAfterIt) {
+  enable_cascade();
+  const PromptEvent e = request("agree-timing", "Tom has 3 bags of 4 apples. How many apples?");
+  std::string other_id;
+  {
+    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
+    ASSERT_TRUE(defaults);
+    auto catalog = ModelCatalog::load(defaults->catalog);
+    ASSERT_TRUE(catalog);
+    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
+    other_id = router.route(e)->model->id == "gpt-4.1-nano" ? "gpt-4o-mini" : "gpt-4.1-nano";
+    env_overrides["CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL"] = other_id;
+  }
+  chunk_delay_ms = 40;
+  start_pipeline();
+  resolve_models(e);
+  const ModelInfo* other = catalog_->find(other_id);
+  ASSERT_NE(other, nullptr);
+  PromptEvent warm_up = request("agree-warm-up", "What is the capital of Ecuador?");
+  warm_up.cascade = false;
+  send_and_wait({warm_up});  // partitions assigned, connections open
+  // The cheap answer streams for ~800 ms (20 pieces 40 ms apart); asked
+  // after it, the agreement model could not be called before then.
+  std::string long_answer;
+  for (int i = 0; i < 19; ++i) long_answer += "word ";
+  long_answer += "#### 12";
+  upstream_->set_answer_rules({{cheap_->upstream_model, "apples", long_answer},
+                               {other->upstream_model, "apples", "12 #### 12"}});
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(client_->send(e));
+  ASSERT_TRUE(client_->flush(10000));
+  double other_called_ms = -1;
+  const auto deadline = sent + std::chrono::seconds(60);
+  auto answered = [&] {
+    const auto it = client_->replies().find(e.id);
+    return it != client_->replies().end() && it->second.terminal.has_value();
+  };
+  while (!answered() && std::chrono::steady_clock::now() < deadline) {
+    client_->poll(5);
+    if (other_called_ms < 0 && calls_to(other) > 0)
+      other_called_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
+  }
+  const auto& body = expect_final(e);
+  EXPECT_EQ(body.value("model", ""), cheap_->id);
+  EXPECT_NE(body["route"].value("reason", "").find("(agrees with " + other_id + ": 12)"), std::string::npos);
+  ASSERT_GE(other_called_ms, 0);
+  EXPECT_LT(other_called_ms, 400) << "the agreement model was asked after the cheap answer";
+}
+
+TEST_F(CascadePolicyTest, AnAgreementCallStillRunningWhenTheCheapAnswerIsRefusedIsCancelledAndWhatItWroteIsCharged) {
+  enable_cascade();
+  const PromptEvent e = request("agree-cancelled", "Tom has 3 bags of 4 apples. How many apples?");
+  std::string other_id;
+  {
+    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
+    ASSERT_TRUE(defaults);
+    auto catalog = ModelCatalog::load(defaults->catalog);
+    ASSERT_TRUE(catalog);
+    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
+    other_id = router.route(e)->model->id == "gpt-4.1-nano" ? "gpt-4o-mini" : "gpt-4.1-nano";
+    env_overrides["CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL"] = other_id;
+  }
+  chunk_delay_ms = 40;
+  start_pipeline();
+  resolve_models(e);
+  const ModelInfo* other = catalog_->find(other_id);
+  ASSERT_NE(other, nullptr);
+  std::string long_answer;
+  for (int i = 0; i < 19; ++i) long_answer += "word ";
+  long_answer += "#### 12";
+  upstream_->set_answer_rules({{cheap_->upstream_model, "apples", "Sorry, I can't."},
+                               {other->upstream_model, "apples", long_answer}});
+  send_and_wait({e});
+
+  const auto& body = expect_final(e);
+  EXPECT_EQ(body.value("model", ""), strong_->id);
+  EXPECT_NE(body["route"].value("reason", "").find(cheap_->id + " rejected (refusal) -> " + strong_->id),
+            std::string::npos)
+      << body["route"].value("reason", "");
+  EXPECT_NE(worker_metrics_.serialize().find(
+                R"(cascade_worker_judge_calls_total{outcome="cancelled",purpose="agreement"} 1)"),
+            std::string::npos);
+  // Charged: the strong answer, the refusal, and at least the agreement call's prompt.
+  const std::string question = e.messages[0]["content"];
+  const TokenUsage strong_usage{body["usage"].value("input_tokens", 0), body["usage"].value("output_tokens", 0)};
+  const TokenUsage refusal_usage{simulated_prompt_tokens(question), scripted_pieces("Sorry, I can't.", kChunks)};
+  const double without_agreement = cost_usd(strong_->price, strong_usage) + cost_usd(cheap_->price, refusal_usage);
+  EXPECT_GT(body.value("cost_usd", 0.0), without_agreement * (1 + 1e-9));
+  // Counted as the worker counts a call without usage (no tokenizer here: bytes / 4):
+  // its prompt and part of its answer, not the whole answer.
+  const auto counter = TokenCounter::bytes_only();
+  const auto prompt_tokens = static_cast<std::int64_t>(counter->count_messages(other->id, e.messages).tokens);
+  const auto answer_tokens = static_cast<std::int64_t>(counter->count_text(other->id, long_answer).tokens);
+  const double agreement_charged = body.value("cost_usd", 0.0) - without_agreement;
+  EXPECT_GE(agreement_charged, cost_usd(other->price, TokenUsage{prompt_tokens, 0}) * (1 - 1e-9));
+  EXPECT_LT(agreement_charged, cost_usd(other->price, TokenUsage{prompt_tokens, answer_tokens}));
+}
+
 TEST_F(CascadePolicyTest, IdenticalRequestsShareTheEscalatedAnswerAndTheCacheKeepsOnlyTheServedOne) {
   enable_cascade();
   chunk_delay_ms = 20;  // the leader is still answering while the others arrive

@@ -122,6 +122,35 @@ std::optional<std::vector<float>> decode_floats(std::string_view base64, std::si
   return out;
 }
 
+Result<LinearWeights> read_linear_weights(const nlohmann::json& model, std::size_t dense_count,
+                                          std::size_t hashed_count, std::string_view what) {
+  const std::string name(what);
+  const auto bias = model.find("bias");
+  const auto dense = model.find("dense_weights");
+  const auto hashed = model.find("hashed_weights_f32");
+  if (bias == model.end() || !bias->is_number() || dense == model.end() || !dense->is_array() ||
+      hashed == model.end() || !hashed->is_string())
+    return fail(ErrorCode::invalid_request,
+                name + ": needs 'bias' (number), 'dense_weights' (array) and 'hashed_weights_f32'");
+  if (dense->size() != dense_count)
+    return fail(ErrorCode::invalid_request, name + ": " + std::to_string(dense->size()) +
+                                                " dense weights, the features need " + std::to_string(dense_count));
+  LinearWeights out;
+  out.bias = bias->get<double>();
+  out.dense.reserve(dense_count);
+  for (const auto& w : *dense) {
+    if (!w.is_number() || !std::isfinite(w.get<double>()))
+      return fail(ErrorCode::invalid_request, name + ": dense_weights must be finite numbers");
+    out.dense.push_back(w.get<float>());
+  }
+  auto decoded = decode_floats(hashed->get_ref<const std::string&>(), hashed_count);
+  if (!decoded)
+    return fail(ErrorCode::invalid_request,
+                name + ": hashed_weights_f32 is not " + std::to_string(hashed_count) + " finite base64 float32s");
+  out.hashed = std::move(*decoded);
+  return out;
+}
+
 }  // namespace route_model_format
 
 namespace {
@@ -309,31 +338,11 @@ Result<std::shared_ptr<const RouteScorer>> parse_learned(const nlohmann::json& m
   auto spec = FeatureSpec::from_json(model.value("features", nlohmann::json()));
   if (!spec) return std::unexpected(spec.error());
   const FeatureExtractor extractor(*spec);
-  const auto bias = model.find("bias");
-  const auto dense = model.find("dense_weights");
-  const auto hashed = model.find("hashed_weights_f32");
-  if (bias == model.end() || !bias->is_number() || dense == model.end() || !dense->is_array() ||
-      hashed == model.end() || !hashed->is_string())
-    return fail(ErrorCode::invalid_request,
-                "router model (learned): needs 'bias' (number), 'dense_weights' (array) and 'hashed_weights_f32'");
-  if (dense->size() != extractor.dense_size())
-    return fail(ErrorCode::invalid_request, "router model (learned): " + std::to_string(dense->size()) +
-                                                " dense weights, the features need " +
-                                                std::to_string(extractor.dense_size()));
-  std::vector<float> dense_weights;
-  for (const auto& w : *dense) {
-    if (!w.is_number() || !std::isfinite(w.get<double>()))
-      return fail(ErrorCode::invalid_request, "router model (learned): dense_weights must be finite numbers");
-    dense_weights.push_back(w.get<float>());
-  }
-  auto hashed_weights =
-      route_model_format::decode_floats(hashed->get_ref<const std::string&>(), extractor.hashed_size());
-  if (!hashed_weights)
-    return fail(ErrorCode::invalid_request, "router model (learned): hashed_weights_f32 is not " +
-                                                std::to_string(extractor.hashed_size()) +
-                                                " finite base64 float32s");
-  return std::make_shared<LearnedScorer>(*spec, std::move(*hashed_weights), std::move(dense_weights),
-                                         bias->get<double>(), describe(model));
+  auto weights = route_model_format::read_linear_weights(model, extractor.dense_size(), extractor.hashed_size(),
+                                                         "router model (learned)");
+  if (!weights) return std::unexpected(weights.error());
+  return std::make_shared<LearnedScorer>(*spec, std::move(weights->hashed), std::move(weights->dense), weights->bias,
+                                         describe(model));
 }
 
 Result<std::shared_ptr<const RouteScorer>> parse_knn(const nlohmann::json& model) {

@@ -40,28 +40,13 @@ Result<std::shared_ptr<const AnswerVerifier>> AnswerVerifier::parse(std::string_
   auto weights = std::make_shared<Weights>(*spec);
   const std::size_t h = weights->extractor.hashed_size();
   const std::size_t d = weights->extractor.dense_size();
-  const std::size_t expected_dense = 2 * d + answer_features("", "").size();
-  const auto bias = model.find("bias");
-  const auto dense = model.find("dense_weights");
-  const auto hashed = model.find("hashed_weights_f32");
-  if (bias == model.end() || !bias->is_number() || dense == model.end() || !dense->is_array() ||
-      hashed == model.end() || !hashed->is_string())
-    return fail(ErrorCode::invalid_request,
-                "verifier model: needs 'bias' (number), 'dense_weights' (array) and 'hashed_weights_f32'");
-  if (dense->size() != expected_dense)
-    return fail(ErrorCode::invalid_request, "verifier model: " + std::to_string(dense->size()) +
-                                                " dense weights, the features need " + std::to_string(expected_dense));
-  for (const auto& w : *dense) {
-    if (!w.is_number() || !std::isfinite(w.get<double>()))
-      return fail(ErrorCode::invalid_request, "verifier model: dense_weights must be finite numbers");
-    weights->dense.push_back(w.get<float>());
-  }
-  auto decoded = route_model_format::decode_floats(hashed->get_ref<const std::string&>(), 2 * h);
-  if (!decoded)
-    return fail(ErrorCode::invalid_request,
-                "verifier model: hashed_weights_f32 is not " + std::to_string(2 * h) + " finite base64 float32s");
-  weights->hashed = std::move(*decoded);
-  weights->bias = bias->get<double>();
+  // The prompt's features and the answer's (2 * d, 2 * h), then the answer facts.
+  auto linear = route_model_format::read_linear_weights(model, 2 * d + answer_features("", "").size(), 2 * h,
+                                                        "verifier model");
+  if (!linear) return std::unexpected(linear.error());
+  weights->dense = std::move(linear->dense);
+  weights->hashed = std::move(linear->hashed);
+  weights->bias = linear->bias;
   std::string description = model.value("weak", std::string("?")) + " answers vs " + model.value("strong", std::string("?"));
   if (const auto t = model.find("trained"); t != model.end() && t->is_object() && t->contains("rows"))
     description += ", " + t->at("rows").dump() + " training rows";

@@ -150,6 +150,29 @@ class CascadePolicyTest : public PipelineTest {
     return pred();
   }
 
+  // Sets router.cascade.agreement_model, before start (the worker checks it
+  // against the catalog): a small model other than the one `e` is routed
+  // to. Its id; "" on failure.
+  std::string use_agreement_model_beside_the_cheap_one(const PromptEvent& e) {
+    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
+    if (!defaults) return "";
+    auto catalog = ModelCatalog::load(defaults->catalog);
+    if (!catalog) return "";
+    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
+    auto route = router.route(e);
+    if (!route) return "";
+    const std::string other = route->model->id == "gpt-4.1-nano" ? "gpt-4o-mini" : "gpt-4.1-nano";
+    env_overrides["CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL"] = other;
+    return other;
+  }
+
+  // 20 pieces (one per word) ending in "#### 12": ~800 ms at 40 ms a chunk.
+  static std::string twenty_piece_answer() {
+    std::string answer;
+    for (int i = 0; i < 19; ++i) answer += "word ";
+    return answer + "#### 12";
+  }
+
   const ModelInfo* cheap_ = nullptr;
   const ModelInfo* strong_ = nullptr;
 };
@@ -465,18 +488,8 @@ TEST_F(CascadePolicyTest, ACheapAnswerThatDisagreesWithTheAgreementModelEscalate
   const PromptEvent agree = request("agree", "Tom has 3 bags of 4 apples. How many apples?");
   const PromptEvent disagree = request("disagree", "Ann has 3 bags of 5 pears. How many pears?");
   const PromptEvent prose = request("prose", "Describe the colour of the sky.");
-  std::string other_id;
-  {
-    // Resolved before start: the agreement model must be in the config.
-    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
-    ASSERT_TRUE(defaults);
-    auto catalog = ModelCatalog::load(defaults->catalog);
-    ASSERT_TRUE(catalog);
-    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
-    const std::string cheap_id = router.route(agree)->model->id;
-    other_id = cheap_id == "gpt-4.1-nano" ? "gpt-4o-mini" : "gpt-4.1-nano";
-    env_overrides["CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL"] = other_id;
-  }
+  const std::string other_id = use_agreement_model_beside_the_cheap_one(agree);
+  ASSERT_FALSE(other_id.empty());
   chunk_delay_ms = 5;
   start_pipeline();
   resolve_models(agree);
@@ -537,16 +550,8 @@ TEST_F(CascadePolicyTest, ACheapAnswerThatDisagreesWithTheAgreementModelEscalate
 TEST_F(CascadePolicyTest, TheAgreementModelIsAskedAlongsideTheCheapOneNotAfterIt) {
   enable_cascade();
   const PromptEvent e = request("agree-timing", "Tom has 3 bags of 4 apples. How many apples?");
-  std::string other_id;
-  {
-    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
-    ASSERT_TRUE(defaults);
-    auto catalog = ModelCatalog::load(defaults->catalog);
-    ASSERT_TRUE(catalog);
-    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
-    other_id = router.route(e)->model->id == "gpt-4.1-nano" ? "gpt-4o-mini" : "gpt-4.1-nano";
-    env_overrides["CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL"] = other_id;
-  }
+  const std::string other_id = use_agreement_model_beside_the_cheap_one(e);
+  ASSERT_FALSE(other_id.empty());
   chunk_delay_ms = 40;
   start_pipeline();
   resolve_models(e);
@@ -557,9 +562,7 @@ TEST_F(CascadePolicyTest, TheAgreementModelIsAskedAlongsideTheCheapOneNotAfterIt
   send_and_wait({warm_up});  // partitions assigned, connections open
   // The cheap answer streams for ~800 ms (20 pieces 40 ms apart); asked
   // after it, the agreement model could not be called before then.
-  std::string long_answer;
-  for (int i = 0; i < 19; ++i) long_answer += "word ";
-  long_answer += "#### 12";
+  const std::string long_answer = twenty_piece_answer();
   upstream_->set_answer_rules({{cheap_->upstream_model, "apples", long_answer},
                                {other->upstream_model, "apples", "12 #### 12"}});
   const auto sent = std::chrono::steady_clock::now();
@@ -586,24 +589,14 @@ TEST_F(CascadePolicyTest, TheAgreementModelIsAskedAlongsideTheCheapOneNotAfterIt
 TEST_F(CascadePolicyTest, AnAgreementCallStillRunningWhenTheCheapAnswerIsRefusedIsCancelledAndWhatItWroteIsCharged) {
   enable_cascade();
   const PromptEvent e = request("agree-cancelled", "Tom has 3 bags of 4 apples. How many apples?");
-  std::string other_id;
-  {
-    auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
-    ASSERT_TRUE(defaults);
-    auto catalog = ModelCatalog::load(defaults->catalog);
-    ASSERT_TRUE(catalog);
-    Router router(defaults->router, *catalog, [](std::string_view) { return true; });
-    other_id = router.route(e)->model->id == "gpt-4.1-nano" ? "gpt-4o-mini" : "gpt-4.1-nano";
-    env_overrides["CASCADE_ROUTER_CASCADE_AGREEMENT_MODEL"] = other_id;
-  }
+  const std::string other_id = use_agreement_model_beside_the_cheap_one(e);
+  ASSERT_FALSE(other_id.empty());
   chunk_delay_ms = 40;
   start_pipeline();
   resolve_models(e);
   const ModelInfo* other = catalog_->find(other_id);
   ASSERT_NE(other, nullptr);
-  std::string long_answer;
-  for (int i = 0; i < 19; ++i) long_answer += "word ";
-  long_answer += "#### 12";
+  const std::string long_answer = twenty_piece_answer();
   upstream_->set_answer_rules({{cheap_->upstream_model, "apples", "Sorry, I can't."},
                                {other->upstream_model, "apples", long_answer}});
   send_and_wait({e});

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <gmock/gmock.h>
 
@@ -453,34 +454,34 @@ TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKept
   std::filesystem::remove(verifier_file);
 }
 
-TEST_F(CascadePolicyTest, AVerifierFileThatCannotBeReadStopsTheWorkerFromStartingAndNamesTheKey) {
+// Worker::start's error with the built-in defaults changed by `change`.
+std::string worker_start_error(const std::function<void(CascadeConfig&)>& change) {
   auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
-  ASSERT_TRUE(defaults);
+  if (!defaults) return "defaults: " + defaults.error().message;
   auto catalog = ModelCatalog::load(defaults->catalog);
-  ASSERT_TRUE(catalog);
+  if (!catalog) return "catalog: " + catalog.error().message;
   WorkerOptions options;
   options.config = *defaults;
-  options.config.router.cascade.verifier_file = "/nonexistent/cascade-verifier.json";
+  change(options.config.router.cascade);
   options.catalog = &*catalog;
   auto worker = Worker::start(std::move(options));
-  ASSERT_FALSE(worker);
-  EXPECT_THAT(worker.error().message, ::testing::HasSubstr("config 'router.cascade.verifier_file'"));
-  EXPECT_THAT(worker.error().message, ::testing::HasSubstr("/nonexistent/cascade-verifier.json"));
+  if (worker) {
+    (*worker)->stop(5000);
+    return "";
+  }
+  return worker.error().message;
 }
 
-TEST_F(CascadePolicyTest, AnAgreementModelNotInTheCatalogStopsTheWorkerFromStartingAndNamesTheKey) {
-  auto defaults = load_config("", [](const std::string&) { return std::nullopt; });
-  ASSERT_TRUE(defaults);
-  auto catalog = ModelCatalog::load(defaults->catalog);
-  ASSERT_TRUE(catalog);
-  WorkerOptions options;
-  options.config = *defaults;
-  options.config.router.cascade.agreement_model = "gpt-9-nano";
-  options.catalog = &*catalog;
-  auto worker = Worker::start(std::move(options));
-  ASSERT_FALSE(worker);
-  EXPECT_THAT(worker.error().message,
-              ::testing::HasSubstr("config 'router.cascade.agreement_model': unknown model 'gpt-9-nano'"));
+TEST(CascadeCheckConfig, AVerifierFileThatCannotBeReadStopsTheWorkerFromStartingAndNamesTheKey) {
+  const std::string error =
+      worker_start_error([](CascadeConfig& c) { c.verifier_file = "/nonexistent/cascade-verifier.json"; });
+  EXPECT_THAT(error, ::testing::HasSubstr("config 'router.cascade.verifier_file'"));
+  EXPECT_THAT(error, ::testing::HasSubstr("/nonexistent/cascade-verifier.json"));
+}
+
+TEST(CascadeCheckConfig, AnAgreementModelNotInTheCatalogStopsTheWorkerFromStartingAndNamesTheKey) {
+  const std::string error = worker_start_error([](CascadeConfig& c) { c.agreement_model = "gpt-9-nano"; });
+  EXPECT_THAT(error, ::testing::HasSubstr("config 'router.cascade.agreement_model': unknown model 'gpt-9-nano'"));
 }
 
 TEST_F(CascadePolicyTest, ACheapAnswerThatDisagreesWithTheAgreementModelEscalatesAndOneThatAgreesIsKeptBothPaid) {

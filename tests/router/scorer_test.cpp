@@ -108,20 +108,22 @@ TEST(LearnedScorer, TheSystemPromptFeatureLearnsAPerTaskOffset) {
   EXPECT_NEAR((*blind_scorer)->score(pair_messages(unseen, false)).p_weak_ok, 0.5, 0.2);
 }
 
+// Same kind of prompt; the weak answer is wrong exactly when it ends on a
+// fraction (every third row; a GSM8K answer is a whole number).
+std::vector<PairOutcome> apple_answer_rows(int first, int count) {
+  std::vector<PairOutcome> out;
+  for (int i = first; i < first + count; ++i) {
+    const bool wrong = i % 3 == 0;
+    const std::string answer = "She has <<4*3=12>>12 so " + std::to_string(i) + (wrong ? ".5" : "") + "\n#### " +
+                               std::to_string(i) + (wrong ? ".5" : "");
+    out.push_back(pair_outcome("How many apples does Tom have in case " + std::to_string(i) + "?", wrong ? 0.0 : 1.0,
+                               1.0, 0.001, 0.01, answer));
+  }
+  return out;
+}
+
 TEST(AnswerVerifier, LearnsFromTheWeakAnswerWhatThePromptCannotTell) {
-  // Same kind of prompt; the weak answer is wrong exactly when it ends on a
-  // fraction (a GSM8K answer is a whole number).
-  auto rows = [](int first, int count) {
-    std::vector<PairOutcome> out;
-    for (int i = first; i < first + count; ++i) {
-      const bool wrong = i % 3 == 0;
-      const std::string answer = "She has <<4*3=12>>12 so " + std::to_string(i) + (wrong ? ".5" : "") +
-                                 "\n#### " + std::to_string(i) + (wrong ? ".5" : "");
-      out.push_back(pair_outcome("How many apples does Tom have in case " + std::to_string(i) + "?",
-                                 wrong ? 0.0 : 1.0, 1.0, 0.001, 0.01, answer));
-    }
-    return out;
-  };
+  const auto rows = apple_answer_rows;
   TrainingOptions options = toy_options();
   auto verified = train_and_apply_verifier(rows(0, 90), rows(1000, 30), options);
   ASSERT_TRUE(verified) << verified.error().message;
@@ -139,17 +141,7 @@ TEST(AnswerVerifier, LearnsFromTheWeakAnswerWhatThePromptCannotTell) {
 // route-train --router verifier writes scores answers as the offline
 // verifier does.
 TEST(AnswerVerifier, TheModelFileScoresAnswersAsTheOfflineVerifierDoes) {
-  auto rows = [](int first, int count) {
-    std::vector<PairOutcome> out;
-    for (int i = first; i < first + count; ++i) {
-      const bool wrong = i % 3 == 0;
-      const std::string answer = "She has <<4*3=12>>12 so " + std::to_string(i) + (wrong ? ".5" : "") +
-                                 "\n#### " + std::to_string(i) + (wrong ? ".5" : "");
-      out.push_back(pair_outcome("How many apples does Tom have in case " + std::to_string(i) + "?",
-                                 wrong ? 0.0 : 1.0, 1.0, 0.001, 0.01, answer));
-    }
-    return out;
-  };
+  const auto rows = apple_answer_rows;
   TrainingOptions options = toy_options();
   options.weak_name = "cheap";
   options.strong_name = "strong";

@@ -665,6 +665,31 @@ std::optional<std::string> final_answer(std::string_view prompt, std::string_vie
   return last;
 }
 
+namespace {
+
+// The numbers written in `text`: "1,200" is 1200, "3.5" is 3.5, a sentence's
+// closing period is not a decimal point.
+std::vector<double> numbers_in(std::string_view text) {
+  std::vector<double> numbers;
+  std::string number;
+  auto flush = [&] {
+    while (!number.empty() && number.back() == '.') number.pop_back();
+    if (!number.empty()) numbers.push_back(std::strtod(number.c_str(), nullptr));
+    number.clear();
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && !number.empty())) number += c;
+    else if (c == ',' && !number.empty() && i + 1 < text.size() && std::isdigit(static_cast<unsigned char>(text[i + 1])))
+      continue;
+    else flush();
+  }
+  flush();
+  return numbers;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, float>> answer_features(std::string_view prompt, std::string_view response) {
   const std::string_view answer = trim(response);
   const auto final = final_answer(prompt, answer);
@@ -680,19 +705,15 @@ std::vector<std::pair<std::string, float>> answer_features(std::string_view prom
   std::string_view question = prompt;
   if (const auto cut = prompt.rfind("\n\n"); cut != std::string_view::npos && cut + 2 < prompt.size())
     question = prompt.substr(cut + 2);
+  const std::vector<double> given = numbers_in(question);
   bool copies_prompt_number = false;
-  if (numeric) {
-    std::string number;
-    auto check = [&] {
-      if (!number.empty() && std::strtod(number.c_str(), nullptr) == value) copies_prompt_number = true;
-      number.clear();
-    };
-    for (const char c : question) {
-      if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && !number.empty())) number += c;
-      else if (c != ',') check();
-    }
-    check();
-  }
+  if (numeric)
+    for (const double n : given) copies_prompt_number = copies_prompt_number || n == value;
+  // A quantity the question gives that the answer never mentions is often
+  // one the reasoning left out.
+  const std::vector<double> used = numbers_in(answer);
+  std::size_t unused = 0;
+  for (const double n : given) unused += std::find(used.begin(), used.end(), n) == used.end();
   // The last calculator annotation's result, "<<a*b=42>>".
   std::size_t annotations = 0;
   std::optional<double> last_result;
@@ -720,6 +741,9 @@ std::vector<std::pair<std::string, float>> answer_features(std::string_view prom
       {"answer:copies_prompt_number", flag(copies_prompt_number)},
       {"answer:differs_from_last_calculation",
        flag(numeric && last_result && std::abs(*last_result - value) > 1e-6 * std::max(1.0, std::abs(value)))},
+      {"answer:unused_question_numbers",
+       given.empty() ? 0.0f : static_cast<float>(static_cast<double>(unused) / static_cast<double>(given.size()))},
+      {"answer:log_magnitude", numeric ? static_cast<float>(std::log10(1.0 + std::abs(value)) / 6.0) : 0.0f},
       {"answer:log_chars", static_cast<float>(std::log1p(static_cast<double>(answer.size())) / 8.0)},
       {"answer:log_lines", static_cast<float>(std::log1p(lines) / 4.0)},
       {"answer:log_calculations", static_cast<float>(std::log1p(static_cast<double>(annotations)) / 3.0)},

@@ -1,9 +1,11 @@
 // AnswerVerifier: the model file `cascade route-train --verifier` writes,
 // scored the way training laid out its columns (router/training.cpp,
 // featurize_answers).
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "router/evaluation.h"
 #include "router/features.h"
@@ -41,10 +43,37 @@ Result<std::shared_ptr<const AnswerVerifier>> AnswerVerifier::parse(std::string_
   const std::size_t h = weights->extractor.hashed_size();
   const std::size_t d = weights->extractor.dense_size();
   // The prompt's features and the answer's (2 * d, 2 * h), then the answer facts.
-  auto linear = route_model_format::read_linear_weights(model, 2 * d + answer_features("", "").size(), 2 * h,
-                                                        "verifier model");
+  std::vector<std::string> expected;
+  for (const std::string_view part : {"prompt:", "answer:"})
+    for (const auto& name : weights->extractor.dense_names()) expected.push_back(std::string(part) + name);
+  for (const auto& [name, value] : answer_features("", "")) expected.push_back("answer_check:" + name);
+  const auto names = model.find("dense_names");
+  const bool named = names != model.end();
+  if (named && (!names->is_array() || !std::all_of(names->begin(), names->end(), [](const auto& n) { return n.is_string(); })))
+    return fail(ErrorCode::invalid_request, "verifier model: 'dense_names' must be an array of strings");
+  auto linear =
+      route_model_format::read_linear_weights(model, named ? names->size() : expected.size(), 2 * h, "verifier model");
   if (!linear) return std::unexpected(linear.error());
-  weights->dense = std::move(linear->dense);
+  if (!named) {
+    weights->dense = std::move(linear->dense);
+  } else {
+    // By name, so that a file trained before an answer fact was added still
+    // loads: the new fact gets weight 0, which is what that model gave it.
+    std::unordered_map<std::string, float> by_name;
+    for (std::size_t j = 0; j < names->size(); ++j) by_name[names->at(j).get<std::string>()] = linear->dense[j];
+    weights->dense.assign(expected.size(), 0.0f);
+    for (std::size_t j = 0; j < expected.size(); ++j) {
+      if (const auto found = by_name.find(expected[j]); found != by_name.end()) {
+        weights->dense[j] = found->second;
+        by_name.erase(found);
+      } else if (!expected[j].starts_with("answer_check:")) {
+        return fail(ErrorCode::invalid_request, "verifier model: no weight for feature '" + expected[j] + "'");
+      }
+    }
+    if (!by_name.empty())
+      return fail(ErrorCode::invalid_request, "verifier model: unknown feature '" + by_name.begin()->first +
+                                                  "' (written by a newer Cascade?)");
+  }
   weights->hashed = std::move(linear->hashed);
   weights->bias = linear->bias;
   std::string description = model.value("weak", std::string("?")) + " answers vs " + model.value("strong", std::string("?"));

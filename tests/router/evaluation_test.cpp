@@ -182,6 +182,23 @@ TEST(AnswerFeatures, FlagWhatMakesAWorkedAnswerSuspect) {
   EXPECT_EQ(features("How many?", "").at("answer:no_number"), 1.0f);
 }
 
+TEST(AnswerFeatures, CountTheQuestionsNumbersTheAnswerLeavesOutAndTheAnswersSize) {
+  auto feature = [](std::string_view prompt, std::string_view answer, const std::string& name) {
+    for (const auto& [n, value] : answer_features(prompt, answer))
+      if (n == name) return value;
+    ADD_FAILURE() << "no feature " << name;
+    return -1.0f;
+  };
+  const char* question = "Example: 9 + 9 = 18.\n\nAnn earns $1,200 a week and spends 300.5 of it for 4 weeks. Savings?";
+  // Only the question after the few-shot examples counts: 1200, 300.5, 4.
+  EXPECT_EQ(feature(question, "(1200 - 300.5) * 4 = <<899.5*4=3598>>3598\n#### 3598", "answer:unused_question_numbers"), 0.0f);
+  EXPECT_NEAR(feature(question, "1,200 * 4 = 4800.\n#### 4800", "answer:unused_question_numbers"), 1.0f / 3.0f, 1e-6);
+  EXPECT_EQ(feature("Say hello.", "#### 5", "answer:unused_question_numbers"), 0.0f);
+  EXPECT_NEAR(feature("How many?", "#### 999999", "answer:log_magnitude"), 1.0f, 1e-6);
+  EXPECT_LT(feature("How many?", "#### 9", "answer:log_magnitude"), feature("How many?", "#### -99", "answer:log_magnitude"));
+  EXPECT_EQ(feature("How many?", "no idea", "answer:log_magnitude"), 0.0f);
+}
+
 TEST(WeakAnswerCheck, FailsWrongArithmeticCutOffWorkAndNonOptions) {
   EXPECT_FALSE(weak_answer_fails_check("Tom has 3 apples and buys 4.", "3 + 4 = <<3+4=7>>7 apples.\n#### 7"));
   EXPECT_TRUE(weak_answer_fails_check("5 pens at $2?", "5 * 2 = <<5*2=12>>12 dollars.\n#### 12"));

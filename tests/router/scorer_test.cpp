@@ -3,6 +3,7 @@
 // and the router picking a tier from a scorer's probability.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -167,6 +168,40 @@ TEST(AnswerVerifier, TheModelFileScoresAnswersAsTheOfflineVerifierDoes) {
   nlohmann::json cut = trained->model;
   cut["dense_weights"].erase(0);
   EXPECT_FALSE(AnswerVerifier::parse(cut.dump()));
+}
+
+// Model files outlive releases: one trained before an answer fact existed
+// loads, and scores as if that fact had weight 0.
+TEST(AnswerVerifier, AFileWithoutANewerAnswerFactLoadsWithThatFactAtWeightZero) {
+  TrainingOptions options = toy_options();
+  auto trained = train_verifier(apple_answer_rows(0, 90), options);
+  ASSERT_TRUE(trained) << trained.error().message;
+  nlohmann::json zeroed = trained->model;
+  nlohmann::json older = trained->model;
+  const auto& names = trained->model.at("dense_names");
+  const auto at = std::find(names.begin(), names.end(), "answer_check:answer:unused_question_numbers");
+  ASSERT_NE(at, names.end());
+  const auto index = static_cast<std::size_t>(at - names.begin());
+  zeroed["dense_weights"][index] = 0.0;
+  older["dense_names"].erase(index);
+  older["dense_weights"].erase(index);
+  auto with_zero = AnswerVerifier::parse(zeroed.dump());
+  auto without = AnswerVerifier::parse(older.dump());
+  ASSERT_TRUE(with_zero && without) << (without ? "" : without.error().message);
+  for (const auto& row : apple_answer_rows(1000, 10))
+    EXPECT_DOUBLE_EQ((*without)->p_ok(row.prompt, *row.weak_response), (*with_zero)->p_ok(row.prompt, *row.weak_response));
+  // A name this build does not know, or a prompt feature without a weight, is refused.
+  nlohmann::json newer = trained->model;
+  newer["dense_names"][0] = "prompt:from_the_future";
+  auto refused = AnswerVerifier::parse(newer.dump());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("no weight for feature"), std::string::npos) << refused.error().message;
+  nlohmann::json unknown = trained->model;
+  unknown["dense_names"].push_back("answer_check:answer:from_the_future");
+  unknown["dense_weights"].push_back(1.0);
+  refused = AnswerVerifier::parse(unknown.dump());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("unknown feature 'answer_check:answer:from_the_future'"), std::string::npos);
 }
 
 TEST(LearnedScorer, TrainingIsDeterministic) {

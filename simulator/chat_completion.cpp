@@ -399,9 +399,28 @@ void StreamEventFormatter::append_content_event(std::string& out, std::string_vi
   out.append("}\n\n");
 }
 
+void StreamEventFormatter::append_tool_call_role_event(std::string& out, const SimulatedToolCall& call) const {
+  std::string delta = R"({"role":"assistant","content":null,"tool_calls":[{"index":0,"id":")";
+  append_json_escaped(delta, call.id);
+  delta.append(R"(","type":"function","function":{"name":")");
+  append_json_escaped(delta, call.name);
+  delta.append(R"(","arguments":""}}],"refusal":null})");
+  append_choice_event(out, delta, "null");
+}
+
+void StreamEventFormatter::append_tool_arguments_event(std::string& out, std::string_view piece) const {
+  out.append("data: ").append(prefix_).append(R"([{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":")");
+  append_json_escaped(out, piece);
+  out.append(R"("}}]},"logprobs":null,"finish_reason":null}])");
+  if (include_usage_) out.append(R"(,"usage":null)");
+  out.append("}\n\n");
+}
+
 void StreamEventFormatter::append_finish_event(std::string& out,
                                                std::string_view finish_reason) const {
-  std::string_view quoted = finish_reason == "length" ? R"("length")" : R"("stop")";
+  std::string_view quoted = finish_reason == "length"       ? R"("length")"
+                            : finish_reason == "tool_calls" ? R"("tool_calls")"
+                                                            : R"("stop")";
   append_choice_event(out, "{}", quoted);
 }
 
@@ -415,16 +434,27 @@ void StreamEventFormatter::append_done_event(std::string& out) { out.append("dat
 
 void append_completion_json(std::string& out, std::uint64_t completion_number, std::int64_t created,
                             std::string_view model, std::string_view content,
-                            std::string_view finish_reason, TokenUsage usage) {
+                            std::string_view finish_reason, TokenUsage usage,
+                            const SimulatedToolCall* tool_call) {
   out.append(R"({"id":"chatcmpl-)");
   append_number(out, static_cast<std::int64_t>(completion_number));
   out.append(R"(","object":"chat.completion","created":)");
   append_number(out, created);
   out.append(R"(,"model":")");
   append_json_escaped(out, model);
-  out.append(R"(","choices":[{"index":0,"message":{"role":"assistant","content":")");
-  append_json_escaped(out, content);
-  out.append(R"(","refusal":null},"logprobs":null,"finish_reason":")");
+  if (tool_call) {
+    out.append(R"(","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":")");
+    append_json_escaped(out, tool_call->id);
+    out.append(R"(","type":"function","function":{"name":")");
+    append_json_escaped(out, tool_call->name);
+    out.append(R"(","arguments":")");
+    append_json_escaped(out, content);
+    out.append(R"("}}],"refusal":null},"logprobs":null,"finish_reason":")");
+  } else {
+    out.append(R"(","choices":[{"index":0,"message":{"role":"assistant","content":")");
+    append_json_escaped(out, content);
+    out.append(R"(","refusal":null},"logprobs":null,"finish_reason":")");
+  }
   append_json_escaped(out, finish_reason);
   out.append(R"("}],"usage":)");
   append_usage_json(out, usage);

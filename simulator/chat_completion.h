@@ -58,6 +58,13 @@ struct TokenUsage {
   std::int64_t completion_tokens = 0;
 };
 
+// A function call the answer makes instead of text (OpenAI `tool_calls`,
+// one call). Its arguments, JSON text, are what ComposedAnswer holds.
+struct SimulatedToolCall {
+  std::string id;    // "call_..."
+  std::string name;  // the function's name
+};
+
 // Appends the data of one SSE event at a time; the caller frames each as its
 // own HTTP chunk. The per-request prefix is built once so each content event
 // costs one escape of the piece and a few appends.
@@ -67,6 +74,12 @@ class StreamEventFormatter {
              bool include_usage);
   void append_role_event(std::string& out) const;
   void append_content_event(std::string& out, std::string_view piece) const;
+  // A tool call's first event, as OpenAI sends it: the role, content null,
+  // and the call's id, type and name with empty arguments.
+  void append_tool_call_role_event(std::string& out, const SimulatedToolCall& call) const;
+  // A piece of the call's arguments.
+  void append_tool_arguments_event(std::string& out, std::string_view piece) const;
+  // finish_reason: "stop", "length" or "tool_calls".
   void append_finish_event(std::string& out, std::string_view finish_reason) const;
   void append_usage_event(std::string& out, TokenUsage usage) const;
   static void append_done_event(std::string& out);
@@ -79,10 +92,12 @@ class StreamEventFormatter {
   bool include_usage_ = false;
 };
 
-// A complete non-streaming `chat.completion` object.
+// A complete non-streaming `chat.completion` object. With a tool call,
+// `content` is the call's arguments and the message's content is null.
 void append_completion_json(std::string& out, std::uint64_t completion_number, std::int64_t created,
                             std::string_view model, std::string_view content,
-                            std::string_view finish_reason, TokenUsage usage);
+                            std::string_view finish_reason, TokenUsage usage,
+                            const SimulatedToolCall* tool_call = nullptr);
 
 std::string models_list_json(std::int64_t created);
 

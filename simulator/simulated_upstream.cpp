@@ -193,6 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     simulator::compose_answer(request_.model, request_.last_user_text, shared_.options.chunks,
                               answer_);
+    tool_call_.name.clear();
     {
       std::lock_guard lock(shared_.answers_mutex);
       shared_.requests_by_model[request_.model]++;
@@ -205,6 +206,7 @@ class Session : public std::enable_shared_from_this<Session> {
           fault_ = UpstreamFault::http_status(rule.http_status);
         } else {
           simulator::compose_fixed_answer(rule.answer, shared_.options.chunks, answer_);
+          tool_call_.name = rule.tool_name;
         }
         break;
       }
@@ -214,9 +216,13 @@ class Session : public std::enable_shared_from_this<Session> {
         request_.max_tokens > 0
             ? std::min<std::size_t>(piece_count, static_cast<std::size_t>(request_.max_tokens))
             : piece_count;
-    finish_reason_ = pieces_to_send_ < piece_count ? "length" : "stop";
+    finish_reason_ = pieces_to_send_ < piece_count ? "length" : is_tool_call() ? "tool_calls" : "stop";
     usage_ = {request_.prompt_tokens, static_cast<std::int64_t>(pieces_to_send_)};
     completion_number_ = shared_.next_completion_number.fetch_add(1, std::memory_order_relaxed);
+    if (is_tool_call()) {
+      tool_call_.id = "call_sim_";
+      append_decimal(tool_call_.id, completion_number_);
+    }
     created_ = unix_now();
     chunk_delay_ms_ = shared_.options.chunk_delay_ms;
 
@@ -295,7 +301,7 @@ class Session : public std::enable_shared_from_this<Session> {
         simulator::append_huge_chunk_text(held_back_, fault_.huge_chunk_bytes);
         held_back_.append(content.substr(huge_at));
         simulator::append_completion_json(event_, completion_number_, created_, request_.model,
-                                          held_back_, finish_reason_, usage_);
+                                          held_back_, finish_reason_, usage_, tool_call());
         held_back_.clear();
         return respond(200, event_);
       }
@@ -303,7 +309,7 @@ class Session : public std::enable_shared_from_this<Session> {
         break;
     }
     simulator::append_completion_json(event_, completion_number_, created_, request_.model,
-                                      content, finish_reason_, usage_);
+                                      content, finish_reason_, usage_, tool_call());
     if (!has_mid_stream_fault()) return respond(200, event_);
     // Stalled or cut after the headers and half of the body.
     format_response(200, event_);
@@ -329,7 +335,8 @@ class Session : public std::enable_shared_from_this<Session> {
     out_.append("Server: cascade-simulator\r\n\r\n");
 
     event_.clear();
-    formatter_.append_role_event(event_);
+    if (is_tool_call()) formatter_.append_tool_call_role_event(event_, tool_call_);
+    else formatter_.append_role_event(event_);
     append_event_to_out();
     next_piece_ = 0;
     mid_stream_fault_pending_ = has_mid_stream_fault();
@@ -354,7 +361,8 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
       event_.clear();
-      formatter_.append_content_event(event_, answer_.piece(next_piece_));
+      if (is_tool_call()) formatter_.append_tool_arguments_event(event_, answer_.piece(next_piece_));
+      else formatter_.append_content_event(event_, answer_.piece(next_piece_));
       append_event_to_out();
       ++next_piece_;
       appended_piece = true;
@@ -577,6 +585,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool hanging_ = false;
   AfterHang after_hang_ = AfterHang::respond_with_answer;
   std::string_view finish_reason_ = "stop";
+  simulator::SimulatedToolCall tool_call_;  // name empty: a text answer
+  bool is_tool_call() const { return !tool_call_.name.empty(); }
+  const simulator::SimulatedToolCall* tool_call() const { return is_tool_call() ? &tool_call_ : nullptr; }
   simulator::TokenUsage usage_;
   bool include_usage_ = false;
   char drain_buffer_[512];

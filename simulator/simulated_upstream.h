@@ -118,6 +118,12 @@ struct SimulatedAnswerRule {
   std::string prompt_contains;  // substring of the last user message; "" = any prompt
   std::string answer;
   int http_status = 0;  // 400..599: answer with this error (as UpstreamFault::http_status) instead
+  // Non-empty: the answer is a call of this function instead of text, with
+  // `answer` as its JSON arguments, as OpenAI sends one (content null,
+  // finish_reason "tool_calls"; streamed as a first event with the call's id
+  // and name, then the arguments in pieces). Its id is "call_sim_<n>", n the
+  // completion's number.
+  std::string tool_name = {};
 };
 
 struct SimulatedUpstreamOptions {

@@ -454,6 +454,81 @@ TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKept
   std::filesystem::remove(verifier_file);
 }
 
+// The verifier learned from text answers: a cheap answer that calls a tool
+// is left to the other checks and passes through the cascade whole.
+TEST_F(CascadePolicyTest, AToolCallAnswerIsNotScoredByTheVerifierAndReachesTheClientWhole) {
+  enable_cascade();
+  const auto verifier_file = write_toy_verifier_file("cascade-it-verifier-tools");
+  env_overrides["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] = verifier_file.string();
+  env_overrides["CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P"] = "0.99";  // any answer it scores escalates
+  start_pipeline();
+  const nlohmann::json tools = nlohmann::json::parse(R"([{"type":"function","function":{"name":"get_weather",
+      "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}])");
+  PromptEvent calls = request("tool-call", "What is the weather in Paris today?");
+  calls.tools = tools;
+  PromptEvent writes = request("tool-text", apples_question(1001));
+  writes.tools = tools;
+  resolve_models(calls);
+  const std::string arguments = R"({"city": "Paris"})";
+  upstream_->set_answer_rules({
+      {.model = cheap_->upstream_model, .prompt_contains = "weather", .answer = arguments, .tool_name = "get_weather"},
+      {.model = cheap_->upstream_model, .prompt_contains = "case 1001?", .answer = apples_answer(1001, true)},
+  });
+  send_and_wait({calls, writes});
+
+  const auto& kept = expect_final(calls);
+  EXPECT_EQ(kept.value("model", ""), cheap_->id);
+  EXPECT_EQ(kept.value("content", "?"), "");
+  ASSERT_EQ(kept["tool_calls"].size(), 1u) << kept.dump();
+  EXPECT_EQ(kept["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(kept["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(kept["tool_calls"][0]["function"]["arguments"], arguments);
+  EXPECT_TRUE(kept["tool_calls"][0].value("id", "").starts_with("call_sim_")) << kept["tool_calls"].dump();
+  const std::string reason = kept["route"].value("reason", "");
+  EXPECT_THAT(reason, ::testing::EndsWith("cascade: " + cheap_->id + " accepted"));
+
+  // The same verifier does score a text answer to a request with tools.
+  const auto& escalated = expect_final(writes);
+  EXPECT_EQ(escalated.value("model", ""), strong_->id);
+  EXPECT_THAT(escalated["route"].value("reason", ""),
+              ::testing::ContainsRegex(R"(rejected \(verifier p=[01]\.[0-9][0-9] < 0\.99\) -> )" + strong_->id));
+  EXPECT_EQ(calls_to(strong_), 1u);
+  const std::string metrics = worker_metrics_.serialize();
+  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="accepted",reason="checked"} 1)"), std::string::npos);
+  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="escalated",reason="verifier"} 1)"), std::string::npos);
+  std::filesystem::remove(verifier_file);
+}
+
+// A request with tools gets no agreement call: a tool call has no final
+// answer to compare, and the agreement model would be paid for nothing.
+TEST_F(CascadePolicyTest, ARequestWithToolsIsNotSentToTheAgreementModel) {
+  enable_cascade();
+  PromptEvent calls = request("tool-call-agreement", "What is the weather in Quito today?");
+  calls.tools = nlohmann::json::parse(R"([{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}])");
+  const std::string other_id = use_agreement_model_beside_the_cheap_one(calls);
+  ASSERT_FALSE(other_id.empty());
+  start_pipeline();
+  resolve_models(calls);
+  const ModelInfo* other = catalog_->find(other_id);
+  ASSERT_NE(other, nullptr);
+  PromptEvent plain = request("text-agreement", "Tom has 2 bags of 4 apples. How many apples?");
+  upstream_->set_answer_rules({
+      {.model = cheap_->upstream_model, .prompt_contains = "weather", .answer = R"({"city": "Quito"})", .tool_name = "get_weather"},
+      {.model = "", .prompt_contains = "apples", .answer = "2 bags of 4: 8.\n#### 8"},
+  });
+  send_and_wait({calls});
+  const auto& kept = expect_final(calls);
+  EXPECT_EQ(kept.value("model", ""), cheap_->id);
+  ASSERT_EQ(kept["tool_calls"].size(), 1u) << kept.dump();
+  EXPECT_EQ(kept["tool_calls"][0]["function"]["arguments"], R"({"city": "Quito"})");
+  EXPECT_THAT(kept["route"].value("reason", ""), ::testing::EndsWith("cascade: " + cheap_->id + " accepted"));
+  EXPECT_EQ(calls_to(other), 0u);
+  // Without tools the same worker asks it.
+  send_and_wait({plain});
+  EXPECT_THAT(expect_final(plain)["route"].value("reason", ""), ::testing::HasSubstr("(agrees with " + other_id + ": 8)"));
+  EXPECT_EQ(calls_to(other), 1u);
+}
+
 // Worker::start's error with the built-in defaults changed by `change`.
 std::string worker_start_error(const std::function<void(CascadeConfig&)>& change) {
   auto defaults = load_config("", [](const std::string&) { return std::nullopt; });

@@ -688,5 +688,71 @@ TEST(SimulatedUpstream, ScriptedAnswersReplaceTheComposedOneForTheirModelAndProm
   EXPECT_EQ(by_model.at("broken"), 1u);
 }
 
+TEST(SimulatedUpstream, AToolCallRuleAnswersWithAFunctionCallInOpenAisStreamingAndWholeShapes) {
+  const int chunks = 3;
+  SimulatedUpstreamOptions options{.chunks = chunks};
+  const std::string arguments = R"({"city": "Paris", "unit": "celsius"})";
+  options.answers = {{.model = "cheap", .prompt_contains = "weather", .answer = arguments, .tool_name = "get_weather"}};
+  auto upstream = started_upstream(options);
+
+  Exchange streamed;
+  streamed.prepare(completions_url(*upstream), chat_body("cheap", "What is the weather in Paris?", true, true));
+  ASSERT_EQ(streamed.perform(), CURLE_OK);
+  const ParsedStream parsed = parse_stream(streamed.response());
+  ASSERT_GE(parsed.chunks.size(), 3u);
+  // First: the role, no content, and the call's id and name with empty arguments.
+  const json& first = parsed.chunks[0]["choices"][0]["delta"];
+  EXPECT_EQ(first["role"], "assistant");
+  EXPECT_TRUE(first["content"].is_null());
+  ASSERT_EQ(first["tool_calls"].size(), 1u);
+  const json& call = first["tool_calls"][0];
+  EXPECT_EQ(call["index"], 0);
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  EXPECT_EQ(call["function"]["arguments"], "");
+  EXPECT_TRUE(call["id"].get<std::string>().starts_with("call_sim_"));
+  // Then the arguments in pieces, with no text content at all.
+  std::string joined;
+  std::size_t pieces = 0;
+  for (std::size_t i = 1; i < parsed.chunks.size(); ++i) {
+    const json& chunk = parsed.chunks[i];
+    if (chunk["choices"].empty()) continue;
+    const json& delta = chunk["choices"][0]["delta"];
+    EXPECT_FALSE(delta.contains("content")) << chunk.dump();
+    if (!delta.contains("tool_calls")) continue;
+    EXPECT_EQ(delta["tool_calls"][0]["index"], 0);
+    EXPECT_FALSE(delta["tool_calls"][0].contains("id"));
+    joined += delta["tool_calls"][0]["function"]["arguments"].get<std::string>();
+    ++pieces;
+  }
+  EXPECT_EQ(joined, arguments);
+  EXPECT_EQ(pieces, static_cast<std::size_t>(chunks));
+  EXPECT_EQ(parsed.finish_reason, "tool_calls");
+  EXPECT_TRUE(parsed.done_last);
+  ASSERT_TRUE(parsed.usage.has_value());
+  EXPECT_EQ((*parsed.usage)["completion_tokens"], chunks);
+
+  Exchange whole;
+  whole.prepare(completions_url(*upstream), chat_body("cheap", "What is the weather in Paris?", false));
+  ASSERT_EQ(whole.perform(), CURLE_OK);
+  const json completion = json::parse(whole.response());
+  const json& message = completion["choices"][0]["message"];
+  EXPECT_TRUE(message["content"].is_null());
+  ASSERT_EQ(message["tool_calls"].size(), 1u);
+  EXPECT_EQ(message["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(message["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(message["tool_calls"][0]["function"]["arguments"], arguments);
+  EXPECT_EQ(completion["choices"][0]["finish_reason"], "tool_calls");
+
+  // Other prompts still get text.
+  Exchange text;
+  text.prepare(completions_url(*upstream), chat_body("cheap", "Capital of France?", false));
+  ASSERT_EQ(text.perform(), CURLE_OK);
+  const json plain = json::parse(text.response());
+  EXPECT_EQ(plain["choices"][0]["message"]["content"], SimulatedUpstream::answer_for("cheap", "Capital of France?", chunks));
+  EXPECT_FALSE(plain["choices"][0]["message"].contains("tool_calls"));
+  EXPECT_EQ(plain["choices"][0]["finish_reason"], "stop");
+}
+
 }  // namespace
 }  // namespace cascade

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 namespace cascade {
@@ -430,6 +432,58 @@ Split split_by_prompt(const std::vector<PairOutcome>& pairs, double train_fracti
     split.test.erase(split.test.begin());
   }
   return split;
+}
+
+Result<WeakChoice> choose_weak_model(const std::vector<OutcomeRow>& rows, const std::vector<std::string>& candidates,
+                                     std::string_view strong, std::string_view check, double train_fraction,
+                                     std::uint64_t seed) {
+  if (candidates.empty()) return fail(ErrorCode::invalid_request, "no candidate weak model");
+  std::vector<std::vector<PairOutcome>> pairs;
+  std::map<std::string, std::size_t> training_sides;  // prompt -> candidates it trains for
+  for (const auto& model : candidates) {
+    if (model == strong || (!check.empty() && model == check))
+      return fail(ErrorCode::invalid_request, "candidate weak model '" + model + "' is the strong or the check model");
+    auto selected = select_pair(rows, model, strong, check);
+    if (!selected)
+      return fail(ErrorCode::invalid_request, "candidate weak model '" + model + "': " + selected.error().message);
+    const Split split = split_by_prompt(selected->pairs, train_fraction, seed);
+    std::set<std::string_view> seen;
+    for (const std::size_t i : split.train)
+      if (seen.insert(selected->pairs[i].prompt).second) ++training_sides[selected->pairs[i].prompt];
+    pairs.push_back(std::move(selected->pairs));
+  }
+  WeakChoice choice;
+  int best = -1;
+  for (std::size_t c = 0; c < candidates.size(); ++c) {
+    WeakCandidate candidate;
+    candidate.model = candidates[c];
+    double wq = 0, sq = 0, wc = 0, sc = 0;
+    for (const auto& p : pairs[c]) {
+      const auto sides = training_sides.find(p.prompt);
+      if (sides == training_sides.end() || sides->second < candidates.size()) continue;
+      ++candidate.rows;
+      wq += p.weak_quality;
+      sq += p.strong_quality;
+      wc += p.weak_cost;
+      sc += p.strong_cost;
+    }
+    if (candidate.rows == 0 || sc <= 0)
+      return fail(ErrorCode::invalid_request,
+                  "candidate weak model '" + candidate.model + "': no training prompt shared with every other candidate");
+    const auto n = static_cast<double>(candidate.rows);
+    candidate.weak_quality = wq / n;
+    candidate.strong_quality = sq / n;
+    candidate.weak_cost_fraction = wc / sc;
+    const double gap = candidate.strong_quality - candidate.weak_quality;
+    const double share95 =
+        gap <= 0 ? 0.0 : std::clamp((0.95 * candidate.strong_quality - candidate.weak_quality) / gap, 0.0, 1.0);
+    candidate.random_cost_at_95 = candidate.weak_cost_fraction + share95 * (1 - candidate.weak_cost_fraction);
+    if (best < 0 || candidate.random_cost_at_95 < choice.candidates[static_cast<std::size_t>(best)].random_cost_at_95)
+      best = static_cast<int>(c);
+    choice.candidates.push_back(std::move(candidate));
+  }
+  choice.model = choice.candidates[static_cast<std::size_t>(best)].model;
+  return choice;
 }
 
 nlohmann::json pair_messages(const PairOutcome& pair, bool source_as_system) {

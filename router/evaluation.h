@@ -97,6 +97,30 @@ struct Split {
 };
 Split split_by_prompt(const std::vector<PairOutcome>& pairs, double train_fraction, std::uint64_t seed);
 
+// Which cheap model to route against, chosen on training rows only. For
+// each candidate (paired with `strong`, and with `check` when given) the
+// expected cost, as a fraction of always-strong, of reaching 95% of the
+// strong model's quality by random routing; the cheapest wins (the first on
+// a tie). Only prompts on the training side of every candidate's own
+// split_by_prompt(train_fraction, seed) count, so no candidate is judged on a
+// prompt the chosen pair will be tested on. Random routing's cost is an upper
+// bound of what a router reaches with that pair, and needs no model.
+struct WeakCandidate {
+  std::string model;
+  std::size_t rows = 0;  // training prompts the figures are over
+  double weak_quality = 0;
+  double strong_quality = 0;
+  double weak_cost_fraction = 0;
+  double random_cost_at_95 = 1;
+};
+struct WeakChoice {
+  std::string model;
+  std::vector<WeakCandidate> candidates;  // in the order given
+};
+Result<WeakChoice> choose_weak_model(const std::vector<OutcomeRow>& rows, const std::vector<std::string>& candidates,
+                                     std::string_view strong, std::string_view check, double train_fraction,
+                                     std::uint64_t seed);
+
 // The messages a router sees for a pair: the prompt as a user message and,
 // with `source_as_system`, the row's source (an MMLU subject) as a system
 // message before it, standing for the system prompt that names the task in

@@ -157,6 +157,7 @@ struct RouteEvalOptions {
   std::string details_file;  // one JSON line per evaluated row: prompt, p_weak_ok, outcomes
   std::string rank = "probability";  // probability | gain-per-cost (expected gain per expected extra dollar)
   bool source_as_system = false;     // learned: each row's source as its system prompt, a categorical feature
+  std::string choose_weak;  // comma-separated candidates: the weak model is chosen among them on the training rows
 };
 
 int run_route(const CommonOptions& common, const RouteOptions& options);

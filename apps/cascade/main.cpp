@@ -155,7 +155,10 @@ int main(int argc, char** argv) {
       app.add_subcommand("route-eval", "Sweep a router's threshold over routing outcomes; prints one JSON object");
   route_eval_cmd->add_option("--outcomes", route_eval.outcomes, "Outcomes JSON lines")->required();
   route_eval_cmd->add_option("--strong", route_eval.strong, "Strong model name(s)")->required();
-  route_eval_cmd->add_option("--weak", route_eval.weak, "Weak model name(s)")->required();
+  route_eval_cmd->add_option("--weak", route_eval.weak, "Weak model name(s) (or --choose-weak)");
+  route_eval_cmd->add_option("--choose-weak", route_eval.choose_weak,
+                             "Candidate weak models, comma-separated: the one whose random routing reaches 95% of the "
+                             "strong model's quality cheapest on the training rows is evaluated (needs --train-fraction)");
   route_eval_cmd->add_option("--router", route_eval.router, "heuristic|learned|knn|cascade|random");
   route_eval_cmd->add_option("--train-fraction", route_eval.train_fraction,
                              "Train on this share of the file, evaluate on the rest");

@@ -205,7 +205,10 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
   const std::string& router = options.router;
   if (router != "heuristic" && router != "learned" && router != "knn" && router != "cascade" && router != "random")
     return usage_error(kCommand, "--router must be heuristic, learned, knn, cascade or random");
-  if (options.weak.empty() || options.strong.empty()) return usage_error(kCommand, "--weak and --strong are required");
+  if ((options.weak.empty() == options.choose_weak.empty()) || options.strong.empty())
+    return usage_error(kCommand, "--strong and one of --weak or --choose-weak are required");
+  if (!options.choose_weak.empty() && !train)
+    return usage_error(kCommand, "--choose-weak chooses on the training rows: pass --train-fraction F");
   if (options.rank != "probability" && options.rank != "gain-per-cost")
     return usage_error(kCommand, "--rank must be probability or gain-per-cost");
   const bool verifier = router == "cascade" && options.cascade_scorer == "verifier";
@@ -218,7 +221,30 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
   if (!rows) return failure(kCommand, rows.error().message);
   if (!options.check_model.empty() && router != "cascade")
     return usage_error(kCommand, "--check-model is the cascade's: use it with --router cascade");
-  auto selected = select_pair(*rows, options.weak, options.strong, options.check_model);
+  // The weak model: given, or the candidate that reaches 95% of the strong
+  // model's quality cheapest on the training rows.
+  std::string weak = options.weak;
+  nlohmann::ordered_json weak_selection;
+  if (!options.choose_weak.empty()) {
+    std::vector<std::string> candidates;
+    std::stringstream list(options.choose_weak);
+    for (std::string name; std::getline(list, name, ',');)
+      if (!name.empty()) candidates.push_back(name);
+    auto choice =
+        choose_weak_model(*rows, candidates, options.strong, options.check_model, options.train_fraction, options.seed);
+    if (!choice) return failure(kCommand, choice.error().message);
+    weak = choice->model;
+    weak_selection["by"] = "random routing's cost at 95% of the strong model's quality, on training prompts";
+    for (const auto& c : choice->candidates)
+      weak_selection["candidates"].push_back({{"model", c.model},
+                                              {"train_rows", c.rows},
+                                              {"weak_quality", c.weak_quality},
+                                              {"strong_quality", c.strong_quality},
+                                              {"weak_cost_fraction", c.weak_cost_fraction},
+                                              {"random_cost_at_95", c.random_cost_at_95}});
+    weak_selection["chosen"] = weak;
+  }
+  auto selected = select_pair(*rows, weak, options.strong, options.check_model);
   if (!selected) return failure(kCommand, selected.error().message);
   const auto& all = selected->pairs;
 
@@ -281,7 +307,7 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
     if (train) {
       TrainingOptions training;
       training.seed = options.seed;
-      training.weak_name = options.weak;
+      training.weak_name = weak;
       training.strong_name = options.strong;
       training.sources = {std::filesystem::path(options.outcomes).filename().string()};
       training.system_prompt_feature = options.source_as_system;
@@ -369,7 +395,8 @@ int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options)
   }
   out["rank"] = options.rank;
   if (options.source_as_system) out["source_as_system"] = true;
-  out["weak"] = options.weak;
+  out["weak"] = weak;
+  if (!weak_selection.empty()) out["weak_selection"] = weak_selection;
   out["strong"] = options.strong;
   out["outcomes"] = options.outcomes;
   out["rows_skipped"] = selected->skipped;

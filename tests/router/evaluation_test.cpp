@@ -199,6 +199,76 @@ TEST(AnswerFeatures, CountTheQuestionsNumbersTheAnswerLeavesOutAndTheAnswersSize
   EXPECT_EQ(feature("How many?", "no idea", "answer:log_magnitude"), 0.0f);
 }
 
+// Forty prompts; "cheap-a" (1% of strong's price) is right on the test
+// side of the seed-7 split only, "cheap-b" (5%) on the training side only.
+// Over all rows "cheap-a" looks cheaper to route with; on the training rows,
+// all the chooser may see, "cheap-b" does.
+std::vector<OutcomeRow> weak_candidate_rows(std::set<std::string>& train_prompts) {
+  std::vector<OutcomeRow> rows;
+  for (int i = 0; i < 40; ++i) {
+    OutcomeRow row;
+    row.prompt = "question " + std::to_string(i);
+    row.outcomes["strong"] = {1.0, 1.0, std::nullopt};
+    row.outcomes["cheap-a"] = {0.0, 0.01, std::nullopt};
+    row.outcomes["cheap-b"] = {0.0, 0.05, std::nullopt};
+    rows.push_back(row);
+  }
+  auto pairs = select_pair(rows, "cheap-a", "strong");
+  EXPECT_TRUE(pairs);
+  const Split split = split_by_prompt(pairs->pairs, 0.5, 7);
+  for (const std::size_t i : split.train) train_prompts.insert(pairs->pairs[i].prompt);
+  for (auto& row : rows) {
+    const bool train = train_prompts.contains(row.prompt);
+    row.outcomes["cheap-a"].quality = train ? 0.5 : 1.0;
+    row.outcomes["cheap-b"].quality = train ? 1.0 : 0.0;
+  }
+  return rows;
+}
+
+TEST(ChooseWeakModel, PicksTheCandidateCheapestToRouteWithOnTrainingRowsOnly) {
+  std::set<std::string> train_prompts;
+  const auto rows = weak_candidate_rows(train_prompts);
+  ASSERT_EQ(train_prompts.size(), 20u);
+  auto choice = choose_weak_model(rows, {"cheap-a", "cheap-b"}, "strong", "", 0.5, 7);
+  ASSERT_TRUE(choice) << choice.error().message;
+  EXPECT_EQ(choice->model, "cheap-b");
+  ASSERT_EQ(choice->candidates.size(), 2u);
+  const auto& a = choice->candidates[0];
+  const auto& b = choice->candidates[1];
+  EXPECT_EQ(a.model, "cheap-a");
+  EXPECT_EQ(a.rows, 20u);
+  EXPECT_DOUBLE_EQ(a.weak_quality, 0.5);
+  EXPECT_DOUBLE_EQ(a.strong_quality, 1.0);
+  EXPECT_NEAR(a.weak_cost_fraction, 0.01, 1e-12);
+  // 90% of the prompts to the strong model to reach 95%: 0.01 + 0.9 * 0.99.
+  EXPECT_NEAR(a.random_cost_at_95, 0.901, 1e-12);
+  EXPECT_DOUBLE_EQ(b.weak_quality, 1.0);
+  EXPECT_NEAR(b.random_cost_at_95, 0.05, 1e-12);  // already at strong's quality alone
+  // Judged on every row, cheap-a would have won (0.80 against 0.905).
+  auto all_rows = choose_weak_model(rows, {"cheap-a", "cheap-b"}, "strong", "", 1.0, 7);
+  ASSERT_TRUE(all_rows);
+  EXPECT_EQ(all_rows->model, "cheap-a");
+}
+
+TEST(ChooseWeakModel, CountsOnlyPromptsEveryCandidateTrainsOnAndRefusesBadCandidates) {
+  std::set<std::string> train_prompts;
+  auto rows = weak_candidate_rows(train_prompts);
+  rows[0].outcomes.erase("cheap-b");  // cheap-b has 39 rows: its own split differs a little
+  auto choice = choose_weak_model(rows, {"cheap-a", "cheap-b"}, "strong", "", 0.5, 7);
+  ASSERT_TRUE(choice) << choice.error().message;
+  EXPECT_EQ(choice->candidates[0].rows, choice->candidates[1].rows);
+  EXPECT_LE(choice->candidates[0].rows, 20u);
+  EXPECT_GT(choice->candidates[0].rows, 15u);
+
+  auto strong = choose_weak_model(rows, {"cheap-a", "strong"}, "strong", "", 0.5, 7);
+  ASSERT_FALSE(strong);
+  EXPECT_NE(strong.error().message.find("'strong' is the strong or the check model"), std::string::npos);
+  auto unknown = choose_weak_model(rows, {"cheap-a", "cheap-z"}, "strong", "", 0.5, 7);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("'cheap-z'"), std::string::npos);
+  EXPECT_FALSE(choose_weak_model(rows, {}, "strong", "", 0.5, 7));
+}
+
 TEST(WeakAnswerCheck, FailsWrongArithmeticCutOffWorkAndNonOptions) {
   EXPECT_FALSE(weak_answer_fails_check("Tom has 3 apples and buys 4.", "3 + 4 = <<3+4=7>>7 apples.\n#### 7"));
   EXPECT_TRUE(weak_answer_fails_check("5 pens at $2?", "5 * 2 = <<5*2=12>>12 dollars.\n#### 12"));

@@ -80,6 +80,43 @@ TEST_F(RouteCommands, EvalPrintsTheContractKeysAndALearnedRouterBeatsRandom) {
   EXPECT_GE(j["curve"].size(), 2u);
 }
 
+TEST_F(RouteCommands, ChooseWeakEvaluatesTheCandidateCheapestToRouteWithOnTheTrainingRows) {
+  // A second cheap model that is right on every prompt at twice the weak one's price.
+  const std::string path = (dir_ / "candidates.jsonl").string();
+  {
+    std::ifstream in(write_outcomes(false));
+    std::ofstream out(path);
+    for (std::string line; std::getline(in, line);) {
+      auto row = nlohmann::json::parse(line);
+      row["outcomes"]["able"] = {{"quality", 1}, {"cost_usd", 2}};
+      out << row.dump() << '\n';
+    }
+  }
+  RouteEvalOptions options;
+  options.outcomes = path;
+  options.strong = "strong";
+  options.choose_weak = "weak,able";
+  options.router = "random";  // nothing for a learned router to learn with "able": it is always right
+  options.train_fraction = 0.5;
+  const auto [code, out] = run_eval(options);
+  ASSERT_EQ(code, 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["weak"], "able");
+  EXPECT_EQ(j["weak_selection"]["chosen"], "able");
+  ASSERT_EQ(j["weak_selection"]["candidates"].size(), 2u);
+  EXPECT_EQ(j["weak_selection"]["candidates"][0]["model"], "weak");
+  EXPECT_NEAR(j["weak_selection"]["candidates"][1]["random_cost_at_95"].get<double>(), 0.2, 1e-9);
+  EXPECT_NEAR(j["cost_at_95"].get<double>(), 0.2, 1e-9);  // the able model alone is the strong one's equal
+  EXPECT_EQ(j["train_rows"].get<int>() + j["test_rows"].get<int>(), 120);
+
+  // It chooses on training rows, so it needs a split; and it replaces --weak.
+  options.train_fraction = -1;
+  EXPECT_EQ(run_eval(options).first, 2);
+  options.train_fraction = 0.5;
+  options.weak = "weak";
+  EXPECT_EQ(run_eval(options).first, 2);
+}
+
 TEST_F(RouteCommands, EvalOfTheRandomAndHeuristicRoutersRuns) {
   RouteEvalOptions options;
   options.outcomes = write_outcomes(false);

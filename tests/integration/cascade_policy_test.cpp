@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
+#include <string>
 
 #include <gmock/gmock.h>
 
@@ -174,6 +176,18 @@ class CascadePolicyTest : public PipelineTest {
     return answer + "#### 12";
   }
 
+  // The worker's /metrics has cascade_worker_cascade_total{outcome,reason} == n.
+  ::testing::AssertionResult cascade_counted(const std::string& outcome, const std::string& reason, int n) const {
+    const std::string metrics = worker_metrics_.serialize();
+    const std::string series = R"(cascade_worker_cascade_total{outcome=")" + outcome + R"(",reason=")" + reason + "\"}";
+    if (metrics.find(series + " " + std::to_string(n) + "\n") != std::string::npos) return ::testing::AssertionSuccess();
+    std::string present;
+    std::istringstream lines(metrics);
+    for (std::string line; std::getline(lines, line);)
+      if (line.starts_with("cascade_worker_cascade_total{")) present += "\n  " + line;
+    return ::testing::AssertionFailure() << "no " << series << " " << n << "; present:" << present;
+  }
+
   const ModelInfo* cheap_ = nullptr;
   const ModelInfo* strong_ = nullptr;
 };
@@ -205,8 +219,7 @@ TEST_F(CascadePolicyTest, CheapAnswerThatPassesItsChecksIsPublishedAfterOneCallW
   EXPECT_EQ(upstream_->requests_served(), 2u);
   EXPECT_EQ(stats().cascade_accepted.load(), 2u);
   EXPECT_EQ(stats().cascade_escalated.load(), 0u);
-  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_cascade_total{outcome="accepted",reason="checked"} 2)"),
-            std::string::npos);
+  EXPECT_TRUE(cascade_counted("accepted", "checked", 2));
 }
 
 TEST_F(CascadePolicyTest, RefusedCheapAnswerIsEscalatedAndOnlyTheStrongAnswerReachesTheClientWhileBothArePaid) {
@@ -290,13 +303,7 @@ TEST_F(CascadePolicyTest, EachFailedCheckEscalatesWithItsReasonAndAPassingJsonAn
 
   EXPECT_EQ(stats().cascade_escalated.load(), 3u);
   EXPECT_EQ(stats().cascade_accepted.load(), 1u);
-  const std::string metrics = worker_metrics_.serialize();
-  for (const char* reason : {"not_json", "truncated", "empty"}) {
-    EXPECT_NE(metrics.find(std::string(R"(cascade_worker_cascade_total{outcome="escalated",reason=")") + reason +
-                           "\"} 1"),
-              std::string::npos)
-        << reason;
-  }
+  for (const char* reason : {"not_json", "truncated", "empty"}) EXPECT_TRUE(cascade_counted("escalated", reason, 1));
 }
 
 TEST_F(CascadePolicyTest, WhenEveryCheapAttemptFailsTheStrongerTierAnswersInsteadOfAnError) {
@@ -314,8 +321,7 @@ TEST_F(CascadePolicyTest, WhenEveryCheapAttemptFailsTheStrongerTierAnswersInstea
   EXPECT_NE(reason.find(cheap_->id + ": HTTP 400 -> fall_back; cascade: " + cheap_->id + " failed -> " + strong_->id),
             std::string::npos)
       << reason;
-  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_cascade_total{outcome="escalated",reason="cheap_failed"} 1)"),
-            std::string::npos);
+  EXPECT_TRUE(cascade_counted("escalated", "cheap_failed", 1));
 }
 
 TEST_F(CascadePolicyTest, AStreamedAnswerOverMaxBufferBytesIsPublishedAndStreamsOnUnchecked) {
@@ -340,8 +346,7 @@ TEST_F(CascadePolicyTest, AStreamedAnswerOverMaxBufferBytesIsPublishedAndStreams
   // Held back only until 40 bytes had come: the first chunk comes well before the end.
   EXPECT_GT(timing.terminal_ms - timing.first_chunk_ms, 2 * chunk_delay_ms) << timing.first_chunk_ms;
   EXPECT_GT(reply(e).chunks.size(), 2u);
-  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_cascade_total{outcome="accepted",reason="unchecked"} 1)"),
-            std::string::npos);
+  EXPECT_TRUE(cascade_counted("accepted", "unchecked", 1));
 }
 
 TEST_F(CascadePolicyTest, AJudgeGradeBelowTheMinimumEscalatesAndAPassingGradeKeepsTheAnswerBothCharged) {
@@ -448,9 +453,8 @@ TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKept
 
   EXPECT_EQ(calls_to(cheap_), 2u);
   EXPECT_EQ(calls_to(strong_), 1u);
-  const std::string metrics = worker_metrics_.serialize();
-  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="escalated",reason="verifier"} 1)"), std::string::npos);
-  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="accepted",reason="verified"} 1)"), std::string::npos);
+  EXPECT_TRUE(cascade_counted("escalated", "verifier", 1));
+  EXPECT_TRUE(cascade_counted("accepted", "verified", 1));
   std::filesystem::remove(verifier_file);
 }
 
@@ -493,9 +497,8 @@ TEST_F(CascadePolicyTest, AToolCallAnswerIsNotScoredByTheVerifierAndReachesTheCl
   EXPECT_THAT(escalated["route"].value("reason", ""),
               ::testing::ContainsRegex(R"(rejected \(verifier p=[01]\.[0-9][0-9] < 0\.99\) -> )" + strong_->id));
   EXPECT_EQ(calls_to(strong_), 1u);
-  const std::string metrics = worker_metrics_.serialize();
-  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="accepted",reason="checked"} 1)"), std::string::npos);
-  EXPECT_NE(metrics.find(R"(cascade_worker_cascade_total{outcome="escalated",reason="verifier"} 1)"), std::string::npos);
+  EXPECT_TRUE(cascade_counted("accepted", "checked", 1));
+  EXPECT_TRUE(cascade_counted("escalated", "verifier", 1));
   std::filesystem::remove(verifier_file);
 }
 
@@ -614,13 +617,11 @@ TEST_F(CascadePolicyTest, ACheapAnswerThatDisagreesWithTheAgreementModelEscalate
   EXPECT_EQ(calls_to(cheap_), 3u);
   EXPECT_EQ(calls_to(other), 3u);
   EXPECT_EQ(calls_to(strong_), 1u);
-  const std::string metrics = worker_metrics_.serialize();
-  for (const char* line : {R"(cascade_worker_cascade_total{outcome="accepted",reason="agreed"} 1)",
-                           R"(cascade_worker_cascade_total{outcome="accepted",reason="not_comparable"} 1)",
-                           R"(cascade_worker_cascade_total{outcome="escalated",reason="disagreement"} 1)",
-                           R"(cascade_worker_judge_calls_total{outcome="answered",purpose="agreement"} 3)"}) {
-    EXPECT_NE(metrics.find(line), std::string::npos) << line;
-  }
+  EXPECT_TRUE(cascade_counted("accepted", "agreed", 1));
+  EXPECT_TRUE(cascade_counted("accepted", "not_comparable", 1));
+  EXPECT_TRUE(cascade_counted("escalated", "disagreement", 1));
+  EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_judge_calls_total{outcome="answered",purpose="agreement"} 3)"),
+            std::string::npos);
 }
 
 TEST_F(CascadePolicyTest, TheAgreementModelIsAskedAlongsideTheCheapOneNotAfterIt) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -403,8 +404,10 @@ std::string apples_answer(int i, bool wrong) {
 std::string apples_question(int i) { return "How many apples does Tom have in case " + std::to_string(i) + "?"; }
 
 // What route-train --router verifier writes, trained on cheap answers of
-// which every third is wrong.
-std::filesystem::path write_toy_verifier_file(const std::string& name) {
+// which every third is wrong, set as router.cascade.verifier_file with
+// min_verifier_p `min_p` in `env`. The file's path, to remove.
+std::filesystem::path use_toy_verifier(std::map<std::string, std::string>& env, const std::string& name,
+                                       const std::string& min_p) {
   std::vector<PairOutcome> rows;
   for (int i = 0; i < 90; ++i) {
     const bool wrong = i % 3 == 0;
@@ -418,14 +421,14 @@ std::filesystem::path write_toy_verifier_file(const std::string& name) {
   EXPECT_TRUE(trained) << trained.error().message;
   const auto path = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()) + ".json");
   std::ofstream(path) << (trained ? trained->model.dump() : "{}");
+  env["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] = path.string();
+  env["CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P"] = min_p;
   return path;
 }
 
 TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKeptWithItsProbability) {
   enable_cascade();
-  const auto verifier_file = write_toy_verifier_file("cascade-it-verifier");
-  env_overrides["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] = verifier_file.string();
-  env_overrides["CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P"] = "0.5";
+  const auto verifier_file = use_toy_verifier(env_overrides, "cascade-it-verifier", "0.5");
   start_pipeline();
   const PromptEvent doubted = request("verifier-wrong", apples_question(1001));
   const PromptEvent trusted = request("verifier-right", apples_question(1002));
@@ -462,9 +465,7 @@ TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKept
 // is left to the other checks and passes through the cascade whole.
 TEST_F(CascadePolicyTest, AToolCallAnswerIsNotScoredByTheVerifierAndReachesTheClientWhole) {
   enable_cascade();
-  const auto verifier_file = write_toy_verifier_file("cascade-it-verifier-tools");
-  env_overrides["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] = verifier_file.string();
-  env_overrides["CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P"] = "0.99";  // any answer it scores escalates
+  const auto verifier_file = use_toy_verifier(env_overrides, "cascade-it-verifier-tools", "0.99");  // any answer it scores escalates
   start_pipeline();
   const nlohmann::json tools = nlohmann::json::parse(R"([{"type":"function","function":{"name":"get_weather",
       "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}])");

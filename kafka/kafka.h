@@ -77,6 +77,108 @@ class KafkaConnection {
   std::shared_ptr<EmbeddedBroker> broker_;
 };
 
+// One record read from a topic, or a consumer error. Owns librdkafka's
+// message until destroyed; move-only. Views (key, payload, header) live as
+// long as the record.
+class KafkaRecord {
+ public:
+  KafkaRecord() = default;
+  KafkaRecord(KafkaRecord&&) noexcept = default;
+  KafkaRecord& operator=(KafkaRecord&&) noexcept = default;
+  ~KafkaRecord();
+
+  // False for a consumer error (error() says which) and for the end-of-partition marker.
+  bool ok() const;
+  bool partition_end() const;
+  std::string error() const;  // "" when ok
+  std::string_view topic() const;
+  std::int32_t partition() const;
+  std::int64_t offset() const;
+  std::string_view key() const;
+  std::string_view payload() const;
+  bool tombstone() const;             // a null value (compacted topics)
+  std::int64_t timestamp_ms() const;  // -1 when the record has none
+  // The last header of that name, if any.
+  std::optional<std::string_view> header(std::string_view name) const;
+
+  // For kafka/ and producers/ only: adopts a message taken from librdkafka.
+  static KafkaRecord adopt(rd_kafka_message_t* message);
+
+ private:
+  struct Deleter {
+    void operator()(rd_kafka_message_t* message) const;
+  };
+  std::unique_ptr<rd_kafka_message_t, Deleter> message_;
+};
+
+// Told of the partitions the group gives a GroupConsumer or takes away, on
+// the thread that calls GroupConsumer::poll().
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  // After they were assigned; a partition paused here is not fetched.
+  virtual void on_assigned(const std::vector<std::int32_t>& partitions) = 0;
+  // Before they are taken away: the last moment to store and commit their offsets.
+  virtual void on_revoked(const std::vector<std::int32_t>& partitions) = 0;
+};
+
+struct GroupConsumerOptions {
+  std::string group;  // consumer group id
+  std::string topic;  // the one topic the member subscribes to
+  // Stored offsets are committed in the background this often; 0 = librdkafka's default.
+  int commit_interval_ms = 0;
+  RebalanceListener* listener = nullptr;  // may be null; must outlive the consumer
+};
+
+// A member of a consumer group on one topic. Offsets are stored explicitly
+// (store_offsets: the next offset to read, as Kafka commits them) and
+// committed in the background or by commit(). Cooperative and eager
+// rebalance protocols are both served. Not thread-safe: one thread polls
+// and calls everything else.
+class GroupConsumer {
+ public:
+  static Result<std::unique_ptr<GroupConsumer>> open(const KafkaConfig& config, const std::string& bootstrap,
+                                                     GroupConsumerOptions options);
+  ~GroupConsumer();  // close(), unless abandoned
+  GroupConsumer(const GroupConsumer&) = delete;
+  GroupConsumer& operator=(const GroupConsumer&) = delete;
+
+  // The next record (or consumer error) within timeout_ms; nullopt when
+  // none came. Serves rebalances, calling the listener on this thread.
+  std::optional<KafkaRecord> poll(int timeout_ms);
+
+  // (partition, next offset) pairs of the topic, committed with the next commit.
+  void store_offsets(const std::vector<std::pair<std::int32_t, std::int64_t>>& next_offsets);
+  // Commits the stored offsets now (synchronously); nothing stored is not an error.
+  Result<void> commit();
+
+  void pause(const std::vector<std::int32_t>& partitions);
+  void resume(const std::vector<std::int32_t>& partitions);
+  std::vector<std::int32_t> assignment() const;
+
+  // The consumer queue writes a byte to `fd` when it goes from empty to
+  // non-empty: an event loop waiting on fd wakes for records and rebalances.
+  void enable_wakeup_fd(int fd);
+
+  // Leaves the group (the final commit is the caller's, with commit()).
+  void close();
+  // A crash-like end (tests): the member vanishes without leaving its group.
+  void abandon();
+
+  const std::string& topic() const { return topic_; }
+
+ private:
+  GroupConsumer() = default;
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                           void* opaque);
+  TopicPartitionList partition_list(const std::vector<std::int32_t>& partitions) const;
+
+  KafkaHandle handle_;
+  std::string topic_;
+  RebalanceListener* listener_ = nullptr;
+  bool closed_ = false;
+};
+
 enum class ClientRole { producer, consumer };
 
 // Client configuration: bootstrap, latency settings from `config`, the role's

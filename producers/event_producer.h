@@ -2,7 +2,15 @@
 // Asynchronous event producer for one event loop. Events that matter for
 // offset commits (terminal replies, cost events, dead letters) carry a token;
 // their delivery reports come back to the loop's DeliveryListener on poll().
+//
+// produce() never waits: when librdkafka's queue is full, events wait in a
+// local backlog, in the order they were produced, and poll() moves them on
+// as room frees up. A non-empty backlog is the caller's signal to stop taking
+// new work (an event loop pauses its partitions), never a stall of its thread.
+//
+// Threading: one thread calls everything (the event loop's).
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,12 +21,21 @@
 
 namespace cascade {
 
+// The outcome of one tracked event.
+struct DeliveryReport {
+  std::uint64_t token = 0;
+  bool delivered = false;  // durably in its topic (acks=all)
+  // Failed for a reason retrying cannot fix (unknown topic or partition,
+  // record too large, not authorized, invalid record).
+  bool permanent = false;
+  std::string_view error;  // why it failed ("" when delivered)
+};
+
 class DeliveryListener {
  public:
   virtual ~DeliveryListener() = default;
-  // Called on the thread that calls EventProducer::poll(). err == 0 means the
-  // event is durably in the topic (acks=all).
-  virtual void on_delivery(std::uint64_t token, rd_kafka_resp_err_t err) = 0;
+  // Called on the thread that calls EventProducer::poll().
+  virtual void on_delivery(const DeliveryReport& report) = 0;
 };
 
 class EventProducer {
@@ -26,34 +43,50 @@ class EventProducer {
   // Token value for events whose delivery nobody waits for (e.g. chunks).
   static constexpr std::uint64_t kUntracked = 0;
 
-  static Result<std::unique_ptr<EventProducer>> create(const KafkaConfig& config,
-                                                       const std::string& bootstrap,
-                                                       DeliveryListener* listener = nullptr);
+  [[nodiscard]] static Result<std::unique_ptr<EventProducer>> create(const KafkaConfig& config,
+                                                                     const std::string& bootstrap,
+                                                                     DeliveryListener* listener = nullptr);
   ~EventProducer();
 
-  // Enqueues one event (copied). Waits (serving delivery reports) while the
-  // local queue is full, up to a bound, then fails with unavailable.
-  Result<void> produce(const std::string& topic, std::string_view key, std::string_view payload,
-                       std::uint64_t token = kUntracked);
+  // Enqueues one event (copied), without waiting: into librdkafka's queue, or
+  // behind the backlog when that is full or not empty. Errors: unavailable,
+  // for failures queuing cannot fix (e.g. an invalid topic name).
+  [[nodiscard]] Result<void> produce(const std::string& topic, std::string_view key, std::string_view payload,
+                                     std::uint64_t token = kUntracked);
 
-  // Serves delivery reports; returns how many were served.
+  // Moves backlogged events on, then serves delivery reports; returns how
+  // many reports were served.
   int poll(int timeout_ms = 0);
-  // Waits until everything enqueued is delivered (or timeout). True if all were.
+  // Waits until everything enqueued, backlog included, is delivered (or the
+  // timeout passed). True if all were.
   bool flush(int timeout_ms);
-  // Drops everything not yet sent (a crash-like stop, used by tests).
+  // Drops everything not yet sent, backlog included (a crash-like stop, used by tests).
   void purge();
   // Makes the producer's queue write to `fd` when reports arrive (event loop wake-up).
   void enable_wakeup_fd(int fd);
 
+  // Events not yet delivered: in librdkafka's queue or in the backlog.
   std::size_t queued() const;
-  rd_kafka_t* handle() const { return handle_.get(); }
+  // Events waiting for room in librdkafka's queue.
+  std::size_t backlog() const { return backlog_.size(); }
 
  private:
   EventProducer() = default;
   static void on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+  enum class Enqueued { yes, queue_full, failed };
+  Enqueued enqueue(const std::string& topic, std::string_view key, std::string_view payload, std::uint64_t token,
+                   std::string* error);
+  void drain_backlog();
 
+  struct Pending {
+    std::string topic;
+    std::string key;
+    std::string payload;
+    std::uint64_t token = kUntracked;
+  };
   KafkaHandle handle_;
   DeliveryListener* listener_ = nullptr;
+  std::deque<Pending> backlog_;
 };
 
 }  // namespace cascade

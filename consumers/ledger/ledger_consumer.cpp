@@ -19,7 +19,7 @@ constexpr int kStoreRetryMs = 1000;
 }  // namespace
 
 struct LedgerConsumer::Impl {
-  KafkaHandle consumer;
+  std::unique_ptr<GroupConsumer> consumer;
   LedgerSinks sinks;
   std::size_t batch_max_events = 2000;
   std::atomic<bool> stopping{false};
@@ -41,29 +41,21 @@ Result<std::unique_ptr<LedgerConsumer>> LedgerConsumer::start(const KafkaConfig&
                                                               int batch_max_events) {
   if (sinks.budgets && !sinks.store)
     return fail(ErrorCode::invalid_request, "ledger consumer: budget monitoring needs the ledger store");
-  auto conf = make_client_conf(config, bootstrap, ClientRole::consumer, config.ledger_group);
-  if (!conf) return std::unexpected(conf.error());
-  auto handle = make_client(*conf, ClientRole::consumer);
-  if (!handle) return std::unexpected(handle.error());
+  auto consumer = GroupConsumer::open(config, bootstrap, {config.ledger_group, config.ledger_topic});
+  if (!consumer) return std::unexpected(consumer.error());
   auto self = std::unique_ptr<LedgerConsumer>(new LedgerConsumer());
   self->impl_ = std::make_unique<Impl>();
-  self->impl_->consumer = std::move(*handle);
+  self->impl_->consumer = std::move(*consumer);
   self->impl_->sinks = sinks;
   self->impl_->batch_max_events = static_cast<std::size_t>(std::max(batch_max_events, 1));
-  rd_kafka_poll_set_consumer(self->impl_->consumer.get());
-  TopicPartitionList topics(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(topics.get(), config.ledger_topic.c_str(), RD_KAFKA_PARTITION_UA);
-  if (auto err = rd_kafka_subscribe(self->impl_->consumer.get(), topics.get())) {
-    return fail(ErrorCode::unavailable, std::string("subscribe: ") + rd_kafka_err2str(err));
-  }
   self->impl_->thread = std::thread([raw = self.get()] { raw->run(); });
   return self;
 }
 
 void LedgerConsumer::run() {
-  rd_kafka_t* rk = impl_->consumer.get();
+  GroupConsumer& consumer = *impl_->consumer;
   const LedgerSinks& sinks = impl_->sinks;
-  std::vector<rd_kafka_message_t*> messages;
+  std::vector<KafkaRecord> messages;
   std::vector<CostEvent> events;
   while (!impl_->stopping.load()) {
     // Gather a batch: what is there now, waiting at most kBatchWaitMs for more.
@@ -71,14 +63,12 @@ void LedgerConsumer::run() {
     events.clear();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBatchWaitMs);
     for (int wait = 100; messages.size() < impl_->batch_max_events;) {
-      rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk, wait);
+      std::optional<KafkaRecord> msg = consumer.poll(wait);
       if (!msg) break;
-      if (msg->err) {
-        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          spdlog::warn("ledger: consumer error: {}", rd_kafka_message_errstr(msg));
-        rd_kafka_message_destroy(msg);
-      } else {
-        messages.push_back(msg);
+      if (msg->ok()) {
+        messages.push_back(std::move(*msg));
+      } else if (!msg->partition_end()) {
+        spdlog::warn("ledger: consumer error: {}", msg->error());
       }
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       wait = static_cast<int>(std::max<std::int64_t>(0, left.count()));
@@ -87,13 +77,13 @@ void LedgerConsumer::run() {
     if (messages.empty()) continue;
 
     std::uint64_t malformed = 0;
-    for (auto* msg : messages) {
-      auto event = parse_cost_event(std::string_view(static_cast<const char*>(msg->payload), msg->len));
+    for (const KafkaRecord& msg : messages) {
+      auto event = parse_cost_event(msg.payload());
       if (event) {
         events.push_back(std::move(*event));
       } else {
         ++malformed;
-        spdlog::warn("ledger: skipping malformed cost event at {}/{}: {}", msg->partition, msg->offset,
+        spdlog::warn("ledger: skipping malformed cost event at {}/{}: {}", msg.partition(), msg.offset(),
                      event.error().message);
       }
     }
@@ -117,7 +107,6 @@ void LedgerConsumer::run() {
       if (!written) {
         // Stopped while the store was failing: the batch stays uncommitted
         // and is read again by the next consumer.
-        for (auto* msg : messages) rd_kafka_message_destroy(msg);
         break;
       }
       for (std::size_t i : outcome.applied) counted[i] = true;
@@ -156,24 +145,20 @@ void LedgerConsumer::run() {
 
     // Offsets only now: every event up to them is durably counted (or was a
     // duplicate / refused, which a redelivery would not change).
-    std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;
-    for (auto* msg : messages) {
-      auto& offset = next[{rd_kafka_topic_name(msg->rkt), msg->partition}];
-      offset = std::max(offset, msg->offset + 1);
+    std::map<std::int32_t, std::int64_t> next;
+    for (const KafkaRecord& msg : messages) {
+      auto& offset = next[msg.partition()];
+      offset = std::max(offset, msg.offset() + 1);
     }
-    TopicPartitionList done(rd_kafka_topic_partition_list_new(static_cast<int>(next.size())));
-    for (const auto& [tp, offset] : next)
-      rd_kafka_topic_partition_list_add(done.get(), tp.first.c_str(), tp.second)->offset = offset;
-    rd_kafka_offsets_store(rk, done.get());
-    for (auto* msg : messages) rd_kafka_message_destroy(msg);
+    consumer.store_offsets({next.begin(), next.end()});
   }
 }
 
 void LedgerConsumer::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
   if (impl_->thread.joinable()) impl_->thread.join();
-  rd_kafka_commit(impl_->consumer.get(), nullptr, 0);
-  rd_kafka_consumer_close(impl_->consumer.get());
+  if (auto ok = impl_->consumer->commit(); !ok) spdlog::warn("ledger: final commit: {}", ok.error().message);
+  impl_->consumer->close();
 }
 
 LedgerConsumer::~LedgerConsumer() { stop(); }

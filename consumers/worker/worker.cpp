@@ -52,28 +52,13 @@ std::vector<std::string> request_tags(const PromptEvent& event) {
   return tags;
 }
 
-// Delivery failures that retrying cannot fix: the reply goes to the DLQ instead.
-bool permanent_delivery_error(rd_kafka_resp_err_t err) {
-  switch (err) {
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-      return true;
-    default:
-      return false;
-  }
-}
-
 constexpr int kMaxDeliveryAttempts = 5;
 constexpr int kConsumeBatch = 256;
 constexpr std::size_t kMaxOutgoing = 16;  // tokens carry the outgoing index in 4 bits
 
 }  // namespace
 
-class Worker::Loop final : public DeliveryListener {
+class Worker::Loop final : public DeliveryListener, public RebalanceListener {
  public:
   Loop(const WorkerOptions& options, WorkerStats& stats, int index)
       : options_(options),
@@ -114,32 +99,12 @@ class Worker::Loop final : public DeliveryListener {
     producer_ = std::move(*producer);
     producer_->enable_wakeup_fd(wake_[1]);
 
-    auto conf = make_client_conf(config_.kafka, options_.bootstrap, ClientRole::consumer,
-                                 config_.kafka.worker_group);
-    if (!conf) return std::unexpected(conf.error());
-    if (auto ok = set_property(*conf, "auto.commit.interval.ms",
-                               std::to_string(config_.worker.commit_interval_ms));
-        !ok) {
-      rd_kafka_conf_destroy(*conf);
-      return std::unexpected(ok.error());
-    }
-    rd_kafka_conf_set_opaque(*conf, this);
-    rd_kafka_conf_set_rebalance_cb(*conf, &Loop::on_rebalance);
-    auto consumer = make_client(*conf, ClientRole::consumer);
+    auto consumer = GroupConsumer::open(config_.kafka, options_.bootstrap,
+                                        {config_.kafka.worker_group, config_.kafka.requests_topic,
+                                         config_.worker.commit_interval_ms, this});
     if (!consumer) return std::unexpected(consumer.error());
     consumer_ = std::move(*consumer);
-    rd_kafka_poll_set_consumer(consumer_.get());
-    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer_.get());
-    static const char kByte = 1;
-    rd_kafka_queue_io_event_enable(q, wake_[1], &kByte, 1);
-    rd_kafka_queue_destroy(q);
-
-    TopicPartitionList topics(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(topics.get(), config_.kafka.requests_topic.c_str(),
-                                      RD_KAFKA_PARTITION_UA);
-    if (auto err = rd_kafka_subscribe(consumer_.get(), topics.get())) {
-      return fail(ErrorCode::unavailable, std::string("subscribe: ") + rd_kafka_err2str(err));
-    }
+    consumer_->enable_wakeup_fd(wake_[1]);
     return {};
   }
 
@@ -160,18 +125,19 @@ class Worker::Loop final : public DeliveryListener {
     if (thread_.joinable()) thread_.join();
   }
 
-  void on_delivery(std::uint64_t token, rd_kafka_resp_err_t err) override {
+  void on_delivery(const DeliveryReport& report) override {
+    const std::uint64_t token = report.token;
     auto it = requests_.find(token >> 4);
     if (it == requests_.end()) return;
     Request& r = *it->second;
     const std::size_t index = token & 0xF;
     if (index >= r.outgoing.size()) return;
-    if (err) {
+    if (!report.delivered) {
       Outgoing& out = r.outgoing[index];
-      if (permanent_delivery_error(err) && out.topic != config_.kafka.dlq_topic) {
+      if (report.permanent && out.topic != config_.kafka.dlq_topic) {
         // The requester's reply topic cannot take the event: keep it in the DLQ.
         DeadLetter letter;
-        letter.reason = "reply undeliverable to '" + out.topic + "': " + rd_kafka_err2str(err);
+        letter.reason = "reply undeliverable to '" + out.topic + "': " + std::string(report.error);
         letter.source_topic = config_.kafka.requests_topic;
         letter.source_partition = r.partition;
         letter.source_offset = r.offset;
@@ -187,7 +153,7 @@ class Worker::Loop final : public DeliveryListener {
         return;
       }
       spdlog::error("worker: giving up delivering an event of request {} to {}: {}", r.event.id,
-                    out.topic, rd_kafka_err2str(err));
+                    out.topic, report.error);
     }
     if (--r.pending == 0 && r.terminal_sent) finished_.push_back(r.serial);
   }
@@ -323,31 +289,28 @@ class Worker::Loop final : public DeliveryListener {
     // (a message that was already fetched is processed, not dropped).
     const int limit = std::max(1, std::min(kConsumeBatch, room));
     for (int i = 0; i < limit; ++i) {
-      rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), 0);
-      if (!msg) return false;
-      if (msg->err) {
-        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-          spdlog::warn("worker: consumer error: {}", rd_kafka_message_errstr(msg));
-        }
-      } else {
-        handle_message(msg);
+      std::optional<KafkaRecord> record = consumer_->poll(0);
+      if (!record) return false;
+      if (record->ok()) {
+        handle_message(*record);
+      } else if (!record->partition_end()) {
+        spdlog::warn("worker: consumer error: {}", record->error());
       }
-      rd_kafka_message_destroy(msg);
     }
     return room > 1;
   }
 
-  void handle_message(const rd_kafka_message_t* msg) {
+  void handle_message(const KafkaRecord& msg) {
     stats_.consumed++;
-    auto& watermark = watermarks_[msg->partition];
-    watermark.track(msg->offset);
+    auto& watermark = watermarks_[msg.partition()];
+    watermark.track(msg.offset());
 
     auto owned = std::make_unique<Request>();
     Request& r = *owned;
     r.loop = this;
     r.serial = ++next_serial_;
-    r.partition = msg->partition;
-    r.offset = msg->offset;
+    r.partition = msg.partition();
+    r.offset = msg.offset();
     r.started = Clock::now();
     requests_.emplace(r.serial, std::move(owned));
     const auto in_flight = static_cast<std::int64_t>(requests_.size());
@@ -355,7 +318,7 @@ class Worker::Loop final : public DeliveryListener {
     if (in_flight > stats_.peak_in_flight.load()) stats_.peak_in_flight.store(in_flight);
     if (recorder_) recorder_->in_flight(index_, static_cast<double>(in_flight));
 
-    const std::string_view payload(static_cast<const char*>(msg->payload), msg->len);
+    const std::string_view payload = msg.payload();
     PromptLimits limits{config_.limits.max_event_bytes};
     auto parsed = parse_prompt_event(payload, limits, [this](std::string_view model) {
       return options_.catalog->find(model) != nullptr;
@@ -1839,53 +1802,36 @@ class Worker::Loop final : public DeliveryListener {
   }
 
   void store_offsets() {
-    TopicPartitionList list;
+    std::vector<std::pair<std::int32_t, std::int64_t>> next_offsets;
     for (auto& [partition, watermark] : watermarks_) {
-      auto next = watermark.take_committable();
-      if (!next) continue;
-      if (!list) list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(watermarks_.size())));
-      rd_kafka_topic_partition_list_add(list.get(), config_.kafka.requests_topic.c_str(), partition)->offset = *next;
+      if (auto next = watermark.take_committable()) next_offsets.emplace_back(partition, *next);
     }
-    if (list) {
-      if (auto err = rd_kafka_offsets_store(consumer_.get(), list.get())) {
-        spdlog::debug("worker: offsets_store: {}", rd_kafka_err2str(err));
-      }
-    }
+    consumer_->store_offsets(next_offsets);
   }
 
+  // Paused at max_in_flight, or while the producer's queue is full (events
+  // wait in its backlog); resumed at resume_fraction with the backlog gone.
   void apply_backpressure() {
     const int in_flight = static_cast<int>(requests_.size());
     const int resume_at = static_cast<int>(config_.worker.max_in_flight * config_.worker.resume_fraction);
-    if (!paused_ && in_flight >= config_.worker.max_in_flight) {
+    const bool backlogged = producer_->backlog() > 0;
+    if (!paused_ && (in_flight >= config_.worker.max_in_flight || backlogged)) {
       set_paused(true);
-    } else if (paused_ && in_flight <= resume_at) {
+    } else if (paused_ && in_flight <= resume_at && !backlogged) {
       set_paused(false);
     }
   }
 
   void set_paused(bool pause) {
-    rd_kafka_topic_partition_list_t* assignment = nullptr;
-    if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-    TopicPartitionList owned(assignment);
+    const std::vector<std::int32_t> assignment = consumer_->assignment();
     if (pause) {
-      rd_kafka_pause_partitions(consumer_.get(), assignment);
+      consumer_->pause(assignment);
       stats_.pauses++;
     } else {
-      rd_kafka_resume_partitions(consumer_.get(), assignment);
-      for (const auto& catch_up : catch_ups_) set_partitions_paused(catch_up.partitions, true);
+      consumer_->resume(assignment);
+      for (const auto& catch_up : catch_ups_) consumer_->pause(catch_up.partitions);
     }
     paused_ = pause;
-  }
-
-  void set_partitions_paused(const std::vector<std::int32_t>& partitions, bool pause) {
-    if (partitions.empty()) return;
-    TopicPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-    for (auto p : partitions) rd_kafka_topic_partition_list_add(list.get(), config_.kafka.requests_topic.c_str(), p);
-    if (pause) {
-      rd_kafka_pause_partitions(consumer_.get(), list.get());
-    } else {
-      rd_kafka_resume_partitions(consumer_.get(), list.get());
-    }
   }
 
   // Resumes the partitions whose changelog catch-up is done (or overdue: then
@@ -1901,56 +1847,37 @@ class Worker::Loop final : public DeliveryListener {
                      "anyway (a request redelivered from a crashed worker may be paid twice)",
                      index_, catch_up.partitions.size());
       }
-      if (!paused_) set_partitions_paused(catch_up.partitions, false);
+      if (!paused_) consumer_->resume(catch_up.partitions);
       return true;
     });
   }
 
-  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                           rd_kafka_topic_partition_list_t* partitions, void* opaque) {
-    auto* self = static_cast<Loop*>(opaque);
-    const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      for (int i = 0; i < partitions->cnt; ++i) self->watermarks_[partitions->elems[i].partition];
-      if (cooperative) {
-        rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, partitions);
-        if (e) rd_kafka_error_destroy(e);
-      } else {
-        rd_kafka_assign(rk, partitions);
-      }
-      if (self->options_.changelog != nullptr && partitions->cnt > 0) {
-        CatchUp catch_up;
-        catch_up.ticket = self->options_.changelog->request_catch_up();
-        catch_up.deadline = Clock::now() + std::chrono::milliseconds(self->config_.state.restore_timeout_ms);
-        for (int i = 0; i < partitions->cnt; ++i) catch_up.partitions.push_back(partitions->elems[i].partition);
-        self->catch_ups_.push_back(std::move(catch_up));
-        rd_kafka_pause_partitions(rk, partitions);
-      } else if (self->paused_) {
-        rd_kafka_pause_partitions(rk, partitions);
-      }
-      spdlog::info("worker[{}]: assigned {} partition(s)", self->index_, partitions->cnt);
-      return;
+  // RebalanceListener: called from consumer_->poll() on this loop's thread.
+  void on_assigned(const std::vector<std::int32_t>& partitions) override {
+    for (const auto p : partitions) watermarks_[p];
+    if (options_.changelog != nullptr && !partitions.empty()) {
+      CatchUp catch_up;
+      catch_up.ticket = options_.changelog->request_catch_up();
+      catch_up.deadline = Clock::now() + std::chrono::milliseconds(config_.state.restore_timeout_ms);
+      catch_up.partitions = partitions;
+      catch_ups_.push_back(std::move(catch_up));
+      consumer_->pause(partitions);
+    } else if (paused_) {
+      consumer_->pause(partitions);
     }
-    for (auto& catch_up : self->catch_ups_) {
-      std::erase_if(catch_up.partitions, [&](std::int32_t p) {
-        for (int i = 0; i < partitions->cnt; ++i) {
-          if (partitions->elems[i].partition == p) return true;
-        }
-        return false;
-      });
+    spdlog::info("worker[{}]: assigned {} partition(s)", index_, partitions.size());
+  }
+
+  void on_revoked(const std::vector<std::int32_t>& partitions) override {
+    for (auto& catch_up : catch_ups_) {
+      std::erase_if(catch_up.partitions, [&](std::int32_t p) { return std::ranges::find(partitions, p) != partitions.end(); });
     }
     // Revoked: commit what is done; in-flight requests of these partitions are
     // redelivered to their new owner (their replies may then appear twice).
-    self->store_offsets();
-    rd_kafka_commit(rk, nullptr, 0);
-    for (int i = 0; i < partitions->cnt; ++i) self->watermarks_.erase(partitions->elems[i].partition);
-    if (cooperative) {
-      rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions);
-      if (e) rd_kafka_error_destroy(e);
-    } else {
-      rd_kafka_assign(rk, nullptr);
-    }
-    spdlog::info("worker[{}]: revoked {} partition(s)", self->index_, partitions->cnt);
+    store_offsets();
+    if (auto ok = consumer_->commit(); !ok) spdlog::debug("worker: commit on revoke: {}", ok.error().message);
+    for (const auto p : partitions) watermarks_.erase(p);
+    spdlog::info("worker[{}]: revoked {} partition(s)", index_, partitions.size());
   }
 
   void shutdown_graceful() {
@@ -1963,11 +1890,8 @@ class Worker::Loop final : public DeliveryListener {
     producer_->poll(0);
     finish_completed();
     store_offsets();
-    if (auto err = rd_kafka_commit(consumer_.get(), nullptr, 0);
-        err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-      spdlog::warn("worker: final commit: {}", rd_kafka_err2str(err));
-    }
-    rd_kafka_consumer_close(consumer_.get());
+    if (auto ok = consumer_->commit(); !ok) spdlog::warn("worker: final commit: {}", ok.error().message);
+    consumer_->close();
     if (!requests_.empty()) {
       spdlog::warn("worker[{}]: stopped with {} request(s) unfinished; they will be redelivered",
                    index_, requests_.size());
@@ -1983,7 +1907,7 @@ class Worker::Loop final : public DeliveryListener {
     http_.reset();  // drops transfers without callbacks
     judges_.clear();
     producer_->purge();
-    rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    consumer_->abandon();
     requests_.clear();
     flights_.clear();
   }
@@ -2026,7 +1950,7 @@ class Worker::Loop final : public DeliveryListener {
   std::unordered_map<std::string, std::deque<std::uint64_t>> provider_waiters_;
   Clock::time_point last_timeout_scan_{};
   std::unique_ptr<EventProducer> producer_;
-  KafkaHandle consumer_;
+  std::unique_ptr<GroupConsumer> consumer_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Request>> requests_;
   // Grading calls in flight by id, and those that ended this iteration
   // (freed at its end, not inside their own callback).

@@ -1,5 +1,9 @@
 #include "consumers/worker/single_flight.h"
 
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
 namespace cascade {
 
 std::optional<std::uint64_t> FlightTable::leader(const std::string& fingerprint) const {
@@ -40,24 +44,57 @@ FinalReply follower_final(const FinalReply& leader_final, std::string_view leade
   return final;
 }
 
-CostEvent follower_cost(const FinalReply& follower_final, const PromptEvent& follower,
-                        const ModelInfo& baseline, std::int64_t ts_ms, double latency_ms, double ttft_ms) {
-  CostEvent cost;
-  cost.id = follower.id;
-  cost.tenant = follower.tenant;
-  cost.ts_ms = ts_ms;
-  cost.model = follower_final.model;
-  cost.provider = follower_final.provider;
-  cost.usage = follower_final.usage;
-  cost.cost_usd = 0;
-  cost.baseline_model = baseline.id;
-  cost.baseline_cost_usd = cost_usd(baseline.price, follower_final.usage);
-  cost.savings_usd = cost.baseline_cost_usd;
-  cost.cache = CacheOutcome::exact;
-  cost.latency_ms = latency_ms;
-  cost.ttft_ms = ttft_ms;
-  cost.route_reason = follower_final.route.reason;
-  return cost;
+bool SingleFlight::follow_or_lead(Request& r) {
+  if (r.fingerprint.empty()) return false;
+  if (auto serial = table_.leader(r.fingerprint)) {
+    if (Request* leader = ctx_.requests.find(*serial)) {
+      ctx_.stats.single_flight_followers++;
+      if (ctx_.metrics) ctx_.metrics->single_flight_join();
+      r.flight.duplicate_of_leader = r.event.id == leader->event.id;
+      leader->flight.followers.push_back(r.serial);
+      enter(r, RequestState::following);
+      spdlog::debug("worker: request {} tenant {} follows identical request {} in flight (single flight{})", r.event.id,
+                    r.event.tenant, leader->event.id, r.flight.duplicate_of_leader ? ", same id" : "");
+      // A streaming leader's content is exactly the deltas it has published:
+      // retries and fallbacks happen only before the first one. The follower
+      // catches up with them in one chunk; live deltas follow. A cascaded
+      // leader holding back its cheap answer has published nothing.
+      if (leader->event.stream && !leader->cascade.holding && !leader->reply.content.empty())
+        pass_delta(r, leader->reply.content);
+      return true;
+    }
+    table_.close(r.fingerprint, *serial);  // not reached: a flight closes when its leader ends
+  }
+  table_.open(r.fingerprint, r.serial);
+  r.flight.leading = r.fingerprint;
+  return false;
+}
+
+void SingleFlight::pass_to_followers(const Request& leader, std::string_view text) {
+  for (const auto serial : leader.flight.followers) {
+    if (Request* f = ctx_.requests.find(serial)) pass_delta(*f, text);
+  }
+}
+
+void SingleFlight::pass_delta(Request& f, std::string_view text) {
+  // A second delivery of the leader's own request shares its (id, seq)
+  // space: it gets the leader's terminal events and no chunks of its own.
+  if (f.flight.duplicate_of_leader) return;
+  if (!f.first_token) f.first_token = ctx_.host.now();
+  if (!f.event.stream) return;
+  ctx_.publish_chunk(f, text);
+}
+
+std::vector<Request*> SingleFlight::end_flight(Request& leader) {
+  if (!leader.flight.leading.empty()) {
+    table_.close(leader.flight.leading, leader.serial);
+    leader.flight.leading.clear();
+  }
+  std::vector<Request*> followers;
+  for (const auto serial : std::exchange(leader.flight.followers, {})) {
+    if (Request* f = ctx_.requests.find(serial)) followers.push_back(f);
+  }
+  return followers;
 }
 
 }  // namespace cascade

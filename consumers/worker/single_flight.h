@@ -1,16 +1,27 @@
 #pragma once
 // Single flight: identical requests in flight at the same time (same request
 // fingerprint, events/request_fingerprint.h) make one upstream call. The first
-// leads; the others follow it and get its answer as a cache hit. The worker's
-// event loop owns the requests; this holds the table of open flights and the
-// replies a follower gets.
+// leads; the others follow it and get its answer as a cache hit.
+//
+// The first leads and goes on as any request; the others follow it: no
+// admission (they reserve no tenant tokens), no router call, no provider
+// call. They get the leader's deltas as their own chunks and, when it ends,
+// its answer (an exact cache hit that cost nothing) or its error. One table
+// per event loop is enough: prompt events are keyed by tenant, so all of a
+// tenant's requests land on one partition, and a partition has one owner in
+// the group, hence one loop. Events produced without the tenant key, or
+// moved by a rebalance, at worst miss a flight and call upstream themselves.
+//
+// Threading: one event loop's thread.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "catalog/catalog.h"
+#include "consumers/worker/stage_context.h"
 #include "events/events.h"
 
 namespace cascade {
@@ -41,9 +52,29 @@ std::string single_flight_reason(std::string_view leader_id);
 FinalReply follower_final(const FinalReply& leader_final, std::string_view leader_id,
                           const PromptEvent& follower, std::int64_t seq);
 
-// The follower's cost event: nothing paid, the usage it would have cost on
-// the baseline model saved.
-CostEvent follower_cost(const FinalReply& follower_final, const PromptEvent& follower,
-                        const ModelInfo& baseline, std::int64_t ts_ms, double latency_ms, double ttft_ms);
+// The single-flight stage of one event loop: which request leads which
+// flight, and what its followers are sent while it runs.
+class SingleFlight {
+ public:
+  explicit SingleFlight(StageContext& context) : ctx_(context) {}
+
+  // True when `r` now follows an identical request in flight (state
+  // following); otherwise it leads a new flight, unless it has no
+  // fingerprint (cache off: "off always calls a model"), and goes on.
+  bool follow_or_lead(Request& r);
+  // A piece of the leader's answer went out: its followers get it too.
+  void pass_to_followers(const Request& leader, std::string_view text);
+  // Sends one follower a piece of its leader's answer as its own chunk.
+  void pass_delta(Request& follower, std::string_view text);
+  // The leader ends: its flight closes (later identical requests call again
+  // or hit the cache) and its followers still in flight are handed over.
+  std::vector<Request*> end_flight(Request& leader);
+  std::size_t open_flights() const { return table_.size(); }
+  void clear() { table_.clear(); }
+
+ private:
+  StageContext& ctx_;
+  FlightTable table_;
+};
 
 }  // namespace cascade

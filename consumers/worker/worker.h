@@ -1,11 +1,12 @@
 #pragma once
 // The request worker: a member of the workers' consumer group on
-// cascade.requests. Each thread runs one event loop that consumes prompt
-// events, routes them, streams provider answers to the reply topic chunk by
-// chunk, publishes one terminal event and one cost event per request, and
-// commits offsets only up to the per-partition watermark of delivered
-// terminal events. Identical requests in flight at once (same tenant, same
-// request fingerprint, cache not off) share one upstream call (single flight).
+// cascade.requests. Each thread runs one event loop (event_loop.h) that
+// consumes prompt events and takes each through its lifecycle
+// (request_lifecycle.h; docs/architecture.md): replay, cache, single flight,
+// admission, routing, provider attempts streamed to the reply topic chunk by
+// chunk, the cheap-first cascade, and exactly one terminal event and one
+// cost event per request. Offsets are committed only up to the
+// per-partition watermark of delivered terminal events.
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -24,6 +25,8 @@
 #include "tokenizer/tokenizer.h"
 
 namespace cascade {
+
+class EventLoop;
 
 struct WorkerStats {
   std::atomic<std::uint64_t> consumed{0};       // prompt events read
@@ -96,7 +99,7 @@ class Worker {
  public:
   // Starts config.worker.threads event loops. Errors: bad provider config,
   // Kafka client creation.
-  static Result<std::unique_ptr<Worker>> start(WorkerOptions options);
+  [[nodiscard]] static Result<std::unique_ptr<Worker>> start(WorkerOptions options);
   ~Worker();
 
   // Graceful stop: stop taking new requests, let in-flight ones finish (up to
@@ -109,11 +112,10 @@ class Worker {
   const WorkerStats& stats() const { return stats_; }
 
  private:
-  class Loop;
   Worker() = default;
   WorkerOptions options_;
   WorkerStats stats_;
-  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
 };
 
 }  // namespace cascade

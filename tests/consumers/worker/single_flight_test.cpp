@@ -90,30 +90,5 @@ TEST(FollowerReplies, TheFinalIsTheLeadersAnswerUnderTheFollowersIdAsAFreeExactH
   EXPECT_EQ(parsed->content, lead.content);
 }
 
-TEST(FollowerReplies, TheCostEventChargesNothingAndCountsTheBaselineAsSaved) {
-  const FinalReply f = follower_final(leader_final(), "lead-1", follower_event(), 0);
-  ModelInfo baseline;
-  baseline.id = "gpt-4o";
-  baseline.price = ModelPrice{2.5, 10.0, 1.25, 0};
-  const CostEvent cost = follower_cost(f, follower_event(), baseline, 1767225600123, 40.5, 12.25);
-  EXPECT_EQ(cost.id, "follow-2");
-  EXPECT_EQ(cost.tenant, "acme");
-  EXPECT_EQ(cost.ts_ms, 1767225600123);
-  EXPECT_EQ(cost.model, "gpt-4o-mini");
-  EXPECT_EQ(cost.provider, "openai");
-  EXPECT_EQ(cost.usage.input_tokens, 412);
-  EXPECT_EQ(cost.usage.output_tokens, 11);
-  EXPECT_EQ(cost.cost_usd, 0.0);
-  EXPECT_EQ(cost.baseline_model, "gpt-4o");
-  const double baseline_usd = cost_usd(baseline.price, f.usage);
-  EXPECT_GT(baseline_usd, 0.0);
-  EXPECT_EQ(cost.baseline_cost_usd, baseline_usd);
-  EXPECT_EQ(cost.savings_usd, baseline_usd);
-  EXPECT_EQ(cost.cache, CacheOutcome::exact);
-  EXPECT_EQ(cost.latency_ms, 40.5);
-  EXPECT_EQ(cost.ttft_ms, 12.25);
-  EXPECT_EQ(cost.route_reason, f.route.reason);
-}
-
 }  // namespace
 }  // namespace cascade

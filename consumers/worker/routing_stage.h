@@ -1,0 +1,34 @@
+#pragma once
+// The routing stage: which model answers a request, and which ones it falls
+// back to (router/router.h decides; this applies the decision to the
+// request: its route and its attempt chain).
+//
+// Threading: one event loop's thread; the Router is the loop's own.
+#include <memory>
+#include <string_view>
+
+#include "consumers/worker/stage_context.h"
+#include "router/router.h"
+
+namespace cascade {
+
+class RoutingStage {
+ public:
+  // The router sees a provider as available when the loop has it enabled.
+  explicit RoutingStage(StageContext& context);
+
+  // Routes the request: its route, and its chain (the routed model, then its
+  // fallbacks). Errors: the router's (no model meets the request's hard
+  // constraints, an unknown pinned model...).
+  [[nodiscard]] Result<void> route(Request& r);
+  // Moves the request to the cheapest model that can serve it (a soft budget
+  // limit), naming `why` in its reason. False when that is the model it has.
+  bool downgrade(Request& r, std::string_view why);
+ private:
+  void take(Request& r, RouteDecision route);
+
+  StageContext& ctx_;
+  std::unique_ptr<Router> router_;
+};
+
+}  // namespace cascade

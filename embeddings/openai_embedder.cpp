@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/logging.h"
+#include "core/text.h"
 #include "embeddings/embeddings.h"
 #include "embeddings/openai_wire.h"
 
@@ -87,13 +88,6 @@ bool same_name(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
-}
-
 }  // namespace
 
 namespace embeddings_wire {
@@ -108,8 +102,8 @@ std::string scrub(std::string text, std::string_view secret) {
 }
 
 std::int64_t retry_after_ms(std::string_view name, std::string_view value) {
-  name = trim(name);
-  value = trim(value);
+  name = trim_space(name);
+  value = trim_space(value);
   if (value.empty() || value.size() > 18) return -1;
   const bool seconds = same_name(name, "retry-after");
   if (!seconds && !same_name(name, "retry-after-ms")) return -1;

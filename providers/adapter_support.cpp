@@ -1,4 +1,5 @@
 #include "providers/adapter_support.h"
+#include "core/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -20,13 +21,6 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
-}
-
 std::string without_secret(std::string message, const std::string& secret) {
   if (secret.empty()) return message;
   const std::string replacement = redact(secret);
@@ -38,7 +32,7 @@ std::string without_secret(std::string message, const std::string& secret) {
 }
 
 std::string quotable(std::string_view text) {
-  text = trim(text);
+  text = trim_space(text);
   std::string out;
   out.reserve(std::min(text.size(), kMaxQuotedBodyChars));
   for (const char c : text) {

@@ -17,7 +17,6 @@ constexpr std::size_t kMaxErrorBodyBytes = 64 * 1024;
 constexpr std::size_t kMaxQuotedBodyChars = 300;
 
 bool equals_ignore_case(std::string_view a, std::string_view b);
-std::string_view trim(std::string_view s);
 
 // Upstream error bodies and curl messages are quoted to the requester; a
 // server echoing the key back must not leak it.

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "providers/provider.h"
+#include "core/text.h"
 
 namespace cascade {
 
@@ -23,14 +24,6 @@ void init_curl_once() {
       throw std::runtime_error("curl_global_init failed");
     }
   });
-}
-
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(kSpace);
-  return s.substr(first, last - first + 1);
 }
 
 bool names_header(const std::vector<std::string>& headers, std::string_view name) {
@@ -172,7 +165,7 @@ struct HttpClient::Impl {
                               line[space + 1] == '1';
       return bytes;
     }
-    const std::string_view content = trim(line);
+    const std::string_view content = trim_space(line);
     if (content.empty()) {
       if (t.in_interim_response) {
         t.in_interim_response = false;
@@ -184,7 +177,7 @@ struct HttpClient::Impl {
     if (t.in_interim_response) return bytes;
     const auto colon = content.find(':');
     if (colon == std::string_view::npos) return bytes;
-    t.handler->on_header(trim(content.substr(0, colon)), trim(content.substr(colon + 1)));
+    t.handler->on_header(trim_space(content.substr(0, colon)), trim_space(content.substr(colon + 1)));
     return bytes;
   }
 

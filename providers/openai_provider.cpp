@@ -1,4 +1,5 @@
 #include "providers/adapter_support.h"
+#include "core/text.h"
 #include "providers/openai_provider.h"
 #include "providers/retry_after.h"
 
@@ -176,7 +177,7 @@ class OpenAiChatCall final : public HttpResponseHandler {
       completed_ = true;
       return;
     }
-    if (trim(event.data) == "[DONE]") {
+    if (trim_space(event.data) == "[DONE]") {
       answered_ = true;
       if (!tool_calls_.empty()) {
         completion_.tool_calls = tool_calls_.assembled();

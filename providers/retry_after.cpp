@@ -1,4 +1,5 @@
 #include "providers/retry_after.h"
+#include "core/text.h"
 
 #include <cctype>
 #include <charconv>
@@ -17,12 +18,6 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 std::optional<double> number(std::string_view s) {
   double v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -33,7 +28,7 @@ std::optional<double> number(std::string_view s) {
 }  // namespace
 
 std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
-  text = trim(text);
+  text = trim_space(text);
   if (text.empty()) return std::nullopt;
   double total_ms = 0;
   while (!text.empty()) {
@@ -61,7 +56,7 @@ bool is_rate_limit_reset_header(std::string_view name) {
 }
 
 std::optional<std::int64_t> retry_after_ms_from_header(std::string_view name, std::string_view value) {
-  value = trim(value);
+  value = trim_space(value);
   if (iequals(name, "retry-after")) {
     const auto seconds = number(value);
     if (!seconds) return std::nullopt;  // HTTP-date form: not worth a clock dependency

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "router/evaluation.h"
+#include "router/answer_facts.h"
 #include "router/features.h"
 #include "router/model_format.h"
 #include "router/route_policies.h"
@@ -41,8 +41,7 @@ Result<std::shared_ptr<const AnswerVerifier>> AnswerVerifier::parse(std::string_
   if (!spec) return std::unexpected(spec.error());
   auto weights = std::make_shared<Weights>(*spec);
   const std::size_t h = weights->extractor.hashed_size();
-  const std::size_t d = weights->extractor.dense_size();
-  // The prompt's features and the answer's (2 * d, 2 * h), then the answer facts.
+  // The prompt's dense features and the answer's, then the answer facts.
   std::vector<std::string> expected;
   for (const std::string_view part : {"prompt:", "answer:"})
     for (const auto& name : weights->extractor.dense_names()) expected.push_back(std::string(part) + name);

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "apps/cascade/commands.h"
-#include "cache/semantic.h"
+#include "cache/tools/cache_eval.h"
 #include "embeddings/embeddings.h"
 
 namespace cascade::cli {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "router/evaluation.h"
+#include "router/tools/evaluation.h"
 #include "router/router.h"
 
 namespace cascade::bench {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "cache/semantic.h"
+#include "cache/tools/cache_eval.h"
 
 namespace cascade {
 namespace {

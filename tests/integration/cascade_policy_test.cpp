@@ -16,7 +16,7 @@
 #include "consumers/worker/judge.h"
 #include "events/quality_event.h"
 #include "integration/pipeline_fixture.h"
-#include "router/evaluation.h"
+#include "router/tools/evaluation.h"
 #include "router/router.h"
 
 namespace cascade::testing {

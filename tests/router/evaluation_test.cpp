@@ -5,7 +5,7 @@
 #include <map>
 #include <set>
 
-#include "router/evaluation.h"
+#include "router/tools/evaluation.h"
 
 namespace cascade {
 namespace {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "router/evaluation.h"
+#include "router/tools/evaluation.h"
 
 namespace cascade {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "router/evaluation.h"
+#include "router/tools/evaluation.h"
 #include "router/router.h"
 
 namespace cascade {

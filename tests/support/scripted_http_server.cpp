@@ -1,4 +1,5 @@
 #include "support/scripted_http_server.h"
+#include "core/text.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,12 +24,6 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
     }
   }
   return true;
-}
-
-std::string_view trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(" \t") - first + 1);
 }
 
 bool send_all(int fd, std::string_view bytes) {
@@ -296,8 +291,8 @@ std::optional<RecordedRequest> ScriptedHttpServer::read_request(int fd, std::str
       rest = line_end == std::string_view::npos ? std::string_view{} : rest.substr(line_end + 2);
       const auto colon = line.find(':');
       if (colon == std::string_view::npos) continue;
-      request.headers.emplace_back(std::string(trim(line.substr(0, colon))),
-                                   std::string(trim(line.substr(colon + 1))));
+      request.headers.emplace_back(std::string(trim_space(line.substr(0, colon))),
+                                   std::string(trim_space(line.substr(colon + 1))));
       if (equals_ignore_case(request.headers.back().first, "Content-Length")) {
         const std::string& value = request.headers.back().second;
         std::from_chars(value.data(), value.data() + value.size(), content_length);

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "router/answer_facts.h"
 #include "router/router.h"
 #include "tokenizer/tokenizer.h"
 
@@ -189,12 +190,6 @@ Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& 
 // loads: the live cheap-first cascade's check (router.cascade.verifier_file).
 Result<TrainedModel> train_verifier(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
 
-// Label-free features of a weak answer to a prompt, scaled to about 0..1,
-// with their names: it fails the format check, has no "####", its final
-// number is not an integer, is negative, is one of the prompt's numbers,
-// differs from its last calculator result; its length, lines, calculator
-// annotations. The verifier's dense features.
-std::vector<std::pair<std::string, float>> answer_features(std::string_view prompt, std::string_view response);
 
 // What a call is expected to cost before it is made, from the prompt alone:
 // per model, cost = a + b * prompt bytes, least squares over training rows.
@@ -291,20 +286,7 @@ RoutingEvaluation evaluate_verified_cascade(const std::vector<PairOutcome>& pair
 // `max_curve_points` points (evenly by strong-call share, ends kept).
 nlohmann::ordered_json to_json(const RoutingEvaluation& evaluation, std::size_t max_curve_points = 101);
 
-// The oracle-free check the cascade simulates on the weak model's answer
-// (docs/routing.md): it fails an answer that is empty, has no final answer
-// where the prompt's format asks for one ("#### N" after worked examples,
-// or an option letter for a multiple-choice question), or whose calculator
-// annotations "<<6*7=42>>" do not compute. It never sees the label.
-bool weak_answer_fails_check(std::string_view prompt, std::string_view response);
-
-// final_answer (router.h) compares two models' answers.
-
-// The agreement check (FrugalGPT-style consistency): the weak answer fails
-// when it fails weak_answer_fails_check or its final answer differs from a
-// second cheap model's. Answers without a comparable final answer are not
-// failed for disagreeing.
-bool answers_disagree(std::string_view prompt, std::string_view weak_response, std::string_view check_response);
+// The weak answer check, final answers and the agreement check: router/answer_facts.h.
 
 // ---------------------------------------------------------- converters ----
 

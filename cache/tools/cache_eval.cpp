@@ -6,7 +6,7 @@
 #include <set>
 #include <unordered_map>
 
-#include "cache/semantic.h"
+#include "cache/tools/cache_eval.h"
 
 namespace cascade {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "router/evaluation.h"
+#include "router/tools/evaluation.h"
 #include "router/features.h"
 #include "router/model_format.h"
 

@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "router/evaluation.h"
+#include "router/tools/evaluation.h"
 
 namespace cascade {
 namespace {

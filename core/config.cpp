@@ -193,7 +193,7 @@ Result<std::string> scalar_text(const YAML::Node& parent, const char* key, const
 
 // router.policies, router.rules and router.experiment (docs/routing.md,
 // "Policies"). Model ids and regexes are the router's to check
-// (validate_route_policies), as it has the catalog and PCRE2.
+// (compile_route_policies), as it has the catalog and PCRE2.
 Result<void> read_router_policies(const YAML::Node& router, KeyReader& r, RouterConfig& out) {
   const auto policies = router["policies"];
   if (policies.IsDefined() && !policies.IsNull()) {

@@ -236,10 +236,11 @@ int RoutePolicies::arm_for(std::string_view request_id) const {
   return experiment_position(experiment_name_, request_id) < split_ ? 0 : 1;
 }
 
-Result<void> validate_route_policies(const RouterConfig& config, const ModelCatalog& catalog) {
-  auto compiled = RoutePolicies::compile(config, catalog);
-  if (!compiled) return std::unexpected(compiled.error());
-  return {};
+Result<std::shared_ptr<const RoutePolicies>> compile_route_policies(const RouterConfig& config,
+                                                                 const ModelCatalog& catalog) {
+  if (config.rules.empty() && config.policies.empty() && config.experiment.name.empty())
+    return std::shared_ptr<const RoutePolicies>();
+  return RoutePolicies::compile(config, catalog);
 }
 
 }  // namespace cascade

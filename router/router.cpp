@@ -130,17 +130,30 @@ Router::Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailab
   }
 }
 
+namespace {
+
+std::shared_ptr<const RoutePolicies> compile_or_throw(const RouterConfig& config, const ModelCatalog& catalog) {
+  auto policies = compile_route_policies(config, catalog);
+  // Production code compiles them at startup and reports errors as values.
+  if (!policies) throw std::invalid_argument("router policies: " + policies.error().message);
+  return std::move(*policies);
+}
+
+}  // namespace
+
 Router::Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available,
                std::shared_ptr<const RouteScorer> scorer)
-    : config_(std::move(config)), catalog_(catalog), available_(std::move(available)), scorer_(std::move(scorer)) {
+    : Router(config, catalog, std::move(available), std::move(scorer), compile_or_throw(config, catalog)) {}
+
+Router::Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available,
+               std::shared_ptr<const RouteScorer> scorer, std::shared_ptr<const RoutePolicies> policies)
+    : config_(std::move(config)),
+      catalog_(catalog),
+      available_(std::move(available)),
+      scorer_(std::move(scorer)),
+      policies_(std::move(policies)) {
   if (scorer_ && scorer_->kind() == ScorerKind::heuristic) scorer_ = nullptr;
   if (!available_) available_ = [](std::string_view) { return true; };
-  if (!config_.rules.empty() || !config_.policies.empty() || !config_.experiment.name.empty()) {
-    auto policies = RoutePolicies::compile(config_, catalog_);
-    // validate_route_policies at startup turns this into an error value.
-    if (!policies) throw std::invalid_argument("router policies: " + policies.error().message);
-    policies_ = std::move(*policies);
-  }
   for (const ModelInfo& model : catalog_.models()) candidates_by_tier_[index_of(model.tier)].push_back(&model);
   for (auto& candidates : candidates_by_tier_) {
     // Ties broken by id so the choice does not depend on catalog order.

@@ -169,17 +169,18 @@ Result<RouteRequirements> route_requirements(const PromptEvent& event, const Rou
 // when it can.
 std::string constraint_violation(const ModelInfo& model, const RouteRequirements& requirements);
 
-// Checks what load_config cannot: rule regexes compile (PCRE2) and pinned
-// models exist in the catalog. invalid_request naming the key
-// ("router.rules[2].match.prompt: ..."). Startup code calls it before
-// building a Router; the Router constructor throws std::invalid_argument on
-// the same errors (a programmer error once this check exists).
-Result<void> validate_route_policies(const RouterConfig& config, const ModelCatalog& catalog);
-
 // Compiled rules, policies and experiment (route_policies.h, internal).
 class RoutePolicies;
 struct CompiledRule;
 struct CompiledPolicy;
+
+// Rules, policies and the experiment compiled against the catalog: what
+// load_config cannot check (rule regexes compile with PCRE2, pinned models
+// exist). invalid_request naming the key ("router.rules[2].match.prompt:
+// ..."). nullptr when the config has none. Compiled once at startup and
+// shared by every Router of the process.
+[[nodiscard]] Result<std::shared_ptr<const RoutePolicies>> compile_route_policies(const RouterConfig& config,
+                                                                                const ModelCatalog& catalog);
 
 // Cost-aware routing (router.cost_aware): the strong model's expected gain,
 // 1 - p_weak_ok, scaled by what the upgrade costs at the reference size over
@@ -225,9 +226,15 @@ class Router {
   // load, the router scores with the heuristic and says so in every reason;
   // `cascade worker` checks the model at startup and refuses to start instead.
   Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available);
-  // With a scorer of the caller's (nullptr = the heuristic).
+  // With a scorer of the caller's (nullptr = the heuristic). These two
+  // compile the config's policies themselves and throw std::invalid_argument
+  // on ones compile_route_policies refuses (tests, tools).
   Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available,
          std::shared_ptr<const RouteScorer> scorer);
+  // With policies compiled once at startup (compile_route_policies; nullptr =
+  // none): what workers use, one Router per event loop.
+  Router(RouterConfig config, const ModelCatalog& catalog, ProviderAvailable available,
+         std::shared_ptr<const RouteScorer> scorer, std::shared_ptr<const RoutePolicies> policies);
 
   // unavailable when no enabled provider serves a suitable model;
   // invalid_request when a pinned model is unknown or violates a hard

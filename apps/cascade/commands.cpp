@@ -154,10 +154,12 @@ int run_worker(const CommonOptions& common) {
   if (!kafka) return print_error(kafka.error());
   auto catalog = ModelCatalog::load(config->catalog);
   if (!catalog) return print_error(catalog.error());
-  // A router model that does not load stops the worker here, rather than
-  // every request falling back to the heuristic.
-  if (auto scorer = load_route_scorer(config->router); !scorer) return print_error(scorer.error());
-  if (auto policies = validate_route_policies(config->router, *catalog); !policies) return print_error(policies.error());
+  // A router model that does not load, or rules that do not compile, stop the
+  // worker here, before its state is restored; the worker shares them.
+  auto scorer = load_route_scorer(config->router);
+  if (!scorer) return print_error(scorer.error());
+  auto policies = compile_route_policies(config->router, *catalog);
+  if (!policies) return print_error(policies.error());
   // Restores the cache from the changelog before the worker takes requests.
   auto state = WorkerState::open(*config, kafka->bootstrap(), *catalog, kafka->embedded());
   if (!state) return print_error(state.error());
@@ -198,6 +200,8 @@ int run_worker(const CommonOptions& common) {
   options.metrics = &metrics;
   options.budgets = budgets->get();
   options.tokens = std::move(*tokens);
+  options.route_scorer = std::move(*scorer);
+  options.route_policies = std::move(*policies);
   auto worker = Worker::start(std::move(options));
   if (!worker) return print_error(worker.error());
   wait_for_signal();

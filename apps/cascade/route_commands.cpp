@@ -439,11 +439,12 @@ int run_route(const CommonOptions& common, const RouteOptions& options) {
   // deployment would do rather than refuse.
   const bool assume_all = available.empty();
   // Bad rules (a regex, an unknown model) are reported, not thrown.
-  if (auto policies = validate_route_policies(config->router, *catalog); !policies)
-    return failure(kCommand, policies.error().message);
-  const Router router(config->router, *catalog, [&](std::string_view p) {
-    return assume_all || std::ranges::find(available, p) != available.end();
-  }, *scorer);
+  auto policies = compile_route_policies(config->router, *catalog);
+  if (!policies) return failure(kCommand, policies.error().message);
+  const Router router(
+      config->router, *catalog,
+      [&](std::string_view p) { return assume_all || std::ranges::find(available, p) != available.end(); }, *scorer,
+      *policies);
   PromptEvent event;
   event.id = options.id;
   event.tenant = options.tenant;

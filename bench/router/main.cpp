@@ -264,11 +264,12 @@ int run(const Options& o) {
     code.policy = "careful";
     with_policies.rules = {vip, support, code};
     with_policies.experiment = {"bench", {"frugal", "careful"}, 0.5};
-    if (auto ok = validate_route_policies(with_policies, *catalog); !ok) {
-      std::fprintf(stderr, "cascade_bench_router: %s\n", ok.error().message.c_str());
+    auto compiled = compile_route_policies(with_policies, *catalog);
+    if (!compiled) {
+      std::fprintf(stderr, "cascade_bench_router: %s\n", compiled.error().message.c_str());
       return 2;
     }
-    const Router policed(with_policies, *catalog, every_provider, make_heuristic_scorer());
+    const Router policed(with_policies, *catalog, every_provider, make_heuristic_scorer(), *compiled);
     results.push_back(measure_router("route+pol", "heuristic, 3 rules + experiment", policed, messages, o.rounds));
     if (learned_scorer) {
       // The learned scorer's decision, then with cost-aware routing: two

@@ -61,7 +61,9 @@ Result<void> EventLoop::init() {
       *context_, LifecycleParts{.completed = options_.completed,
                                 .cache = options_.cache,
                                 .budgets = options_.budgets ? &options_.budgets->book() : nullptr,
-                                .answer_verifier = options_.answer_verifier});
+                                .answer_verifier = options_.answer_verifier,
+                                .route_scorer = options_.route_scorer,
+                                .route_policies = options_.route_policies});
 
   auto consumer = GroupConsumer::open(config_.kafka, options_.bootstrap,
                                       {config_.kafka.worker_group, config_.kafka.requests_topic,

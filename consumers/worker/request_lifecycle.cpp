@@ -40,7 +40,7 @@ RequestLifecycle::RequestLifecycle(StageContext& context, LifecycleParts parts)
              }),
       flights_(context),
       admission_(context, parts.budgets),
-      routing_(context),
+      routing_(context, std::move(parts.route_scorer), std::move(parts.route_policies)),
       attempts_(context, *this),
       cascade_(context, side_calls_, *this, std::move(parts.answer_verifier)),
       quality_(context, side_calls_) {}

@@ -46,6 +46,8 @@ struct LifecycleParts {
   AnswerCache* cache = nullptr;               // no response cache
   const BudgetBook* budgets = nullptr;        // no budgets enforced
   std::shared_ptr<const AnswerVerifier> answer_verifier;  // no learned cascade check
+  std::shared_ptr<const RouteScorer> route_scorer;        // the heuristic
+  std::shared_ptr<const RoutePolicies> route_policies;    // no rules, policies or experiment
 };
 
 class RequestLifecycle final : AttemptOwner, CascadeOwner {

@@ -2,10 +2,13 @@
 
 namespace cascade {
 
-RoutingStage::RoutingStage(StageContext& context)
+RoutingStage::RoutingStage(StageContext& context, std::shared_ptr<const RouteScorer> scorer,
+                           std::shared_ptr<const RoutePolicies> policies)
     : ctx_(context),
-      router_(std::make_unique<Router>(ctx_.config.router, ctx_.catalog,
-                                       [&host = ctx_.host](std::string_view p) { return host.provider(p) != nullptr; })) {}
+      router_(std::make_unique<Router>(
+          ctx_.config.router, ctx_.catalog,
+          [&host = ctx_.host](std::string_view p) { return host.provider(p) != nullptr; }, std::move(scorer),
+          std::move(policies))) {}
 
 Result<void> RoutingStage::route(Request& r) {
   auto route = router_->route(r.event, ctx_.route_context(r));

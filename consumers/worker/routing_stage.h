@@ -15,7 +15,10 @@ namespace cascade {
 class RoutingStage {
  public:
   // The router sees a provider as available when the loop has it enabled.
-  explicit RoutingStage(StageContext& context);
+  // `scorer` null = the heuristic; `policies` null = none (both as
+  // load_route_scorer and compile_route_policies give them, once per process).
+  RoutingStage(StageContext& context, std::shared_ptr<const RouteScorer> scorer,
+               std::shared_ptr<const RoutePolicies> policies);
 
   // Routes the request: its route, and its chain (the routed model, then its
   // fallbacks). Errors: the router's (no model meets the request's hard

@@ -22,9 +22,19 @@ Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options) {
       return fail(ErrorCode::invalid_request, "config 'router.cascade.verifier_file': " + verifier.error().message);
     options.answer_verifier = std::move(*verifier);
   }
-  // Rules' regexes and pinned models, checked here rather than thrown from a loop's Router.
-  if (auto ok = validate_route_policies(options.config.router, *options.catalog); !ok)
-    return std::unexpected(ok.error());
+  // A router model that does not load stops the worker, rather than every
+  // request falling back to the heuristic.
+  if (!options.route_scorer) {
+    auto scorer = load_route_scorer(options.config.router);
+    if (!scorer) return std::unexpected(scorer.error());
+    options.route_scorer = std::move(*scorer);
+  }
+  // Rules' regexes and pinned models: compiled once, shared by every loop.
+  if (!options.route_policies) {
+    auto policies = compile_route_policies(options.config.router, *options.catalog);
+    if (!policies) return std::unexpected(policies.error());
+    options.route_policies = std::move(*policies);
+  }
   auto worker = std::unique_ptr<Worker>(new Worker());
   worker->options_ = std::move(options);
   for (int i = 0; i < worker->options_.config.worker.threads; ++i) {

@@ -92,6 +92,11 @@ struct WorkerOptions {
   // The cheap-first cascade's learned answer check; null = Worker::start
   // loads router.cascade.verifier_file (none when that is empty).
   std::shared_ptr<const AnswerVerifier> answer_verifier;
+  // The router's scorer and its rules and policies compiled against the
+  // catalog, shared by every event loop; null = Worker::start loads and
+  // compiles them from config.router (an error stops it).
+  std::shared_ptr<const RouteScorer> route_scorer;
+  std::shared_ptr<const RoutePolicies> route_policies;
   EnvLookup env = process_env();
 };
 

@@ -500,7 +500,7 @@ TEST(RouteRules, AnInvalidRegexOrUnknownModelIsAStartupErrorNamingTheKey) {
   bad.prompt = "(unclosed";
   bad.tier = "large";
   config.rules = {ok, bad};
-  auto invalid = validate_route_policies(config, catalog);
+  auto invalid = compile_route_policies(config, catalog);
   ASSERT_FALSE(invalid);
   EXPECT_EQ(invalid.error().code, ErrorCode::invalid_request);
   EXPECT_TRUE(contains(invalid.error().message, "router.rules[1].match.prompt: invalid regex"))
@@ -510,13 +510,16 @@ TEST(RouteRules, AnInvalidRegexOrUnknownModelIsAStartupErrorNamingTheKey) {
   config.rules = {ok};
   config.rules[0].tier.clear();
   config.rules[0].model = "gpt-nonexistent";
-  auto unknown = validate_route_policies(config, catalog);
+  auto unknown = compile_route_policies(config, catalog);
   ASSERT_FALSE(unknown);
   EXPECT_TRUE(contains(unknown.error().message, "router.rules[0].model: 'gpt-nonexistent' is not in the model catalog"))
       << unknown.error().message;
 
   config.rules[0].model = "medium-a";
-  EXPECT_TRUE(validate_route_policies(config, catalog));
+  auto compiled = compile_route_policies(config, catalog);
+  ASSERT_TRUE(compiled);
+  EXPECT_TRUE(*compiled) << "a config with rules compiles to policies";
+  EXPECT_FALSE(*compile_route_policies(RouterConfig{}, catalog)) << "none without rules, policies or experiment";
 }
 
 // ------------------------------------------------------------- experiment ----

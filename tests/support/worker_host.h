@@ -298,6 +298,11 @@ class LifecycleHarness {
                  .seed = 42} {
     host.add_provider("a");
     host.add_provider("b");
+    if (!parts.route_policies) {
+      auto policies = compile_route_policies(config_.router, catalog_);
+      if (!policies) ADD_FAILURE() << "router policies: " << policies.error().message;
+      else parts.route_policies = std::move(*policies);
+    }
     lifecycle_ = std::make_unique<RequestLifecycle>(context_, std::move(parts));
   }
 

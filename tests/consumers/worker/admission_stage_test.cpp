@@ -38,7 +38,7 @@ class AdmissionStageTest : public ::testing::Test {
 
   LifecycleHarness h_;
   BudgetBook book_;
-  RoutingStage routing_{h_.context()};
+  RoutingStage routing_{h_.context(), nullptr, nullptr};
   AdmissionStage admission_{h_.context(), &book_};
 };
 
@@ -53,7 +53,7 @@ TEST(AdmissionStage, PastASoftLimitTheRequestIsMovedToTheCheapestModelAndTheReas
   config.router.balanced = TierThresholds{0.0, 0.0};  // every request is routed to the large tier
   LifecycleHarness h(config);
   BudgetBook book;
-  RoutingStage routing(h.context());
+  RoutingStage routing(h.context(), nullptr, nullptr);
   AdmissionStage admission(h.context(), &book);
   book.set_runtime_budget({"acme", "", BudgetLimits{.daily_usd = 1.0, .monthly_usd = 0, .soft_percent = 50}});
   book.set_spend({"acme", "", BudgetPeriod::daily, period_id(BudgetPeriod::daily, h.host.wall), 0.6, 1, h.host.wall});
@@ -97,7 +97,7 @@ TEST_F(AdmissionStageTest, AStaleSpendStateRefusesWhenTheConfigFailsClosed) {
   Config config = worker_test_config();
   config.limits.budget_max_state_age_ms = 60000;
   LifecycleHarness h(config);
-  RoutingStage routing(h.context());
+  RoutingStage routing(h.context(), nullptr, nullptr);
   AdmissionStage admission(h.context(), &book_);
   book_.set_runtime_budget({"acme", "", BudgetLimits{.daily_usd = 100, .monthly_usd = 0, .soft_percent = 80}});
   auto parsed = parse_prompt_event(LifecycleHarness::prompt("r", "Hi"), PromptLimits{}, [](auto) { return true; });

@@ -163,6 +163,28 @@ TEST_F(GroupConsumerTest, APausedPartitionIsNotFetchedUntilResumed) {
   EXPECT_EQ(read(*consumer, 10).size(), 10u);
 }
 
+TEST_F(GroupConsumerTest, CommittedOffsetsTellWhatTheGroupCommittedPerPartition) {
+  Listener listener;
+  auto consumer = open(&listener, "audited");
+  ASSERT_TRUE(consumer);
+  auto none = committed_offsets(config_, broker_->bootstrap(), "audited", "requests");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_TRUE(none->empty()) << "nothing committed yet";
+  produce(12);
+  std::vector<std::pair<std::int32_t, std::int64_t>> positions;
+  ASSERT_EQ(read(*consumer, 12, std::chrono::seconds(20), &positions).size(), 12u);
+  std::map<std::int32_t, std::int64_t> next;
+  for (const auto& [p, offset] : positions) next[p] = std::max(next[p], offset + 1);
+  consumer->store_offsets({next.begin(), next.end()});
+  ASSERT_TRUE(consumer->commit());
+  auto committed = committed_offsets(config_, broker_->bootstrap(), "audited", "requests");
+  ASSERT_TRUE(committed) << committed.error().message;
+  EXPECT_EQ(*committed, next);
+  auto missing = committed_offsets(config_, broker_->bootstrap(), "audited", "nowhere");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::unavailable);
+}
+
 TEST_F(GroupConsumerTest, ASecondMemberTakesPartitionsAndTheFirstIsToldBeforeLosingThem) {
   Listener first_listener;
   auto first = open(&first_listener);
@@ -208,9 +230,8 @@ TEST(EventProducerBacklog, AFullQueueNeverBlocksAndEventsLeaveInOrder) {
   ASSERT_TRUE((*producer)->flush(20000));
   EXPECT_EQ((*producer)->backlog(), 0u);
   std::vector<std::string> read;
-  auto n = read_topic_to_end(config, (*broker)->bootstrap(), "t", [&](const rd_kafka_message_t& m) {
-    read.emplace_back(static_cast<const char*>(m.payload), m.len);
-  });
+  auto n = read_topic_to_end(config, (*broker)->bootstrap(), "t",
+                             [&](const KafkaRecord& m) { read.emplace_back(m.payload()); });
   ASSERT_TRUE(n) << n.error().message;
   ASSERT_EQ(read.size(), 200u);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(read[static_cast<std::size_t>(i)], std::to_string(i));

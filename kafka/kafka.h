@@ -422,7 +422,3 @@ Result<bool> topic_exists(const KafkaConfig& config, const std::string& bootstra
                                                                              int timeout_ms = 10000);
 
 }  // namespace cascade
-
-// Transitional, until the changelog, the reply reader and the budget monitor
-// are ported to the API above: librdkafka's client helpers.
-#include "kafka/native.h"

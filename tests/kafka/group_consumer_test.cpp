@@ -83,6 +83,15 @@ class GroupConsumerTest : public ::testing::Test {
     return out;
   }
 
+  // Reads `n` records and commits the offsets after them: (partition, next offset) in `next`.
+  void read_and_commit(GroupConsumer& consumer, std::size_t n, std::map<std::int32_t, std::int64_t>* next) {
+    std::vector<std::pair<std::int32_t, std::int64_t>> positions;
+    ASSERT_EQ(read(consumer, n, std::chrono::seconds(20), &positions).size(), n);
+    for (const auto& [p, offset] : positions) (*next)[p] = std::max((*next)[p], offset + 1);
+    consumer.store_offsets({next->begin(), next->end()});
+    ASSERT_TRUE(consumer.commit());
+  }
+
   KafkaConfig config_ = fast_config();
   std::unique_ptr<EmbeddedBroker> broker_;
   std::unique_ptr<EventProducer> producer_;
@@ -130,12 +139,8 @@ TEST_F(GroupConsumerTest, CommittedOffsetsAreWhereTheNextMemberOfTheGroupStarts)
     auto consumer = open(&listener);
     ASSERT_TRUE(consumer);
     produce(20);
-    std::vector<std::pair<std::int32_t, std::int64_t>> positions;
-    ASSERT_EQ(read(*consumer, 20, std::chrono::seconds(20), &positions).size(), 20u);
     std::map<std::int32_t, std::int64_t> next;
-    for (const auto& [p, offset] : positions) next[p] = std::max(next[p], offset + 1);
-    consumer->store_offsets({next.begin(), next.end()});
-    ASSERT_TRUE(consumer->commit());
+    ASSERT_NO_FATAL_FAILURE(read_and_commit(*consumer, 20, &next));
     consumer->close();
   }
   produce(5, 20);
@@ -171,12 +176,8 @@ TEST_F(GroupConsumerTest, CommittedOffsetsTellWhatTheGroupCommittedPerPartition)
   ASSERT_TRUE(none) << none.error().message;
   EXPECT_TRUE(none->empty()) << "nothing committed yet";
   produce(12);
-  std::vector<std::pair<std::int32_t, std::int64_t>> positions;
-  ASSERT_EQ(read(*consumer, 12, std::chrono::seconds(20), &positions).size(), 12u);
   std::map<std::int32_t, std::int64_t> next;
-  for (const auto& [p, offset] : positions) next[p] = std::max(next[p], offset + 1);
-  consumer->store_offsets({next.begin(), next.end()});
-  ASSERT_TRUE(consumer->commit());
+  ASSERT_NO_FATAL_FAILURE(read_and_commit(*consumer, 12, &next));
   auto committed = committed_offsets(config_, broker_->bootstrap(), "audited", "requests");
   ASSERT_TRUE(committed) << committed.error().message;
   EXPECT_EQ(*committed, next);

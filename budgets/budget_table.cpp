@@ -24,19 +24,17 @@ Result<std::unique_ptr<BudgetTable>> BudgetTable::open(const Config& config, con
   const std::string budgets_topic = config.kafka.budgets_topic;
   auto follower = TopicFollower::open(
       config.kafka, bootstrap, {config.kafka.budgets_topic, config.kafka.spend_topic}, "budgets",
-      [book, impl, budgets_topic](const rd_kafka_message_t& msg) {
-        const std::string_view topic = msg.rkt ? rd_kafka_topic_name(msg.rkt) : "";
-        const std::string_view key(static_cast<const char*>(msg.key), msg.key_len);
+      [book, impl, budgets_topic](const KafkaRecord& record) {
         std::optional<std::string_view> value;
-        if (msg.payload) value = std::string_view(static_cast<const char*>(msg.payload), msg.len);
-        const Result<void> ok =
-            topic == budgets_topic ? book->apply_budget_record(key, value) : book->apply_spend_record(key, value);
+        if (!record.tombstone()) value = record.payload();
+        const Result<void> ok = record.topic() == budgets_topic ? book->apply_budget_record(record.key(), value)
+                                                                : book->apply_spend_record(record.key(), value);
         if (ok) {
           ++impl->applied;
         } else {
           ++impl->malformed;
-          spdlog::warn("budgets: skipping record {}/{} of {}: {}", msg.partition, msg.offset, topic,
-                       ok.error().message);
+          spdlog::warn("budgets: skipping record {}/{} of {}: {}", record.partition(), record.offset(),
+                       record.topic(), ok.error().message);
         }
       });
   if (!follower) return std::unexpected(follower.error());

@@ -9,65 +9,19 @@ namespace cascade {
 Result<std::unique_ptr<ReplyReader>> ReplyReader::open(const KafkaConfig& config,
                                                        const std::string& bootstrap,
                                                        const std::string& topic) {
-  auto conf = make_client_conf(config, bootstrap, ClientRole::consumer, "cascade-client");
-  if (!conf) return std::unexpected(conf.error());
-  (void)set_property(*conf, "enable.auto.commit", "false");
-  auto handle = make_client(*conf, ClientRole::consumer);
-  if (!handle) return std::unexpected(handle.error());
-  auto reader = std::unique_ptr<ReplyReader>(new ReplyReader());
-  reader->consumer_ = std::move(*handle);
-  rd_kafka_t* rk = reader->consumer_.get();
-
-  // No group: read every partition from its current end, which we resolve
-  // before returning so nothing produced afterwards can be missed.
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  auto err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-  rd_kafka_topic_destroy(rkt);
-  if (err) return fail(ErrorCode::unavailable, "reply topic " + topic + ": " + rd_kafka_err2str(err));
-  int partitions = 0;
-  if (md->topic_cnt == 1 && !md->topics[0].err) partitions = md->topics[0].partition_cnt;
-  rd_kafka_metadata_destroy(md);
-  if (partitions == 0) return fail(ErrorCode::unavailable, "reply topic " + topic + " does not exist");
-
-  TopicPartitionList list(rd_kafka_topic_partition_list_new(partitions));
-  for (int p = 0; p < partitions; ++p) {
-    std::int64_t low = 0, high = 0;
-    err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 10000);
-    if (err) return fail(ErrorCode::unavailable, "reply topic offsets: " + std::string(rd_kafka_err2str(err)));
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = high;
-  }
-  if ((err = rd_kafka_assign(rk, list.get()))) {
-    return fail(ErrorCode::unavailable, std::string("assign: ") + rd_kafka_err2str(err));
-  }
-  reader->queue_ = rd_kafka_queue_get_consumer(rk);
-  return reader;
-}
-
-ReplyReader::~ReplyReader() {
-  if (queue_) rd_kafka_queue_destroy(queue_);
-  if (consumer_) rd_kafka_consumer_close(consumer_.get());
+  // No group: every partition from its current end, resolved before
+  // returning so nothing produced afterwards can be missed.
+  auto reader = PartitionReader::open(
+      config, bootstrap, {.topics = {topic}, .name = "reply", .start = ReadStart::end, .group_id = "cascade-client"});
+  if (!reader) return std::unexpected(reader.error());
+  return std::unique_ptr<ReplyReader>(new ReplyReader(std::move(*reader)));
 }
 
 std::vector<ReplyEvent> ReplyReader::poll(int timeout_ms) {
   std::vector<ReplyEvent> out;
-  // Waits for the first message only, then takes what else is there without
-  // waiting: a batch call would wait out its whole timeout for a full batch,
-  // and callers time the events by when poll returns them.
-  rd_kafka_message_t* batch[512];
-  ssize_t n = 0;
-  if (rd_kafka_message_t* first = rd_kafka_consume_queue(queue_, timeout_ms)) {
-    batch[0] = first;
-    const ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, batch + 1, 511);
-    n = 1 + std::max<ssize_t>(more, 0);
-  }
-  for (ssize_t i = 0; i < n; ++i) {
-    rd_kafka_message_t* msg = batch[i];
-    if (!msg->err) {
-      auto event = parse_reply_event(std::string_view(static_cast<const char*>(msg->payload), msg->len));
-      if (event) out.push_back(std::move(*event));
-    }
-    rd_kafka_message_destroy(msg);
+  for (const KafkaRecord& record : reader_->poll_batch(timeout_ms, 512)) {
+    if (!record.ok()) continue;
+    if (auto event = parse_reply_event(record.payload())) out.push_back(std::move(*event));
   }
   return out;
 }

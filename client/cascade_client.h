@@ -25,14 +25,12 @@ class ReplyReader {
  public:
   static Result<std::unique_ptr<ReplyReader>> open(const KafkaConfig& config, const std::string& bootstrap,
                                                    const std::string& topic);
-  ~ReplyReader();
   // Waits up to timeout_ms for reply events; returns what arrived (maybe none).
   std::vector<ReplyEvent> poll(int timeout_ms);
 
  private:
-  ReplyReader() = default;
-  KafkaHandle consumer_;
-  rd_kafka_queue_t* queue_ = nullptr;
+  explicit ReplyReader(std::unique_ptr<PartitionReader> reader) : reader_(std::move(reader)) {}
+  std::unique_ptr<PartitionReader> reader_;
 };
 
 // One request's replies as collected by a client.

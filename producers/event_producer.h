@@ -21,16 +21,7 @@
 
 namespace cascade {
 
-// The outcome of one tracked event.
-struct DeliveryReport {
-  std::uint64_t token = 0;
-  bool delivered = false;  // durably in its topic (acks=all)
-  // Failed for a reason retrying cannot fix (unknown topic or partition,
-  // record too large, not authorized, invalid record).
-  bool permanent = false;
-  std::string_view error;  // why it failed ("" when delivered)
-};
-
+// Told the outcome of each tracked event (DeliveryReport, in kafka/kafka.h).
 class DeliveryListener {
  public:
   virtual ~DeliveryListener() = default;
@@ -72,10 +63,7 @@ class EventProducer {
 
  private:
   EventProducer() = default;
-  static void on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
-  enum class Enqueued { yes, queue_full, failed };
-  Enqueued enqueue(const std::string& topic, std::string_view key, std::string_view payload, std::uint64_t token,
-                   std::string* error);
+  void on_delivery(const DeliveryReport& report);
   void drain_backlog();
 
   struct Pending {
@@ -84,7 +72,7 @@ class EventProducer {
     std::string payload;
     std::uint64_t token = kUntracked;
   };
-  KafkaHandle handle_;
+  std::unique_ptr<KafkaProducer> producer_;
   DeliveryListener* listener_ = nullptr;
   std::deque<Pending> backlog_;
 };

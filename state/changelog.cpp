@@ -1,4 +1,3 @@
-#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -55,8 +54,8 @@ struct StateChangelog::Impl final : state_internal::Publisher {
   std::string topic;
   std::string writer_id;
   ChangelogListener* listener = nullptr;
-  KafkaHandle producer;
-  KafkaHandle consumer;
+  std::unique_ptr<KafkaProducer> producer;
+  std::unique_ptr<PartitionReader> reader;
   int partitions = 0;
   std::atomic<bool> abandoned{false};
   bool attached = false;
@@ -91,7 +90,7 @@ struct StateChangelog::Impl final : state_internal::Publisher {
   void publish(std::uint64_t seq, std::string_view changelog_key,
                const std::optional<std::string_view>& value) override;
   void retry_pending(bool force);
-  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+  void on_delivery(const DeliveryReport& report);
   Result<std::size_t> apply_available(int timeout_ms);
   Result<std::size_t> apply_round(int timeout_ms);
   // Seeks every partition to its applied offset and forgets which reported
@@ -111,40 +110,31 @@ void StateChangelog::Impl::publish(std::uint64_t seq, std::string_view key,
     if (!in_flight.insert(seq).second) return;
   }
   // A null value is the tombstone compaction removes the key on.
-  void* payload = value ? const_cast<char*>(value->data()) : nullptr;
-  const std::size_t payload_len = value ? value->size() : 0;
-  const auto err = rd_kafka_producev(
-      producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-      RD_KAFKA_V_VALUE(payload, payload_len),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_HEADER(kWriterHeader, writer_id.data(), static_cast<ssize_t>(writer_id.size())),
-      RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(seq))), RD_KAFKA_V_END);
-  if (err) {
+  auto queued = producer->produce(
+      topic, {.key = key, .value = value, .header = RecordHeader{kWriterHeader, writer_id}, .token = seq});
+  if (!queued || *queued == KafkaProducer::Enqueued::queue_full) {
     // Stays in the outbox; retried from there.
     std::lock_guard lock(publish_mu);
     in_flight.erase(seq);
     needs_retry = true;
-    spdlog::debug("state: changelog publish deferred: {}", rd_kafka_err2str(err));
+    spdlog::debug("state: changelog publish deferred: {}", queued ? "queue full" : queued.error().message);
   }
 }
 
-void StateChangelog::Impl::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
-  auto* self = static_cast<Impl*>(opaque);
-  const auto seq = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(msg->_private));
-  if (msg->err) {
-    self->publish_failures++;
-    if (msg->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && msg->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-      spdlog::warn("state: changelog publish failed (retried): {}", rd_kafka_err2str(msg->err));
-    }
-    std::lock_guard lock(self->publish_mu);
-    self->in_flight.erase(seq);
-    self->needs_retry = true;
+void StateChangelog::Impl::on_delivery(const DeliveryReport& report) {
+  const std::uint64_t seq = report.token;
+  if (!report.delivered) {
+    publish_failures++;
+    if (!report.purged) spdlog::warn("state: changelog publish failed (retried): {}", report.error);
+    std::lock_guard lock(publish_mu);
+    in_flight.erase(seq);
+    needs_retry = true;
     return;
   }
   // Out of the outbox before leaving in_flight, so a retry cannot resend it.
-  self->store.outbox_delivered(seq);
-  std::lock_guard lock(self->publish_mu);
-  self->in_flight.erase(seq);
+  store.outbox_delivered(seq);
+  std::lock_guard lock(publish_mu);
+  in_flight.erase(seq);
 }
 
 void StateChangelog::Impl::retry_pending(bool force) {
@@ -175,18 +165,11 @@ Result<std::size_t> StateChangelog::Impl::apply_available(int timeout_ms) {
 }
 
 Result<void> StateChangelog::Impl::rewind_to_applied_locked() {
-  TopicPartitionList list(rd_kafka_topic_partition_list_new(partitions));
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
-        next_offset[p] >= 0 ? next_offset[p] : RD_KAFKA_OFFSET_BEGINNING;
-  }
+  std::map<TopicPartition, std::int64_t> offsets;
+  for (int p = 0; p < partitions; ++p) offsets[{topic, p}] = next_offset[p] >= 0 ? next_offset[p] : kOffsetBeginning;
   // Asynchronous (timeout 0): never blocks; records and ends fetched before
   // the seek are dropped by its version barrier.
-  if (rd_kafka_error_t* err = rd_kafka_seek_partitions(consumer.get(), list.get(), 0)) {
-    std::string message = rd_kafka_error_string(err);
-    rd_kafka_error_destroy(err);
-    return fail(ErrorCode::unavailable, "changelog seek: " + message);
-  }
+  if (auto ok = reader->seek(offsets, 0); !ok) return ok;
   at_end.assign(partitions, false);
   return {};
 }
@@ -203,52 +186,42 @@ Result<std::size_t> StateChangelog::Impl::apply_round(int timeout_ms) {
     ~Release() { flag = false; }
   } release{applying};
 
-  rd_kafka_poll(producer.get(), 0);
+  producer->poll(0);
   retry_pending(false);
 
-  std::vector<rd_kafka_message_t*> messages;
-  struct Destroy {
-    std::vector<rd_kafka_message_t*>& m;
-    ~Destroy() {
-      for (auto* msg : m) rd_kafka_message_destroy(msg);
-    }
-  } destroy{messages};
+  std::vector<KafkaRecord> messages;
   std::size_t batch_bytes = 0;
-  for (rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer.get(), timeout_ms); msg;
-       msg = rd_kafka_consumer_poll(consumer.get(), 0)) {
-    messages.push_back(msg);
-    batch_bytes += msg->len + msg->key_len;
+  for (auto msg = reader->poll(timeout_ms); msg; msg = reader->poll(0)) {
+    batch_bytes += msg->payload().size() + msg->key().size();
+    messages.push_back(std::move(*msg));
     if (messages.size() >= kMaxBatchRecords || batch_bytes >= kMaxBatchBytes) break;
   }
   if (messages.empty()) return 0;
 
   std::vector<ChangelogRecord> records;
   records.reserve(messages.size());
-  std::map<std::int32_t, std::int64_t> first_offset;
+  std::map<TopicPartition, std::int64_t> first_offset;
   std::uint64_t record_bytes = 0;
-  for (auto* msg : messages) {
-    if (msg->err) {
-      if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        spdlog::warn("state: changelog consumer: {}", rd_kafka_message_errstr(msg));
-      }
+  for (const KafkaRecord& msg : messages) {
+    if (!msg.ok()) {
+      if (!msg.partition_end()) spdlog::warn("state: changelog consumer: {}", msg.error());
       continue;
     }
     ChangelogRecord r;
-    r.partition = msg->partition;
-    r.offset = msg->offset;
-    r.key = std::string_view(static_cast<const char*>(msg->key), msg->key_len);
-    if (msg->payload) r.value = std::string_view(static_cast<const char*>(msg->payload), msg->len);
-    first_offset.try_emplace(r.partition, r.offset);
-    record_bytes += msg->key_len + msg->len;
+    r.partition = msg.partition();
+    r.offset = msg.offset();
+    r.key = msg.key();
+    if (!msg.tombstone()) r.value = msg.payload();
+    first_offset.try_emplace({topic, r.partition}, r.offset);
+    record_bytes += r.key.size() + msg.payload().size();
     records.push_back(r);
   }
   const auto note_ends = [&] {
     std::lock_guard lock(stats_mu);
-    for (auto* msg : messages) {
-      if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && msg->partition >= 0 &&
-          msg->partition < static_cast<int>(next_offset.size())) {
-        next_offset[msg->partition] = std::max(next_offset[msg->partition], msg->offset);
-        if (msg->partition < static_cast<int>(at_end.size())) at_end[msg->partition] = true;
+    for (const KafkaRecord& msg : messages) {
+      if (msg.partition_end() && msg.partition() >= 0 && msg.partition() < static_cast<int>(next_offset.size())) {
+        next_offset[msg.partition()] = std::max(next_offset[msg.partition()], msg.offset());
+        if (msg.partition() < static_cast<int>(at_end.size())) at_end[msg.partition()] = true;
       }
     }
   };
@@ -261,9 +234,7 @@ Result<std::size_t> StateChangelog::Impl::apply_round(int timeout_ms) {
   if (!outcome) {
     // Nothing of the batch was written (one RocksDB write): rewind so the
     // next round reads it again.
-    TopicPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(first_offset.size())));
-    for (const auto& [p, off] : first_offset) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = off;
-    if (auto* e = rd_kafka_seek_partitions(consumer.get(), list.get(), 5000)) rd_kafka_error_destroy(e);
+    (void)reader->seek(first_offset, 5000);
     return std::unexpected(outcome.error());
   }
 
@@ -274,22 +245,14 @@ Result<std::size_t> StateChangelog::Impl::apply_round(int timeout_ms) {
     applied_bytes += record_bytes;
     malformed += outcome->malformed;
     const std::int64_t now_wall = wall_now_ms();
-    for (auto* msg : messages) {
-      if (msg->err) continue;
-      if (msg->partition >= 0 && msg->partition < static_cast<int>(next_offset.size())) {
-        next_offset[msg->partition] = std::max(next_offset[msg->partition], msg->offset + 1);
+    for (const KafkaRecord& msg : messages) {
+      if (!msg.ok()) continue;
+      if (msg.partition() >= 0 && msg.partition() < static_cast<int>(next_offset.size())) {
+        next_offset[msg.partition()] = std::max(next_offset[msg.partition()], msg.offset() + 1);
       }
-      rd_kafka_headers_t* headers = nullptr;
-      const void* writer = nullptr;
-      std::size_t writer_len = 0;
-      const bool own = rd_kafka_message_headers(msg, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                       rd_kafka_header_get_last(headers, kWriterHeader, &writer, &writer_len) ==
-                           RD_KAFKA_RESP_ERR_NO_ERROR &&
-                       std::string_view(static_cast<const char*>(writer), writer_len) == writer_id;
-      if (!own) {
+      if (msg.header(kWriterHeader) != std::optional<std::string_view>(writer_id)) {
         last_foreign_apply = Clock::now();
-        rd_kafka_timestamp_type_t type;
-        const std::int64_t ts = rd_kafka_message_timestamp(msg, &type);
+        const std::int64_t ts = msg.timestamp_ms();
         if (ts > 0) last_foreign_delay_ms = std::max<std::int64_t>(0, now_wall - ts);
       }
     }
@@ -312,7 +275,7 @@ bool StateChangelog::Impl::flush(int timeout_ms) {
     if (abandoned) return store.outbox_size() == 0;
     retry_pending(true);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    rd_kafka_flush(producer.get(), static_cast<int>(std::clamp<std::int64_t>(left, 0, 100)));
+    producer->flush(static_cast<int>(std::clamp<std::int64_t>(left, 0, 100)));
     if (store.outbox_size() == 0) return true;
     if (Clock::now() >= deadline) return false;
   }
@@ -332,14 +295,10 @@ StateChangelog::Impl::~Impl() {
     }
     if (attached) store.detach(this);
     // Delivery reports of what is left run now, while this object is whole.
-    rd_kafka_purge(producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(producer.get(), 0);
+    producer->purge();
     producer.reset();
   }
-  if (consumer) {
-    rd_kafka_consumer_close(consumer.get());
-    consumer.reset();
-  }
+  reader.reset();  // closes its consumer
 }
 
 // ---- public ----------------------------------------------------------------
@@ -357,63 +316,36 @@ Result<std::unique_ptr<StateChangelog>> StateChangelog::open(StateStore& store, 
   impl->writer_id = options.writer_id.empty() ? default_writer_id() : options.writer_id;
   impl->listener = listener;
 
-  auto pconf = make_client_conf(kafka, bootstrap, ClientRole::producer);
-  if (!pconf) return std::unexpected(pconf.error());
-  // Java clients' partitioner, so every client agrees on a key's partition:
-  // a key's records must stay in one partition for last-write-wins.
-  if (auto ok = set_property(*pconf, "partitioner", "murmur2_random"); !ok) {
-    rd_kafka_conf_destroy(*pconf);
-    return std::unexpected(ok.error());
-  }
-  rd_kafka_conf_set_opaque(*pconf, impl.get());
-  rd_kafka_conf_set_dr_msg_cb(*pconf, &Impl::on_delivery);
-  auto producer = make_client(*pconf, ClientRole::producer);
+  auto producer = KafkaProducer::create(
+      kafka, bootstrap,
+      // Every client must agree on a key's partition: a key's records stay
+      // in one partition for last-write-wins.
+      {.java_partitioner = true,
+       .on_delivery = [c = impl.get()](const DeliveryReport& report) { c->on_delivery(report); }});
   if (!producer) return std::unexpected(producer.error());
   impl->producer = std::move(*producer);
 
-  // No consumer group: every worker reads every partition. The group id is
-  // only there because librdkafka wants one; nothing is ever committed.
-  auto cconf = make_client_conf(kafka, bootstrap, ClientRole::consumer, "cascade-state-applier");
-  if (!cconf) return std::unexpected(cconf.error());
-  // End-of-partition events tell restore() that a partition is caught up,
-  // also when there is nothing to read.
-  for (const auto& [key, value] : {std::pair{"enable.auto.commit", "false"}, std::pair{"enable.partition.eof", "true"}}) {
-    if (auto ok = set_property(*cconf, key, value); !ok) {
-      rd_kafka_conf_destroy(*cconf);
-      return std::unexpected(ok.error());
-    }
-  }
-  auto consumer = make_client(*cconf, ClientRole::consumer);
-  if (!consumer) return std::unexpected(consumer.error());
-  impl->consumer = std::move(*consumer);
-  rd_kafka_t* rk = impl->consumer.get();
-
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, impl->topic.c_str(), nullptr);
-  auto err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-  rd_kafka_topic_destroy(rkt);
-  if (err) return fail(ErrorCode::unavailable, "changelog topic " + impl->topic + ": " + rd_kafka_err2str(err));
-  const bool found = md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0;
-  impl->partitions = found ? md->topics[0].partition_cnt : 0;
-  rd_kafka_metadata_destroy(md);
-  if (!found) {
-    return fail(ErrorCode::unavailable, "changelog topic " + impl->topic +
-                                            " does not exist (create it before the workers start: "
-                                            "create_changelog_topic, or the embedded broker's create_topic)");
-  }
-
-  const auto offsets = impl->store.load_offsets(impl->topic);
+  // A wiped store has no offsets: it restores from the beginning.
+  std::map<TopicPartition, std::int64_t> start_offsets;
+  for (const auto& [p, offset] : impl->store.load_offsets(impl->topic)) start_offsets[{impl->topic, p}] = offset;
+  // No consumer group: every worker reads every partition. End-of-partition
+  // markers tell restore() that a partition is caught up, also when there is
+  // nothing to read.
+  auto reader = PartitionReader::open(
+      kafka, bootstrap,
+      {.topics = {impl->topic},
+       .name = "changelog",
+       .missing_topic_hint =
+           "create it before the workers start: create_changelog_topic, or the embedded broker's create_topic",
+       .offsets = start_offsets,
+       .report_partition_ends = true,
+       .group_id = "cascade-state-applier"});
+  if (!reader) return std::unexpected(reader.error());
+  impl->reader = std::move(*reader);
+  impl->partitions = static_cast<int>(impl->reader->partitions().size());
   impl->next_offset.assign(impl->partitions, -1);
-  TopicPartitionList list(rd_kafka_topic_partition_list_new(impl->partitions));
-  for (int p = 0; p < impl->partitions; ++p) {
-    auto it = offsets.find(p);
-    // A wiped store has no offsets: it restores from the beginning.
-    const std::int64_t start = it == offsets.end() ? RD_KAFKA_OFFSET_BEGINNING : it->second;
-    if (it != offsets.end()) impl->next_offset[p] = it->second;
-    rd_kafka_topic_partition_list_add(list.get(), impl->topic.c_str(), p)->offset = start;
-  }
-  if ((err = rd_kafka_assign(rk, list.get()))) {
-    return fail(ErrorCode::unavailable, "changelog assign: " + std::string(rd_kafka_err2str(err)));
+  for (const auto& [tp, offset] : start_offsets) {
+    if (tp.partition < impl->partitions) impl->next_offset[tp.partition] = offset;
   }
   impl->store.attach(impl.get());
   impl->attached = true;
@@ -448,7 +380,7 @@ Result<RestoreReport> StateChangelog::restore(int timeout_ms) {
   // the queue, so they are applied by then; and seeking every partition to
   // its applied offset restarts its fetcher, so the EOF is reported anew for
   // the high watermark of a fetch made after the call began. (Asking the
-  // broker for watermarks, rd_kafka_query_watermark_offsets, does not honour
+  // broker for watermarks, PartitionReader::query_watermarks, does not honour
   // its timeout while a broker is unreachable; restore must give up on time.)
   {
     std::lock_guard lock(c.stats_mu);
@@ -494,10 +426,7 @@ std::uint64_t StateChangelog::request_catch_up() {
   const std::uint64_t ticket = impl_->catch_up_requested.fetch_add(1) + 1;
   // Wakes an applier waiting for records, so it rewinds now rather than
   // after its poll times out.
-  if (rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(impl_->consumer.get())) {
-    rd_kafka_queue_yield(queue);
-    rd_kafka_queue_destroy(queue);
-  }
+  impl_->reader->wake();
   return ticket;
 }
 
@@ -509,11 +438,11 @@ ChangelogLag StateChangelog::lag() const {
   lag.publish_failures = c.publish_failures.load();
   std::lock_guard lock(c.stats_mu);
   for (int p = 0; p < c.partitions; ++p) {
-    std::int64_t low = -1, high = -1;
     // Cached from fetch responses: no broker round trip.
-    if (rd_kafka_get_watermark_offsets(c.consumer.get(), c.topic.c_str(), p, &low, &high) || high < 0) continue;
-    const std::int64_t next = c.next_offset[p] >= 0 ? c.next_offset[p] : std::max<std::int64_t>(low, 0);
-    lag.messages_behind += std::max<std::int64_t>(0, high - next);
+    const auto marks = c.reader->cached_watermarks({c.topic, p});
+    if (!marks || marks->high < 0) continue;
+    const std::int64_t next = c.next_offset[p] >= 0 ? c.next_offset[p] : std::max<std::int64_t>(marks->low, 0);
+    lag.messages_behind += std::max<std::int64_t>(0, marks->high - next);
   }
   if (c.last_foreign_apply) lag.ms_since_foreign_apply = ms_since(*c.last_foreign_apply);
   lag.last_foreign_delay_ms = c.last_foreign_delay_ms;
@@ -525,18 +454,11 @@ ChangelogLag StateChangelog::lag() const {
 void StateChangelog::abandon_unsent() {
   Impl& c = *impl_;
   c.abandoned = true;
-  rd_kafka_purge(c.producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_poll(c.producer.get(), 0);
+  c.producer->purge();
 }
 
 Result<void> create_changelog_topic(const KafkaConfig& kafka, const std::string& bootstrap,
                                     const StateOptions& options, int timeout_ms) {
-  auto conf = make_client_conf(kafka, bootstrap, ClientRole::producer);
-  if (!conf) return std::unexpected(conf.error());
-  auto handle = make_client(*conf, ClientRole::producer);
-  if (!handle) return std::unexpected(handle.error());
-  rd_kafka_t* rk = handle->get();
-
   // Retention bounds the log only when every family expires; a record older
   // than the longest TTL holds an expired entry (or a purge older than every
   // entry it covers), so deleting it changes no replica.
@@ -547,40 +469,10 @@ Result<void> create_changelog_topic(const KafkaConfig& kafka, const std::string&
     if (ttl <= 0) all_expire = false;
     longest_ttl_s = std::max(longest_ttl_s, ttl);
   }
-  char err[512];
-  rd_kafka_NewTopic_t* topic =
-      rd_kafka_NewTopic_new(options.changelog_topic.c_str(), options.changelog_partitions, -1, err, sizeof err);
-  if (!topic) return fail(ErrorCode::invalid_request, "topic " + options.changelog_topic + ": " + err);
-  rd_kafka_NewTopic_set_config(topic, "cleanup.policy", all_expire ? "compact,delete" : "compact");
-  if (all_expire) {
-    rd_kafka_NewTopic_set_config(topic, "retention.ms", std::to_string(longest_ttl_s * 1000).c_str());
-  }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(admin, timeout_ms, err, sizeof err);
-  rd_kafka_CreateTopics(rk, &topic, 1, admin, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, timeout_ms + 5000);
-  Result<void> result;
-  if (!event) {
-    result = fail(ErrorCode::timeout, "CreateTopics " + options.changelog_topic + ": no answer from the cluster");
-  } else if (rd_kafka_event_error(event)) {
-    result = fail(ErrorCode::unavailable, std::string("CreateTopics: ") + rd_kafka_event_error_string(event));
-  } else {
-    std::size_t n = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &n);
-    for (std::size_t i = 0; i < n && result; ++i) {
-      const auto code = rd_kafka_topic_result_error(results[i]);
-      if (code && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        result = fail(ErrorCode::unavailable, "CreateTopics " + options.changelog_topic + ": " + rd_kafka_err2str(code));
-      }
-    }
-  }
-  if (event) rd_kafka_event_destroy(event);
-  rd_kafka_AdminOptions_destroy(admin);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy(topic);
-  return result;
+  TopicSpec topic{options.changelog_topic, options.changelog_partitions,
+                  {{"cleanup.policy", all_expire ? "compact,delete" : "compact"}}};
+  if (all_expire) topic.configs.emplace_back("retention.ms", std::to_string(longest_ttl_s * 1000));
+  return create_topics_admin(kafka, bootstrap, {topic}, timeout_ms);
 }
 
 Result<std::int64_t> publish_tenant_purge(const KafkaConfig& kafka, const std::string& bootstrap,

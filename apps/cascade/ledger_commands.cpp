@@ -37,19 +37,19 @@ std::string money(double usd) {
 // optionally the spend state (cascade.spend), read to their current ends.
 Result<std::unique_ptr<BudgetBook>> read_budget_book(const Config& config, bool with_spend) {
   auto book = std::make_unique<BudgetBook>(budgets_from_config(config));
-  auto on_record = [&](const rd_kafka_message_t& msg, bool budgets_topic) {
-    const std::string_view key(static_cast<const char*>(msg.key), msg.key_len);
+  auto on_record = [&](const KafkaRecord& record, bool budgets_topic) {
     std::optional<std::string_view> value;
-    if (msg.payload) value = std::string_view(static_cast<const char*>(msg.payload), msg.len);
-    auto ok = budgets_topic ? book->apply_budget_record(key, value) : book->apply_spend_record(key, value);
+    if (!record.tombstone()) value = record.payload();
+    auto ok = budgets_topic ? book->apply_budget_record(record.key(), value)
+                            : book->apply_spend_record(record.key(), value);
     if (!ok) spdlog::warn("skipping a record of {}: {}", budgets_topic ? "budgets" : "spend", ok.error().message);
   };
   auto read = read_topic_to_end(config.kafka, config.kafka.bootstrap, config.kafka.budgets_topic,
-                                [&](const rd_kafka_message_t& m) { on_record(m, true); });
+                                [&](const KafkaRecord& m) { on_record(m, true); });
   if (!read) return std::unexpected(read.error());
   if (with_spend) {
     read = read_topic_to_end(config.kafka, config.kafka.bootstrap, config.kafka.spend_topic,
-                             [&](const rd_kafka_message_t& m) { on_record(m, false); });
+                             [&](const KafkaRecord& m) { on_record(m, false); });
     if (!read) return std::unexpected(read.error());
   }
   return book;
@@ -122,10 +122,11 @@ int ledger_service(const Config& config) {
   QualityAggregator quality(metrics.registry().get());
   auto quality_follower = TopicFollower::open(
       config.kafka, kafka->bootstrap(), {config.kafka.quality_topic}, "quality",
-      [&quality](const rd_kafka_message_t& msg) {
-        if (!msg.payload) return;
-        if (auto ok = quality.apply(std::string_view(static_cast<const char*>(msg.payload), msg.len)); !ok)
-          spdlog::warn("ledger: skipping quality record {}/{}: {}", msg.partition, msg.offset, ok.error().message);
+      [&quality](const KafkaRecord& record) {
+        if (record.tombstone()) return;
+        if (auto ok = quality.apply(record.payload()); !ok)
+          spdlog::warn("ledger: skipping quality record {}/{}: {}", record.partition(), record.offset(),
+                       ok.error().message);
       });
   if (!quality_follower) return report_error(quality_follower.error());
   if (auto restored = (*quality_follower)->restore(); !restored) return report_error(restored.error());

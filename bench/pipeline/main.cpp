@@ -630,9 +630,8 @@ void print_json(const BenchOptions& o, std::size_t window, const RunFigures& f,
 void read_worker_timings(const Pipeline& p, const std::string& prefix, RunFigures& f) {
   std::vector<double> ttft, latency;
   auto read = read_topic_to_end(p.config.kafka, p.broker->bootstrap(), p.config.kafka.ledger_topic,
-                                [&](const rd_kafka_message_t& record) {
-                                  auto cost = parse_cost_event(
-                                      std::string_view(static_cast<const char*>(record.payload), record.len));
+                                [&](const KafkaRecord& record) {
+                                  auto cost = parse_cost_event(record.payload());
                                   if (!cost || !cost->id.starts_with(prefix)) return;
                                   ttft.push_back(cost->ttft_ms);
                                   latency.push_back(cost->latency_ms);

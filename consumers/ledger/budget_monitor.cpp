@@ -100,7 +100,7 @@ struct BudgetMonitor::Impl {
   BudgetMonitorOptions options;
   std::string spend_topic;
   std::string alerts_topic;
-  KafkaHandle producer;
+  std::unique_ptr<KafkaProducer> producer;
 
   std::mutex eval_mu;  // one evaluation at a time: a threshold is never fired twice
 
@@ -122,15 +122,15 @@ struct BudgetMonitor::Impl {
 
   std::int64_t now() const { return options.now_ms ? options.now_ms() : system_now_ms(); }
 
+  // `d` travels as the record's token and comes back in its delivery report.
   void produce(const std::string& topic, const std::string& key, const std::string& value, Delivery* d) {
-    auto err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                                 RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                                 RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
-    if (err) {
+    auto queued = producer->produce(
+        topic, {.key = key, .value = value, .token = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(d))});
+    if (!queued || *queued == KafkaProducer::Enqueued::queue_full) {
       // Not even queued: handled as a failed delivery.
-      spdlog::warn("ledger: cannot queue a record for {}: {}", topic, rd_kafka_err2str(err));
-      on_delivery(d, err);
+      const std::string error = queued ? "the producer's queue is full" : queued.error().message;
+      spdlog::warn("ledger: cannot queue a record for {}: {}", topic, error);
+      on_delivery(d, error);
     }
   }
 
@@ -158,19 +158,21 @@ struct BudgetMonitor::Impl {
     produce(alerts_topic, alert.tenant, alert.to_json(), new Delivery{Delivery::alert, alert.tenant, alert.scope, seq});
   }
 
-  // Delivery report (rd_kafka_poll on the publisher thread, or at once when not queued).
-  void on_delivery(Delivery* d, rd_kafka_resp_err_t err) {
+  // Delivery report (KafkaProducer::poll on the publisher thread, or at once
+  // when not queued). `error` is "" when delivered.
+  void on_delivery(Delivery* d, std::string_view error) {
     std::unique_ptr<Delivery> owned(d);
     if (!d) return;
+    const bool failed = !error.empty();
     if (d->kind == Delivery::spend) {
-      if (err) {
+      if (failed) {
         std::lock_guard lock(mu);
         dirty_spend.insert({d->tenant, d->scope});
       }
       return;
     }
     if (d->kind != Delivery::alert) return;
-    if (!err) {
+    if (!failed) {
       if (auto ok = store->remove_outbox(d->outbox_seq); !ok)
         spdlog::warn("ledger: alert outbox: {}", ok.error().message);
       if (metrics) metrics->count_alert_delivery("kafka", "delivered");
@@ -179,8 +181,7 @@ struct BudgetMonitor::Impl {
       cv.notify_all();
       return;
     }
-    spdlog::warn("ledger: alert for {} not delivered to {}: {}; retrying", d->tenant, alerts_topic,
-                 rd_kafka_err2str(err));
+    spdlog::warn("ledger: alert for {} not delivered to {}: {}; retrying", d->tenant, alerts_topic, error);
     if (metrics) metrics->count_alert_delivery("kafka", "retried");
     auto items = store->outbox();
     std::lock_guard lock(mu);
@@ -250,7 +251,7 @@ struct BudgetMonitor::Impl {
         std::unique_lock lock(mu);
         if (stopping) break;
       }
-      rd_kafka_poll(producer.get(), 50);
+      producer->poll(50);
       std::set<std::pair<std::string, std::string>> dirty;
       std::vector<std::pair<std::uint64_t, BudgetAlert>> retry;
       {
@@ -338,17 +339,12 @@ Result<std::unique_ptr<BudgetMonitor>> BudgetMonitor::start(const KafkaConfig& k
   m.spend_topic = kafka.spend_topic;
   m.alerts_topic = kafka.alerts_topic;
 
-  auto conf = make_client_conf(kafka, bootstrap, ClientRole::producer);
-  if (!conf) return std::unexpected(conf.error());
-  if (auto ok = set_property(*conf, "partitioner", "murmur2_random"); !ok) {
-    rd_kafka_conf_destroy(*conf);
-    return std::unexpected(ok.error());
-  }
-  rd_kafka_conf_set_opaque(*conf, &m);
-  rd_kafka_conf_set_dr_msg_cb(*conf, [](rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
-    static_cast<Impl*>(opaque)->on_delivery(static_cast<Delivery*>(msg->_private), msg->err);
-  });
-  auto producer = make_client(*conf, ClientRole::producer);
+  auto producer = KafkaProducer::create(
+      kafka, bootstrap,
+      {.java_partitioner = true, .on_delivery = [&m](const DeliveryReport& report) {
+         m.on_delivery(reinterpret_cast<Delivery*>(static_cast<std::uintptr_t>(report.token)),
+                       report.delivered ? std::string_view() : report.error);
+       }});
   if (!producer) return std::unexpected(producer.error());
   m.producer = std::move(*producer);
 
@@ -391,12 +387,12 @@ void BudgetMonitor::refresh_all() {
 bool BudgetMonitor::flush(int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    rd_kafka_flush(impl_->producer.get(), 50);
+    impl_->producer->flush(50);
     {
       std::lock_guard lock(impl_->mu);
       if (impl_->dirty_spend.empty() && impl_->kafka_retry.empty() && impl_->webhook_queue.empty() &&
           impl_->webhook_busy == 0 && impl_->kafka_alerts_pending == 0 &&
-          rd_kafka_outq_len(impl_->producer.get()) == 0)
+          impl_->producer->queued() == 0)
         return true;
     }
     if (Clock::now() > deadline) return false;
@@ -413,11 +409,10 @@ void BudgetMonitor::stop() {
   }
   if (impl_->publisher.joinable()) impl_->publisher.join();
   if (impl_->webhook.joinable()) impl_->webhook.join();
-  rd_kafka_flush(impl_->producer.get(), 5000);
+  impl_->producer->flush(5000);
   // Records still queued are dropped with their Delivery; their outbox
   // entries stay for the next run.
-  rd_kafka_purge(impl_->producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_poll(impl_->producer.get(), 0);
+  impl_->producer->purge();
 }
 
 std::uint64_t BudgetMonitor::alerts_fired() const { return impl_->fired.load(); }

@@ -165,9 +165,9 @@ LedgerConsumer::~LedgerConsumer() { stop(); }
 
 Result<std::uint64_t> read_ledger_topic(const KafkaConfig& config, const std::string& bootstrap,
                                         LedgerAggregator& aggregator) {
-  return read_topic_to_end(config, bootstrap, config.ledger_topic, [&](const rd_kafka_message_t& msg) {
-    if (!msg.payload) return;
-    auto event = parse_cost_event(std::string_view(static_cast<const char*>(msg.payload), msg.len));
+  return read_topic_to_end(config, bootstrap, config.ledger_topic, [&](const KafkaRecord& record) {
+    if (record.tombstone()) return;
+    auto event = parse_cost_event(record.payload());
     if (event) aggregator.apply(*event);
   });
 }

@@ -14,19 +14,9 @@ constexpr int kWaitMs = 20000;
 
 // Publishes records to cascade.spend as the ledger does.
 Result<void> publish_spend(const Config& config, const SpendRecord& record) {
-  auto conf = make_client_conf(config.kafka, config.kafka.bootstrap, ClientRole::producer);
-  if (!conf) return std::unexpected(conf.error());
-  auto producer = make_client(*conf, ClientRole::producer);
-  if (!producer) return std::unexpected(producer.error());
-  const std::string key = spend_record_key(record.tenant, record.scope, record.period);
-  const std::string value = encode_spend_record(record);
-  if (auto err = rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(config.kafka.spend_topic.c_str()),
-                                   RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                                   RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END))
-    return fail(ErrorCode::unavailable, rd_kafka_err2str(err));
-  if (rd_kafka_flush(producer->get(), 10000)) return fail(ErrorCode::timeout, "flush");
-  return {};
+  return produce_record_and_wait(config.kafka, config.kafka.bootstrap, config.kafka.spend_topic,
+                                 spend_record_key(record.tenant, record.scope, record.period),
+                                 encode_spend_record(record), 10000);
 }
 
 template <class Pred>

@@ -173,8 +173,8 @@ TEST_F(BudgetTest, CostEventsCarryThePriceVersionAndTheRequestsTags) {
   ASSERT_EQ(client_->replies().at(e.id).terminal->type, "final");
   ASSERT_TRUE(wait_ledger(1, std::chrono::seconds(30)));
   std::vector<nlohmann::json> costs;
-  auto read = read_topic_to_end(config_.kafka, bootstrap_, config_.kafka.ledger_topic, [&](const rd_kafka_message_t& m) {
-    costs.push_back(nlohmann::json::parse(std::string_view(static_cast<const char*>(m.payload), m.len)));
+  auto read = read_topic_to_end(config_.kafka, bootstrap_, config_.kafka.ledger_topic, [&](const KafkaRecord& m) {
+    costs.push_back(nlohmann::json::parse(m.payload()));
   });
   ASSERT_TRUE(read) << read.error().message;
   ASSERT_EQ(costs.size(), 1u);

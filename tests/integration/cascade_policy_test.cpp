@@ -136,8 +136,8 @@ class CascadePolicyTest : public PipelineTest {
 
   std::vector<QualityEvent> quality_events() {
     std::vector<QualityEvent> out;
-    auto n = read_topic_to_end(config_.kafka, bootstrap_, config_.kafka.quality_topic, [&](const rd_kafka_message_t& m) {
-      auto event = parse_quality_event(std::string_view(static_cast<const char*>(m.payload), m.len));
+    auto n = read_topic_to_end(config_.kafka, bootstrap_, config_.kafka.quality_topic, [&](const KafkaRecord& m) {
+      auto event = parse_quality_event(m.payload());
       EXPECT_TRUE(event) << (event ? "" : event.error().message);
       if (event) out.push_back(*event);
     });

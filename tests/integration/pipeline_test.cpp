@@ -235,9 +235,8 @@ TEST_F(PipelineTest, AProviderSlotWaitThatRunsOutFallsBackToTheNextModel) {
 std::vector<nlohmann::json> read_dead_letters(const Config& config) {
   std::vector<nlohmann::json> out;
   auto n = read_topic_to_end(config.kafka, config.kafka.bootstrap, config.kafka.dlq_topic,
-                             [&](const rd_kafka_message_t& m) {
-                               out.push_back(nlohmann::json::parse(
-                                   std::string_view(static_cast<const char*>(m.payload), m.len)));
+                             [&](const KafkaRecord& m) {
+                               out.push_back(nlohmann::json::parse(m.payload()));
                              });
   EXPECT_TRUE(n) << n.error().message;
   return out;

@@ -41,26 +41,14 @@ class RedeliveryTest : public PipelineTest {
   // Sum over the requests topic's partitions of the worker group's committed
   // offsets (uncommitted partitions count 0).
   std::int64_t committed_requests() {
-    auto conf = make_client_conf(config_.kafka, bootstrap_, ClientRole::consumer, config_.kafka.worker_group);
-    if (!conf) {
-      ADD_FAILURE() << conf.error().message;
-      return -1;
-    }
-    auto consumer = make_client(*conf, ClientRole::consumer);
-    if (!consumer) {
-      ADD_FAILURE() << consumer.error().message;
-      return -1;
-    }
-    TopicPartitionList list(rd_kafka_topic_partition_list_new(config_.kafka.partitions));
-    for (int p = 0; p < config_.kafka.partitions; ++p) {
-      rd_kafka_topic_partition_list_add(list.get(), config_.kafka.requests_topic.c_str(), p);
-    }
-    if (auto err = rd_kafka_committed(consumer->get(), list.get(), 10000)) {
-      ADD_FAILURE() << rd_kafka_err2str(err);
+    auto committed =
+        committed_offsets(config_.kafka, bootstrap_, config_.kafka.worker_group, config_.kafka.requests_topic);
+    if (!committed) {
+      ADD_FAILURE() << committed.error().message;
       return -1;
     }
     std::int64_t sum = 0;
-    for (int i = 0; i < list->cnt; ++i) sum += std::max<std::int64_t>(0, list->elems[i].offset);
+    for (const auto& [partition, offset] : *committed) sum += offset;
     return sum;
   }
 

@@ -81,11 +81,8 @@ TEST_F(CascadeClientTest, SendWritesThePromptToTheRequestsTopicKeyedByTenantWith
 
   std::vector<std::pair<std::string, nlohmann::json>> records;
   auto read = read_topic_to_end(config_, conn_.bootstrap(), config_.requests_topic,
-                                [&](const rd_kafka_message_t& m) {
-                                  records.emplace_back(
-                                      std::string(static_cast<const char*>(m.key), m.key_len),
-                                      nlohmann::json::parse(std::string_view(
-                                          static_cast<const char*>(m.payload), m.len)));
+                                [&](const KafkaRecord& m) {
+                                  records.emplace_back(m.key(), nlohmann::json::parse(m.payload()));
                                 });
   ASSERT_TRUE(read) << read.error().message;
   ASSERT_EQ(records.size(), 1u);

@@ -83,6 +83,15 @@ class GroupConsumerTest : public ::testing::Test {
     return out;
   }
 
+  // Reads `n` records and commits the offsets after them: (partition, next offset) in `next`.
+  void read_and_commit(GroupConsumer& consumer, std::size_t n, std::map<std::int32_t, std::int64_t>* next) {
+    std::vector<std::pair<std::int32_t, std::int64_t>> positions;
+    ASSERT_EQ(read(consumer, n, std::chrono::seconds(20), &positions).size(), n);
+    for (const auto& [p, offset] : positions) (*next)[p] = std::max((*next)[p], offset + 1);
+    consumer.store_offsets({next->begin(), next->end()});
+    ASSERT_TRUE(consumer.commit());
+  }
+
   KafkaConfig config_ = fast_config();
   std::unique_ptr<EmbeddedBroker> broker_;
   std::unique_ptr<EventProducer> producer_;
@@ -130,12 +139,8 @@ TEST_F(GroupConsumerTest, CommittedOffsetsAreWhereTheNextMemberOfTheGroupStarts)
     auto consumer = open(&listener);
     ASSERT_TRUE(consumer);
     produce(20);
-    std::vector<std::pair<std::int32_t, std::int64_t>> positions;
-    ASSERT_EQ(read(*consumer, 20, std::chrono::seconds(20), &positions).size(), 20u);
     std::map<std::int32_t, std::int64_t> next;
-    for (const auto& [p, offset] : positions) next[p] = std::max(next[p], offset + 1);
-    consumer->store_offsets({next.begin(), next.end()});
-    ASSERT_TRUE(consumer->commit());
+    ASSERT_NO_FATAL_FAILURE(read_and_commit(*consumer, 20, &next));
     consumer->close();
   }
   produce(5, 20);
@@ -161,6 +166,24 @@ TEST_F(GroupConsumerTest, APausedPartitionIsNotFetchedUntilResumed) {
   EXPECT_TRUE(read(*consumer, 1, std::chrono::milliseconds(800)).empty());
   consumer->resume({0, 1, 2, 3});
   EXPECT_EQ(read(*consumer, 10).size(), 10u);
+}
+
+TEST_F(GroupConsumerTest, CommittedOffsetsTellWhatTheGroupCommittedPerPartition) {
+  Listener listener;
+  auto consumer = open(&listener, "audited");
+  ASSERT_TRUE(consumer);
+  auto none = committed_offsets(config_, broker_->bootstrap(), "audited", "requests");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_TRUE(none->empty()) << "nothing committed yet";
+  produce(12);
+  std::map<std::int32_t, std::int64_t> next;
+  ASSERT_NO_FATAL_FAILURE(read_and_commit(*consumer, 12, &next));
+  auto committed = committed_offsets(config_, broker_->bootstrap(), "audited", "requests");
+  ASSERT_TRUE(committed) << committed.error().message;
+  EXPECT_EQ(*committed, next);
+  auto missing = committed_offsets(config_, broker_->bootstrap(), "audited", "nowhere");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::unavailable);
 }
 
 TEST_F(GroupConsumerTest, ASecondMemberTakesPartitionsAndTheFirstIsToldBeforeLosingThem) {
@@ -208,9 +231,8 @@ TEST(EventProducerBacklog, AFullQueueNeverBlocksAndEventsLeaveInOrder) {
   ASSERT_TRUE((*producer)->flush(20000));
   EXPECT_EQ((*producer)->backlog(), 0u);
   std::vector<std::string> read;
-  auto n = read_topic_to_end(config, (*broker)->bootstrap(), "t", [&](const rd_kafka_message_t& m) {
-    read.emplace_back(static_cast<const char*>(m.payload), m.len);
-  });
+  auto n = read_topic_to_end(config, (*broker)->bootstrap(), "t",
+                             [&](const KafkaRecord& m) { read.emplace_back(m.payload()); });
   ASSERT_TRUE(n) << n.error().message;
   ASSERT_EQ(read.size(), 200u);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(read[static_cast<std::size_t>(i)], std::to_string(i));

@@ -12,45 +12,21 @@
 #include <utility>
 #include <vector>
 
+#include "kafka/kafka_test_support.h"
+#include "kafka/native.h"  // the tests of librdkafka's configuration
 #include "producers/event_producer.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-
-// Mock broker latency equals fetch.wait.max.ms: keep it tiny.
-KafkaConfig fast_config() {
-  KafkaConfig c;
-  c.fetch_wait_max_ms = 5;
-  c.linger_ms = 1;
-  return c;
-}
-
-std::unique_ptr<EmbeddedBroker> start_broker() {
-  auto broker = EmbeddedBroker::start();
-  if (!broker) {
-    ADD_FAILURE() << "EmbeddedBroker::start: " << broker.error().message;
-    return nullptr;
-  }
-  return std::move(*broker);
-}
+using kafka_test::fast_config;
+using kafka_test::start_broker;
 
 // Partition count of `topic` as the brokers at `bootstrap` report it; -1 when unknown.
 int partition_count(const std::string& bootstrap, const std::string& topic) {
-  auto conf = make_client_conf(fast_config(), bootstrap, ClientRole::producer);
-  if (!conf) return -1;
-  auto client = make_client(*conf, ClientRole::producer);
-  if (!client) return -1;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(client->get(), topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  const auto err = rd_kafka_metadata(client->get(), 0, rkt, &md, 5000);
-  rd_kafka_topic_destroy(rkt);
-  if (err) return -1;
-  int count = -1;
-  if (md->topic_cnt == 1 && !md->topics[0].err) count = md->topics[0].partition_cnt;
-  rd_kafka_metadata_destroy(md);
-  return count;
+  auto reader = PartitionReader::open(fast_config(), bootstrap, {.topics = {topic}, .name = "test"});
+  return reader ? static_cast<int>((*reader)->partitions().size()) : -1;
 }
 
 std::string conf_value(rd_kafka_conf_t* conf, const char* key) {
@@ -84,10 +60,9 @@ std::multiset<std::pair<std::string, std::string>> read_all(const std::string& b
                                                             std::uint64_t* count = nullptr,
                                                             std::set<int>* partitions = nullptr) {
   std::multiset<std::pair<std::string, std::string>> out;
-  auto read = read_topic_to_end(fast_config(), bootstrap, topic, [&](const rd_kafka_message_t& m) {
-    out.emplace(std::string(static_cast<const char*>(m.key), m.key_len),
-                std::string(static_cast<const char*>(m.payload), m.len));
-    if (partitions) partitions->insert(m.partition);
+  auto read = read_topic_to_end(fast_config(), bootstrap, topic, [&](const KafkaRecord& m) {
+    out.emplace(m.key(), m.payload());
+    if (partitions) partitions->insert(m.partition());
   });
   if (!read) {
     ADD_FAILURE() << "read_topic_to_end: " << read.error().message;
@@ -257,7 +232,7 @@ TEST(ReadTopicToEnd, ReturnsZeroAtOnceOnAnEmptyTopic) {
   ASSERT_TRUE(broker->create_topic({"empty", 3}));
   int calls = 0;
   auto read = read_topic_to_end(fast_config(), broker->bootstrap(), "empty",
-                                [&](const rd_kafka_message_t&) { ++calls; });
+                                [&](const KafkaRecord&) { ++calls; });
   ASSERT_TRUE(read) << read.error().message;
   EXPECT_EQ(*read, 0u);
   EXPECT_EQ(calls, 0);
@@ -292,9 +267,9 @@ TEST(TopicFollower, RestoresEveryPartitionToItsEndThenFollowsNewRecords) {
   std::mutex mu;
   std::map<std::string, int> seen;  // topic -> records
   auto follower = TopicFollower::open(fast_config(), broker->bootstrap(), {"table-a", "table-b"}, "test",
-                                      [&](const rd_kafka_message_t& m) {
+                                      [&](const KafkaRecord& m) {
                                         std::lock_guard lock(mu);
-                                        seen[rd_kafka_topic_name(m.rkt)]++;
+                                        seen[std::string(m.topic())]++;
                                       });
   ASSERT_TRUE(follower) << follower.error().message;
   ASSERT_TRUE((*follower)->restore(30000));
@@ -324,7 +299,7 @@ TEST(TopicFollower, AMissingTopicIsUnavailableAndIsNotCreatedByAsking) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   auto follower = TopicFollower::open(fast_config(), broker->bootstrap(), {"nowhere"}, "test",
-                                      [](const rd_kafka_message_t&) {});
+                                      [](const KafkaRecord&) {});
   ASSERT_FALSE(follower);
   EXPECT_EQ(follower.error().code, ErrorCode::unavailable);
   EXPECT_THAT(follower.error().message, HasSubstr("nowhere"));
@@ -432,6 +407,15 @@ TEST(MakeClientConf, ConsumerStoresOffsetsOnlyExplicitly) {
   EXPECT_EQ(conf_value(*conf, "enable.auto.offset.store"), "false");
   EXPECT_EQ(conf_value(*conf, "auto.offset.reset"), "smallest");
   EXPECT_EQ(conf_value(*conf, "fetch.wait.max.ms"), "9");
+  rd_kafka_conf_destroy(*conf);
+}
+
+TEST(MakeClientConf, OverridesComeLastSoKafkaExtraCannotUndoThem) {
+  KafkaConfig c = fast_config();
+  c.extra = "enable.auto.commit=true";
+  auto conf = make_client_conf(c, "b:9092", ClientRole::consumer, "g", {{"enable.auto.commit", "false"}});
+  ASSERT_TRUE(conf) << conf.error().message;
+  EXPECT_EQ(conf_value(*conf, "enable.auto.commit"), "false");
   rd_kafka_conf_destroy(*conf);
 }
 

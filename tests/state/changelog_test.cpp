@@ -102,16 +102,11 @@ class StateChangelogTest : public ::testing::Test {
 
   // Raw records, for what a StateStore would never write itself.
   void produce_raw(const std::string& key, const std::string& value, int partition) {
-    auto conf = make_client_conf(kafka_, broker_->bootstrap(), ClientRole::producer);
-    ASSERT_TRUE(conf);
-    auto producer = make_client(*conf, ClientRole::producer);
-    ASSERT_TRUE(producer);
-    ASSERT_EQ(rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(kTopic), RD_KAFKA_V_PARTITION(partition),
-                                RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    ASSERT_EQ(rd_kafka_flush(producer->get(), kWaitMs), RD_KAFKA_RESP_ERR_NO_ERROR);
+    auto producer = KafkaProducer::create(kafka_, broker_->bootstrap());
+    ASSERT_TRUE(producer) << producer.error().message;
+    auto queued = (*producer)->produce(kTopic, {.key = key, .value = value, .partition = partition});
+    ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
+    ASSERT_TRUE((*producer)->flush(kWaitMs));
   }
 
   TempDir dir_;

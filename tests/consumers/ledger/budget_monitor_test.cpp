@@ -74,9 +74,8 @@ class BudgetMonitorTest : public ::testing::Test {
 
   std::vector<nlohmann::json> alerts_on_topic() const {
     std::vector<nlohmann::json> out;
-    auto read = read_topic_to_end(kafka_, kafka_.bootstrap, kafka_.alerts_topic, [&](const rd_kafka_message_t& m) {
-      out.push_back(nlohmann::json::parse(std::string_view(static_cast<const char*>(m.payload), m.len)));
-    });
+    auto read = read_topic_to_end(kafka_, kafka_.bootstrap, kafka_.alerts_topic,
+                                  [&](const KafkaRecord& m) { out.push_back(nlohmann::json::parse(m.payload())); });
     EXPECT_TRUE(read);
     return out;
   }
@@ -248,10 +247,8 @@ TEST_F(BudgetMonitorTest, SpendStateReachesWorkersWithinAFractionOfASecond) {
   ASSERT_TRUE(table);
   ASSERT_TRUE((*table)->restore(kWaitMs));
   ASSERT_TRUE((*table)->start());
-  auto conf = make_client_conf(kafka_, kafka_.bootstrap, ClientRole::producer);
-  ASSERT_TRUE(conf);
-  auto producer = make_client(*conf, ClientRole::producer);
-  ASSERT_TRUE(producer);
+  auto producer = KafkaProducer::create(kafka_, kafka_.bootstrap);
+  ASSERT_TRUE(producer) << producer.error().message;
 
   std::vector<double> delays_ms;
   double spent = 0;
@@ -260,12 +257,9 @@ TEST_F(BudgetMonitorTest, SpendStateReachesWorkersWithinAFractionOfASecond) {
                                        .ts_ms = now_ms()});
     const std::string value = make_cost_event(event);
     const auto sent = std::chrono::steady_clock::now();
-    ASSERT_EQ(rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(kafka_.ledger_topic.c_str()),
-                                RD_KAFKA_V_KEY(const_cast<char*>("acme"), 4),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_flush(producer->get(), 5000);
+    auto queued = (*producer)->produce(kafka_.ledger_topic, {.key = "acme", .value = value});
+    ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
+    (*producer)->flush(5000);
     spent += 0.5;
     // The first one includes the consumer group's join.
     ASSERT_TRUE(eventually([&] {

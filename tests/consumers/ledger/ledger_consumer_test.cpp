@@ -41,23 +41,18 @@ class LedgerConsumerTest : public ::testing::Test {
     // A consumer of the same group restarted within a test rejoins quickly.
     kafka_.extra = "session.timeout.ms=6000;heartbeat.interval.ms=500";
     ASSERT_TRUE(broker_->create_topics(cascade_topics(kafka_)));
-    auto conf = make_client_conf(kafka_, kafka_.bootstrap, ClientRole::producer);
-    ASSERT_TRUE(conf);
-    auto producer = make_client(*conf, ClientRole::producer);
-    ASSERT_TRUE(producer);
+    auto producer = KafkaProducer::create(kafka_, kafka_.bootstrap);
+    ASSERT_TRUE(producer) << producer.error().message;
     producer_ = std::move(*producer);
   }
 
   void produce(const std::vector<CostEvent>& events) {
     for (const auto& e : events) {
       const std::string value = make_cost_event(e);
-      ASSERT_EQ(rd_kafka_producev(producer_.get(), RD_KAFKA_V_TOPIC(kafka_.ledger_topic.c_str()),
-                                  RD_KAFKA_V_KEY(const_cast<char*>(e.tenant.data()), e.tenant.size()),
-                                  RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                RD_KAFKA_RESP_ERR_NO_ERROR);
+      auto queued = producer_->produce(kafka_.ledger_topic, {.key = e.tenant, .value = value});
+      ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
     }
-    ASSERT_EQ(rd_kafka_flush(producer_.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    ASSERT_TRUE(producer_->flush(10000));
   }
 
   std::unique_ptr<LedgerStore> open_store(const std::string& dir) {
@@ -91,7 +86,7 @@ class LedgerConsumerTest : public ::testing::Test {
 
   std::unique_ptr<EmbeddedBroker> broker_;
   KafkaConfig kafka_;
-  KafkaHandle producer_;
+  std::unique_ptr<KafkaProducer> producer_;
   TempDir dir_;
 };
 

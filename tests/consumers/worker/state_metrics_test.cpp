@@ -3,8 +3,6 @@
 // after writes through replicated stores on an embedded broker.
 #include <gtest/gtest.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include <chrono>
 #include <optional>
 #include <sstream>
@@ -78,17 +76,11 @@ class StateMetricsTest : public ::testing::Test {
   }
 
   void produce_malformed() {
-    auto conf = make_client_conf(kafka_, broker_->bootstrap(), ClientRole::producer);
-    ASSERT_TRUE(conf);
-    auto producer = make_client(*conf, ClientRole::producer);
-    ASSERT_TRUE(producer);
-    const std::string key = "future-family/key", value = "x";
-    ASSERT_EQ(rd_kafka_producev(producer->get(), RD_KAFKA_V_TOPIC(kTopic), RD_KAFKA_V_PARTITION(0),
-                                RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    ASSERT_EQ(rd_kafka_flush(producer->get(), kWaitMs), RD_KAFKA_RESP_ERR_NO_ERROR);
+    auto producer = KafkaProducer::create(kafka_, broker_->bootstrap());
+    ASSERT_TRUE(producer) << producer.error().message;
+    auto queued = (*producer)->produce(kTopic, {.key = "future-family/key", .value = "x", .partition = 0});
+    ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
+    ASSERT_TRUE((*producer)->flush(kWaitMs));
   }
 
   TempDir dir_;

@@ -26,7 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/result.h"
 
 namespace cascade {

@@ -1,7 +1,7 @@
 // The semantic cache options of a configuration (config/cascade.yaml:
 // cache.semantic and tenants.<name>.semantic_*).
 #include "cache/semantic.h"
-#include "core/config.h"
+#include "config/config.h"
 
 namespace cascade {
 namespace {

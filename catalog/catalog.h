@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/config.h"
+#include "catalog/catalog_config.h"
 #include "core/result.h"
 #include "events/events.h"
 
@@ -96,6 +96,9 @@ class ModelCatalog {
   std::size_t baseline_index_ = 0;
   std::string price_version_;
 };
+
+// The compiled-in config/models.yaml.
+std::string_view default_models_yaml();
 
 // USD for the given usage: cached input tokens at the cached price, cache
 // writes at the cache-write price, the rest of the input at the input price,

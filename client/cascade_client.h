@@ -12,7 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/config.h"
+#include "kafka/kafka_config.h"
 #include "core/result.h"
 #include "events/events.h"
 #include "kafka/kafka.h"

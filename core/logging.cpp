@@ -20,4 +20,11 @@ std::string redact(std::string_view secret) {
   return std::string(secret.substr(0, 4)) + "...(redacted)";
 }
 
+Result<LogConfig> read_log_config(ConfigReader& r) {
+  LogConfig c;
+  r.read(r.root()["log"], "level", c.level, "log");
+  if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
+  return c;
+}
+
 }  // namespace cascade

@@ -6,7 +6,16 @@
 #include <string>
 #include <string_view>
 
+#include "core/config_reader.h"
+#include "core/result.h"
+
 namespace cascade {
+
+// log.* of cascade.yaml.
+struct LogConfig {
+  std::string level = "info";
+};
+[[nodiscard]] Result<LogConfig> read_log_config(ConfigReader& reader);
 
 // Sets the global level ("trace".."error") and a key=value friendly pattern.
 void init_logging(std::string_view level);

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/config.h"
+#include "core/config_reader.h"
 #include "core/result.h"
 
 namespace cascade {

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/config.h"
+#include "kafka/kafka_config.h"
 #include "core/result.h"
 
 // Opaque to users: a KafkaRecord owns one message.

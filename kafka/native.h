@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/config.h"
+#include "kafka/kafka_config.h"
 #include "core/result.h"
 #include "kafka/kafka.h"
 

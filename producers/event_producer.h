@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/config.h"
+#include "kafka/kafka_config.h"
 #include "core/result.h"
 #include "kafka/kafka.h"
 

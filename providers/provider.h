@@ -12,7 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/config.h"
+#include "core/config_reader.h"
+#include "providers/provider_config.h"
 #include "core/result.h"
 #include "events/events.h"
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/config.h"
+#include "resilience/resilience_config.h"
 #include "core/result.h"
 
 namespace cascade {

@@ -74,7 +74,7 @@ Result<RouteRequirements> route_requirements(const PromptEvent& event, const Rou
     needs.input_tokens = static_cast<std::int64_t>((text_bytes + 3) / 4);
     needs.input_estimated = true;
   }
-  const int fallback_max = context.default_max_tokens > 0 ? context.default_max_tokens : LimitsConfig{}.default_max_tokens;
+  const int fallback_max = context.default_max_tokens > 0 ? context.default_max_tokens : RouteContext::kBuiltinDefaultMaxTokens;
   needs.max_tokens = event.max_tokens.value_or(fallback_max);
   needs.max_tokens_explicit = event.max_tokens.has_value();
 

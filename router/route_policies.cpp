@@ -143,24 +143,19 @@ bool CompiledRule::matches(const PromptEvent& event) const {
 
 Result<std::shared_ptr<const RoutePolicies>> RoutePolicies::compile(const RouterConfig& config,
                                                                    const ModelCatalog& catalog) {
+  // What the file alone decides is checked in one place (a configuration
+  // built in code has not been through read_router_config); what is left
+  // here needs the catalog or PCRE2.
+  if (auto ok = validate_route_policy_config(config); !ok) return std::unexpected(ok.error());
   auto out = std::make_shared<RoutePolicies>();
   out->policies_.emplace("default", CompiledPolicy{"default", std::nullopt, std::nullopt, std::nullopt, std::nullopt});
   for (const auto& [name, policy] : config.policies) {
     CompiledPolicy compiled{name, std::nullopt, policy.thresholds, policy.probability, policy.cost_aware};
-    if (!policy.preference.empty()) {
-      compiled.preference = preference_named(policy.preference);
-      if (!compiled.preference)
-        return fail(ErrorCode::invalid_request, "router.policies." + name + ".preference: '" + policy.preference +
-                                                    "' is not one of cost|balanced|quality|speed");
-    }
+    if (!policy.preference.empty()) compiled.preference = preference_named(policy.preference);
     out->policies_.insert_or_assign(name, std::move(compiled));
   }
-  auto policy_named = [&](const std::string& name, const std::string& key) -> Result<const CompiledPolicy*> {
-    const auto it = out->policies_.find(name);
-    if (it == out->policies_.end())
-      return fail(ErrorCode::invalid_request, key + ": '" + name + "' is not in router.policies");
-    return &it->second;
-  };
+  // Every name is known: validate_router_config checked it.
+  auto policy_named = [&](const std::string& name) { return &out->policies_.at(name); };
 
   for (std::size_t i = 0; i < config.rules.size(); ++i) {
     const RouteRuleConfig& rule = config.rules[i];
@@ -181,29 +176,15 @@ Result<std::shared_ptr<const RoutePolicies>> RoutePolicies::compile(const Router
       if (compiled.model == nullptr)
         return fail(ErrorCode::invalid_request, key + ".model: '" + rule.model + "' is not in the model catalog");
     }
-    if (!rule.tier.empty()) {
-      compiled.tier = parse_tier(rule.tier);
-      if (!compiled.tier)
-        return fail(ErrorCode::invalid_request, key + ".tier: '" + rule.tier + "' is not one of small|medium|large");
-    }
-    if (!rule.policy.empty()) {
-      auto policy = policy_named(rule.policy, key + ".policy");
-      if (!policy) return std::unexpected(policy.error());
-      compiled.policy = *policy;
-    }
+    if (!rule.tier.empty()) compiled.tier = parse_tier(rule.tier);
+    if (!rule.policy.empty()) compiled.policy = policy_named(rule.policy);
     out->rules_.push_back(std::move(compiled));
   }
 
   const RouteExperimentConfig& experiment = config.experiment;
   if (!experiment.name.empty()) {
-    if (experiment.policies.size() != 2)
-      return fail(ErrorCode::invalid_request, "router.experiment.policies: must name exactly two policies");
-    if (!(experiment.split >= 0 && experiment.split <= 1))
-      return fail(ErrorCode::invalid_request, "router.experiment.split: must be within 0..1");
     for (std::size_t arm = 0; arm < 2; ++arm) {
-      auto policy = policy_named(experiment.policies[arm], "router.experiment.policies");
-      if (!policy) return std::unexpected(policy.error());
-      out->arms_[arm] = *policy;
+      out->arms_[arm] = policy_named(experiment.policies[arm]);
       out->arm_labels_[arm] = experiment.name + ":" + experiment.policies[arm];
     }
     out->experiment_active_ = true;

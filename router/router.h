@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "catalog/catalog.h"
-#include "core/config.h"
+#include "router/router_config.h"
 #include "core/result.h"
 #include "events/events.h"
 
@@ -136,8 +136,9 @@ struct RouteContext {
   // estimates bytes/4 of the messages' text (and of `tools`).
   std::int64_t input_tokens = 0;
   // limits.default_max_tokens, for requests without max_tokens; 0 = its
-  // built-in default (1024).
+  // built-in default, kBuiltinDefaultMaxTokens.
   int default_max_tokens = 0;
+  static constexpr int kBuiltinDefaultMaxTokens = 1024;  // as config/cascade.yaml's limits.default_max_tokens
   // Fill RouteDecision::constraints and the whole RouteDecision::skipped list
   // (cascade route --explain); off on the hot path.
   bool explain = false;

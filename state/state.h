@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/config.h"
+#include "kafka/kafka_config.h"
 #include "core/result.h"
 
 namespace cascade {

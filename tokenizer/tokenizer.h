@@ -17,7 +17,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "core/config.h"
+#include "tokenizer/tokenizer_config.h"
 #include "core/result.h"
 
 namespace cascade {

@@ -25,7 +25,7 @@
 #include "consumers/worker/worker_state.h"
 #include "budgets/budgets.h"
 #include "tokenizer/tokenizer.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/logging.h"
 #include "kafka/kafka.h"
 #include "router/router.h"

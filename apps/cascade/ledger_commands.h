@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "apps/cascade/commands.h"
-#include "core/config.h"
+#include "config/config.h"
 
 namespace cascade::cli {
 

@@ -13,7 +13,7 @@
 
 #include "apps/cascade/commands.h"
 #include "catalog/catalog.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "router/tools/evaluation.h"
 #include "router/router.h"
 #include "tokenizer/tokenizer.h"

@@ -36,7 +36,7 @@
 #include "catalog/catalog.h"
 #include "client/cascade_client.h"
 #include "consumers/worker/worker.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/logging.h"
 #include "kafka/kafka.h"
 #include "router/router.h"

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "budgets/budgets.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/result.h"
 #include "events/events.h"
 

@@ -30,7 +30,7 @@
 
 #include "cache/semantic.h"
 #include "catalog/catalog.h"
-#include "core/config.h"
+#include "cache/cache_config.h"
 #include "embeddings/embeddings.h"
 #include "events/events.h"
 #include "state/state.h"

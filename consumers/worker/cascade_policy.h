@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "catalog/catalog.h"
-#include "core/config.h"
+#include "router/router_config.h"
 #include "events/events.h"
 
 namespace cascade {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "consumers/worker/request.h"
-#include "core/config.h"
+#include "kafka/kafka_config.h"
 #include "producers/event_producer.h"
 
 namespace cascade {

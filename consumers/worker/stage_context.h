@@ -15,7 +15,7 @@
 #include "consumers/worker/request_host.h"
 #include "consumers/worker/worker.h"
 #include "consumers/worker/worker_metrics.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "router/router.h"
 #include "tokenizer/tokenizer.h"
 

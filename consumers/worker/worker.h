@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "catalog/catalog.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/result.h"
 #include "consumers/worker/answer_cache.h"
 #include "consumers/worker/worker_metrics.h"

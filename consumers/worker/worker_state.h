@@ -11,7 +11,7 @@
 #include "cache/semantic.h"
 #include "catalog/catalog.h"
 #include "consumers/worker/answer_cache.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/result.h"
 #include "embeddings/embeddings.h"
 #include "state/state.h"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cache/semantic.h"
-#include "core/config.h"
+#include "config/config.h"
 
 namespace cascade {
 namespace {

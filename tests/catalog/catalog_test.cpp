@@ -1,4 +1,5 @@
 #include "catalog/catalog.h"
+#include "config/config.h"
 
 #include <gtest/gtest.h>
 

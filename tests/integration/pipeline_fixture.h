@@ -18,7 +18,7 @@
 #include "consumers/ledger/ledger.h"
 #include "consumers/worker/worker.h"
 #include "consumers/worker/worker_state.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "kafka/kafka.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"

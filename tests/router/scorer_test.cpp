@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "router/tools/evaluation.h"
+#include "config/config.h"
 #include "router/router.h"
 
 namespace cascade {

@@ -20,7 +20,7 @@
 #include "consumers/worker/request_lifecycle.h"
 #include "consumers/worker/stage_context.h"
 #include "consumers/worker/worker.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "events/events.h"
 #include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "core/config.h"
+#include "config/config.h"
 
 namespace cascade {
 namespace {

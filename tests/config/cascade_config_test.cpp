@@ -9,7 +9,7 @@
 
 #include <unistd.h>
 
-#include "core/config.h"
+#include "config/config.h"
 
 namespace cascade {
 namespace {

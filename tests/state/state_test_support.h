@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the state tests: temporary directories and a clock tests move.
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -9,7 +10,6 @@
 
 #include <stdlib.h>
 
-#include "state/state.h"
 
 namespace cascade::testing_state {
 

@@ -3,6 +3,8 @@
 #   make test   installs what is missing, builds, runs every test
 BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
+# Warnings are errors (what CI checks); WERROR=OFF for a compiler newer than Debian 12's.
+WERROR ?= ON
 JOBS ?= $(shell nproc)
 
 # Debian 12 packages only; nothing is built from source. chromium is for the
@@ -24,7 +26,7 @@ deps:
 	fi
 
 configure: deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCASCADE_WERROR=$(WERROR)
 
 build: configure
 	cmake --build $(BUILD) -j$(JOBS)

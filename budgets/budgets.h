@@ -80,9 +80,9 @@ std::vector<Budget> budgets_from_config(const Config& config);
 // value removes the run-time budget, and the configured one applies again).
 std::string budget_record_key(std::string_view tenant, std::string_view scope);
 std::string encode_budget_record(const Budget& budget, std::int64_t ts_ms);
-Result<Budget> decode_budget_record(std::string_view value);
+[[nodiscard]] Result<Budget> decode_budget_record(std::string_view value);
 // The tenant and scope of a key.
-Result<std::pair<std::string, std::string>> decode_budget_key(std::string_view key);
+[[nodiscard]] Result<std::pair<std::string, std::string>> decode_budget_key(std::string_view key);
 
 // ---- spend state -----------------------------------------------------------
 
@@ -101,7 +101,7 @@ struct SpendRecord {
 // latest period's figure.
 std::string spend_record_key(std::string_view tenant, std::string_view scope, BudgetPeriod period);
 std::string encode_spend_record(const SpendRecord& record);
-Result<SpendRecord> decode_spend_record(std::string_view value);
+[[nodiscard]] Result<SpendRecord> decode_spend_record(std::string_view value);
 // The ledger's liveness record on cascade.spend, so readers know how fresh
 // the spend state is even when nothing is being spent.
 inline constexpr std::string_view kSpendHeartbeatKey = "__ledger_heartbeat__";
@@ -200,8 +200,8 @@ class BudgetBook {
   explicit BudgetBook(std::vector<Budget> configured = {});
 
   // Applies one record of cascade.budgets / cascade.spend (value nullopt = tombstone).
-  Result<void> apply_budget_record(std::string_view key, const std::optional<std::string_view>& value);
-  Result<void> apply_spend_record(std::string_view key, const std::optional<std::string_view>& value);
+  [[nodiscard]] Result<void> apply_budget_record(std::string_view key, const std::optional<std::string_view>& value);
+  [[nodiscard]] Result<void> apply_spend_record(std::string_view key, const std::optional<std::string_view>& value);
   void set_runtime_budget(const Budget& budget);
   void remove_runtime_budget(std::string_view tenant, std::string_view scope);
   void set_spend(const SpendRecord& record);
@@ -249,13 +249,13 @@ class BudgetBook {
 class BudgetTable {
  public:
   // The configured budgets come from config.budgets; the topics from config.kafka.
-  static Result<std::unique_ptr<BudgetTable>> open(const Config& config, const std::string& bootstrap);
+  [[nodiscard]] static Result<std::unique_ptr<BudgetTable>> open(const Config& config, const std::string& bootstrap);
   ~BudgetTable();
 
   // Reads both topics up to their ends (call before start()). Returns the records applied.
-  Result<std::uint64_t> restore(int timeout_ms = 30000);
+  [[nodiscard]] Result<std::uint64_t> restore(int timeout_ms = 30000);
   // Follows the topics on a thread of its own until stop().
-  Result<void> start();
+  [[nodiscard]] Result<void> start();
   void stop();
 
   BudgetDecision check(std::string_view tenant, std::string_view model, std::span<const std::string> tags,
@@ -278,9 +278,9 @@ class BudgetTable {
 
 // Publishes a run-time budget to cascade.budgets and waits for the broker's
 // acknowledgement (`cascade budget set`); remove = a tombstone.
-Result<void> publish_budget(const KafkaConfig& kafka, const std::string& bootstrap, const Budget& budget,
+[[nodiscard]] Result<void> publish_budget(const KafkaConfig& kafka, const std::string& bootstrap, const Budget& budget,
                             int timeout_ms = 30000);
-Result<void> publish_budget_removal(const KafkaConfig& kafka, const std::string& bootstrap,
+[[nodiscard]] Result<void> publish_budget_removal(const KafkaConfig& kafka, const std::string& bootstrap,
                                     std::string_view tenant, std::string_view scope, int timeout_ms = 30000);
 
 }  // namespace cascade

@@ -69,7 +69,7 @@ class SemanticIndex {
   // Adds (or replaces) entry_id's vector. The vector must be unit length and
   // of the index's dimension; errors are invalid_request (bad vector) or
   // internal (out of memory).
-  Result<void> add(std::string_view tenant, std::uint64_t entry_id, std::span<const float> vector);
+  [[nodiscard]] Result<void> add(std::string_view tenant, std::uint64_t entry_id, std::span<const float> vector);
   // True if the entry was present.
   bool remove(std::string_view tenant, std::uint64_t entry_id);
   // Up to k live entries of `tenant`, most similar first. Empty for a tenant
@@ -80,7 +80,7 @@ class SemanticIndex {
   std::size_t deleted(std::string_view tenant) const;  // tombstones left by remove()
   // Rebuilds the tenant's index without its tombstones. O(n log n): run it
   // off the hot path (e.g. when deleted() exceeds size()).
-  Result<void> compact(std::string_view tenant);
+  [[nodiscard]] Result<void> compact(std::string_view tenant);
   // Bytes held by all tenants' indexes (vectors, graph, label map, locks).
   std::size_t memory_bytes() const;
   // Changes every tenant's search candidate list (waits for running searches).
@@ -148,7 +148,7 @@ struct VerifierOptions {
 // Sets one verifier option by its name above ("numbers", "max_order_inversions",
 // ...) from text ("true"/"false", an integer): for configuration loaders
 // (cache.semantic.*.verifier.<name>) and `cascade cache-eval --verifier`.
-Result<void> set_verifier_option(VerifierOptions& options, std::string_view name, std::string_view value);
+[[nodiscard]] Result<void> set_verifier_option(VerifierOptions& options, std::string_view name, std::string_view value);
 
 struct Verdict {
   bool accepted = true;
@@ -198,7 +198,7 @@ struct Config;
 // semantic_verify and semantic_verifier for that tenant. Every verifier rule
 // goes through set_verifier_option; an unknown rule or a bad value is an
 // invalid_request error naming the key ("tenants.acme.semantic_verifier.persons").
-Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config);
+[[nodiscard]] Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config);
 
 // A candidate the lookup considered, best first.
 struct SemanticCandidate {
@@ -223,15 +223,15 @@ class SemanticMatcher {
   ~SemanticMatcher();
 
   // Embeds and stores the prompt under entry_id.
-  Result<void> insert(std::string_view tenant, std::uint64_t entry_id, std::string_view prompt);
+  [[nodiscard]] Result<void> insert(std::string_view tenant, std::uint64_t entry_id, std::string_view prompt);
   // Same with a vector embedded elsewhere (an event loop embedding over its
   // own curl multi handle); `vector` must come from this matcher's embedder
   // applied to normalize_text(prompt).
-  Result<void> insert_embedded(std::string_view tenant, std::uint64_t entry_id, std::string_view prompt,
+  [[nodiscard]] Result<void> insert_embedded(std::string_view tenant, std::uint64_t entry_id, std::string_view prompt,
                                std::span<const float> vector);
   bool remove(std::string_view tenant, std::uint64_t entry_id);
 
-  Result<SemanticLookup> lookup(std::string_view tenant, std::string_view prompt) const;
+  [[nodiscard]] Result<SemanticLookup> lookup(std::string_view tenant, std::string_view prompt) const;
   SemanticLookup lookup_embedded(std::string_view tenant, std::string_view prompt,
                                  std::span<const float> vector) const;
   // Same, searching the index namespace `space` (entries inserted under it)

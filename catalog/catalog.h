@@ -75,10 +75,10 @@ struct ModelInfo {
 class ModelCatalog {
  public:
   // Parses the catalog YAML (see config/models.yaml for the format).
-  static Result<ModelCatalog> from_yaml(std::string_view yaml_text);
+  [[nodiscard]] static Result<ModelCatalog> from_yaml(std::string_view yaml_text);
   // Loads catalog.file, or the built-in copy when it is empty; checks that
   // catalog.baseline_model exists.
-  static Result<ModelCatalog> load(const CatalogConfig& config);
+  [[nodiscard]] static Result<ModelCatalog> load(const CatalogConfig& config);
 
   // Any model, legacy versions included.
   const ModelInfo* find(std::string_view id) const;

@@ -23,7 +23,7 @@ namespace cascade {
 // Reads a reply topic from its current end (events produced after open()).
 class ReplyReader {
  public:
-  static Result<std::unique_ptr<ReplyReader>> open(const KafkaConfig& config, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<ReplyReader>> open(const KafkaConfig& config, const std::string& bootstrap,
                                                    const std::string& topic);
   // Waits up to timeout_ms for reply events; returns what arrived (maybe none).
   std::vector<ReplyEvent> poll(int timeout_ms);
@@ -47,13 +47,13 @@ struct CollectedReply {
 
 class CascadeClient {
  public:
-  static Result<std::unique_ptr<CascadeClient>> open(const KafkaConfig& config, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<CascadeClient>> open(const KafkaConfig& config, const std::string& bootstrap,
                                                      const std::string& reply_topic);
   // Sends a prompt event (reply_to is set to this client's reply topic when empty).
-  Result<void> send(PromptEvent event);
+  [[nodiscard]] Result<void> send(PromptEvent event);
   // Sends raw bytes as a prompt event (tests of bad input); replies to
   // `expect_id`, if given, are collected like those of send().
-  Result<void> send_raw(const std::string& key, const std::string& payload, const std::string& expect_id = "");
+  [[nodiscard]] Result<void> send_raw(const std::string& key, const std::string& payload, const std::string& expect_id = "");
   bool flush(int timeout_ms);
 
   // Reads replies for up to timeout_ms; calls on_event for each of our events.

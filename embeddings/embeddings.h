@@ -74,7 +74,7 @@ class Embedder {
   virtual const std::string& tag() const = 0;
   // One unit-length vector per text, in order. Texts are embedded as given
   // (callers pass normalize_text() output; CachedEmbedder does it itself).
-  virtual Result<std::vector<Embedding>> embed(std::span<const std::string> texts) = 0;
+  [[nodiscard]] virtual Result<std::vector<Embedding>> embed(std::span<const std::string> texts) = 0;
 };
 
 // ------------------------------------------------------- BuiltinEmbedder ----
@@ -102,7 +102,7 @@ class BuiltinEmbedder final : public Embedder {
 
   std::size_t dimension() const override { return options_.dimension; }
   const std::string& tag() const override { return tag_; }
-  Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
+  [[nodiscard]] Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
 
   // The allocation-free core: writes the unit vector of `text` into `out`
   // (size dimension()). An empty text yields the zero vector.
@@ -137,7 +137,7 @@ EmbeddingsHttpRequest build_embeddings_request(std::string_view base_url, std::s
 // the status and the server's error message: 408/504 timeout, others
 // provider_error (429 included; http_status and retry_after_ms tell a retry
 // policy what it needs). `secret` is scrubbed from any quoted server text.
-Result<std::vector<Embedding>> parse_embeddings_response(long http_status, std::string_view body,
+[[nodiscard]] Result<std::vector<Embedding>> parse_embeddings_response(long http_status, std::string_view body,
                                                          std::size_t expected_count,
                                                          std::size_t expected_dimension = 0,
                                                          std::string_view secret = {});
@@ -159,17 +159,17 @@ class OpenAiEmbedder final : public Embedder {
  public:
   // Reads the key from `env` (a named but absent variable is an error) and,
   // when options.dimension is 0, embeds one probe text to learn it.
-  static Result<std::unique_ptr<OpenAiEmbedder>> create(OpenAiEmbedderOptions options,
+  [[nodiscard]] static Result<std::unique_ptr<OpenAiEmbedder>> create(OpenAiEmbedderOptions options,
                                                         const EnvLookup& env = process_env());
   ~OpenAiEmbedder() override;
 
   std::size_t dimension() const override { return options_.dimension; }
   const std::string& tag() const override { return tag_; }
-  Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
+  [[nodiscard]] Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
 
  private:
   OpenAiEmbedder(OpenAiEmbedderOptions options, std::string api_key);
-  Result<std::vector<Embedding>> post(std::span<const std::string> texts, std::size_t expected_dimension);
+  [[nodiscard]] Result<std::vector<Embedding>> post(std::span<const std::string> texts, std::size_t expected_dimension);
   void set_tag();
 
   OpenAiEmbedderOptions options_;
@@ -194,7 +194,7 @@ class AsyncOpenAiEmbedder final : public Embedder {
   // Reads the key from `env` (a named but absent variable is an error). No
   // I/O: with options.dimension 0 the dimension is learned from the first
   // answer, and every later answer must have it.
-  static Result<std::unique_ptr<AsyncOpenAiEmbedder>> create(OpenAiEmbedderOptions options,
+  [[nodiscard]] static Result<std::unique_ptr<AsyncOpenAiEmbedder>> create(OpenAiEmbedderOptions options,
                                                              const EnvLookup& env = process_env());
 
   // 0 until known.
@@ -210,18 +210,18 @@ class AsyncOpenAiEmbedder final : public Embedder {
   // request_timeout_ms passed (timeout), a malformed answer or one of another
   // dimension (provider_error). http.cancel(returned id) ends the call
   // without calling `done`. Fails (and never calls `done`) on empty `texts`.
-  Result<std::uint64_t> start(HttpClient& http, std::vector<std::string> texts, Callback done);
+  [[nodiscard]] Result<std::uint64_t> start(HttpClient& http, std::vector<std::string> texts, Callback done);
 
   // Blocking, over an HttpClient of its own, max_batch texts per request: for
   // tools and tests. The worker calls start() instead.
-  Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
+  [[nodiscard]] Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
 
  private:
   struct Call;  // one transfer's HttpResponseHandler
   AsyncOpenAiEmbedder(OpenAiEmbedderOptions options, std::string api_key);
   // The vectors of one finished response: parsed, checked against the
   // dimension (learning it when still 0).
-  Result<std::vector<Embedding>> finish(long http_status, std::string_view body, std::size_t count);
+  [[nodiscard]] Result<std::vector<Embedding>> finish(long http_status, std::string_view body, std::size_t count);
   // Fixes the dimension if it is still unknown; true when it is `dimension`.
   bool learn_dimension(std::size_t dimension);
 
@@ -242,7 +242,7 @@ class EmbeddingCache {
   virtual ~EmbeddingCache() = default;
   // nullopt when absent (or unreadable: the text is then simply embedded again).
   virtual std::optional<Embedding> get(const ContentHash& key) = 0;
-  virtual Result<void> put(const ContentHash& key, std::span<const float> vector) = 0;
+  [[nodiscard]] virtual Result<void> put(const ContentHash& key, std::span<const float> vector) = 0;
 };
 
 // Bounded map; when full, the oldest entry is evicted. Thread-safe (one mutex).
@@ -251,7 +251,7 @@ class InMemoryEmbeddingCache final : public EmbeddingCache {
   explicit InMemoryEmbeddingCache(std::size_t max_entries = 1'000'000);
   ~InMemoryEmbeddingCache() override;
   std::optional<Embedding> get(const ContentHash& key) override;
-  Result<void> put(const ContentHash& key, std::span<const float> vector) override;
+  [[nodiscard]] Result<void> put(const ContentHash& key, std::span<const float> vector) override;
   std::size_t size() const;
 
  private:
@@ -275,7 +275,7 @@ class CachedEmbedder final : public Embedder {
 
   std::size_t dimension() const override { return inner_.dimension(); }
   const std::string& tag() const override { return inner_.tag(); }
-  Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
+  [[nodiscard]] Result<std::vector<Embedding>> embed(std::span<const std::string> texts) override;
   const CachedEmbedderStats& stats() const { return stats_; }
 
  private:

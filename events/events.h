@@ -119,7 +119,7 @@ struct FinalReply {
 };
 nlohmann::json to_json(const FinalReply& final);
 std::string make_final_event(const FinalReply& final);
-Result<FinalReply> parse_final_event(std::string_view payload);
+[[nodiscard]] Result<FinalReply> parse_final_event(std::string_view payload);
 
 std::string make_error_event(std::string_view id, std::int64_t seq, const Error& error);
 
@@ -151,7 +151,7 @@ struct CostEvent {
   std::string policy;
 };
 std::string make_cost_event(const CostEvent& cost);
-Result<CostEvent> parse_cost_event(std::string_view payload);
+[[nodiscard]] Result<CostEvent> parse_cost_event(std::string_view payload);
 
 // Dead-letter record on cascade.dlq: the reason and the original event.
 struct DeadLetter {
@@ -172,7 +172,7 @@ struct ReplyEvent {
   std::int64_t seq = 0;
   nlohmann::json body;
 };
-Result<ReplyEvent> parse_reply_event(std::string_view payload);
+[[nodiscard]] Result<ReplyEvent> parse_reply_event(std::string_view payload);
 
 std::int64_t now_ms();
 

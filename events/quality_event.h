@@ -28,6 +28,6 @@ struct QualityEvent {
 std::string make_quality_event(const QualityEvent& event);
 // invalid_request naming the field when the payload is not a quality event
 // (missing or mistyped field, score outside 1..5). Unknown fields are ignored.
-Result<QualityEvent> parse_quality_event(std::string_view payload);
+[[nodiscard]] Result<QualityEvent> parse_quality_event(std::string_view payload);
 
 }  // namespace cascade

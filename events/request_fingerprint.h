@@ -53,6 +53,6 @@ std::string canonical_request(const PromptEvent& event, int effective_max_tokens
 // effective_max_tokens), computed without building that string. Fails only if
 // the crypto library does (out of memory): callers then treat the request as
 // unique.
-Result<std::string> request_fingerprint(const PromptEvent& event, int effective_max_tokens);
+[[nodiscard]] Result<std::string> request_fingerprint(const PromptEvent& event, int effective_max_tokens);
 
 }  // namespace cascade

@@ -54,8 +54,8 @@ class EmbeddedBroker {
   EmbeddedBroker& operator=(const EmbeddedBroker&) = delete;
 
   const std::string& bootstrap() const { return bootstrap_; }
-  Result<void> create_topic(const TopicSpec& topic);
-  Result<void> create_topics(const std::vector<TopicSpec>& topics);
+  [[nodiscard]] Result<void> create_topic(const TopicSpec& topic);
+  [[nodiscard]] Result<void> create_topics(const std::vector<TopicSpec>& topics);
 
  private:
   EmbeddedBroker();
@@ -68,7 +68,7 @@ class EmbeddedBroker {
 // started here (with Cascade's topics created) when it is empty.
 class KafkaConnection {
  public:
-  static Result<KafkaConnection> open(const KafkaConfig& config);
+  [[nodiscard]] static Result<KafkaConnection> open(const KafkaConfig& config);
   const std::string& bootstrap() const { return bootstrap_; }
   bool embedded() const { return broker_ != nullptr; }
   EmbeddedBroker* broker() const { return broker_.get(); }
@@ -151,7 +151,7 @@ struct GroupConsumerOptions {
 // and calls everything else.
 class GroupConsumer {
  public:
-  static Result<std::unique_ptr<GroupConsumer>> open(const KafkaConfig& config, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<GroupConsumer>> open(const KafkaConfig& config, const std::string& bootstrap,
                                                      GroupConsumerOptions options);
   ~GroupConsumer();  // close(), unless abandoned
   GroupConsumer(const GroupConsumer&) = delete;
@@ -164,7 +164,7 @@ class GroupConsumer {
   // (partition, next offset) pairs of the topic, committed with the next commit.
   void store_offsets(const std::vector<std::pair<std::int32_t, std::int64_t>>& next_offsets);
   // Commits the stored offsets now (synchronously); nothing stored is not an error.
-  Result<void> commit();
+  [[nodiscard]] Result<void> commit();
 
   void pause(const std::vector<std::int32_t>& partitions);
   void resume(const std::vector<std::int32_t>& partitions);
@@ -280,7 +280,7 @@ class PartitionReader {
 // Reads every record of `topic` from the beginning up to its end (no group,
 // nothing committed). A topic that does not exist reads as empty. Returns the
 // number of records; timeout after 30 s without progress.
-Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,
+[[nodiscard]] Result<std::uint64_t> read_topic_to_end(const KafkaConfig& config, const std::string& bootstrap,
                                         const std::string& topic,
                                         const std::function<void(const KafkaRecord&)>& on_record);
 
@@ -294,7 +294,7 @@ class TopicFollower {
   using OnRecord = std::function<void(const KafkaRecord& record)>;
   // unavailable when a topic does not exist (it is never created by asking).
   // `name` labels logs and errors ("budgets").
-  static Result<std::unique_ptr<TopicFollower>> open(const KafkaConfig& config, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<TopicFollower>> open(const KafkaConfig& config, const std::string& bootstrap,
                                                      const std::vector<std::string>& topics, std::string name,
                                                      OnRecord on_record);
   ~TopicFollower();
@@ -302,9 +302,9 @@ class TopicFollower {
   TopicFollower& operator=(const TopicFollower&) = delete;
 
   // Reads every partition up to its end (before start()).
-  Result<void> restore(int timeout_ms = 30000);
+  [[nodiscard]] Result<void> restore(int timeout_ms = 30000);
   // Follows the topics on a thread of its own until stop().
-  Result<void> start();
+  [[nodiscard]] Result<void> start();
   void stop();
 
  private:
@@ -396,7 +396,7 @@ class KafkaProducer {
 // Java client's murmur2 partitioner, and waited for until the cluster
 // acknowledges it. For rare control records (budgets, purges) where a
 // short-lived producer is simpler than sharing the hot-path one.
-Result<void> produce_record_and_wait(const KafkaConfig& config, const std::string& bootstrap,
+[[nodiscard]] Result<void> produce_record_and_wait(const KafkaConfig& config, const std::string& bootstrap,
                                      const std::string& topic, std::string_view key,
                                      const std::optional<std::string>& value, int timeout_ms,
                                      std::optional<RecordHeader> header = std::nullopt);
@@ -405,12 +405,12 @@ Result<void> produce_record_and_wait(const KafkaConfig& config, const std::strin
 // -1 = the broker default) with their configs; topics that already exist are
 // fine. The embedded broker does not answer CreateTopics: use
 // EmbeddedBroker::create_topics there.
-Result<void> create_topics_admin(const KafkaConfig& config, const std::string& bootstrap,
+[[nodiscard]] Result<void> create_topics_admin(const KafkaConfig& config, const std::string& bootstrap,
                                  const std::vector<TopicSpec>& topics, int timeout_ms = 30000);
 
 // Whether the cluster has `topic` (from the metadata of all topics, so asking
 // never auto-creates it).
-Result<bool> topic_exists(const KafkaConfig& config, const std::string& bootstrap, const std::string& topic,
+[[nodiscard]] Result<bool> topic_exists(const KafkaConfig& config, const std::string& bootstrap, const std::string& topic,
                           int timeout_ms = 10000);
 
 // The offsets consumer group `group` has committed on `topic`: partition ->

@@ -142,7 +142,7 @@ class ProviderRegistry {
  public:
   // Builds every configured provider whose key is present in env; logs one
   // line per disabled provider. Unknown kinds are a startup error.
-  static Result<ProviderRegistry> build(const std::map<std::string, ProviderConfig>& configs,
+  [[nodiscard]] static Result<ProviderRegistry> build(const std::map<std::string, ProviderConfig>& configs,
                                         HttpClient& http, const EnvLookup& env);
   ChatProvider* find(std::string_view name) const;
   bool available(std::string_view name) const { return find(name) != nullptr; }

@@ -38,7 +38,7 @@ struct FeatureSpec {
   bool system_prompt = false;
 
   nlohmann::json to_json() const;
-  static Result<FeatureSpec> from_json(const nlohmann::json& j);
+  [[nodiscard]] static Result<FeatureSpec> from_json(const nlohmann::json& j);
 };
 
 struct HashedFeature {

@@ -32,7 +32,7 @@ struct LinearWeights {
   std::vector<float> dense;
   std::vector<float> hashed;
 };
-Result<LinearWeights> read_linear_weights(const nlohmann::json& model, std::size_t dense_count,
+[[nodiscard]] Result<LinearWeights> read_linear_weights(const nlohmann::json& model, std::size_t dense_count,
                                           std::size_t hashed_count, std::string_view what);
 
 }  // namespace cascade::route_model_format

@@ -19,7 +19,7 @@ namespace cascade {
 // read-only between threads, each with its own match data.
 class PromptRegex {
  public:
-  static Result<PromptRegex> compile(const std::string& pattern);
+  [[nodiscard]] static Result<PromptRegex> compile(const std::string& pattern);
   bool search(std::string_view text) const;
 
  private:
@@ -52,7 +52,7 @@ struct CompiledRule {
 class RoutePolicies {
  public:
   // invalid_request naming the key on a bad regex or an unknown model.
-  static Result<std::shared_ptr<const RoutePolicies>> compile(const RouterConfig& config, const ModelCatalog& catalog);
+  [[nodiscard]] static Result<std::shared_ptr<const RoutePolicies>> compile(const RouterConfig& config, const ModelCatalog& catalog);
 
   // The first rule that matches, or nullptr.
   const CompiledRule* match(const PromptEvent& event) const;

@@ -79,13 +79,13 @@ RouteScore heuristic_route_score(const nlohmann::json& messages, std::int64_t in
 
 // Parses a model file written by `cascade route-train` (config/router/*.json;
 // format in docs/routing.md). invalid_request when it is not one.
-Result<std::shared_ptr<const RouteScorer>> parse_route_model(std::string_view json_text);
-Result<std::shared_ptr<const RouteScorer>> load_route_model(const std::string& path);
+[[nodiscard]] Result<std::shared_ptr<const RouteScorer>> parse_route_model(std::string_view json_text);
+[[nodiscard]] Result<std::shared_ptr<const RouteScorer>> load_route_model(const std::string& path);
 
 // The scorer `config` names: the heuristic, or a learned/knn model from
 // router.model_file (empty = the built-in copy of config/router/learned.json;
 // knn has no built-in model). Loaded once per process and path, then shared.
-Result<std::shared_ptr<const RouteScorer>> load_route_scorer(const RouterConfig& config);
+[[nodiscard]] Result<std::shared_ptr<const RouteScorer>> load_route_scorer(const RouterConfig& config);
 
 // The text of the built-in learned model (config/router/learned.json, compiled in).
 std::string_view builtin_learned_model_json();
@@ -109,8 +109,8 @@ std::optional<std::string> final_answer_in_conversation(const nlohmann::json& me
 class AnswerVerifier {
  public:
   // A model file whose scorer is "verifier"; invalid_request otherwise.
-  static Result<std::shared_ptr<const AnswerVerifier>> parse(std::string_view json_text);
-  static Result<std::shared_ptr<const AnswerVerifier>> load(const std::string& path);
+  [[nodiscard]] static Result<std::shared_ptr<const AnswerVerifier>> parse(std::string_view json_text);
+  [[nodiscard]] static Result<std::shared_ptr<const AnswerVerifier>> load(const std::string& path);
 
   // `prompt`: the text the answer answers (the last user message).
   double p_ok(std::string_view prompt, std::string_view answer) const;
@@ -163,7 +163,7 @@ struct RouteRequirements {
 // assistant tool_calls), vision (image content parts), json (response_format
 // json_object / json_schema), residency (metadata.residency, a string).
 // invalid_request when metadata.residency is not a non-empty string.
-Result<RouteRequirements> route_requirements(const PromptEvent& event, const RouteContext& context);
+[[nodiscard]] Result<RouteRequirements> route_requirements(const PromptEvent& event, const RouteContext& context);
 
 // Why `model` cannot serve a request with these requirements ("context
 // window 128000 < 130024 tokens (~129000 input + 1024 max_tokens)"), or ""
@@ -240,16 +240,16 @@ class Router {
   // unavailable when no enabled provider serves a suitable model;
   // invalid_request when a pinned model is unknown or violates a hard
   // constraint, or when no model in the catalog meets the constraints.
-  Result<RouteDecision> route(const PromptEvent& event, const RouteContext& context) const;
+  [[nodiscard]] Result<RouteDecision> route(const PromptEvent& event, const RouteContext& context) const;
   // Same, with no tokenizer count (estimated) and the default max_tokens 1024.
-  Result<RouteDecision> route(const PromptEvent& event) const;
+  [[nodiscard]] Result<RouteDecision> route(const PromptEvent& event) const;
   // The cheapest model that can serve the request, whatever its complexity
   // (a budget past its soft limit): the cheapest available tier, with that
   // model's fallbacks. unavailable when no provider serves any model.
   // Within the hard constraints (and a matching rule's residency); keeps the
   // policy label route() gives the request, so the ledger still counts a
   // downgraded request in its experiment arm.
-  Result<RouteDecision> route_cheapest(const PromptEvent& event, const RouteContext& context = {}) const;
+  [[nodiscard]] Result<RouteDecision> route_cheapest(const PromptEvent& event, const RouteContext& context = {}) const;
 
  private:
   // A matching rule's residency added to `needs`; the rule, or nullptr.

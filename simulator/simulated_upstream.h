@@ -73,7 +73,7 @@ std::string fault_label(const UpstreamFault& fault);
 // (ms=, after=), cut_mid_stream (after=), reset_mid_stream (after=),
 // malformed_sse (after=), huge_chunk (bytes=, after=), slow (ms=, default 50).
 // A 429 carries "Retry-After: 1" unless retry_after= says otherwise (-1 = none).
-Result<UpstreamFault> parse_upstream_fault(std::string_view text);
+[[nodiscard]] Result<UpstreamFault> parse_upstream_fault(std::string_view text);
 
 struct FaultPlanEntry {
   UpstreamFault fault = {};
@@ -145,7 +145,7 @@ class SimulatedUpstream {
 
   // Binds and starts serving on background threads. Fails on an invalid
   // fault plan.
-  Result<void> start();
+  [[nodiscard]] Result<void> start();
   void stop();
 
   std::uint16_t port() const;

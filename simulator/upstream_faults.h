@@ -18,7 +18,7 @@ namespace cascade::simulator {
 
 inline constexpr std::string_view kFaultHeader = "X-Cascade-Fault";
 
-Result<void> validate_fault(const UpstreamFault& fault);
+[[nodiscard]] Result<void> validate_fault(const UpstreamFault& fault);
 
 // The body of an http_status fault, shaped like the provider's own errors.
 ApiError fault_status_error(int status);
@@ -31,7 +31,7 @@ std::size_t fault_piece_index(const UpstreamFault& fault, std::size_t pieces_to_
 class FaultPlanner {
  public:
   // Fails (leaving the planner empty) on a plan that cannot be followed.
-  Result<void> configure(const FaultInjectionOptions& options);
+  [[nodiscard]] Result<void> configure(const FaultInjectionOptions& options);
 
   bool empty() const { return faults_.empty(); }
   // The fault for the next request that consults the plan; thread-safe.

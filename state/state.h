@@ -118,23 +118,23 @@ class StateStore {
  public:
   // Opens (or creates) the store under options.dir, migrating a store written
   // by the earlier completed-answers-only format.
-  static Result<std::unique_ptr<StateStore>> open(StateOptions options);
+  [[nodiscard]] static Result<std::unique_ptr<StateStore>> open(StateOptions options);
   // close() when not closed yet.
   ~StateStore();
   // Stops maintenance, flushes memtables and the WAL, closes RocksDB. A
   // StateChangelog attached to the store must be destroyed first.
-  Result<void> close();
+  [[nodiscard]] Result<void> close();
 
   // Local writes: visible to reads at once; with options.replicated also queued
   // for the changelog in the same RocksDB write. Each returns the change's
   // outbox sequence number (0 when not replicated), see published().
-  Result<std::uint64_t> put(StateFamily family, std::string_view key, std::string_view payload,
+  [[nodiscard]] Result<std::uint64_t> put(StateFamily family, std::string_view key, std::string_view payload,
                             std::string_view version);
-  Result<std::uint64_t> erase(StateFamily family, std::string_view key);
+  [[nodiscard]] Result<std::uint64_t> erase(StateFamily family, std::string_view key);
   // Removes every responses and vectors entry of the tenant created up to now,
   // here and (replicated) on every worker. Completed answers stay: they guard
   // against double charges, not stale answers.
-  Result<std::uint64_t> purge_tenant(std::string_view tenant);
+  [[nodiscard]] Result<std::uint64_t> purge_tenant(std::string_view tenant);
 
   // The entry when present, unexpired and tagged with expected_version;
   // nullopt otherwise (a failed read is logged and is a miss).
@@ -142,19 +142,19 @@ class StateStore {
                                  std::string_view expected_version) const;
   // Every unexpired entry of the family whose key starts with prefix, in key
   // order; fn returns false to stop. For loading in-memory indexes at startup.
-  Result<void> for_each(StateFamily family, std::string_view prefix,
+  [[nodiscard]] Result<void> for_each(StateFamily family, std::string_view prefix,
                         const std::function<bool(std::string_view key, const StoredEntry&)>& fn) const;
 
   // Typed access. Tenants must be non-empty and free of '\0'.
-  Result<std::uint64_t> put_response(std::string_view tenant, std::string_view fingerprint,
+  [[nodiscard]] Result<std::uint64_t> put_response(std::string_view tenant, std::string_view fingerprint,
                                      std::string_view payload, std::string_view version);
   std::optional<StoredEntry> get_response(std::string_view tenant, std::string_view fingerprint,
                                           std::string_view expected_version) const;
-  Result<std::uint64_t> put_embedding(std::string_view embedder_version, std::string_view content_hash,
+  [[nodiscard]] Result<std::uint64_t> put_embedding(std::string_view embedder_version, std::string_view content_hash,
                                       std::span<const float> embedding);
   std::optional<std::vector<float>> get_embedding(std::string_view embedder_version,
                                                   std::string_view content_hash) const;
-  Result<std::uint64_t> put_vector(std::string_view tenant, std::string_view entry_id,
+  [[nodiscard]] Result<std::uint64_t> put_vector(std::string_view tenant, std::string_view entry_id,
                                    const VectorEntry& entry, std::string_view version);
   std::optional<VectorEntry> get_vector(std::string_view tenant, std::string_view entry_id,
                                         std::string_view expected_version) const;
@@ -165,9 +165,9 @@ class StateStore {
 
   // Expiry sweep, then the size bound. Runs on the maintenance thread; callable
   // directly (tests, tools).
-  Result<MaintenanceReport> maintain();
+  [[nodiscard]] Result<MaintenanceReport> maintain();
   // Full manual compaction: expired entries leave the files now.
-  Result<void> compact();
+  [[nodiscard]] Result<void> compact();
   StateStats stats() const;
   const StateOptions& options() const;
 
@@ -221,7 +221,7 @@ class StateChangelog {
   // The topic must exist (embedded broker: EmbeddedBroker::create_topic; real
   // cluster: create_changelog_topic). Attaches to the store: local changes
   // from now on, and any left unpublished by a previous run, are published.
-  static Result<std::unique_ptr<StateChangelog>> open(StateStore& store, const KafkaConfig& kafka,
+  [[nodiscard]] static Result<std::unique_ptr<StateChangelog>> open(StateStore& store, const KafkaConfig& kafka,
                                                       const std::string& bootstrap,
                                                       ChangelogListener* listener = nullptr);
   // stop(), publishes what is queued (bounded wait), detaches from the store.
@@ -231,12 +231,12 @@ class StateChangelog {
   // starting from the offsets stored with the data (a wiped store starts from
   // the beginning). Fails with timeout when not caught up within timeout_ms
   // (< 0: options().restore_timeout_ms). Call before start().
-  Result<RestoreReport> restore(int timeout_ms = -1);
+  [[nodiscard]] Result<RestoreReport> restore(int timeout_ms = -1);
   // One applier round: waits up to timeout_ms for records, applies what came,
   // serves publish delivery reports. Returns the records applied.
-  Result<std::size_t> apply_available(int timeout_ms);
+  [[nodiscard]] Result<std::size_t> apply_available(int timeout_ms);
   // Runs apply_available on a thread of its own until stop().
-  Result<void> start();
+  [[nodiscard]] Result<void> start();
   void stop();
 
   // Waits until every local change so far is in the changelog.
@@ -265,13 +265,13 @@ class StateChangelog {
 // compacted (cleanup.policy=compact,delete with retention.ms = the longest TTL,
 // so expired entries leave the log too); an existing topic is fine. The
 // embedded broker does not answer CreateTopics: use EmbeddedBroker there.
-Result<void> create_changelog_topic(const KafkaConfig& kafka, const std::string& bootstrap,
+[[nodiscard]] Result<void> create_changelog_topic(const KafkaConfig& kafka, const std::string& bootstrap,
                                     const StateOptions& options, int timeout_ms = 30000);
 
 // Purges a tenant's cache entries on every worker from outside one (an
 // operator command): publishes the purge record that workers' appliers
 // execute, covering entries created up to now. Returns that time (ms).
-Result<std::int64_t> publish_tenant_purge(const KafkaConfig& kafka, const std::string& bootstrap,
+[[nodiscard]] Result<std::int64_t> publish_tenant_purge(const KafkaConfig& kafka, const std::string& bootstrap,
                                           const std::string& changelog_topic, std::string_view tenant,
                                           int timeout_ms = 30000);
 
@@ -285,7 +285,7 @@ class CompletedAnswerStore {
  public:
   // Opens (or creates) a local, unreplicated store under `dir`. Entries
   // expire after ttl_seconds.
-  static Result<std::unique_ptr<CompletedAnswerStore>> open(const std::string& dir,
+  [[nodiscard]] static Result<std::unique_ptr<CompletedAnswerStore>> open(const std::string& dir,
                                                            std::int64_t ttl_seconds = 7 * 24 * 3600);
   // The completed family of a store opened elsewhere (replicated when the
   // store is); `store` must outlive the view.
@@ -296,7 +296,7 @@ class CompletedAnswerStore {
   // replicated): once store().published(seq), every worker that catches up
   // with the changelog has the answer, and the request's offset may be
   // committed.
-  Result<std::uint64_t> put(std::string_view tenant, std::string_view id, const CompletedAnswer& answer);
+  [[nodiscard]] Result<std::uint64_t> put(std::string_view tenant, std::string_view id, const CompletedAnswer& answer);
   // nullopt when the request has no completed answer (or the read failed: the
   // request is then simply processed again).
   std::optional<CompletedAnswer> get(std::string_view tenant, std::string_view id) const;

@@ -104,24 +104,24 @@ struct StateStore::Impl {
   rocksdb::ColumnFamilyHandle* cf(StateFamily f) const { return families[static_cast<int>(f)]; }
   std::int64_t floor_of(const Staging& s, std::string_view tenant) const;
   void add_bytes(Staging& s, StateFamily f, std::int64_t delta) const;
-  Result<void> stage_put(Staging& s, StateFamily family, std::string_view key, std::string_view bytes,
+  [[nodiscard]] Result<void> stage_put(Staging& s, StateFamily family, std::string_view key, std::string_view bytes,
                          const state_codec::EntryView& entry);
-  Result<bool> stage_delete(Staging& s, StateFamily family, std::string_view key);
-  Result<void> stage_remove_indexed(Staging& s, std::string_view index_key,
+  [[nodiscard]] Result<bool> stage_delete(Staging& s, StateFamily family, std::string_view key);
+  [[nodiscard]] Result<void> stage_remove_indexed(Staging& s, std::string_view index_key,
                                     const state_codec::IndexView& index);
-  Result<void> stage_purge(Staging& s, std::string_view tenant, std::int64_t through_ms);
-  Result<std::uint64_t> stage_outbox(Staging& s, std::string_view changelog_key,
+  [[nodiscard]] Result<void> stage_purge(Staging& s, std::string_view tenant, std::int64_t through_ms);
+  [[nodiscard]] Result<std::uint64_t> stage_outbox(Staging& s, std::string_view changelog_key,
                                      const std::optional<std::string_view>& value);
-  Result<void> commit(Staging& s);
+  [[nodiscard]] Result<void> commit(Staging& s);
   // After commit of a staged outbox record: mark pending and publish.
   void publish_committed(std::uint64_t seq, std::string_view changelog_key,
                          const std::optional<std::string_view>& value);
 
-  Result<std::uint64_t> local_put(StateFamily family, std::string_view key, std::string_view payload,
+  [[nodiscard]] Result<std::uint64_t> local_put(StateFamily family, std::string_view key, std::string_view payload,
                                   std::string_view version);
 
   // Changelog side.
-  Result<state_internal::ApplyOutcome> apply_changelog(const std::string& topic,
+  [[nodiscard]] Result<state_internal::ApplyOutcome> apply_changelog(const std::string& topic,
                                                        std::span<const state_internal::ChangelogRecord> records);
   std::map<std::int32_t, std::int64_t> load_offsets(const std::string& topic) const;
   // Attaches and publishes what an earlier run left in the outbox, in order.
@@ -131,14 +131,14 @@ struct StateStore::Impl {
   std::vector<std::pair<std::uint64_t, std::string>> outbox_snapshot() const;
   std::size_t outbox_size() const;
 
-  Result<std::uint64_t> sweep_expired(std::uint8_t cls);
-  Result<std::uint64_t> evict_to(std::uint64_t target_bytes);
-  Result<void> rebuild_counters();
-  Result<void> load_meta();
-  Result<void> migrate_legacy_completed();
-  Result<MaintenanceReport> maintain();
+  [[nodiscard]] Result<std::uint64_t> sweep_expired(std::uint8_t cls);
+  [[nodiscard]] Result<std::uint64_t> evict_to(std::uint64_t target_bytes);
+  [[nodiscard]] Result<void> rebuild_counters();
+  [[nodiscard]] Result<void> load_meta();
+  [[nodiscard]] Result<void> migrate_legacy_completed();
+  [[nodiscard]] Result<MaintenanceReport> maintain();
   void maintenance_loop();
-  Result<void> close();
+  [[nodiscard]] Result<void> close();
 };
 
 }  // namespace cascade

@@ -33,7 +33,7 @@ std::string rank_file_name(TokenEncoding encoding);
 class BpeTokenizer {
  public:
   // Reads a tiktoken rank file: one "<base64 token> <rank>" per line.
-  static Result<std::unique_ptr<const BpeTokenizer>> load(TokenEncoding encoding,
+  [[nodiscard]] static Result<std::unique_ptr<const BpeTokenizer>> load(TokenEncoding encoding,
                                                           const std::filesystem::path& rank_file);
   ~BpeTokenizer();
 
@@ -76,7 +76,7 @@ class TokenCounter {
  public:
   // Loads both rank files from `dir`. A missing file leaves that encoding out
   // (counts fall back as documented); a corrupt one is an error.
-  static Result<std::shared_ptr<const TokenCounter>> load(const std::filesystem::path& dir);
+  [[nodiscard]] static Result<std::shared_ptr<const TokenCounter>> load(const std::filesystem::path& dir);
   // The first of these holding a rank file: `configured` (when not empty),
   // ./data/tokenizers, /usr/share/cascade/tokenizers, ../shared/data/tokenizers.
   // An empty directory path when none does.
@@ -105,6 +105,6 @@ class TokenCounter {
 // The process's counter from the configuration (tokenizer.dir): the rank
 // files of the configured directory (an error when it has none), else of the
 // first usual place that has them, else bytes / 4 with a warning.
-Result<std::shared_ptr<const TokenCounter>> load_token_counter(const TokenizerConfig& config);
+[[nodiscard]] Result<std::shared_ptr<const TokenCounter>> load_token_counter(const TokenizerConfig& config);
 
 }  // namespace cascade

@@ -25,7 +25,7 @@ class RawUpstreamStreams {
   // Opens one connection per JSON body and posts it to /v1/chat/completions;
   // returns once `received()` (the upstream's requests_served()) has grown by
   // bodies.size(), i.e. every stream has started, or fails after `timeout`.
-  Result<void> open(std::uint16_t port, const std::vector<std::string>& bodies,
+  [[nodiscard]] Result<void> open(std::uint16_t port, const std::vector<std::string>& bodies,
                     const std::function<std::uint64_t()>& received, std::chrono::milliseconds timeout);
   // Resets every connection (no TIME_WAIT left behind to use up local ports).
   void close_all();

@@ -24,7 +24,7 @@ struct ParaphrasePair {
 // sentence2, label; a header line is skipped). TSV is recognized by the .tsv
 // extension or a tab-separated first line. Malformed lines are errors with
 // their line number.
-Result<std::vector<ParaphrasePair>> load_paraphrase_pairs(const std::string& path);
+[[nodiscard]] Result<std::vector<ParaphrasePair>> load_paraphrase_pairs(const std::string& path);
 
 struct CacheEvalRow {
   double threshold = 0;
@@ -75,7 +75,7 @@ struct CacheEvalOptions {
 // correct hits / answerable pairs. Pairs whose text_b is itself stored
 // (identical after normalize_text) are answered by the exact cache in
 // production and left out.
-Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs, Embedder& embedder,
+[[nodiscard]] Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs, Embedder& embedder,
                                        const CacheEvalOptions& options);
 
 // {"threshold","hits","correct_hits","wrong_hits","precision","recall","hit_rate","lookup_p50_us","lookup_p99_us"}

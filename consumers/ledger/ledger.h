@@ -136,7 +136,7 @@ struct BudgetAlert {
   // One line for people (Slack's `text`).
   std::string text() const;
   std::string to_json() const;  // the cascade.alerts event
-  static Result<BudgetAlert> from_json(std::string_view text);
+  [[nodiscard]] static Result<BudgetAlert> from_json(std::string_view text);
 };
 
 // The ledger's RocksDB: request ids seen (with their event time, for the
@@ -146,23 +146,23 @@ struct BudgetAlert {
 // One writer at a time (the consumer); reads from any thread.
 class LedgerStore {
  public:
-  static Result<std::unique_ptr<LedgerStore>> open(LedgerStoreOptions options);
+  [[nodiscard]] static Result<std::unique_ptr<LedgerStore>> open(LedgerStoreOptions options);
   ~LedgerStore();
   // Flushes and closes RocksDB. Writes fail after it; readers (the HTTP
   // server, the monitor) must be stopped first.
-  Result<void> close();
+  [[nodiscard]] Result<void> close();
 
   // Counts every event of the batch whose (tenant, id) is new, in one write.
-  Result<LedgerApplyOutcome> apply(std::span<const CostEvent> events);
+  [[nodiscard]] Result<LedgerApplyOutcome> apply(std::span<const CostEvent> events);
 
-  Result<std::vector<UsageRow>> usage(const UsageQuery& query) const;
+  [[nodiscard]] Result<std::vector<UsageRow>> usage(const UsageQuery& query) const;
   // Spend of (tenant, scope) in the period period_id ("2026-07-14" / "2026-07").
   double spend(std::string_view tenant, std::string_view scope, BudgetPeriod period,
                std::string_view period_id) const;
   std::uint64_t spend_requests(std::string_view tenant, std::string_view scope, BudgetPeriod period,
                                std::string_view period_id) const;
   // Every (tenant, scope) with spend in the period.
-  Result<std::vector<std::pair<std::string, std::string>>> spenders(BudgetPeriod period,
+  [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> spenders(BudgetPeriod period,
                                                                     std::string_view period_id) const;
 
   // Alerts: fired markers and the outbox of deliveries not yet done.
@@ -170,18 +170,18 @@ class LedgerStore {
   // Marks `fired` (every threshold crossed) and queues `deliver` for each sink
   // ("kafka", "webhook"), in one synced write. Returns the outbox sequence
   // number of each queued delivery, in order.
-  Result<std::vector<std::uint64_t>> record_alerts(const std::vector<BudgetAlert>& fired,
+  [[nodiscard]] Result<std::vector<std::uint64_t>> record_alerts(const std::vector<BudgetAlert>& fired,
                                                    const std::vector<std::pair<std::string, BudgetAlert>>& deliver);
   struct OutboxItem {
     std::uint64_t seq = 0;
     std::string sink;  // kafka | webhook
     BudgetAlert alert;
   };
-  Result<std::vector<OutboxItem>> outbox() const;
-  Result<void> remove_outbox(std::uint64_t seq);
+  [[nodiscard]] Result<std::vector<OutboxItem>> outbox() const;
+  [[nodiscard]] Result<void> remove_outbox(std::uint64_t seq);
 
   // Forgets request ids whose event time is past the TTL. Returns how many.
-  Result<std::uint64_t> expire_seen();
+  [[nodiscard]] Result<std::uint64_t> expire_seen();
   std::int64_t now_ms() const;
   const LedgerStoreOptions& options() const;
 
@@ -271,7 +271,7 @@ BudgetMonitorOptions budget_monitor_options(const Config& config);
 // exponential backoff with full jitter; undelivered ones are resent after a restart.
 class BudgetMonitor {
  public:
-  static Result<std::unique_ptr<BudgetMonitor>> start(const KafkaConfig& kafka, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<BudgetMonitor>> start(const KafkaConfig& kafka, const std::string& bootstrap,
                                                       LedgerStore& store, const BudgetBook& budgets,
                                                       LedgerMetrics* metrics, BudgetMonitorOptions options);
   ~BudgetMonitor();
@@ -313,9 +313,9 @@ struct LedgerSinks {
 // pass an event not durably counted.
 class LedgerConsumer {
  public:
-  static Result<std::unique_ptr<LedgerConsumer>> start(const KafkaConfig& config, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<LedgerConsumer>> start(const KafkaConfig& config, const std::string& bootstrap,
                                                        LedgerSinks sinks, int batch_max_events = 2000);
-  static Result<std::unique_ptr<LedgerConsumer>> start(const KafkaConfig& config, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<LedgerConsumer>> start(const KafkaConfig& config, const std::string& bootstrap,
                                                        LedgerAggregator& aggregator, LedgerMetrics* metrics);
   ~LedgerConsumer();
   void stop();
@@ -336,7 +336,7 @@ class LedgerConsumer {
 
 // Reads the whole ledger topic, from the beginning to its current end, into
 // the aggregator (cascade report). Returns the number of events read.
-Result<std::uint64_t> read_ledger_topic(const KafkaConfig& config, const std::string& bootstrap,
+[[nodiscard]] Result<std::uint64_t> read_ledger_topic(const KafkaConfig& config, const std::string& bootstrap,
                                         LedgerAggregator& aggregator);
 
 // ---- HTTP: metrics, usage API, dashboard -------------------------------------
@@ -348,7 +348,7 @@ Result<std::uint64_t> read_ledger_topic(const KafkaConfig& config, const std::st
 class LedgerHttpServer {
  public:
   // listen = "host:port" (port 0 = any free port; see port()).
-  static Result<std::unique_ptr<LedgerHttpServer>> start(const std::string& listen, const LedgerStore& store,
+  [[nodiscard]] static Result<std::unique_ptr<LedgerHttpServer>> start(const std::string& listen, const LedgerStore& store,
                                                          const BudgetBook* budgets, const LedgerMetrics* metrics,
                                                          std::string baseline_model);
   ~LedgerHttpServer();
@@ -364,7 +364,7 @@ class LedgerHttpServer {
 
 // The JSON of GET /api/usage for a query (exposed for tests and the CLI).
 // group_by: day | model | tenant.
-Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by);
+[[nodiscard]] Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by);
 // The dashboard page.
 std::string_view dashboard_html();
 

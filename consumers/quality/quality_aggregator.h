@@ -57,7 +57,7 @@ class QualityAggregator {
   // Counts one event; false when its (tenant, id) was already counted.
   bool add(const QualityEvent& event);
   // parse_quality_event + add; the parse error otherwise (count it, skip the record).
-  Result<bool> apply(std::string_view payload);
+  [[nodiscard]] Result<bool> apply(std::string_view payload);
 
   // Rows sorted by tenant, model, tier; only `tenant`'s when given.
   std::vector<QualityRow> rows(const std::optional<std::string>& tenant = std::nullopt) const;

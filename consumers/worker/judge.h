@@ -38,6 +38,6 @@ nlohmann::json judge_messages(const nlohmann::json& conversation, std::string_vi
 // numbers in 1..5 that stand alone, which must all agree. Numbers outside
 // 1..5 never count ("Score: 4. The capital has 2 million people" -> 4).
 // provider_error when there is no grade or the candidates disagree.
-Result<double> parse_judge_score(std::string_view reply);
+[[nodiscard]] Result<double> parse_judge_score(std::string_view reply);
 
 }  // namespace cascade

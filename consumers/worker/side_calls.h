@@ -47,7 +47,7 @@ struct SideCallSpec {
 // "answered"...), else "error" or "timeout".
 std::string_view outcome_label(SideCallEnd::How how, std::string_view answered);
 // A judge's 1-5 grade read from its call's reply, or why there is none.
-Result<double> grade_of(const SideCallEnd& end);
+[[nodiscard]] Result<double> grade_of(const SideCallEnd& end);
 
 class SideCalls {
  public:

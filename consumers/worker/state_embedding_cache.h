@@ -29,7 +29,7 @@ class StateEmbeddingCache final : public EmbeddingCache {
   // dimension (the text is then embedded again).
   std::optional<Embedding> get(const ContentHash& key) override;
   // invalid_request for a vector of another dimension; store errors as they come.
-  Result<void> put(const ContentHash& key, std::span<const float> vector) override;
+  [[nodiscard]] Result<void> put(const ContentHash& key, std::span<const float> vector) override;
 
   const std::string& tag() const { return tag_; }
   std::size_t dimension() const { return dimension_; }

@@ -24,7 +24,7 @@ class WorkerState {
   // topic then exists already); otherwise the topic is created compacted
   // through the Admin API.
   // `env` holds the embeddings endpoint's key (cache.semantic.embedder.api_key_env).
-  static Result<std::unique_ptr<WorkerState>> open(const Config& config, const std::string& bootstrap,
+  [[nodiscard]] static Result<std::unique_ptr<WorkerState>> open(const Config& config, const std::string& bootstrap,
                                                    const ModelCatalog& catalog, bool embedded_broker,
                                                    const EnvLookup& env = process_env());
   ~WorkerState();

@@ -42,10 +42,10 @@ struct OutcomeRow {
   std::string source;  // dataset or subject, informative only
 };
 
-Result<OutcomeRow> parse_outcome_line(std::string_view line);
+[[nodiscard]] Result<OutcomeRow> parse_outcome_line(std::string_view line);
 nlohmann::json to_json(const OutcomeRow& row);
 // Every non-blank line; the first bad one is an error naming its line number.
-Result<std::vector<OutcomeRow>> read_outcomes(const std::string& path);
+[[nodiscard]] Result<std::vector<OutcomeRow>> read_outcomes(const std::string& path);
 
 // A prompt as seen by a router choosing between a weak and a strong model.
 struct PairOutcome {
@@ -86,7 +86,7 @@ struct PairSelection {
 };
 // With `check` (a model name, or alternatives), rows also need that model,
 // whose cost and answer fill check_cost and check_response.
-Result<PairSelection> select_pair(const std::vector<OutcomeRow>& rows, std::string_view weak, std::string_view strong,
+[[nodiscard]] Result<PairSelection> select_pair(const std::vector<OutcomeRow>& rows, std::string_view weak, std::string_view strong,
                                   std::string_view check = {});
 
 // Deterministic split: rows ordered by a seeded 64-bit hash of the prompt
@@ -118,7 +118,7 @@ struct WeakChoice {
   std::string model;
   std::vector<WeakCandidate> candidates;  // in the order given
 };
-Result<WeakChoice> choose_weak_model(const std::vector<OutcomeRow>& rows, const std::vector<std::string>& candidates,
+[[nodiscard]] Result<WeakChoice> choose_weak_model(const std::vector<OutcomeRow>& rows, const std::vector<std::string>& candidates,
                                      std::string_view strong, std::string_view check, double train_fraction,
                                      std::uint64_t seed);
 
@@ -169,9 +169,9 @@ struct TrainedModel {
 // L-BFGS to convergence (no randomness but the validation split). The L2
 // strength with the lowest validation log-loss wins; the model is refitted
 // on every training row with it.
-Result<TrainedModel> train_learned(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
+[[nodiscard]] Result<TrainedModel> train_learned(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
 // k nearest neighbours over built-in embeddings; k by validation log-loss.
-Result<TrainedModel> train_knn(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
+[[nodiscard]] Result<TrainedModel> train_knn(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
 
 // The answer verifier of the verified cascade: a logistic
 // regression like the learned scorer's over the prompt, the weak model's
@@ -184,11 +184,11 @@ struct VerifierResult {
   std::vector<ValidationResult> validation;
   double chosen_l2 = 0;
 };
-Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& train,
+[[nodiscard]] Result<VerifierResult> train_and_apply_verifier(const std::vector<PairOutcome>& train,
                                                 const std::vector<PairOutcome>& test, const TrainingOptions& options);
 // The same verifier as a model file (scorer "verifier") that AnswerVerifier
 // loads: the live cheap-first cascade's check (router.cascade.verifier_file).
-Result<TrainedModel> train_verifier(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
+[[nodiscard]] Result<TrainedModel> train_verifier(const std::vector<PairOutcome>& pairs, const TrainingOptions& options);
 
 
 // What a call is expected to cost before it is made, from the prompt alone:
@@ -296,14 +296,14 @@ struct TokenPrice {
   double input = 0;
   double output = 0;
 };
-Result<TokenPrice> read_token_price(const std::string& prices_file, const std::string& key);
+[[nodiscard]] Result<TokenPrice> read_token_price(const std::string& prices_file, const std::string& key);
 
 // Token count estimate used when no tokenizer rank files are found: UTF-8
 // bytes / 4, rounded up (documented in docs/routing.md).
 std::size_t estimate_tokens(std::string_view text);
 
 // A CSV file (RFC 4180: quoted fields, doubled quotes, newlines in quotes).
-Result<std::vector<std::vector<std::string>>> read_csv(const std::string& path);
+[[nodiscard]] Result<std::vector<std::vector<std::string>>> read_csv(const std::string& path);
 
 struct RouteLlmPrices {
   TokenPrice weak;    // mistralai/Mixtral-8x7B-Instruct-v0.1
@@ -318,18 +318,18 @@ struct RouteLlmPrices {
 // lm-sys/RouteLLM's MMLU responses (one CSV per subject: prompt, Mixtral,
 // GPT-4 correctness). cost = prompt tokens x input price + 1 output token
 // (the answer letter) x output price. Returns the rows written.
-Result<std::size_t> convert_routellm_mmlu(const std::string& responses_dir, const RouteLlmPrices& prices,
+[[nodiscard]] Result<std::size_t> convert_routellm_mmlu(const std::string& responses_dir, const RouteLlmPrices& prices,
                                           std::ostream& out);
 // RouteLLM's GSM8K responses (prompt, correctness, both responses). cost =
 // prompt tokens x input price + response tokens x output price. Prompts of
 // `exclude_file` (contaminated_prompts.jsonl, "eval_prompt") are left out,
 // as RouteLLM does.
-Result<std::size_t> convert_routellm_gsm8k(const std::string& responses_csv, const std::string& exclude_file,
+[[nodiscard]] Result<std::size_t> convert_routellm_gsm8k(const std::string& responses_csv, const std::string& exclude_file,
                                            const RouteLlmPrices& prices, std::ostream& out);
 // RouterBench (via RouterDC): per model correctness, response and real USD
 // cost. Prompts and responses are Python list literals; a model without a
 // correctness value is left out of that row.
-Result<std::size_t> convert_routerbench(const std::string& csv_file, std::ostream& out);
+[[nodiscard]] Result<std::size_t> convert_routerbench(const std::string& csv_file, std::ostream& out);
 
 // The strings of a Python list literal of strings ("['a', \"b\"]"), with
 // Python's escapes decoded; nullopt when it is not one.

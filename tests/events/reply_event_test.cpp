@@ -29,7 +29,7 @@ FinalReply sample_final() {
       .input_tokens = 1200, .output_tokens = 64, .cached_tokens = 1024, .cache_write_tokens = 150};
   final.cost_usd = 0.000123456789;
   final.cache = CacheOutcome::semantic;
-  final.route = RouteInfo{.tier = "small", .score = 0.375, .reason = "short factual question"};
+  final.route = RouteInfo{.tier = "small", .score = 0.375, .reason = "short factual question", .policy = ""};
   final.metadata = {{"trace", "t-1"}, {"n", 3}, {"tags", json::array({"a", "b"})}};
   return final;
 }

@@ -1,11 +1,9 @@
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <thread>
-
 #include "budgets/budgets.h"
 #include "events/events.h"
 #include "kafka/kafka.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
@@ -17,16 +15,6 @@ Result<void> publish_spend(const Config& config, const SpendRecord& record) {
   return produce_record_and_wait(config.kafka, config.kafka.bootstrap, config.kafka.spend_topic,
                                  spend_record_key(record.tenant, record.scope, record.period),
                                  encode_spend_record(record), 10000);
-}
-
-template <class Pred>
-bool eventually(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
 }
 
 class BudgetTableTest : public ::testing::Test {
@@ -66,12 +54,13 @@ TEST_F(BudgetTableTest, RestoresRuntimeBudgetsAndSpendThenFollowsNewRecords) {
 
   ASSERT_TRUE((*table)->start());
   ASSERT_TRUE(publish_spend(config_, {"acme", "", BudgetPeriod::daily, period_id(BudgetPeriod::daily, now), 5.2, 10, now}));
-  EXPECT_TRUE(eventually([&] { return (*table)->book().spend("acme", "", BudgetPeriod::daily, now) == 5.2; }));
+  EXPECT_TRUE(testing::eventually([&] { return (*table)->book().spend("acme", "", BudgetPeriod::daily, now) == 5.2; },
+                                  kWaitMs));
   EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.0, now).verdict, BudgetVerdict::hard_exceeded);
 
   // Removing the run-time budget brings the configured one back.
   ASSERT_TRUE(publish_budget_removal(config_.kafka, config_.kafka.bootstrap, "acme", ""));
-  EXPECT_TRUE(eventually([&] { return (*table)->book().limits("acme", "")->daily_usd == 10; }));
+  EXPECT_TRUE(testing::eventually([&] { return (*table)->book().limits("acme", "")->daily_usd == 10; }, kWaitMs));
   EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.0, now).verdict, BudgetVerdict::ok);
   EXPECT_EQ((*table)->records_malformed(), 0u);
 }

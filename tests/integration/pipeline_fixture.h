@@ -22,6 +22,7 @@
 #include "kafka/kafka.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"
+#include "support/wait.h"
 
 namespace cascade::testing {
 
@@ -264,11 +265,7 @@ class PipelineTest : public ::testing::Test {
 
   // Waits until the ledger has applied `n` distinct cost events.
   bool wait_ledger(std::uint64_t n, std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (aggregator_.total().requests < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return aggregator_.total().requests >= n;
+    return eventually([&] { return aggregator_.total().requests >= n; }, timeout);
   }
 
   static inline int instance_ = 0;

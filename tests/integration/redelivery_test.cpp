@@ -53,12 +53,7 @@ class RedeliveryTest : public PipelineTest {
   }
 
   bool wait_committed(std::int64_t n, std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (committed_requests() >= n) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
+    return eventually([&] { return committed_requests() >= n; }, timeout, 100ms);
   }
 
   std::filesystem::path second_dir() const { return state_dir_.string() + "-second"; }
@@ -173,9 +168,7 @@ TEST_F(RedeliveryTest, RequestsRedeliveredToAnotherWorkerAfterACrashAreNotPaidTw
       if (r.terminal_count < 2) return false;
     return true;
   };
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!all_answered_twice() && std::chrono::steady_clock::now() < deadline) client_->poll(50);
-  EXPECT_TRUE(all_answered_twice());
+  EXPECT_TRUE(eventually(all_answered_twice, 60s, [&] { client_->poll(50); }));
   EXPECT_EQ(workers_.back()->stats().replayed.load(), 100u);
   EXPECT_EQ(workers_.back()->stats().provider_calls.load(), 0u);
   EXPECT_EQ(upstream_->requests_served(), calls);

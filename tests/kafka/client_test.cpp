@@ -7,6 +7,8 @@
 #include <chrono>
 #include <string>
 
+#include "support/wait.h"
+
 namespace cascade {
 namespace {
 
@@ -63,9 +65,7 @@ class CascadeClientTest : public ::testing::Test {
   // Polls until `done` holds or a generous deadline passes (no timing assertion).
   template <class Pred>
   static bool poll_until(CascadeClient& client, Pred done) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!done() && std::chrono::steady_clock::now() < deadline) client.poll(20);
-    return done();
+    return testing::eventually(done, 10s, [&] { client.poll(20); });
   }
 
   KafkaConfig config_;

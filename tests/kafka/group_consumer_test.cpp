@@ -73,13 +73,12 @@ class GroupConsumerTest : public ::testing::Test {
                                 std::chrono::milliseconds within = std::chrono::seconds(20),
                                 std::vector<std::pair<std::int32_t, std::int64_t>>* positions = nullptr) {
     std::vector<std::string> out;
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+    testing::eventually([&] { return out.size() >= n; }, within, [&] {
       auto record = consumer.poll(50);
-      if (!record || !record->ok()) continue;
+      if (!record || !record->ok()) return;
       out.emplace_back(record->payload());
       if (positions) positions->emplace_back(record->partition(), record->offset());
-    }
+    });
     return out;
   }
 
@@ -115,12 +114,9 @@ TEST_F(GroupConsumerTest, RecordsExposeTopicPartitionOffsetKeyAndPayload) {
   auto consumer = open(&listener);
   ASSERT_TRUE(consumer);
   produce(1);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   std::optional<KafkaRecord> record;
-  while (std::chrono::steady_clock::now() < deadline) {
-    record = consumer->poll(50);
-    if (record && record->ok()) break;
-  }
+  testing::eventually([&] { return record && record->ok(); }, std::chrono::seconds(20),
+                      [&] { record = consumer->poll(50); });
   ASSERT_TRUE(record && record->ok());
   EXPECT_EQ(record->topic(), "requests");
   EXPECT_EQ(record->key(), "key-0");

@@ -15,6 +15,7 @@
 #include "kafka/kafka_test_support.h"
 #include "kafka/native.h"  // the tests of librdkafka's configuration
 #include "producers/event_producer.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
@@ -281,14 +282,12 @@ TEST(TopicFollower, RestoresEveryPartitionToItsEndThenFollowsNewRecords) {
   ASSERT_TRUE((*follower)->start());
   ASSERT_TRUE((*producer)->produce("table-a", "late", "v"));
   ASSERT_TRUE((*producer)->flush(10000));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard lock(mu);
-      if (seen["table-a"] == 16) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  testing::eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return seen["table-a"] == 16;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(10));
   (*follower)->stop();
   std::lock_guard lock(mu);
   EXPECT_EQ(seen["table-a"], 16);

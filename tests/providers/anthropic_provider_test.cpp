@@ -4,8 +4,8 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "providers/drive.h"
 #include "providers/provider.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {

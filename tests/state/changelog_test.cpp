@@ -3,12 +3,12 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kafka/kafka.h"
 #include "state/state.h"
 #include "state/state_test_support.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
@@ -332,10 +332,7 @@ TEST_F(StateChangelogTest, LagCountsRecordsNotYetAppliedAndOnlyOtherWorkersRecor
   for (int i = 1; i <= 3; ++i) ASSERT_TRUE(a.store->put_response("acme", "fp-" + std::to_string(i), "x", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
   // B's consumer learns the new high watermarks from its background fetches.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (b.changelog->lag().messages_behind < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return b.changelog->lag().messages_behind >= 3; }, kWaitMs, 5);
   EXPECT_EQ(b.changelog->lag().messages_behind, 3);
   restore_ok(b);
   EXPECT_EQ(b.changelog->lag().messages_behind, 0);
@@ -352,11 +349,7 @@ TEST_F(StateChangelogTest, AStartedApplierFollowsOnItsOwnThread) {
 
   ASSERT_TRUE(a.store->put_response("acme", "fp", "followed", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (!b.store->get_response("acme", "fp", "v") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_TRUE(b.store->get_response("acme", "fp", "v"));
+  EXPECT_TRUE(testing::eventually([&] { return b.store->get_response("acme", "fp", "v").has_value(); }, kWaitMs, 5));
   b.changelog->stop();
 }
 
@@ -384,10 +377,10 @@ TEST_F(StateChangelogTest, ACatchUpTicketIsServedOnlyOnceEverythingWrittenBefore
   const auto later_ticket = b.changelog->request_catch_up();
   EXPECT_GT(later_ticket, ticket);
   auto view = CompletedAnswerStore::view(*b.store);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (!b.changelog->caught_up(later_ticket) && std::chrono::steady_clock::now() < deadline) {
-    ASSERT_TRUE(b.changelog->apply_available(100));
-  }
+  // Driven by hand: a failed apply ends the wait.
+  ASSERT_TRUE(testing::eventually([&] { return b.changelog->caught_up(later_ticket); },
+                                  std::chrono::milliseconds(kWaitMs),
+                                  [&] { return b.changelog->apply_available(100).has_value(); }));
   ASSERT_TRUE(b.changelog->caught_up(later_ticket));
   EXPECT_TRUE(b.changelog->caught_up(ticket));
   for (int i = 0; i < 50; ++i) EXPECT_TRUE(view->get("acme", "req-" + std::to_string(i))) << i;
@@ -403,11 +396,7 @@ TEST_F(StateChangelogTest, ACatchUpIsServedByARunningApplierToo) {
   ASSERT_TRUE(completed->put("acme", "req-1", CompletedAnswer{"final", "cost"}));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
   const std::uint64_t ticket = b.changelog->request_catch_up();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (!b.changelog->caught_up(ticket) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  ASSERT_TRUE(b.changelog->caught_up(ticket));
+  ASSERT_TRUE(testing::eventually([&] { return b.changelog->caught_up(ticket); }, kWaitMs, 2));
   EXPECT_TRUE(CompletedAnswerStore::view(*b.store)->get("acme", "req-1"));
   b.changelog->stop();
 }

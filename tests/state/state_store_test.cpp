@@ -4,11 +4,11 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "state/state.h"
 #include "state/state_test_support.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
@@ -503,10 +503,8 @@ TEST(StateStore, MaintenanceThreadEnforcesTheBoundWithoutBeingCalled) {
     clock.advance_ms(1);
   }
   // Eventually, however loaded the machine: bounded by a generous deadline.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (store->stats().cache_bytes > o.max_bytes && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return store->stats().cache_bytes <= o.max_bytes; }, std::chrono::seconds(30),
+                      std::chrono::milliseconds(5));
   EXPECT_LE(store->stats().cache_bytes, o.max_bytes);
   EXPECT_GT(store->stats().evicted_total, 0u);
 }

@@ -15,6 +15,7 @@
 #include "kafka/kafka.h"
 #include "state/state.h"
 #include "state/state_test_support.h"
+#include "support/wait.h"
 
 namespace cascade::cli {
 namespace {
@@ -112,11 +113,8 @@ class CachePurgeCommandTest : public ::testing::Test {
 
   // The worker's applier runs until it has executed a purge.
   bool applied_purge() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-    while (listener_.purged_tenant.empty() && std::chrono::steady_clock::now() < deadline) {
-      if (!changelog_->apply_available(50)) return false;
-    }
-    return !listener_.purged_tenant.empty();
+    return testing::eventually([&] { return !listener_.purged_tenant.empty(); }, std::chrono::milliseconds(kWaitMs),
+                               [&] { return changelog_->apply_available(50).has_value(); });
   }
 
   UnsetEnv no_env_bootstrap_{"CASCADE_KAFKA_BOOTSTRAP"};

@@ -11,24 +11,15 @@
 #include "consumers/ledger/ledger.h"
 #include "kafka/kafka.h"
 #include "state/state_test_support.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
 using ledger_test::make_cost;
+using testing::eventually;
 using testing_state::TempDir;
 
-constexpr int kWaitMs = 30000;
-
-template <class Pred>
-bool eventually(Pred pred, int timeout_ms = kWaitMs) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 class LedgerConsumerTest : public ::testing::Test {
  protected:

@@ -13,6 +13,7 @@
 #include "events/request_fingerprint.h"
 #include "providers/provider.h"
 #include "state/state_test_support.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {
@@ -270,8 +271,7 @@ TEST_F(AnswerCacheTest, ARemoteDimensionLearnedFromTheFirstAnswerIndexesWhatTheS
   HttpClient http;
   std::optional<Result<std::vector<Embedding>>> fetched;
   ASSERT_TRUE(learning->start(http, {query->normalized}, [&](Result<std::vector<Embedding>> r) { fetched = std::move(r); }));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!fetched && std::chrono::steady_clock::now() < deadline) http.poll(20);
+  testing::drive_until(http, [&] { return fetched.has_value(); }, std::chrono::seconds(20));
   ASSERT_TRUE(fetched && *fetched);
   ASSERT_TRUE(cache->embedded(query->normalized, (*fetched)->front()));
   EXPECT_EQ(cache->embedding_dimension(), 3u);

@@ -7,12 +7,12 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 
 #include "consumers/worker/worker_metrics.h"
 #include "kafka/kafka.h"
 #include "state/state.h"
 #include "state/state_test_support.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
@@ -127,10 +127,7 @@ TEST_F(StateMetricsTest, AScrapeShowsTheReplicasBytesLagDelayAndSkippedRecords) 
   // Records B has not applied yet show as lag once its consumer has seen them.
   for (int i = 3; i < 5; ++i) ASSERT_TRUE(a.store->put_response("acme", "fp-" + std::to_string(i), "y", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (b.changelog->lag().messages_behind < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return b.changelog->lag().messages_behind >= 2; }, kWaitMs, 5);
   sampler.sample();
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_changelog_lag_messages"), 2.0);
   ASSERT_TRUE(b.changelog->restore(kWaitMs));
@@ -199,11 +196,8 @@ TEST_F(StateMetricsTest, TheSamplerRefreshesOnItsOwnEveryInterval) {
   ASSERT_TRUE(a.store->put_response("acme", "fp", "answer", "v"));
   const double expected = static_cast<double>(a.store->stats().cache_bytes);
   ASSERT_GT(expected, 0.0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}") != expected &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}") == expected; },
+                      std::chrono::seconds(10), std::chrono::milliseconds(5));
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}"), expected);
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "budgets/budgets.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
@@ -226,7 +227,7 @@ TEST(BudgetConfig, YamlBudgetsBecomeOneBudgetPerTenantAndScope) {
     out << "budgets:\n  acme:\n    daily_usd: 10\n    monthly_usd: 100\n    soft_percent: 70\n"
            "    models:\n      gpt-4o: {daily_usd: 2}\n    tags:\n      research: {monthly_usd: 30}\n";
   }
-  auto config = load_config(path, [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
+  auto config = load_config(path, testing::no_env());
   ASSERT_TRUE(config) << config.error().message;
   BudgetBook book(budgets_from_config(*config));
   ASSERT_TRUE(book.limits("acme", ""));
@@ -242,7 +243,7 @@ TEST(BudgetConfig, YamlBudgetsBecomeOneBudgetPerTenantAndScope) {
     std::ofstream out(path);
     out << "budgets:\n  acme:\n    dayly_usd: 10\n";
   }
-  auto typo = load_config(path, [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
+  auto typo = load_config(path, testing::no_env());
   ASSERT_FALSE(typo);
   EXPECT_NE(typo.error().message.find("dayly_usd"), std::string::npos) << typo.error().message;
   std::remove(path.c_str());

@@ -15,18 +15,13 @@
 
 #include "cache/semantic.h"
 #include "config/config.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
+using testing::env_of;
 
 // A config file that exists for the lifetime of the object.
 class YamlFile {

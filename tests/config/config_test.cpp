@@ -12,20 +12,15 @@
 
 #include <unistd.h>
 
+#include "support/env.h"
+
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::env_of;
 
-// The environment a test pretends to run in; the process env is never touched.
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
-
-const EnvLookup kNoEnv = env_of({});
+const EnvLookup kNoEnv = testing::no_env();
 
 // A YAML file that exists for the lifetime of the object.
 class TempYamlFile {

@@ -7,16 +7,12 @@
 #include <string>
 
 #include "config/config.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
 
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
+using testing::env_of;
 
 Result<Config> load_yaml(const std::string& text, const EnvLookup& env = env_of({})) {
   const auto path = std::filesystem::temp_directory_path() /

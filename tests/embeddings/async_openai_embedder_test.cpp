@@ -13,6 +13,7 @@
 
 #include "embeddings/embeddings.h"
 #include "providers/provider.h"
+#include "support/env.h"
 #include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
@@ -52,12 +53,7 @@ ScriptedResponse with_headers(int status, const std::string& headers, const std:
   return r;
 }
 
-EnvLookup env_with_key() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    if (name == "TEST_ASYNC_EMBEDDINGS_KEY") return std::string(kApiKey);
-    return std::nullopt;
-  };
-}
+EnvLookup env_with_key() { return testing::env_of({{"TEST_ASYNC_EMBEDDINGS_KEY", std::string(kApiKey)}}); }
 
 // Every outcome a call delivered; a test checks there is exactly one.
 struct Outcomes {

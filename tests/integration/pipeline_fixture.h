@@ -22,6 +22,7 @@
 #include "kafka/kafka.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"
+#include "support/env.h"
 #include "support/wait.h"
 
 namespace cascade::testing {
@@ -123,10 +124,7 @@ class PipelineTest : public ::testing::Test {
       env[prefix + "_KIND"] = "openai";  // the simulator speaks OpenAI's wire format
     }
     for (const auto& [k, v] : env_overrides) env[k] = v;
-    auto config = load_config(config_file_, [env](const std::string& name) -> std::optional<std::string> {
-      if (auto it = env.find(name); it != env.end()) return it->second;
-      return std::nullopt;
-    });
+    auto config = load_config(config_file_, env_of(env));
     ASSERT_TRUE(config) << config.error().message;
     config_ = *config;
 
@@ -227,7 +225,7 @@ class PipelineTest : public ::testing::Test {
     options.cache = state_->cache();
     options.metrics = &worker_metrics_;
     options.budgets = budget_table_.get();
-    options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    options.env = no_env();
     auto worker = Worker::start(std::move(options));
     ASSERT_TRUE(worker) << worker.error().message;
     workers_.push_back(std::move(*worker));

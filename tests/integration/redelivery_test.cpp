@@ -26,7 +26,7 @@ class RedeliveryTest : public PipelineTest {
     options.catalog = catalog_.get();
     options.completed = completed;
     options.changelog = changelog;
-    options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    options.env = no_env();
     auto worker = Worker::start(std::move(options));
     EXPECT_TRUE(worker) << worker.error().message;
     workers_.push_back(std::move(*worker));
@@ -158,7 +158,7 @@ TEST_F(RedeliveryTest, RequestsRedeliveredToAnotherWorkerAfterACrashAreNotPaidTw
   options.catalog = catalog_.get();
   options.completed = second_state->completed();
   options.changelog = second_state->changelog();
-  options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  options.env = no_env();
   auto second = Worker::start(std::move(options));
   ASSERT_TRUE(second) << second.error().message;
   workers_.push_back(std::move(*second));

@@ -11,6 +11,7 @@
 #include "router/tools/evaluation.h"
 #include "config/config.h"
 #include "router/router.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
@@ -378,12 +379,7 @@ TEST(RouterWithScorer, AMissingModelFallsBackToTheHeuristicAndEveryReasonSaysSo)
 namespace cascade {
 namespace {
 
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
+using testing::env_of;
 
 TEST(RouterConfigKeys, BuiltInDefaultsMatchTheStructAndEnvOverridesThem) {
   auto defaults = load_config("", env_of({}));

@@ -22,6 +22,7 @@
 #include "consumers/worker/worker.h"
 #include "config/config.h"
 #include "events/events.h"
+#include "support/env.h"
 #include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"
 
@@ -264,7 +265,7 @@ inline ModelCatalog worker_test_catalog() { return catalog_from_yaml(kWorkerTest
 // The built-in configuration, with providers a and b (timeouts, slots) and
 // every other setting at its default; tests change what they need.
 inline Config worker_test_config() {
-  auto config = load_config("", [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
+  auto config = load_config("", no_env());
   if (!config) {
     ADD_FAILURE() << config.error().message;
     return Config{};

@@ -4,17 +4,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <stdexcept>
 #include <string>
-
-#include <unistd.h>
 
 #include "cache/semantic.h"
 #include "config/config.h"
+#include "support/config_file.h"
 #include "support/env.h"
 
 namespace cascade {
@@ -23,27 +18,8 @@ namespace {
 using ::testing::HasSubstr;
 using testing::env_of;
 
-// A config file that exists for the lifetime of the object.
-class YamlFile {
- public:
-  explicit YamlFile(const std::string& text) {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cascade-semantic-config-XXXXXX").string();
-    const int fd = mkstemp(pattern.data());
-    if (fd < 0) throw std::runtime_error("mkstemp failed");
-    ::close(fd);
-    path_ = pattern;
-    std::ofstream(path_) << text;
-  }
-  ~YamlFile() { std::filesystem::remove(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 Result<SemanticMatcherOptions> options_from(const std::string& yaml, const EnvLookup& env = env_of({})) {
-  YamlFile file(yaml);
-  auto config = load_config(file.path(), env);
+  auto config = testing::load_config_text(yaml, env);
   if (!config) return std::unexpected(config.error());
   return semantic_matcher_options(*config);
 }

@@ -3,13 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 
-#include <unistd.h>
-
 #include "config/config.h"
+#include "support/config_file.h"
 #include "support/env.h"
 
 namespace cascade {
@@ -17,17 +14,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::env_of;
-
-Result<Config> load_yaml(const std::string& text, const EnvLookup& env = env_of({})) {
-  std::string path = (std::filesystem::temp_directory_path() / "cascade-cascade-config-XXXXXX").string();
-  const int fd = mkstemp(path.data());
-  if (fd < 0) return fail(ErrorCode::internal, "mkstemp");
-  ::close(fd);
-  std::ofstream(path) << text;
-  auto config = load_config(path, env);
-  std::filesystem::remove(path);
-  return config;
-}
+using testing::load_config_text;
 
 TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
   auto c = load_config("", env_of({}));
@@ -50,7 +37,7 @@ TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
 }
 
 TEST(CascadeConfig, EveryKeyComesFromTheFileOrTheEnvironment) {
-  auto c = load_yaml(R"(
+  auto c = load_config_text(R"(
 router:
   cascade:
     enabled: true
@@ -110,7 +97,7 @@ TEST(CascadeConfig, ValuesThatCannotWorkAreErrorsNamingTheKey) {
       {"quality: {timeout_ms: 0}", "quality"},
   };
   for (const auto& [yaml, key] : cases) {
-    auto c = load_yaml(yaml);
+    auto c = load_config_text(yaml);
     ASSERT_FALSE(c) << yaml;
     EXPECT_THAT(c.error().message, HasSubstr(key)) << yaml;
   }

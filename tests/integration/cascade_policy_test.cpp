@@ -3,8 +3,6 @@
 // replaced by the next tier's, streamed; a share of cheaper tiers' answers is
 // graded by a judge model off the request's path.
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -395,9 +393,8 @@ std::string apples_question(int i) { return "How many apples does Tom have in ca
 
 // What route-train --router verifier writes, trained on cheap answers of
 // which every third is wrong, set as router.cascade.verifier_file with
-// min_verifier_p `min_p` in `env`. The file's path, to remove.
-std::filesystem::path use_toy_verifier(std::map<std::string, std::string>& env, const std::string& name,
-                                       const std::string& min_p) {
+// min_verifier_p `min_p` in `env`; the file is written in `dir`.
+void use_toy_verifier(const TempDir& dir, std::map<std::string, std::string>& env, const std::string& min_p) {
   std::vector<PairOutcome> rows;
   for (int i = 0; i < 90; ++i) {
     const bool wrong = i % 3 == 0;
@@ -409,16 +406,14 @@ std::filesystem::path use_toy_verifier(std::map<std::string, std::string>& env, 
   options.strong_name = "strong";
   auto trained = train_verifier(rows, options);
   EXPECT_TRUE(trained) << trained.error().message;
-  const auto path = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()) + ".json");
-  std::ofstream(path) << (trained ? trained->model.dump() : "{}");
-  env["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] = path.string();
+  env["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] =
+      dir.write("verifier.json", trained ? trained->model.dump() : "{}");
   env["CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P"] = min_p;
-  return path;
 }
 
 TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKeptWithItsProbability) {
   enable_cascade();
-  const auto verifier_file = use_toy_verifier(env_overrides, "cascade-it-verifier", "0.5");
+  use_toy_verifier(temp_dir_, env_overrides, "0.5");
   start_pipeline();
   const PromptEvent doubted = request("verifier-wrong", apples_question(1001));
   const PromptEvent trusted = request("verifier-right", apples_question(1002));
@@ -448,14 +443,13 @@ TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKept
   EXPECT_EQ(calls_to(strong_), 1u);
   EXPECT_TRUE(cascade_counted("escalated", "verifier", 1));
   EXPECT_TRUE(cascade_counted("accepted", "verified", 1));
-  std::filesystem::remove(verifier_file);
 }
 
 // The verifier learned from text answers: a cheap answer that calls a tool
 // is left to the other checks and passes through the cascade whole.
 TEST_F(CascadePolicyTest, AToolCallAnswerIsNotScoredByTheVerifierAndReachesTheClientWhole) {
   enable_cascade();
-  const auto verifier_file = use_toy_verifier(env_overrides, "cascade-it-verifier-tools", "0.99");  // any answer it scores escalates
+  use_toy_verifier(temp_dir_, env_overrides, "0.99");  // any answer it scores escalates
   start_pipeline();
   const nlohmann::json tools = nlohmann::json::parse(R"([{"type":"function","function":{"name":"get_weather",
       "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}])");
@@ -490,7 +484,6 @@ TEST_F(CascadePolicyTest, AToolCallAnswerIsNotScoredByTheVerifierAndReachesTheCl
   EXPECT_EQ(calls_to(strong_), 1u);
   EXPECT_TRUE(cascade_counted("accepted", "checked", 1));
   EXPECT_TRUE(cascade_counted("escalated", "verifier", 1));
-  std::filesystem::remove(verifier_file);
 }
 
 // A request with tools gets no agreement call: a tool call has no final

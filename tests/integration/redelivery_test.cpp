@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -56,12 +55,7 @@ class RedeliveryTest : public PipelineTest {
     return eventually([&] { return committed_requests() >= n; }, timeout, 100ms);
   }
 
-  std::filesystem::path second_dir() const { return state_dir_.string() + "-second"; }
-
-  void TearDown() override {
-    PipelineTest::TearDown();
-    std::filesystem::remove_all(second_dir());
-  }
+  std::string second_dir() const { return temp_dir_.sub("second-worker"); }
 };
 
 // The answer is delivered, but its completed-answer record cannot reach the
@@ -72,7 +66,7 @@ TEST_F(RedeliveryTest, AnOffsetIsCommittedOnlyOnceTheCompletedAnswerIsInTheChang
   start_pipeline();
   stop_default_worker();
   Config config = config_;
-  config.state.dir = second_dir().string();
+  config.state.dir = second_dir();
   config.state.maintenance_interval_ms = 0;
   StateOptions options = state_options(config);
   options.replicated = true;
@@ -107,7 +101,7 @@ TEST_F(RedeliveryTest, AssignedPartitionsWaitUntilTheChangelogHasCaughtUp) {
   start_pipeline();
   stop_default_worker();
   Config config = config_;
-  config.state.dir = second_dir().string();
+  config.state.dir = second_dir();
   config.state.maintenance_interval_ms = 0;
   auto store = StateStore::open(state_options(config));
   ASSERT_TRUE(store) << store.error().message;

@@ -8,13 +8,14 @@
 #include "kafka/kafka.h"
 #include "state/state.h"
 #include "state/state_test_support.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace cascade {
 namespace {
 
 using testing_state::ManualClock;
-using testing_state::TempDir;
+using testing::TempDir;
 using ::testing::HasSubstr;
 
 constexpr const char* kTopic = "cascade.cache-changelog";

@@ -1,37 +1,13 @@
 #pragma once
-// Shared by the state tests: temporary directories and a clock tests move.
+// Shared by the state tests: a clock tests move.
 #include <atomic>
 #include <cstdint>
-#include <filesystem>
+#include <functional>
 #include <memory>
-#include <stdexcept>
-#include <string>
-
-#include <stdlib.h>
 
 #include "state/state.h"
 
 namespace cascade::testing_state {
-
-// A fresh directory per test, removed with everything in it afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cascade-state-test-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string path() const { return path_.string(); }
-  std::string sub(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Wall clock under the test's control; shared with compaction threads.
 class ManualClock {

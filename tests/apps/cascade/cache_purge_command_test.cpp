@@ -7,21 +7,20 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <string>
 
 #include "apps/cascade/commands.h"
 #include "kafka/kafka.h"
 #include "state/state.h"
-#include "state/state_test_support.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace cascade::cli {
 namespace {
 
 using ::testing::HasSubstr;
-using testing_state::TempDir;
+using testing::TempDir;
 
 constexpr const char* kTopic = "cascade.cache-changelog";
 constexpr int kWaitMs = 30000;
@@ -95,12 +94,6 @@ class CachePurgeCommandTest : public ::testing::Test {
     ASSERT_TRUE(store_->put(StateFamily::completed, tenant_key(tenant, "req-1"), "final", ""));
   }
 
-  std::string write_file(const std::string& name, const std::string& text) {
-    const std::string path = dir_.sub(name);
-    std::ofstream(path) << text;
-    return path;
-  }
-
   CommandRun purge(const CommonOptions& common, const CachePurgeOptions& options) {
     ::testing::internal::CaptureStdout();
     ::testing::internal::CaptureStderr();
@@ -133,7 +126,7 @@ TEST_F(CachePurgeCommandTest, PurgesTheTenantsCacheOnTheWorkerAndLeavesOtherTena
   ASSERT_TRUE(changelog_->restore(kWaitMs));
 
   CommonOptions common;
-  common.bootstrap_file = write_file("bootstrap", broker_->bootstrap() + "\n");  // as `cascade broker` writes it
+  common.bootstrap_file = dir_.write("bootstrap", broker_->bootstrap() + "\n");  // as `cascade broker` writes it
   CachePurgeOptions options;
   options.tenant = "acme";
   const auto before_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -184,7 +177,7 @@ TEST_F(CachePurgeCommandTest, WithoutABrokerItSaysThereIsNothingToPurgeThrough) 
 
 TEST_F(CachePurgeCommandTest, AClusterWithoutTheChangelogTopicIsAnErrorNamingIt) {
   CommonOptions common;
-  common.config_file = write_file("cascade.yaml", "kafka:\n  topics:\n    cache_changelog: no-such.changelog\n");
+  common.config_file = dir_.write("cascade.yaml", "kafka:\n  topics:\n    cache_changelog: no-such.changelog\n");
   CachePurgeOptions options;
   options.tenant = "acme";
   options.bootstrap = broker_->bootstrap();
@@ -196,7 +189,7 @@ TEST_F(CachePurgeCommandTest, AClusterWithoutTheChangelogTopicIsAnErrorNamingIt)
 TEST_F(CachePurgeCommandTest, ABadVerifierRuleInTheConfigStopsTheCommandAtStartup) {
   CommonOptions common;
   common.config_file =
-      write_file("cascade.yaml", "tenants:\n  acme:\n    semantic_verifier:\n      max_order_inversions: many\n");
+      dir_.write("cascade.yaml", "tenants:\n  acme:\n    semantic_verifier:\n      max_order_inversions: many\n");
   CachePurgeOptions options;
   options.tenant = "acme";
   options.bootstrap = broker_->bootstrap();

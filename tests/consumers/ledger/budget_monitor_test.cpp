@@ -14,8 +14,8 @@
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
 #include "kafka/kafka.h"
-#include "state/state_test_support.h"
 #include "support/scripted_http_server.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace cascade {
@@ -25,7 +25,7 @@ using ledger_test::make_cost;
 using testing::eventually;
 using testing::ScriptedHttpServer;
 using testing::ScriptedResponse;
-using testing_state::TempDir;
+using testing::TempDir;
 
 constexpr int kWaitMs = 30000;
 

@@ -10,7 +10,7 @@
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
 #include "kafka/kafka.h"
-#include "state/state_test_support.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace cascade {
@@ -18,7 +18,7 @@ namespace {
 
 using ledger_test::make_cost;
 using testing::eventually;
-using testing_state::TempDir;
+using testing::TempDir;
 
 
 class LedgerConsumerTest : public ::testing::Test {

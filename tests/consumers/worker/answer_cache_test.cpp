@@ -12,14 +12,14 @@
 
 #include "events/request_fingerprint.h"
 #include "providers/provider.h"
-#include "state/state_test_support.h"
 #include "support/http_drive.h"
 #include "support/scripted_http_server.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::TempDir;
+using testing::TempDir;
 
 // Counts what the cache embeds; thread-safe like the built-in embedder.
 class CountingEmbedder final : public Embedder {

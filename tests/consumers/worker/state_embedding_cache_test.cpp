@@ -6,12 +6,12 @@
 #include <atomic>
 #include <thread>
 
-#include "state/state_test_support.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::TempDir;
+using testing::TempDir;
 
 std::unique_ptr<StateStore> open_store(const std::string& dir) {
   StateOptions o;

@@ -23,7 +23,7 @@
 #include "config/config.h"
 #include "events/events.h"
 #include "support/env.h"
-#include "support/temp_dir.h"
+#include "support/test_catalog.h"
 #include "tokenizer/tokenizer.h"
 
 namespace cascade::testing {
@@ -244,21 +244,6 @@ models:
   - {id: medium-a, provider: a, tier: medium, context_window: 128000, max_output_tokens: 4096, input_per_mtok: 1.00, output_per_mtok: 4.00}
   - {id: large-a,  provider: a, tier: large,  context_window: 128000, max_output_tokens: 4096, input_per_mtok: 2.50, output_per_mtok: 10.00}
 )";
-
-// A model catalog from YAML text with the given baseline, through the same
-// loader the worker uses.
-inline ModelCatalog catalog_from_yaml(std::string_view yaml, const std::string& baseline) {
-  TempDir dir("cascade-catalog");
-  CatalogConfig config;
-  config.file = dir.write("models.yaml", yaml);
-  config.baseline_model = baseline;
-  auto catalog = ModelCatalog::load(config);
-  if (!catalog) {
-    ADD_FAILURE() << "catalog: " << catalog.error().message;
-    return ModelCatalog{};
-  }
-  return std::move(*catalog);
-}
 
 inline ModelCatalog worker_test_catalog() { return catalog_from_yaml(kWorkerTestCatalog, "large-a"); }
 

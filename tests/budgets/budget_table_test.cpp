@@ -3,6 +3,7 @@
 #include "budgets/budgets.h"
 #include "events/events.h"
 #include "kafka/kafka.h"
+#include "support/embedded_kafka.h"
 #include "support/wait.h"
 
 namespace cascade {
@@ -20,17 +21,13 @@ Result<void> publish_spend(const Config& config, const SpendRecord& record) {
 class BudgetTableTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    config_.kafka.bootstrap = broker_->bootstrap();
-    config_.kafka.partitions = 3;
-    config_.kafka.fetch_wait_max_ms = 5;
-    ASSERT_TRUE(broker_->create_topics(cascade_topics(config_.kafka)));
+    kafka_ = testing::start_cascade_kafka(3);
+    ASSERT_TRUE(kafka_.broker);
+    config_.kafka = kafka_.config;
     config_.budgets["acme"].limits = {10, 100, 80};
   }
 
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
   Config config_;
 };
 

@@ -23,6 +23,7 @@
 #include "kafka/kafka.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"
+#include "support/embedded_kafka.h"
 #include "support/env.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -77,9 +78,8 @@ class PipelineTest : public ::testing::Test {
       bootstrap_ = real;
       suffix = "." + std::to_string(::getpid()) + "." + std::to_string(instance_);
     } else {
-      auto broker = EmbeddedBroker::start();
-      ASSERT_TRUE(broker) << broker.error().message;
-      broker_ = std::move(*broker);
+      broker_ = start_broker();
+      ASSERT_TRUE(broker_);
       bootstrap_ = broker_->bootstrap();
     }
     reply_topic_ = "test.replies" + suffix;

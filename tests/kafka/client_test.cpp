@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 
+#include "support/embedded_kafka.h"
 #include "support/wait.h"
 
 namespace cascade {
@@ -17,8 +18,6 @@ using namespace std::chrono_literals;
 class CascadeClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.fetch_wait_max_ms = 5;
-    config_.linger_ms = 1;
     config_.partitions = 2;
     auto conn = KafkaConnection::open(config_);
     ASSERT_TRUE(conn) << conn.error().message;
@@ -68,7 +67,7 @@ class CascadeClientTest : public ::testing::Test {
     return testing::eventually(done, 10s, [&] { client.poll(20); });
   }
 
-  KafkaConfig config_;
+  KafkaConfig config_ = testing::fast_kafka_config();
   KafkaConnection conn_;
   std::unique_ptr<EventProducer> replier_;
 };

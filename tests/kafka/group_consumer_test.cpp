@@ -10,15 +10,15 @@
 
 #include "kafka/kafka.h"
 #include "producers/event_producer.h"
+#include "support/embedded_kafka.h"
 #include "support/wait.h"
 
 namespace cascade {
 namespace {
 
-KafkaConfig fast_config() {
-  KafkaConfig c;
-  c.fetch_wait_max_ms = 5;
-  c.linger_ms = 1;
+// Members of a group that leave or join within a test rebalance quickly.
+KafkaConfig group_config() {
+  KafkaConfig c = testing::fast_kafka_config();
   c.extra = "session.timeout.ms=6000;heartbeat.interval.ms=200";
   return c;
 }
@@ -43,10 +43,8 @@ class Listener : public RebalanceListener {
 class GroupConsumerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({"requests", 4}));
+    broker_ = testing::start_broker({{"requests", 4}});
+    ASSERT_TRUE(broker_);
     auto producer = EventProducer::create(config_, broker_->bootstrap());
     ASSERT_TRUE(producer) << producer.error().message;
     producer_ = std::move(*producer);
@@ -91,7 +89,7 @@ class GroupConsumerTest : public ::testing::Test {
     ASSERT_TRUE(consumer.commit());
   }
 
-  KafkaConfig config_ = fast_config();
+  KafkaConfig config_ = group_config();
   std::unique_ptr<EmbeddedBroker> broker_;
   std::unique_ptr<EventProducer> producer_;
 };
@@ -212,12 +210,11 @@ TEST_F(GroupConsumerTest, ASecondMemberTakesPartitionsAndTheFirstIsToldBeforeLos
 }
 
 TEST(EventProducerBacklog, AFullQueueNeverBlocksAndEventsLeaveInOrder) {
-  auto broker = EmbeddedBroker::start();
-  ASSERT_TRUE(broker) << broker.error().message;
-  ASSERT_TRUE((*broker)->create_topic({"t", 1}));
-  KafkaConfig config = fast_config();
+  KafkaConfig config = group_config();
   config.extra += ";queue.buffering.max.messages=5";
-  auto producer = EventProducer::create(config, (*broker)->bootstrap());
+  const auto kafka = testing::start_embedded_kafka({{"t", 1}}, config);
+  ASSERT_TRUE(kafka.broker);
+  auto producer = EventProducer::create(kafka.config, kafka.bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
 
   for (int i = 0; i < 200; ++i) ASSERT_TRUE((*producer)->produce("t", "k", std::to_string(i)));
@@ -227,7 +224,7 @@ TEST(EventProducerBacklog, AFullQueueNeverBlocksAndEventsLeaveInOrder) {
   ASSERT_TRUE((*producer)->flush(20000));
   EXPECT_EQ((*producer)->backlog(), 0u);
   std::vector<std::string> read;
-  auto n = read_topic_to_end(config, (*broker)->bootstrap(), "t",
+  auto n = read_topic_to_end(kafka.config, kafka.bootstrap(), "t",
                              [&](const KafkaRecord& m) { read.emplace_back(m.payload()); });
   ASSERT_TRUE(n) << n.error().message;
   ASSERT_EQ(read.size(), 200u);

@@ -11,15 +11,15 @@
 #include <vector>
 
 #include "kafka/kafka.h"
-#include "kafka/kafka_test_support.h"
+#include "support/embedded_kafka.h"
 #include "support/wait.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-using kafka_test::fast_config;
-using kafka_test::start_broker;
+using testing::fast_kafka_config;
+using testing::start_broker;
 
 // A record as read: where it was and what it said.
 struct Seen {
@@ -88,7 +88,7 @@ class PartitionReaderTest : public ::testing::Test {
     return seen;
   }
 
-  KafkaConfig config_ = fast_config();
+  KafkaConfig config_ = fast_kafka_config();
   std::unique_ptr<EmbeddedBroker> broker_;
   std::unique_ptr<KafkaProducer> producer_;
 };
@@ -246,11 +246,12 @@ TEST(ReadTopicToEnd, AMissingTopicReadsAsEmptyAndIsNotCreated) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   int calls = 0;
-  auto read = read_topic_to_end(fast_config(), broker->bootstrap(), "nowhere", [&](const KafkaRecord&) { ++calls; });
+  auto read =
+      read_topic_to_end(fast_kafka_config(), broker->bootstrap(), "nowhere", [&](const KafkaRecord&) { ++calls; });
   ASSERT_TRUE(read) << read.error().message;
   EXPECT_EQ(*read, 0u);
   EXPECT_EQ(calls, 0);
-  auto exists = topic_exists(fast_config(), broker->bootstrap(), "nowhere");
+  auto exists = topic_exists(fast_kafka_config(), broker->bootstrap(), "nowhere");
   ASSERT_TRUE(exists) << exists.error().message;
   EXPECT_FALSE(*exists);
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kafka/kafka.h"
+#include "support/embedded_kafka.h"
 #include "state/state.h"
 #include "state/state_test_support.h"
 #include "support/temp_dir.h"
@@ -55,12 +56,8 @@ class RecordingListener : public ChangelogListener {
 class StateChangelogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({kTopic, kPartitions}));
-    kafka_.fetch_wait_max_ms = 2;
-    kafka_.linger_ms = 1;
+    kafka_ = testing::start_embedded_kafka({{kTopic, kPartitions}}, testing::fast_kafka_config(2));
+    ASSERT_TRUE(kafka_.broker);
   }
 
   StateOptions options(const std::string& dir, const std::string& writer) const {
@@ -83,7 +80,7 @@ class StateChangelogTest : public ::testing::Test {
       return r;
     }
     r.store = std::move(*store);
-    auto changelog = StateChangelog::open(*r.store, kafka ? *kafka : kafka_, broker_->bootstrap(), listener);
+    auto changelog = StateChangelog::open(*r.store, kafka ? *kafka : kafka_.config, kafka_.bootstrap(), listener);
     if (!changelog) {
       ADD_FAILURE() << changelog.error().message;
       return r;
@@ -103,7 +100,7 @@ class StateChangelogTest : public ::testing::Test {
 
   // Raw records, for what a StateStore would never write itself.
   void produce_raw(const std::string& key, const std::string& value, int partition) {
-    auto producer = KafkaProducer::create(kafka_, broker_->bootstrap());
+    auto producer = KafkaProducer::create(kafka_.config, kafka_.bootstrap());
     ASSERT_TRUE(producer) << producer.error().message;
     auto queued = (*producer)->produce(kTopic, {.key = key, .value = value, .partition = partition});
     ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
@@ -112,8 +109,7 @@ class StateChangelogTest : public ::testing::Test {
 
   TempDir dir_;
   ManualClock clock_;
-  KafkaConfig kafka_;
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
 };
 
 TEST_F(StateChangelogTest, AWriteOnOneWorkerIsAHitOnAnotherAfterItsApplierRuns) {
@@ -195,7 +191,7 @@ TEST_F(StateChangelogTest, AnEntryStampedBeforeAPurgeIsGoneWhicheverArrivesFirst
   d_options.now_ms = late_clock.fn();
   auto d_store = StateStore::open(d_options);
   ASSERT_TRUE(d_store);
-  auto d_changelog = StateChangelog::open(**d_store, kafka_, broker_->bootstrap());
+  auto d_changelog = StateChangelog::open(**d_store, kafka_.config, kafka_.bootstrap());
   ASSERT_TRUE(d_changelog);
 
   ASSERT_TRUE(a.store->purge_tenant("acme"));
@@ -292,7 +288,7 @@ TEST_F(StateChangelogTest, TheListenerHearsOfEveryAppliedRecord) {
 }
 
 TEST_F(StateChangelogTest, ChangesLostInACrashBeforePublishingArePublishedOnRestart) {
-  KafkaConfig slow = kafka_;
+  KafkaConfig slow = kafka_.config;
   slow.linger_ms = 60000;  // nothing leaves the producer before the "crash"
   {
     auto a = open_replica(dir_.sub("a"), "worker-a", nullptr, &slow);
@@ -443,10 +439,10 @@ TEST_F(StateChangelogTest, APurgePublishedFromOutsideAWorkerIsExecutedByEveryWor
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
   // Entries stamped by the test clock, the purge by the wall clock: the
   // test clock (2023) is behind, so every entry written so far is covered.
-  auto through = publish_tenant_purge(kafka_, broker_->bootstrap(), kTopic, "acme");
+  auto through = publish_tenant_purge(kafka_.config, kafka_.bootstrap(), kTopic, "acme");
   ASSERT_TRUE(through) << through.error().message;
   EXPECT_GT(*through, clock_.now());
-  EXPECT_FALSE(publish_tenant_purge(kafka_, broker_->bootstrap(), kTopic, ""));
+  EXPECT_FALSE(publish_tenant_purge(kafka_.config, kafka_.bootstrap(), kTopic, ""));
 
   for (Replica* r : {&a, &b}) {
     restore_ok(*r);
@@ -487,7 +483,7 @@ TEST_F(StateChangelogTest, RestoreAndShutdownEndWhenTheBrokerIsGone) {
   ASSERT_TRUE(c.changelog);
   ASSERT_TRUE(a.store->put_response("acme", "fp", "x", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
-  broker_.reset();
+  kafka_.broker.reset();
   // C may or may not have fetched A's record before the broker went: either
   // it catches up from what it has, or it gives up at the timeout. It must
   // not hang, nor must the shutdown that follows.

@@ -12,6 +12,7 @@
 
 #include "apps/cascade/commands.h"
 #include "kafka/kafka.h"
+#include "support/embedded_kafka.h"
 #include "state/state.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -62,10 +63,8 @@ struct CommandRun {
 class CachePurgeCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({kTopic, 4}));
+    kafka_ = testing::start_embedded_kafka({{kTopic, 4}}, testing::fast_kafka_config(2));
+    ASSERT_TRUE(kafka_.broker);
     // A worker's state: replicated store and changelog applier, as WorkerState opens them.
     StateOptions o;
     o.dir = dir_.sub("worker");
@@ -75,10 +74,7 @@ class CachePurgeCommandTest : public ::testing::Test {
     auto store = StateStore::open(o);
     ASSERT_TRUE(store) << store.error().message;
     store_ = std::move(*store);
-    KafkaConfig kafka;
-    kafka.fetch_wait_max_ms = 2;
-    kafka.linger_ms = 1;
-    auto changelog = StateChangelog::open(*store_, kafka, broker_->bootstrap(), &listener_);
+    auto changelog = StateChangelog::open(*store_, kafka_.config, kafka_.bootstrap(), &listener_);
     ASSERT_TRUE(changelog) << changelog.error().message;
     changelog_ = std::move(*changelog);
   }
@@ -113,7 +109,7 @@ class CachePurgeCommandTest : public ::testing::Test {
   UnsetEnv no_env_bootstrap_{"CASCADE_KAFKA_BOOTSTRAP"};
   UnsetEnv no_env_topic_{"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG"};
   TempDir dir_;
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
   PurgeListener listener_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<StateChangelog> changelog_;
@@ -126,7 +122,7 @@ TEST_F(CachePurgeCommandTest, PurgesTheTenantsCacheOnTheWorkerAndLeavesOtherTena
   ASSERT_TRUE(changelog_->restore(kWaitMs));
 
   CommonOptions common;
-  common.bootstrap_file = dir_.write("bootstrap", broker_->bootstrap() + "\n");  // as `cascade broker` writes it
+  common.bootstrap_file = dir_.write("bootstrap", kafka_.bootstrap() + "\n");  // as `cascade broker` writes it
   CachePurgeOptions options;
   options.tenant = "acme";
   const auto before_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -157,7 +153,7 @@ TEST_F(CachePurgeCommandTest, TheBootstrapOptionNamesTheClusterWithoutAnyFile) {
   ASSERT_TRUE(changelog_->flush(kWaitMs));
   CachePurgeOptions options;
   options.tenant = "acme";
-  options.bootstrap = broker_->bootstrap();
+  options.bootstrap = kafka_.bootstrap();
   const CommandRun run = purge(CommonOptions{}, options);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   ASSERT_TRUE(applied_purge());
@@ -180,7 +176,7 @@ TEST_F(CachePurgeCommandTest, AClusterWithoutTheChangelogTopicIsAnErrorNamingIt)
   common.config_file = dir_.write("cascade.yaml", "kafka:\n  topics:\n    cache_changelog: no-such.changelog\n");
   CachePurgeOptions options;
   options.tenant = "acme";
-  options.bootstrap = broker_->bootstrap();
+  options.bootstrap = kafka_.bootstrap();
   const CommandRun run = purge(common, options);
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("has no topic no-such.changelog"));
@@ -192,7 +188,7 @@ TEST_F(CachePurgeCommandTest, ABadVerifierRuleInTheConfigStopsTheCommandAtStartu
       dir_.write("cascade.yaml", "tenants:\n  acme:\n    semantic_verifier:\n      max_order_inversions: many\n");
   CachePurgeOptions options;
   options.tenant = "acme";
-  options.bootstrap = broker_->bootstrap();
+  options.bootstrap = kafka_.bootstrap();
   const CommandRun run = purge(common, options);
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("tenants.acme.semantic_verifier.max_order_inversions"));

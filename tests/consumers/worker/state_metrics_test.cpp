@@ -10,6 +10,7 @@
 
 #include "consumers/worker/worker_metrics.h"
 #include "kafka/kafka.h"
+#include "support/embedded_kafka.h"
 #include "state/state.h"
 #include "state/state_test_support.h"
 #include "support/temp_dir.h"
@@ -48,12 +49,8 @@ struct Replica {
 class StateMetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({kTopic, 3}));
-    kafka_.fetch_wait_max_ms = 2;
-    kafka_.linger_ms = 1;
+    kafka_ = testing::start_embedded_kafka({{kTopic, 3}}, testing::fast_kafka_config(2));
+    ASSERT_TRUE(kafka_.broker);
   }
 
   StateOptions options(const std::string& dir, const std::string& writer) const {
@@ -71,13 +68,13 @@ class StateMetricsTest : public ::testing::Test {
     auto store = StateStore::open(options(dir_.sub(name), name));
     ASSERT_TRUE(store) << store.error().message;
     r.store = std::move(*store);
-    auto changelog = StateChangelog::open(*r.store, kafka_, broker_->bootstrap());
+    auto changelog = StateChangelog::open(*r.store, kafka_.config, kafka_.bootstrap());
     ASSERT_TRUE(changelog) << changelog.error().message;
     r.changelog = std::move(*changelog);
   }
 
   void produce_malformed() {
-    auto producer = KafkaProducer::create(kafka_, broker_->bootstrap());
+    auto producer = KafkaProducer::create(kafka_.config, kafka_.bootstrap());
     ASSERT_TRUE(producer) << producer.error().message;
     auto queued = (*producer)->produce(kTopic, {.key = "future-family/key", .value = "x", .partition = 0});
     ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
@@ -86,8 +83,7 @@ class StateMetricsTest : public ::testing::Test {
 
   TempDir dir_;
   ManualClock clock_;
-  KafkaConfig kafka_;
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
 };
 
 TEST_F(StateMetricsTest, AScrapeShowsTheReplicasBytesLagDelayAndSkippedRecords) {

@@ -8,32 +8,21 @@
 #include "kafka/kafka.h"
 #include "support/embedded_kafka.h"
 #include "state/state.h"
-#include "state/state_test_support.h"
+#include "support/state_store.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::ManualClock;
+using testing::ManualClock;
+using testing::Replica;
 using testing::TempDir;
 using ::testing::HasSubstr;
 
 constexpr const char* kTopic = "cascade.cache-changelog";
 constexpr int kPartitions = 4;
 constexpr int kWaitMs = 30000;  // generous bound for anything asynchronous
-
-// One worker's state: its store and the changelog attached to it.
-struct Replica {
-  std::unique_ptr<StateStore> store;
-  std::unique_ptr<StateChangelog> changelog;
-
-  // Crash-free shutdown in the required order: changelog first.
-  void close() {
-    changelog.reset();
-    store.reset();
-  }
-};
 
 struct AppliedRecord {
   std::string what;  // "put", "delete" or "purge"
@@ -61,32 +50,12 @@ class StateChangelogTest : public ::testing::Test {
   }
 
   StateOptions options(const std::string& dir, const std::string& writer) const {
-    StateOptions o;
-    o.dir = dir;
-    o.replicated = true;
-    o.maintenance_interval_ms = 0;
-    o.writer_id = writer;
-    o.now_ms = clock_.fn();
-    o.changelog_topic = kTopic;
-    return o;
+    return testing::replica_options(dir, kTopic, writer, &clock_);
   }
 
   Replica open_replica(const std::string& dir, const std::string& writer, ChangelogListener* listener = nullptr,
                        const KafkaConfig* kafka = nullptr) {
-    Replica r;
-    auto store = StateStore::open(options(dir, writer));
-    if (!store) {
-      ADD_FAILURE() << store.error().message;
-      return r;
-    }
-    r.store = std::move(*store);
-    auto changelog = StateChangelog::open(*r.store, kafka ? *kafka : kafka_.config, kafka_.bootstrap(), listener);
-    if (!changelog) {
-      ADD_FAILURE() << changelog.error().message;
-      return r;
-    }
-    r.changelog = std::move(*changelog);
-    return r;
+    return testing::open_replica(options(dir, writer), kafka ? *kafka : kafka_.config, kafka_.bootstrap(), listener);
   }
 
   RestoreReport restore_ok(Replica& r) {
@@ -100,11 +69,7 @@ class StateChangelogTest : public ::testing::Test {
 
   // Raw records, for what a StateStore would never write itself.
   void produce_raw(const std::string& key, const std::string& value, int partition) {
-    auto producer = KafkaProducer::create(kafka_.config, kafka_.bootstrap());
-    ASSERT_TRUE(producer) << producer.error().message;
-    auto queued = (*producer)->produce(kTopic, {.key = key, .value = value, .partition = partition});
-    ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
-    ASSERT_TRUE((*producer)->flush(kWaitMs));
+    ASSERT_TRUE(testing::produce_raw(kafka_, kTopic, key, value, partition));
   }
 
   TempDir dir_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kafka/kafka.h"
+#include "support/wait.h"
 
 namespace cascade::testing {
 
@@ -52,6 +53,27 @@ inline EmbeddedKafka start_embedded_kafka(const std::vector<TopicSpec>& topics,
   if (kafka.broker) config.bootstrap = kafka.broker->bootstrap();
   kafka.config = std::move(config);
   return kafka;
+}
+
+// Writes one record, as it is, to `partition` of `topic` and waits until
+// the broker has it; false, and a failed test, when it does not.
+inline bool produce_raw(const EmbeddedKafka& kafka, const std::string& topic, const std::string& key,
+                        const std::string& value, int partition) {
+  auto producer = KafkaProducer::create(kafka.config, kafka.bootstrap());
+  if (!producer) {
+    ADD_FAILURE() << "KafkaProducer::create: " << producer.error().message;
+    return false;
+  }
+  auto queued = (*producer)->produce(topic, {.key = key, .value = value, .partition = partition});
+  if (!queued || *queued != KafkaProducer::Enqueued::yes) {
+    ADD_FAILURE() << "produce to " << topic << ": not queued";
+    return false;
+  }
+  if (!(*producer)->flush(kDefaultWaitMs)) {
+    ADD_FAILURE() << "produce to " << topic << ": not acknowledged in " << kDefaultWaitMs << " ms";
+    return false;
+  }
+  return true;
 }
 
 // The same with Cascade's own topics (named as `config` says), `partitions`

@@ -13,6 +13,7 @@
 #include "apps/cascade/commands.h"
 #include "kafka/kafka.h"
 #include "support/embedded_kafka.h"
+#include "support/state_store.h"
 #include "state/state.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -66,28 +67,18 @@ class CachePurgeCommandTest : public ::testing::Test {
     kafka_ = testing::start_embedded_kafka({{kTopic, 4}}, testing::fast_kafka_config(2));
     ASSERT_TRUE(kafka_.broker);
     // A worker's state: replicated store and changelog applier, as WorkerState opens them.
-    StateOptions o;
-    o.dir = dir_.sub("worker");
-    o.replicated = true;
-    o.maintenance_interval_ms = 0;
-    o.changelog_topic = kTopic;
-    auto store = StateStore::open(o);
-    ASSERT_TRUE(store) << store.error().message;
-    store_ = std::move(*store);
-    auto changelog = StateChangelog::open(*store_, kafka_.config, kafka_.bootstrap(), &listener_);
-    ASSERT_TRUE(changelog) << changelog.error().message;
-    changelog_ = std::move(*changelog);
+    worker_ = testing::open_replica(testing::replica_options(dir_.sub("worker"), kTopic), kafka_.config,
+                                    kafka_.bootstrap(), &listener_);
+    ASSERT_TRUE(worker_.store && worker_.changelog);
   }
 
-  void TearDown() override {
-    changelog_.reset();
-    store_.reset();
-  }
+  void TearDown() override { worker_.close(); }
 
   void write_tenant(const std::string& tenant) {
-    ASSERT_TRUE(store_->put_response(tenant, "fp-1", "answer of " + tenant, "v"));
-    ASSERT_TRUE(store_->put_vector(tenant, "ctx:fp-1", VectorEntry{{0.6f, 0.8f}, "Why is the sky blue?", "fp-1"}, "e"));
-    ASSERT_TRUE(store_->put(StateFamily::completed, tenant_key(tenant, "req-1"), "final", ""));
+    ASSERT_TRUE(worker_.store->put_response(tenant, "fp-1", "answer of " + tenant, "v"));
+    ASSERT_TRUE(
+        worker_.store->put_vector(tenant, "ctx:fp-1", VectorEntry{{0.6f, 0.8f}, "Why is the sky blue?", "fp-1"}, "e"));
+    ASSERT_TRUE(worker_.store->put(StateFamily::completed, tenant_key(tenant, "req-1"), "final", ""));
   }
 
   CommandRun purge(const CommonOptions& common, const CachePurgeOptions& options) {
@@ -103,7 +94,7 @@ class CachePurgeCommandTest : public ::testing::Test {
   // The worker's applier runs until it has executed a purge.
   bool applied_purge() {
     return testing::eventually([&] { return !listener_.purged_tenant.empty(); }, std::chrono::milliseconds(kWaitMs),
-                               [&] { return changelog_->apply_available(50).has_value(); });
+                               [&] { return worker_.changelog->apply_available(50).has_value(); });
   }
 
   UnsetEnv no_env_bootstrap_{"CASCADE_KAFKA_BOOTSTRAP"};
@@ -111,15 +102,14 @@ class CachePurgeCommandTest : public ::testing::Test {
   TempDir dir_;
   testing::EmbeddedKafka kafka_;
   PurgeListener listener_;
-  std::unique_ptr<StateStore> store_;
-  std::unique_ptr<StateChangelog> changelog_;
+  testing::Replica worker_;
 };
 
 TEST_F(CachePurgeCommandTest, PurgesTheTenantsCacheOnTheWorkerAndLeavesOtherTenantsAlone) {
   write_tenant("acme");
   write_tenant("globex");
-  ASSERT_TRUE(changelog_->flush(kWaitMs));
-  ASSERT_TRUE(changelog_->restore(kWaitMs));
+  ASSERT_TRUE(worker_.changelog->flush(kWaitMs));
+  ASSERT_TRUE(worker_.changelog->restore(kWaitMs));
 
   CommonOptions common;
   common.bootstrap_file = dir_.write("bootstrap", kafka_.bootstrap() + "\n");  // as `cascade broker` writes it
@@ -138,26 +128,26 @@ TEST_F(CachePurgeCommandTest, PurgesTheTenantsCacheOnTheWorkerAndLeavesOtherTena
   EXPECT_THAT(run.out, HasSubstr("purged tenant acme"));
   EXPECT_THAT(run.out, HasSubstr("(" + std::to_string(listener_.purged_through_ms) + " ms)"));
 
-  EXPECT_FALSE(store_->get_response("acme", "fp-1", "v"));
-  EXPECT_FALSE(store_->get_vector("acme", "ctx:fp-1", "e"));
-  ASSERT_TRUE(store_->get_response("globex", "fp-1", "v"));
-  EXPECT_EQ(store_->get_response("globex", "fp-1", "v")->payload, "answer of globex");
-  ASSERT_TRUE(store_->get_vector("globex", "ctx:fp-1", "e"));
-  EXPECT_EQ(store_->get_vector("globex", "ctx:fp-1", "e")->normalized_text, "Why is the sky blue?");
+  EXPECT_FALSE(worker_.store->get_response("acme", "fp-1", "v"));
+  EXPECT_FALSE(worker_.store->get_vector("acme", "ctx:fp-1", "e"));
+  ASSERT_TRUE(worker_.store->get_response("globex", "fp-1", "v"));
+  EXPECT_EQ(worker_.store->get_response("globex", "fp-1", "v")->payload, "answer of globex");
+  ASSERT_TRUE(worker_.store->get_vector("globex", "ctx:fp-1", "e"));
+  EXPECT_EQ(worker_.store->get_vector("globex", "ctx:fp-1", "e")->normalized_text, "Why is the sky blue?");
   // Completed answers guard against double charges: a purge keeps them.
-  EXPECT_TRUE(store_->get(StateFamily::completed, tenant_key("acme", "req-1"), ""));
+  EXPECT_TRUE(worker_.store->get(StateFamily::completed, tenant_key("acme", "req-1"), ""));
 }
 
 TEST_F(CachePurgeCommandTest, TheBootstrapOptionNamesTheClusterWithoutAnyFile) {
   write_tenant("acme");
-  ASSERT_TRUE(changelog_->flush(kWaitMs));
+  ASSERT_TRUE(worker_.changelog->flush(kWaitMs));
   CachePurgeOptions options;
   options.tenant = "acme";
   options.bootstrap = kafka_.bootstrap();
   const CommandRun run = purge(CommonOptions{}, options);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   ASSERT_TRUE(applied_purge());
-  EXPECT_FALSE(store_->get_response("acme", "fp-1", "v"));
+  EXPECT_FALSE(worker_.store->get_response("acme", "fp-1", "v"));
 }
 
 TEST_F(CachePurgeCommandTest, WithoutABrokerItSaysThereIsNothingToPurgeThrough) {

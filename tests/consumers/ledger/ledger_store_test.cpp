@@ -4,14 +4,14 @@
 
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
-#include "state/state_test_support.h"
+#include "support/manual_clock.h"
 #include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
 using ledger_test::make_cost;
-using testing_state::ManualClock;
+using testing::ManualClock;
 using testing::TempDir;
 
 // 2026-07-14T12:00:00Z.

@@ -14,6 +14,7 @@
 #include "providers/provider.h"
 #include "support/http_drive.h"
 #include "support/scripted_http_server.h"
+#include "support/state_store.h"
 #include "support/temp_dir.h"
 
 namespace cascade {
@@ -45,12 +46,8 @@ Embedding builtin_vector(const std::string& text) {
 class AnswerCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StateOptions o;
-    o.dir = dir.path();
-    o.maintenance_interval_ms = 0;
-    auto opened = StateStore::open(o);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store = std::move(*opened);
+    store = testing::open_state_store(testing::state_options_in(dir.path()));
+    ASSERT_TRUE(store);
     auto loaded = ModelCatalog::load(CatalogConfig{});
     ASSERT_TRUE(loaded) << loaded.error().message;
     catalog = std::make_unique<ModelCatalog>(std::move(*loaded));

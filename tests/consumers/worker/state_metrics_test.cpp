@@ -12,14 +12,15 @@
 #include "kafka/kafka.h"
 #include "support/embedded_kafka.h"
 #include "state/state.h"
-#include "state/state_test_support.h"
+#include "support/state_store.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::ManualClock;
+using testing::ManualClock;
+using testing::Replica;
 using testing::TempDir;
 
 constexpr const char* kTopic = "cascade.cache-changelog";
@@ -37,15 +38,6 @@ std::optional<double> scraped(const std::string& exposition, const std::string& 
   return std::nullopt;
 }
 
-struct Replica {
-  std::unique_ptr<StateStore> store;
-  std::unique_ptr<StateChangelog> changelog;
-  ~Replica() {
-    changelog.reset();  // before its store
-    store.reset();
-  }
-};
-
 class StateMetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -54,32 +46,15 @@ class StateMetricsTest : public ::testing::Test {
   }
 
   StateOptions options(const std::string& dir, const std::string& writer) const {
-    StateOptions o;
-    o.dir = dir;
-    o.replicated = true;
-    o.maintenance_interval_ms = 0;
-    o.writer_id = writer;
-    o.now_ms = clock_.fn();
-    o.changelog_topic = kTopic;
-    return o;
+    return testing::replica_options(dir, kTopic, writer, &clock_);
   }
 
   void open(Replica& r, const std::string& name) {
-    auto store = StateStore::open(options(dir_.sub(name), name));
-    ASSERT_TRUE(store) << store.error().message;
-    r.store = std::move(*store);
-    auto changelog = StateChangelog::open(*r.store, kafka_.config, kafka_.bootstrap());
-    ASSERT_TRUE(changelog) << changelog.error().message;
-    r.changelog = std::move(*changelog);
+    r = testing::open_replica(options(dir_.sub(name), name), kafka_.config, kafka_.bootstrap());
+    ASSERT_TRUE(r.store && r.changelog);
   }
 
-  void produce_malformed() {
-    auto producer = KafkaProducer::create(kafka_.config, kafka_.bootstrap());
-    ASSERT_TRUE(producer) << producer.error().message;
-    auto queued = (*producer)->produce(kTopic, {.key = "future-family/key", .value = "x", .partition = 0});
-    ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
-    ASSERT_TRUE((*producer)->flush(kWaitMs));
-  }
+  void produce_malformed() { ASSERT_TRUE(testing::produce_raw(kafka_, kTopic, "future-family/key", "x", 0)); }
 
   TempDir dir_;
   ManualClock clock_;

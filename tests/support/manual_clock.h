@@ -1,18 +1,17 @@
 #pragma once
-// Shared by the state tests: a clock tests move.
+// A wall clock (ms since the epoch) that only the test moves.
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 
-#include "state/state.h"
+namespace cascade::testing {
 
-namespace cascade::testing_state {
-
-// Wall clock under the test's control; shared with compaction threads.
+// Copies share one time; fn() may be handed to other threads (compactions).
 class ManualClock {
  public:
-  explicit ManualClock(std::int64_t start_ms = 1'700'000'000'000) : now_(std::make_shared<std::atomic<std::int64_t>>(start_ms)) {}
+  explicit ManualClock(std::int64_t start_ms = 1'700'000'000'000)
+      : now_(std::make_shared<std::atomic<std::int64_t>>(start_ms)) {}
   std::int64_t now() const { return now_->load(); }
   void advance_ms(std::int64_t ms) { *now_ += ms; }
   void set(std::int64_t ms) { *now_ = ms; }
@@ -25,4 +24,4 @@ class ManualClock {
   std::shared_ptr<std::atomic<std::int64_t>> now_;
 };
 
-}  // namespace cascade::testing_state
+}  // namespace cascade::testing

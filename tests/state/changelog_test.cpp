@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "kafka/kafka.h"
-#include "support/embedded_kafka.h"
 #include "state/state.h"
+#include "support/embedded_kafka.h"
 #include "support/state_store.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"

@@ -12,9 +12,9 @@
 
 #include "apps/cascade/commands.h"
 #include "kafka/kafka.h"
+#include "state/state.h"
 #include "support/embedded_kafka.h"
 #include "support/state_store.h"
-#include "state/state.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
 

@@ -10,8 +10,8 @@
 
 #include "consumers/worker/worker_metrics.h"
 #include "kafka/kafka.h"
-#include "support/embedded_kafka.h"
 #include "state/state.h"
+#include "support/embedded_kafka.h"
 #include "support/state_store.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"

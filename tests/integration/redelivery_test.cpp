@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "integration/pipeline_fixture.h"
+#include "support/state_store.h"
 
 namespace cascade::testing {
 namespace {
@@ -70,9 +71,9 @@ TEST_F(RedeliveryTest, AnOffsetIsCommittedOnlyOnceTheCompletedAnswerIsInTheChang
   config.state.maintenance_interval_ms = 0;
   StateOptions options = state_options(config);
   options.replicated = true;
-  auto store = StateStore::open(options);
-  ASSERT_TRUE(store) << store.error().message;
-  auto completed = CompletedAnswerStore::view(**store);
+  auto store = open_state_store(options);
+  ASSERT_TRUE(store);
+  auto completed = CompletedAnswerStore::view(*store);
   Worker& worker = start_worker_over(completed.get(), nullptr);
 
   ASSERT_TRUE(client_->send(prompt(1, "What is the boiling point of water at sea level?")));
@@ -82,10 +83,10 @@ TEST_F(RedeliveryTest, AnOffsetIsCommittedOnlyOnceTheCompletedAnswerIsInTheChang
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(committed_requests(), 0) << "committed before the completed answer reached the changelog";
   EXPECT_EQ(worker.stats().in_flight.load(), 1) << "held until its answer is replicated";
-  EXPECT_EQ((*store)->stats().outbox_pending, 1u);
+  EXPECT_EQ(store->stats().outbox_pending, 1u);
 
   // Attached and running, the changelog publishes what waits in the outbox.
-  auto changelog = StateChangelog::open(**store, config_.kafka, bootstrap_);
+  auto changelog = StateChangelog::open(*store, config_.kafka, bootstrap_);
   ASSERT_TRUE(changelog) << changelog.error().message;
   ASSERT_TRUE((*changelog)->start());
   EXPECT_TRUE(wait_committed(1, 30s));
@@ -103,12 +104,10 @@ TEST_F(RedeliveryTest, AssignedPartitionsWaitUntilTheChangelogHasCaughtUp) {
   Config config = config_;
   config.state.dir = second_dir();
   config.state.maintenance_interval_ms = 0;
-  auto store = StateStore::open(state_options(config));
-  ASSERT_TRUE(store) << store.error().message;
-  auto changelog = StateChangelog::open(**store, config_.kafka, bootstrap_);  // applier not running
-  ASSERT_TRUE(changelog) << changelog.error().message;
-  auto completed = CompletedAnswerStore::view(**store);
-  Worker& worker = start_worker_over(completed.get(), changelog->get());
+  auto replica = open_replica(state_options(config), config_.kafka, bootstrap_);  // applier not running
+  ASSERT_TRUE(replica.store && replica.changelog);
+  auto completed = CompletedAnswerStore::view(*replica.store);
+  Worker& worker = start_worker_over(completed.get(), replica.changelog.get());
 
   ASSERT_TRUE(client_->send(prompt(1, "Name the largest planet of the solar system.")));
   ASSERT_TRUE(client_->flush(10000));
@@ -117,12 +116,12 @@ TEST_F(RedeliveryTest, AssignedPartitionsWaitUntilTheChangelogHasCaughtUp) {
   EXPECT_EQ(worker.stats().consumed.load(), 0u) << "served before the changelog caught up";
   EXPECT_EQ(client_->outstanding(), 1u);
 
-  ASSERT_TRUE((*changelog)->start());
+  ASSERT_TRUE(replica.changelog->start());
   EXPECT_TRUE(client_->wait_all(30s));
   EXPECT_EQ(worker.stats().consumed.load(), 1u);
   EXPECT_EQ(worker.stats().catch_up_timeouts.load(), 0u);
   stop_default_worker();
-  (*changelog)->stop();
+  replica.changelog->stop();
 }
 
 // The whole story on two workers with their own stores: the first answers,

@@ -154,10 +154,9 @@ TEST_F(StateChangelogTest, AnEntryStampedBeforeAPurgeIsGoneWhicheverArrivesFirst
   ManualClock late_clock(clock_.now() - 1000);  // a worker whose clock is behind
   StateOptions d_options = options(dir_.sub("d"), "worker-d");
   d_options.now_ms = late_clock.fn();
-  auto d_store = StateStore::open(d_options);
-  ASSERT_TRUE(d_store);
-  auto d_changelog = StateChangelog::open(**d_store, kafka_.config, kafka_.bootstrap());
-  ASSERT_TRUE(d_changelog);
+  auto d = testing::open_replica(d_options, kafka_.config, kafka_.bootstrap());
+  ASSERT_TRUE(d.store);
+  ASSERT_TRUE(d.changelog);
 
   ASSERT_TRUE(a.store->purge_tenant("acme"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
@@ -167,25 +166,25 @@ TEST_F(StateChangelogTest, AnEntryStampedBeforeAPurgeIsGoneWhicheverArrivesFirst
 
   // D has not seen the purge: it writes an entry stamped before it, and one
   // stamped after it.
-  ASSERT_TRUE((*d_store)->put_response("acme", "stale", "x", "v"));
+  ASSERT_TRUE(d.store->put_response("acme", "stale", "x", "v"));
   late_clock.advance_ms(2000);
-  ASSERT_TRUE((*d_store)->put_response("acme", "fresh", "y", "v"));
-  ASSERT_TRUE((*d_changelog)->flush(kWaitMs));
+  ASSERT_TRUE(d.store->put_response("acme", "fresh", "y", "v"));
+  ASSERT_TRUE(d.changelog->flush(kWaitMs));
 
   EXPECT_EQ(restore_ok(purge_first).records, 2u);  // the writes after the purge
   auto writes_first = open_replica(dir_.sub("writes-first"), "worker-w");
   ASSERT_TRUE(writes_first.changelog);
   EXPECT_EQ(restore_ok(writes_first).records, 3u);
-  auto d_restored = (*d_changelog)->restore(kWaitMs);  // D applies the purge after its own writes
+  auto d_restored = d.changelog->restore(kWaitMs);  // D applies the purge after its own writes
   ASSERT_TRUE(d_restored);
 
-  for (StateStore* s : {purge_first.store.get(), writes_first.store.get(), d_store->get()}) {
+  for (StateStore* s : {purge_first.store.get(), writes_first.store.get(), d.store.get()}) {
     EXPECT_FALSE(s->get_response("acme", "stale", "v"));
     auto fresh = s->get_response("acme", "fresh", "v");
     ASSERT_TRUE(fresh);
     EXPECT_EQ(fresh->payload, "y");
   }
-  d_changelog->reset();
+  d.changelog.reset();
 }
 
 TEST_F(StateChangelogTest, ARestartedWorkerResumesFromItsStoredOffsets) {

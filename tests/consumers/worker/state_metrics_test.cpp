@@ -124,16 +124,16 @@ TEST_F(StateMetricsTest, AScrapeShowsTheReplicasBytesLagDelayAndSkippedRecords) 
 TEST_F(StateMetricsTest, AStoreWithoutAChangelogShowsItsOutboxAndEvictionsButNoChangelogSeries) {
   StateOptions o = options(dir_.sub("alone"), "alone");
   o.max_bytes = 2000;  // a few entries of 300 bytes
-  auto store = StateStore::open(o);
-  ASSERT_TRUE(store) << store.error().message;
+  auto store = testing::open_state_store(o);
+  ASSERT_TRUE(store);
   WorkerMetrics metrics;
-  StateMetricsSampler sampler(metrics, **store, nullptr, std::chrono::hours(1));
+  StateMetricsSampler sampler(metrics, *store, nullptr, std::chrono::hours(1));
 
   for (int i = 0; i < 10; ++i) {
     clock_.advance_ms(1);  // oldest first is well defined
-    ASSERT_TRUE((*store)->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
+    ASSERT_TRUE(store->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
   }
-  auto first = (*store)->maintain();
+  auto first = store->maintain();
   ASSERT_TRUE(first);
   ASSERT_GT(first->evicted, 0u);
   sampler.sample();
@@ -146,16 +146,16 @@ TEST_F(StateMetricsTest, AStoreWithoutAChangelogShowsItsOutboxAndEvictionsButNoC
 
   for (int i = 10; i < 20; ++i) {
     clock_.advance_ms(1);
-    ASSERT_TRUE((*store)->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
+    ASSERT_TRUE(store->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
   }
-  auto second = (*store)->maintain();
+  auto second = store->maintain();
   ASSERT_TRUE(second);
   ASSERT_GT(second->evicted, 0u);
   sampler.sample();
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_evicted_total"),
             static_cast<double>(first->evicted + second->evicted));
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}"),
-            static_cast<double>((*store)->stats().cache_bytes));
+            static_cast<double>(store->stats().cache_bytes));
 }
 
 TEST_F(StateMetricsTest, TheSamplerRefreshesOnItsOwnEveryInterval) {

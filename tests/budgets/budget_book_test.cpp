@@ -1,12 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "budgets/budgets.h"
+#include "support/config_file.h"
 
 namespace cascade {
 namespace {
@@ -220,13 +219,9 @@ TEST(PendingSpend, ARequestThatPaidNothingLeavesNothingPending) {
 }
 
 TEST(BudgetConfig, YamlBudgetsBecomeOneBudgetPerTenantAndScope) {
-  const std::string path = ::testing::TempDir() + "budgets_config_test.yaml";
-  {
-    std::ofstream out(path);
-    out << "budgets:\n  acme:\n    daily_usd: 10\n    monthly_usd: 100\n    soft_percent: 70\n"
-           "    models:\n      gpt-4o: {daily_usd: 2}\n    tags:\n      research: {monthly_usd: 30}\n";
-  }
-  auto config = load_config(path, [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
+  auto config = testing::load_config_text(
+      "budgets:\n  acme:\n    daily_usd: 10\n    monthly_usd: 100\n    soft_percent: 70\n"
+      "    models:\n      gpt-4o: {daily_usd: 2}\n    tags:\n      research: {monthly_usd: 30}\n");
   ASSERT_TRUE(config) << config.error().message;
   BudgetBook book(budgets_from_config(*config));
   ASSERT_TRUE(book.limits("acme", ""));
@@ -238,14 +233,9 @@ TEST(BudgetConfig, YamlBudgetsBecomeOneBudgetPerTenantAndScope) {
   EXPECT_DOUBLE_EQ(book.limits("acme", tag_scope("research"))->monthly_usd, 30);
   EXPECT_FALSE(book.limits("globex", ""));
 
-  {
-    std::ofstream out(path);
-    out << "budgets:\n  acme:\n    dayly_usd: 10\n";
-  }
-  auto typo = load_config(path, [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
+  auto typo = testing::load_config_text("budgets:\n  acme:\n    dayly_usd: 10\n");
   ASSERT_FALSE(typo);
   EXPECT_NE(typo.error().message.find("dayly_usd"), std::string::npos) << typo.error().message;
-  std::remove(path.c_str());
 }
 
 }  // namespace

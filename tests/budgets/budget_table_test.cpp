@@ -1,11 +1,10 @@
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <thread>
-
 #include "budgets/budgets.h"
 #include "events/events.h"
 #include "kafka/kafka.h"
+#include "support/embedded_kafka.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
@@ -19,30 +18,16 @@ Result<void> publish_spend(const Config& config, const SpendRecord& record) {
                                  encode_spend_record(record), 10000);
 }
 
-template <class Pred>
-bool eventually(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 class BudgetTableTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    config_.kafka.bootstrap = broker_->bootstrap();
-    config_.kafka.partitions = 3;
-    config_.kafka.fetch_wait_max_ms = 5;
-    ASSERT_TRUE(broker_->create_topics(cascade_topics(config_.kafka)));
+    kafka_ = testing::start_cascade_kafka(3);
+    ASSERT_TRUE(kafka_.broker);
+    config_.kafka = kafka_.config;
     config_.budgets["acme"].limits = {10, 100, 80};
   }
 
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
   Config config_;
 };
 
@@ -66,12 +51,13 @@ TEST_F(BudgetTableTest, RestoresRuntimeBudgetsAndSpendThenFollowsNewRecords) {
 
   ASSERT_TRUE((*table)->start());
   ASSERT_TRUE(publish_spend(config_, {"acme", "", BudgetPeriod::daily, period_id(BudgetPeriod::daily, now), 5.2, 10, now}));
-  EXPECT_TRUE(eventually([&] { return (*table)->book().spend("acme", "", BudgetPeriod::daily, now) == 5.2; }));
+  EXPECT_TRUE(testing::eventually([&] { return (*table)->book().spend("acme", "", BudgetPeriod::daily, now) == 5.2; },
+                                  kWaitMs));
   EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.0, now).verdict, BudgetVerdict::hard_exceeded);
 
   // Removing the run-time budget brings the configured one back.
   ASSERT_TRUE(publish_budget_removal(config_.kafka, config_.kafka.bootstrap, "acme", ""));
-  EXPECT_TRUE(eventually([&] { return (*table)->book().limits("acme", "")->daily_usd == 10; }));
+  EXPECT_TRUE(testing::eventually([&] { return (*table)->book().limits("acme", "")->daily_usd == 10; }, kWaitMs));
   EXPECT_EQ((*table)->check("acme", "gpt-4o-mini", {}, 0.0, now).verdict, BudgetVerdict::ok);
   EXPECT_EQ((*table)->records_malformed(), 0u);
 }

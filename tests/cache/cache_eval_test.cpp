@@ -1,33 +1,16 @@
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cache/tools/cache_eval.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
 using nlohmann::json;
-
-class TempFile {
- public:
-  TempFile(const std::string& suffix, const std::string& content) {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("cascade_cache_eval_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + suffix))
-                .string();
-    std::ofstream(path_) << content;
-  }
-  ~TempFile() { std::remove(path_.c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::string path_;
-};
+using testing::TempFile;
 
 const char* kJsonLines =
     R"({"text_a": "How can I learn Python quickly?", "text_b": "How do I learn Python quickly?", "label": 1})"
@@ -42,7 +25,7 @@ const char* kJsonLines =
     "\n";
 
 TEST(CacheEval, PrintsExactlyTheContractKeysPerThreshold) {
-  TempFile file(".jsonl", kJsonLines);
+  TempFile file(kJsonLines, "pairs.jsonl");
   auto pairs = load_paraphrase_pairs(file.path());
   ASSERT_TRUE(pairs) << pairs.error().message;
   ASSERT_EQ(pairs->size(), 5u);
@@ -78,10 +61,11 @@ TEST(CacheEval, PrintsExactlyTheContractKeysPerThreshold) {
 }
 
 TEST(CacheEval, ReadsPawsTsvWithOrWithoutAHeader) {
-  TempFile with_header(".tsv",
-                       "id\tsentence1\tsentence2\tlabel\n"
-                       "1\tThey went from A to B .\tThey went from B to A .\t0\n"
-                       "2\tHe was born in 1950 .\tIn 1950 , he was born .\t1\n");
+  TempFile with_header(
+      "id\tsentence1\tsentence2\tlabel\n"
+      "1\tThey went from A to B .\tThey went from B to A .\t0\n"
+      "2\tHe was born in 1950 .\tIn 1950 , he was born .\t1\n",
+      "pairs.tsv");
   auto pairs = load_paraphrase_pairs(with_header.path());
   ASSERT_TRUE(pairs) << pairs.error().message;
   ASSERT_EQ(pairs->size(), 2u);
@@ -91,7 +75,7 @@ TEST(CacheEval, ReadsPawsTsvWithOrWithoutAHeader) {
   EXPECT_EQ((*pairs)[1].label, 1);
 
   // No .tsv extension: recognized by its tab-separated first line.
-  TempFile headerless(".txt", "7\tOne sentence .\tAnother sentence .\t1\r\n");
+  TempFile headerless("7\tOne sentence .\tAnother sentence .\t1\r\n", "pairs.txt");
   auto more = load_paraphrase_pairs(headerless.path());
   ASSERT_TRUE(more) << more.error().message;
   ASSERT_EQ(more->size(), 1u);
@@ -99,13 +83,13 @@ TEST(CacheEval, ReadsPawsTsvWithOrWithoutAHeader) {
 }
 
 TEST(CacheEval, NamesTheLineOfAMalformedPair) {
-  TempFile bad_json(".jsonl", std::string(kJsonLines) + R"({"text_a": "x", "label": 1})" + "\n");
+  TempFile bad_json(std::string(kJsonLines) + R"({"text_a": "x", "label": 1})" + "\n", "pairs.jsonl");
   auto pairs = load_paraphrase_pairs(bad_json.path());
   ASSERT_FALSE(pairs);
   EXPECT_EQ(pairs.error().code, ErrorCode::invalid_request);
   EXPECT_NE(pairs.error().message.find(":6:"), std::string::npos) << pairs.error().message;
 
-  TempFile bad_label(".tsv", "1\ta\tb\t0\n2\ta\tb\tyes\n");
+  TempFile bad_label("1\ta\tb\t0\n2\ta\tb\tyes\n", "pairs.tsv");
   auto tsv = load_paraphrase_pairs(bad_label.path());
   ASSERT_FALSE(tsv);
   EXPECT_NE(tsv.error().message.find(":2:"), std::string::npos) << tsv.error().message;

@@ -4,51 +4,22 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <stdexcept>
 #include <string>
-
-#include <unistd.h>
 
 #include "cache/semantic.h"
 #include "config/config.h"
+#include "support/config_file.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
-
-// A config file that exists for the lifetime of the object.
-class YamlFile {
- public:
-  explicit YamlFile(const std::string& text) {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cascade-semantic-config-XXXXXX").string();
-    const int fd = mkstemp(pattern.data());
-    if (fd < 0) throw std::runtime_error("mkstemp failed");
-    ::close(fd);
-    path_ = pattern;
-    std::ofstream(path_) << text;
-  }
-  ~YamlFile() { std::filesystem::remove(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::env_of;
 
 Result<SemanticMatcherOptions> options_from(const std::string& yaml, const EnvLookup& env = env_of({})) {
-  YamlFile file(yaml);
-  auto config = load_config(file.path(), env);
+  auto config = testing::load_config_text(yaml, env);
   if (!config) return std::unexpected(config.error());
   return semantic_matcher_options(*config);
 }

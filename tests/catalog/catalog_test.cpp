@@ -3,13 +3,10 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <set>
 #include <string>
 
-#include <unistd.h>
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
@@ -191,12 +188,9 @@ TEST(ModelCatalog, LoadRejectsUnknownBaseline) {
 }
 
 TEST(ModelCatalog, LoadsACatalogFile) {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("cascade_catalog_test_" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(path) << kTwoModels;
-  CatalogConfig config{path.string(), "smart"};
+  const testing::TempFile file(kTwoModels, "models.yaml");
+  CatalogConfig config{file.path(), "smart"};
   auto catalog = ModelCatalog::load(config);
-  std::filesystem::remove(path);
   ASSERT_TRUE(catalog) << catalog.error().message;
   EXPECT_EQ(catalog->baseline().id, "smart");
   EXPECT_EQ(catalog->models().size(), 2u);

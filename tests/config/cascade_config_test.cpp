@@ -3,36 +3,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 
-#include <unistd.h>
-
 #include "config/config.h"
+#include "support/config_file.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
-
-Result<Config> load_yaml(const std::string& text, const EnvLookup& env = env_of({})) {
-  std::string path = (std::filesystem::temp_directory_path() / "cascade-cascade-config-XXXXXX").string();
-  const int fd = mkstemp(path.data());
-  if (fd < 0) return fail(ErrorCode::internal, "mkstemp");
-  ::close(fd);
-  std::ofstream(path) << text;
-  auto config = load_config(path, env);
-  std::filesystem::remove(path);
-  return config;
-}
+using testing::env_of;
+using testing::load_config_text;
 
 TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
   auto c = load_config("", env_of({}));
@@ -55,7 +37,7 @@ TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
 }
 
 TEST(CascadeConfig, EveryKeyComesFromTheFileOrTheEnvironment) {
-  auto c = load_yaml(R"(
+  auto c = load_config_text(R"(
 router:
   cascade:
     enabled: true
@@ -115,7 +97,7 @@ TEST(CascadeConfig, ValuesThatCannotWorkAreErrorsNamingTheKey) {
       {"quality: {timeout_ms: 0}", "quality"},
   };
   for (const auto& [yaml, key] : cases) {
-    auto c = load_yaml(yaml);
+    auto c = load_config_text(yaml);
     ASSERT_FALSE(c) << yaml;
     EXPECT_THAT(c.error().message, HasSubstr(key)) << yaml;
   }

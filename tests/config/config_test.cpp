@@ -3,48 +3,24 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <string>
 #include <utility>
 
-#include <unistd.h>
+#include "support/env.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::env_of;
+using testing::TempDir;
+using testing::TempFile;
 
-// The environment a test pretends to run in; the process env is never touched.
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
-
-const EnvLookup kNoEnv = env_of({});
-
-// A YAML file that exists for the lifetime of the object.
-class TempYamlFile {
- public:
-  explicit TempYamlFile(const std::string& text) {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cascade-config-test-XXXXXX").string();
-    const int fd = mkstemp(pattern.data());
-    if (fd < 0) throw std::runtime_error("mkstemp failed");
-    ::close(fd);
-    path_ = pattern;
-    std::ofstream(path_) << text;
-  }
-  ~TempYamlFile() { std::filesystem::remove(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+const EnvLookup kNoEnv = testing::no_env();
 
 Config load_ok(const std::string& file, const EnvLookup& env) {
   auto config = load_config(file, env);
@@ -163,14 +139,14 @@ TEST(LoadConfig, EnvOverridesNestedScalarsNamedAfterTheirKeyPath) {
 }
 
 TEST(LoadConfig, EnvSetToEmptyStringClearsAValue) {
-  TempYamlFile file("kafka:\n  bootstrap: redpanda:9092\n");
+  TempFile file("kafka:\n  bootstrap: redpanda:9092\n");
   const Config c = load_ok(file.path(), env_of({{"CASCADE_KAFKA_BOOTSTRAP", ""}}));
   EXPECT_EQ(c.kafka.bootstrap, "");
   EXPECT_TRUE(c.kafka.embedded());
 }
 
 TEST(LoadConfig, FileOverridesOnlyTheKeysItSets) {
-  TempYamlFile file(R"(
+  TempFile file(R"(
 kafka:
   partitions: 4
 router:
@@ -198,14 +174,14 @@ providers:
 }
 
 TEST(LoadConfig, EnvBeatsTheFile) {
-  TempYamlFile file("state:\n  dir: /from/file\nworker:\n  max_in_flight: 64\n");
+  TempFile file("state:\n  dir: /from/file\nworker:\n  max_in_flight: 64\n");
   const Config c = load_ok(file.path(), env_of({{"CASCADE_STATE_DIR", "/from/env"}}));
   EXPECT_EQ(c.state.dir, "/from/env");
   EXPECT_EQ(c.worker.max_in_flight, 64);
 }
 
 TEST(LoadConfig, EmptyFileMeansAllDefaults) {
-  TempYamlFile file("");
+  TempFile file("");
   const Config c = load_ok(file.path(), kNoEnv);
   EXPECT_EQ(c.kafka.partitions, 16);
   EXPECT_EQ(c.providers.size(), 6u);
@@ -246,7 +222,7 @@ TEST(LoadConfig, NegativeSizeIsRejectedRatherThanWrappedAround) {
 }
 
 TEST(LoadConfig, FileValueOfTheWrongTypeIsAnErrorNamingTheKey) {
-  TempYamlFile file("worker:\n  max_in_flight: [1, 2]\n");
+  TempFile file("worker:\n  max_in_flight: [1, 2]\n");
   EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("worker.max_in_flight"));
 }
 
@@ -256,9 +232,9 @@ TEST(LoadConfig, ThresholdsOutOfOrderAreRejected) {
 }
 
 TEST(LoadConfig, ThresholdsOutsideZeroToOneAreRejected) {
-  TempYamlFile above_one("router:\n  speed:\n    medium_max: 1.5\n");
+  TempFile above_one("router:\n  speed:\n    medium_max: 1.5\n");
   EXPECT_THAT(load_error(above_one.path(), kNoEnv), HasSubstr("router.speed"));
-  TempYamlFile negative("router:\n  quality:\n    small_max: -0.1\n");
+  TempFile negative("router:\n  quality:\n    small_max: -0.1\n");
   EXPECT_THAT(load_error(negative.path(), kNoEnv), HasSubstr("router.quality"));
   EXPECT_THAT(load_error("", env_of({{"CASCADE_ROUTER_COST_MEDIUM_MAX", ".nan"}})),
               HasSubstr("router.cost"));
@@ -292,41 +268,41 @@ TEST(LoadConfig, MissingFileIsAnErrorNamingThePath) {
 }
 
 TEST(LoadConfig, DirectoryGivenAsFileIsAnError) {
-  const std::string dir = std::filesystem::temp_directory_path().string();
-  EXPECT_THAT(load_error(dir, kNoEnv), HasSubstr(dir));
+  const TempDir dir;
+  EXPECT_THAT(load_error(dir.path(), kNoEnv), HasSubstr(dir.path()));
 }
 
 TEST(LoadConfig, MalformedYamlIsAnErrorNotAnException) {
-  TempYamlFile file("kafka: [unclosed\n");
+  TempFile file("kafka: [unclosed\n");
   EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("invalid YAML"));
 }
 
 TEST(LoadConfig, SectionGivenAsScalarIsAnErrorNamingTheSection) {
-  TempYamlFile file("kafka: localhost:9092\n");
+  TempFile file("kafka: localhost:9092\n");
   EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("'kafka'"));
 }
 
 TEST(LoadConfig, NestedSectionGivenAsScalarIsAnErrorNamingIt) {
-  TempYamlFile router("router: cheap\n");
+  TempFile router("router: cheap\n");
   EXPECT_THAT(load_error(router.path(), kNoEnv), HasSubstr("'router'"));
-  TempYamlFile preference("router:\n  cost: 0.5\n");
+  TempFile preference("router:\n  cost: 0.5\n");
   EXPECT_THAT(load_error(preference.path(), kNoEnv), HasSubstr("router.cost"));
-  TempYamlFile topics("kafka:\n  topics: cascade.requests\n");
+  TempFile topics("kafka:\n  topics: cascade.requests\n");
   EXPECT_THAT(load_error(topics.path(), kNoEnv), HasSubstr("kafka.topics"));
 }
 
 TEST(LoadConfig, ProviderGivenAsScalarIsAnErrorNamingTheProvider) {
-  TempYamlFile file("providers:\n  local: http://127.0.0.1:8080/v1\n");
+  TempFile file("providers:\n  local: http://127.0.0.1:8080/v1\n");
   EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr("providers.local"));
 }
 
 TEST(LoadConfig, FileThatIsNotAMappingIsAnError) {
-  TempYamlFile file("just a string\n");
+  TempFile file("just a string\n");
   EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr(file.path()));
 }
 
 TEST(LoadConfig, ProviderAddedInUserFileIsLoadedWithDefaultsForWhatItOmits) {
-  TempYamlFile file(R"(
+  TempFile file(R"(
 providers:
   local:
     kind: openai
@@ -349,7 +325,7 @@ providers:
 }
 
 TEST(LoadConfig, KeysOfAProviderAddedInUserFileAreOverridableFromEnv) {
-  TempYamlFile file(R"(
+  TempFile file(R"(
 providers:
   local:
     kind: openai
@@ -374,14 +350,14 @@ providers:
 }
 
 TEST(LoadConfig, HyphenatedProviderNameIsOverridableThroughUnderscores) {
-  TempYamlFile file("providers:\n  my-vllm:\n    base_url: http://a/v1\n    api_key_env: \"\"\n");
+  TempFile file("providers:\n  my-vllm:\n    base_url: http://a/v1\n    api_key_env: \"\"\n");
   const Config c =
       load_ok(file.path(), env_of({{"CASCADE_PROVIDERS_MY_VLLM_BASE_URL", "http://b/v1"}}));
   EXPECT_EQ(c.providers.at("my-vllm").base_url, "http://b/v1");
 }
 
 TEST(LoadConfig, OpenAiBaseUrlDoesNotLeakIntoOtherOpenAiKindProviders) {
-  TempYamlFile file("providers:\n  local:\n    kind: openai\n    base_url: http://a/v1\n");
+  TempFile file("providers:\n  local:\n    kind: openai\n    base_url: http://a/v1\n");
   const Config c = load_ok(file.path(), env_of({{"OPENAI_BASE_URL", "http://sdk/v1"}}));
   EXPECT_EQ(c.providers.at("local").base_url, "http://a/v1");
 }
@@ -402,7 +378,7 @@ TEST(LoadConfig, VerifierDefaultsNameEveryRuleAndTenantsOverrideNone) {
 }
 
 TEST(LoadConfig, TenantVerifierRulesComeFromTheFileAndGlobalOnesMergeKeyByKey) {
-  TempYamlFile file(R"(
+  TempFile file(R"(
 cache:
   semantic:
     verifier:
@@ -422,7 +398,7 @@ tenants:
 }
 
 TEST(LoadConfig, VerifierRulesAreOverridableFromEnvEvenWhenNoFileSetsThem) {
-  TempYamlFile file("tenants:\n  my-tenant:\n    requests_per_second: 5\n");
+  TempFile file("tenants:\n  my-tenant:\n    requests_per_second: 5\n");
   const Config c = load_ok(file.path(), env_of({
                                             {"CASCADE_CACHE_SEMANTIC_VERIFIER_DEIXIS", "false"},
                                             {"CASCADE_TENANTS_MY_TENANT_SEMANTIC_VERIFIER_MAX_ORDER_INVERSIONS", "2"},
@@ -436,9 +412,9 @@ TEST(LoadConfig, VerifierRulesAreOverridableFromEnvEvenWhenNoFileSetsThem) {
 }
 
 TEST(LoadConfig, VerifierGivenAsScalarOrNestedMappingIsAnErrorNamingTheKey) {
-  TempYamlFile scalar("tenants:\n  acme:\n    semantic_verifier: strict\n");
+  TempFile scalar("tenants:\n  acme:\n    semantic_verifier: strict\n");
   EXPECT_THAT(load_error(scalar.path(), kNoEnv), HasSubstr("tenants.acme.semantic_verifier"));
-  TempYamlFile nested("cache:\n  semantic:\n    verifier:\n      persons: {a: 1}\n");
+  TempFile nested("cache:\n  semantic:\n    verifier:\n      persons: {a: 1}\n");
   EXPECT_THAT(load_error(nested.path(), kNoEnv), HasSubstr("cache.semantic.verifier"));
 }
 
@@ -474,7 +450,7 @@ TEST(LoadConfig, EverySemanticEmbedderKeyIsOverridableFromEnv) {
 }
 
 TEST(LoadConfig, SemanticEmbedderFromTheFileKeepsTheDefaultsItOmits) {
-  TempYamlFile file(R"(
+  TempFile file(R"(
 cache:
   semantic:
     embedder:
@@ -592,7 +568,7 @@ TEST(LoadConfig, RouterPoliciesAreOffByDefault) {
 }
 
 TEST(LoadConfig, RouterPoliciesRulesAndExperimentAreReadFromTheFile) {
-  TempYamlFile file(kPolicies);
+  TempFile file(kPolicies);
   const Config c = load_ok(file.path(), kNoEnv);
   ASSERT_EQ(c.router.policies.size(), 2u);
   EXPECT_EQ(c.router.policies.at("frugal").preference, "cost");
@@ -623,7 +599,7 @@ TEST(LoadConfig, RouterPoliciesRulesAndExperimentAreReadFromTheFile) {
 }
 
 TEST(LoadConfig, ExperimentAndPolicyKeysAreOverridableFromEnv) {
-  TempYamlFile file(kPolicies);
+  TempFile file(kPolicies);
   const Config c = load_ok(file.path(), env_of({{"CASCADE_ROUTER_EXPERIMENT_NAME", "thrift-2"},
                                                 {"CASCADE_ROUTER_EXPERIMENT_POLICIES", "careful, default"},
                                                 {"CASCADE_ROUTER_EXPERIMENT_SPLIT", "0.9"},
@@ -664,10 +640,10 @@ TEST(LoadConfig, InvalidRouterPoliciesAreErrorsNamingTheKey) {
       {"router:\n  experiment: {name: x, arms: [a, b]}\n", "router.experiment': unknown key 'arms'"},
   };
   for (const auto& [yaml, expected] : cases) {
-    TempYamlFile file(yaml);
+    TempFile file(yaml);
     EXPECT_THAT(load_error(file.path(), kNoEnv), HasSubstr(expected)) << yaml;
   }
-  TempYamlFile file(kPolicies);
+  TempFile file(kPolicies);
   EXPECT_THAT(load_error(file.path(), env_of({{"CASCADE_ROUTER_EXPERIMENT_SPLIT", "half"}})),
               HasSubstr("router.experiment.split"));
 }
@@ -678,7 +654,7 @@ TEST(LoadConfig, CostAwareRoutingIsOffByDefaultAndReadFromFileEnvAndPolicies) {
   EXPECT_EQ(defaults.router.cost_aware.reference_input_tokens, CostAwareConfig{}.reference_input_tokens);
   EXPECT_EQ(defaults.router.cost_aware.expected_output_tokens, CostAwareConfig{}.expected_output_tokens);
 
-  TempYamlFile file(
+  TempFile file(
       "router:\n"
       "  cost_aware: {enabled: true, reference_input_tokens: 3000, expected_output_tokens: 40}\n"
       "  policies:\n"
@@ -707,7 +683,7 @@ TEST(LoadConfig, CostAwareRoutingIsOffByDefaultAndReadFromFileEnvAndPolicies) {
       {"router:\n  policies:\n    p: {cost_aware: sometimes}\n", "router.policies.p.cost_aware': 'sometimes'"},
   };
   for (const auto& [yaml, expected] : bad) {
-    TempYamlFile bad_file(yaml);
+    TempFile bad_file(yaml);
     EXPECT_THAT(load_error(bad_file.path(), kNoEnv), HasSubstr(expected)) << yaml;
   }
 }

@@ -1,32 +1,18 @@
 // The ledger:, budgets: and alerts: keys of the configuration (docs/ledger.md).
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 
 #include "config/config.h"
+#include "support/config_file.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
 
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
-
-Result<Config> load_yaml(const std::string& text, const EnvLookup& env = env_of({})) {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("cascade-ledger-config-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                     "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml");
-  std::ofstream(path) << text;
-  auto config = load_config(path.string(), env);
-  std::filesystem::remove(path);
-  return config;
-}
+using testing::env_of;
+using testing::load_config_text;
 
 TEST(LedgerConfig, DefaultsAreTheDocumentedOnes) {
   auto c = load_config("", env_of({}));
@@ -45,7 +31,7 @@ TEST(LedgerConfig, DefaultsAreTheDocumentedOnes) {
 }
 
 TEST(LedgerConfig, EnvOverridesLedgerAlertAndBudgetKeys) {
-  auto c = load_yaml("budgets:\n  acme:\n    daily_usd: 10\n",
+  auto c = load_config_text("budgets:\n  acme:\n    daily_usd: 10\n",
                      env_of({{"CASCADE_LEDGER_DIR", "/var/lib/cascade/ledger"},
                              {"CASCADE_ALERTS_THRESHOLDS_PERCENT", "75, 90,100"},
                              {"CASCADE_ALERTS_WEBHOOK_URL_ENV", "SLACK_URL"},
@@ -60,7 +46,7 @@ TEST(LedgerConfig, EnvOverridesLedgerAlertAndBudgetKeys) {
 }
 
 TEST(LedgerConfig, BudgetsWithModelAndTagLimitsAreRead) {
-  auto c = load_yaml(
+  auto c = load_config_text(
       "budgets:\n  acme:\n    monthly_usd: 100\n    soft_percent: 60\n"
       "    models:\n      gpt-4o: {daily_usd: 2, soft_percent: 90}\n    tags:\n      research: {monthly_usd: 30}\n");
   ASSERT_TRUE(c) << c.error().message;
@@ -74,19 +60,19 @@ TEST(LedgerConfig, BudgetsWithModelAndTagLimitsAreRead) {
 }
 
 TEST(LedgerConfig, InvalidBudgetsAndAlertsAreErrorsNamingTheKey) {
-  auto negative = load_yaml("budgets:\n  acme:\n    daily_usd: -1\n");
+  auto negative = load_config_text("budgets:\n  acme:\n    daily_usd: -1\n");
   ASSERT_FALSE(negative);
   EXPECT_NE(negative.error().message.find("budgets.acme"), std::string::npos) << negative.error().message;
-  auto soft = load_yaml("budgets:\n  acme:\n    models:\n      m: {soft_percent: 150}\n");
+  auto soft = load_config_text("budgets:\n  acme:\n    models:\n      m: {soft_percent: 150}\n");
   ASSERT_FALSE(soft);
   EXPECT_NE(soft.error().message.find("budgets.acme.models.m"), std::string::npos) << soft.error().message;
-  EXPECT_FALSE(load_yaml("budgets: 5\n"));
-  EXPECT_FALSE(load_yaml("budgets:\n  acme: 10\n"));
-  auto threshold = load_yaml("alerts:\n  thresholds_percent: [50, 0]\n");
+  EXPECT_FALSE(load_config_text("budgets: 5\n"));
+  EXPECT_FALSE(load_config_text("budgets:\n  acme: 10\n"));
+  auto threshold = load_config_text("alerts:\n  thresholds_percent: [50, 0]\n");
   ASSERT_FALSE(threshold);
   EXPECT_NE(threshold.error().message.find("thresholds_percent"), std::string::npos);
-  EXPECT_FALSE(load_yaml("alerts:\n  webhook_max_attempts: 0\n"));
-  EXPECT_FALSE(load_yaml("ledger:\n  dedupe_ttl_days: 0\n"));
+  EXPECT_FALSE(load_config_text("alerts:\n  webhook_max_attempts: 0\n"));
+  EXPECT_FALSE(load_config_text("ledger:\n  dedupe_ttl_days: 0\n"));
 }
 
 TEST(LedgerConfig, BudgetEnforcementAndTokenizerKeysHaveDefaultsAndEnvOverrides) {
@@ -102,7 +88,7 @@ TEST(LedgerConfig, BudgetEnforcementAndTokenizerKeysHaveDefaultsAndEnvOverrides)
   EXPECT_EQ(c->limits.budget_settle_ms, 5000);
   EXPECT_EQ(c->limits.budget_max_state_age_ms, 60000);
   EXPECT_EQ(c->tokenizer.dir, "/opt/ranks");
-  auto bad = load_yaml("limits:\n  budget_settle_ms: -1\n");
+  auto bad = load_config_text("limits:\n  budget_settle_ms: -1\n");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("budget_settle_ms"), std::string::npos) << bad.error().message;
 }

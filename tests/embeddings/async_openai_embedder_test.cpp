@@ -13,6 +13,8 @@
 
 #include "embeddings/embeddings.h"
 #include "providers/provider.h"
+#include "support/env.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {
@@ -51,12 +53,7 @@ ScriptedResponse with_headers(int status, const std::string& headers, const std:
   return r;
 }
 
-EnvLookup env_with_key() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    if (name == "TEST_ASYNC_EMBEDDINGS_KEY") return std::string(kApiKey);
-    return std::nullopt;
-  };
-}
+EnvLookup env_with_key() { return testing::env_of({{"TEST_ASYNC_EMBEDDINGS_KEY", std::string(kApiKey)}}); }
 
 // Every outcome a call delivered; a test checks there is exactly one.
 struct Outcomes {
@@ -90,18 +87,10 @@ class AsyncOpenAiEmbedderTest : public ::testing::Test {
   // Polls the loop until `outcomes` has `n` results (bounded, so a broken
   // build fails instead of hanging).
   bool drive_until(Outcomes& outcomes, std::size_t n = 1, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-    const auto deadline = Clock::now() + limit;
-    while (outcomes.results.size() < n) {
-      if (Clock::now() > deadline) return false;
-      http.poll(20);
-    }
-    return true;
+    return testing::drive_until(http, [&] { return outcomes.results.size() >= n; }, limit);
   }
 
-  void drive_for(std::chrono::milliseconds duration) {
-    const auto deadline = Clock::now() + duration;
-    while (Clock::now() < deadline) http.poll(10);
-  }
+  void drive_for(std::chrono::milliseconds duration) { testing::drive_for(http, duration); }
 
   ScriptedHttpServer server;
   HttpClient http;
@@ -316,8 +305,7 @@ TEST_F(AsyncOpenAiEmbedderTest, ACancelledCallNeverCallsBack) {
   auto call = e->start(http, {"x"}, outcomes.callback());
   ASSERT_TRUE(call);
   // Cancelled while the server is answering.
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (server.requests().empty() && Clock::now() < deadline) http.poll(10);
+  testing::drive_until(http, [&] { return !server.requests().empty(); }, std::chrono::seconds(10));
   ASSERT_EQ(server.requests().size(), 1u);
   http.cancel(*call);
   drive_for(std::chrono::milliseconds(600));  // past the server's answer
@@ -344,8 +332,7 @@ TEST_F(AsyncOpenAiEmbedderTest, ManyCallsRunAtOnceOnOneLoop) {
       ++answered;
     }));
   }
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (answered < kCalls && Clock::now() < deadline) http.poll(20);
+  testing::drive_until(http, [&] { return answered >= kCalls; }, std::chrono::seconds(20));
   ASSERT_EQ(answered, kCalls);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   EXPECT_LT(took.count(), 2500) << "calls overlap on the loop";

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "embeddings/embeddings.h"
+#include "support/env.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {
@@ -37,12 +38,7 @@ ScriptedResponse ok(const std::vector<std::pair<int, std::vector<float>>>& items
   return ScriptedResponse::http(200, "application/json", embeddings_body(items));
 }
 
-EnvLookup env_with_key() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    if (name == "TEST_EMBEDDINGS_KEY") return std::string(kApiKey);
-    return std::nullopt;
-  };
-}
+EnvLookup env_with_key() { return testing::env_of({{"TEST_EMBEDDINGS_KEY", std::string(kApiKey)}}); }
 
 class OpenAiEmbedderTest : public ::testing::Test {
  protected:

@@ -183,11 +183,8 @@ TEST_F(BudgetTest, CostEventsCarryThePriceVersionAndTheRequestsTags) {
   EXPECT_EQ(costs[0]["tags"], nlohmann::json({"research", "ops"}));  // strings only
   // The tag's spend reaches the state the workers read.
   ASSERT_TRUE(budget_monitor_->flush(10000));
-  const std::int64_t deadline = now_ms() + 10000;
-  while (budget_table_->book().spend("acme", tag_scope("research"), BudgetPeriod::daily, now_ms()) <= 0 &&
-         now_ms() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  eventually([&] { return budget_table_->book().spend("acme", tag_scope("research"), BudgetPeriod::daily, now_ms()) > 0; },
+             10000);
   EXPECT_NEAR(budget_table_->book().spend("acme", tag_scope("research"), BudgetPeriod::daily, now_ms()),
               costs[0].value("cost_usd", 0.0), 1e-12);
 }

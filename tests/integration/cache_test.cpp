@@ -121,7 +121,7 @@ TEST_F(CacheTest, AnEntryWrittenByOneWorkerReachesAnotherAndAWipedWorkerRestores
   ASSERT_TRUE(state_->changelog()->flush(10000));
 
   // Another worker process (its own store) following the same changelog.
-  auto other = open_state(state_dir_.string() + "-other");
+  auto other = open_state(temp_dir_.sub("other-worker"));
   ASSERT_TRUE(other);
   PromptEvent same = asked;
   same.id = "r-2";
@@ -139,8 +139,6 @@ TEST_F(CacheTest, AnEntryWrittenByOneWorkerReachesAnotherAndAWipedWorkerRestores
   auto semantic = other->cache()->lookup(paraphrase, *paraphrase_fingerprint);
   ASSERT_TRUE(semantic) << "the vector came through the changelog too";
   EXPECT_EQ(semantic->kind, CacheOutcome::semantic);
-  other.reset();
-  std::filesystem::remove_all(state_dir_.string() + "-other");
 }
 
 }  // namespace

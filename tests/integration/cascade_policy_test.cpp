@@ -3,8 +3,6 @@
 // replaced by the next tier's, streamed; a share of cheaper tiers' answers is
 // graded by a judge model off the request's path.
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -95,17 +93,16 @@ class CascadePolicyTest : public PipelineTest {
     const auto sent = std::chrono::steady_clock::now();
     EXPECT_TRUE(client_->send(e));
     EXPECT_TRUE(client_->flush(10000));
-    const auto deadline = sent + std::chrono::seconds(60);
     auto since_sent = [&] {
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
     };
-    while (t.terminal_ms < 0 && std::chrono::steady_clock::now() < deadline) {
+    eventually([&] { return t.terminal_ms >= 0; }, std::chrono::seconds(60), [&] {
       client_->poll(2, [&](const ReplyEvent& event) {
         if (event.id != e.id) return;
         if (event.type == "chunk" && t.first_chunk_ms < 0) t.first_chunk_ms = since_sent();
         if (event.type != "chunk" && t.terminal_ms < 0) t.terminal_ms = since_sent();
       });
-    }
+    });
     EXPECT_GE(t.terminal_ms, 0) << e.id;
     return t;
   }
@@ -143,15 +140,6 @@ class CascadePolicyTest : public PipelineTest {
     });
     EXPECT_TRUE(n) << n.error().message;
     return out;
-  }
-
-  template <class Pred>
-  bool wait_until(Pred pred, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return pred();
   }
 
   // Sets router.cascade.agreement_model, before start (the worker checks it
@@ -405,9 +393,8 @@ std::string apples_question(int i) { return "How many apples does Tom have in ca
 
 // What route-train --router verifier writes, trained on cheap answers of
 // which every third is wrong, set as router.cascade.verifier_file with
-// min_verifier_p `min_p` in `env`. The file's path, to remove.
-std::filesystem::path use_toy_verifier(std::map<std::string, std::string>& env, const std::string& name,
-                                       const std::string& min_p) {
+// min_verifier_p `min_p` in `env`; the file is written in `dir`.
+void use_toy_verifier(const TempDir& dir, std::map<std::string, std::string>& env, const std::string& min_p) {
   std::vector<PairOutcome> rows;
   for (int i = 0; i < 90; ++i) {
     const bool wrong = i % 3 == 0;
@@ -419,16 +406,14 @@ std::filesystem::path use_toy_verifier(std::map<std::string, std::string>& env, 
   options.strong_name = "strong";
   auto trained = train_verifier(rows, options);
   EXPECT_TRUE(trained) << trained.error().message;
-  const auto path = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()) + ".json");
-  std::ofstream(path) << (trained ? trained->model.dump() : "{}");
-  env["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] = path.string();
+  env["CASCADE_ROUTER_CASCADE_VERIFIER_FILE"] =
+      dir.write("verifier.json", trained ? trained->model.dump() : "{}");
   env["CASCADE_ROUTER_CASCADE_MIN_VERIFIER_P"] = min_p;
-  return path;
 }
 
 TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKeptWithItsProbability) {
   enable_cascade();
-  const auto verifier_file = use_toy_verifier(env_overrides, "cascade-it-verifier", "0.5");
+  use_toy_verifier(temp_dir_, env_overrides, "0.5");
   start_pipeline();
   const PromptEvent doubted = request("verifier-wrong", apples_question(1001));
   const PromptEvent trusted = request("verifier-right", apples_question(1002));
@@ -458,14 +443,13 @@ TEST_F(CascadePolicyTest, AnAnswerTheVerifierDoubtsEscalatesAndOneItTrustsIsKept
   EXPECT_EQ(calls_to(strong_), 1u);
   EXPECT_TRUE(cascade_counted("escalated", "verifier", 1));
   EXPECT_TRUE(cascade_counted("accepted", "verified", 1));
-  std::filesystem::remove(verifier_file);
 }
 
 // The verifier learned from text answers: a cheap answer that calls a tool
 // is left to the other checks and passes through the cascade whole.
 TEST_F(CascadePolicyTest, AToolCallAnswerIsNotScoredByTheVerifierAndReachesTheClientWhole) {
   enable_cascade();
-  const auto verifier_file = use_toy_verifier(env_overrides, "cascade-it-verifier-tools", "0.99");  // any answer it scores escalates
+  use_toy_verifier(temp_dir_, env_overrides, "0.99");  // any answer it scores escalates
   start_pipeline();
   const nlohmann::json tools = nlohmann::json::parse(R"([{"type":"function","function":{"name":"get_weather",
       "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}])");
@@ -500,7 +484,6 @@ TEST_F(CascadePolicyTest, AToolCallAnswerIsNotScoredByTheVerifierAndReachesTheCl
   EXPECT_EQ(calls_to(strong_), 1u);
   EXPECT_TRUE(cascade_counted("accepted", "checked", 1));
   EXPECT_TRUE(cascade_counted("escalated", "verifier", 1));
-  std::filesystem::remove(verifier_file);
 }
 
 // A request with tools gets no agreement call: a tool call has no final
@@ -647,16 +630,15 @@ TEST_F(CascadePolicyTest, TheAgreementModelIsAskedAlongsideTheCheapOneNotAfterIt
   ASSERT_TRUE(client_->send(e));
   ASSERT_TRUE(client_->flush(10000));
   double other_called_ms = -1;
-  const auto deadline = sent + std::chrono::seconds(60);
   auto answered = [&] {
     const auto it = client_->replies().find(e.id);
     return it != client_->replies().end() && it->second.terminal.has_value();
   };
-  while (!answered() && std::chrono::steady_clock::now() < deadline) {
+  eventually(answered, std::chrono::seconds(60), [&] {
     client_->poll(5);
     if (other_called_ms < 0 && calls_to(other) > 0)
       other_called_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
-  }
+  });
   const auto& body = expect_final(e);
   EXPECT_EQ(body.value("model", ""), cheap_->id);
   EXPECT_NE(body["route"].value("reason", "").find("(agrees with " + other_id + ": 12)"), std::string::npos);
@@ -754,7 +736,7 @@ TEST_F(CascadePolicyTest, QualitySamplingAtRateOnePublishesOneGradedEventPerChea
   resolve_models(events.front());
   ASSERT_LT(cheap_->tier, judge.tier);
   send_and_wait(events);
-  ASSERT_TRUE(wait_until([&] { return stats().quality_published.load() >= 6; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(eventually([&] { return stats().quality_published.load() >= 6; }, std::chrono::seconds(30)));
   client_->poll(300);
 
   auto published = quality_events();
@@ -838,9 +820,9 @@ TEST_F(CascadeQualityJudgeFailureTest, AFailingJudgeLeavesTheAnswersAsTheyWereAn
     EXPECT_EQ(body.value("content", ""),
               SimulatedUpstream::answer_for(cheap_->upstream_model, e.messages[0]["content"], kChunks));
   }
-  ASSERT_TRUE(wait_until([&] { return stats().quality_failed.load() >= 4; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(eventually([&] { return stats().quality_failed.load() >= 4; }, std::chrono::seconds(30)));
   EXPECT_EQ(stats().quality_published.load(), 0u);
-  EXPECT_TRUE(wait_until([&] { return stats().completed.load() >= 4; }, std::chrono::seconds(10)));
+  EXPECT_TRUE(eventually([&] { return stats().completed.load() >= 4; }, std::chrono::seconds(10)));
   EXPECT_EQ(stats().failed.load(), 0u);
   EXPECT_TRUE(quality_events().empty());
   EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_quality_samples_total{outcome="failed"} 4)"), std::string::npos);
@@ -854,12 +836,12 @@ TEST_F(CascadeQualityJudgeFailureTest, AHangingJudgeNeitherDelaysTheAnswerNorHol
   send_and_wait(events);
   // Every request is finished (terminal events delivered, offsets released)
   // while every grading call still hangs.
-  ASSERT_TRUE(wait_until([&] { return stats().completed.load() >= 3; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(eventually([&] { return stats().completed.load() >= 3; }, std::chrono::seconds(10)));
   EXPECT_EQ(stats().judge_calls.load(), 3u);
   EXPECT_EQ(stats().quality_failed.load(), 0u);
   for (const auto& e : events) EXPECT_EQ(expect_final(e).value("model", ""), cheap_->id);
   // Past quality.timeout_ms the calls are cut and counted.
-  ASSERT_TRUE(wait_until([&] { return stats().quality_failed.load() >= 3; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(eventually([&] { return stats().quality_failed.load() >= 3; }, std::chrono::seconds(30)));
   EXPECT_EQ(stats().quality_published.load(), 0u);
   EXPECT_NE(worker_metrics_.serialize().find(R"(cascade_worker_judge_calls_total{outcome="timeout",purpose="quality"} 3)"),
             std::string::npos);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +23,10 @@
 #include "kafka/kafka.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"
+#include "support/embedded_kafka.h"
+#include "support/env.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace cascade::testing {
 
@@ -73,9 +78,8 @@ class PipelineTest : public ::testing::Test {
       bootstrap_ = real;
       suffix = "." + std::to_string(::getpid()) + "." + std::to_string(instance_);
     } else {
-      auto broker = EmbeddedBroker::start();
-      ASSERT_TRUE(broker) << broker.error().message;
-      broker_ = std::move(*broker);
+      broker_ = start_broker();
+      ASSERT_TRUE(broker_);
       bootstrap_ = broker_->bootstrap();
     }
     reply_topic_ = "test.replies" + suffix;
@@ -122,10 +126,7 @@ class PipelineTest : public ::testing::Test {
       env[prefix + "_KIND"] = "openai";  // the simulator speaks OpenAI's wire format
     }
     for (const auto& [k, v] : env_overrides) env[k] = v;
-    auto config = load_config(config_file_, [env](const std::string& name) -> std::optional<std::string> {
-      if (auto it = env.find(name); it != env.end()) return it->second;
-      return std::nullopt;
-    });
+    auto config = load_config(config_file_, env_of(env));
     ASSERT_TRUE(config) << config.error().message;
     config_ = *config;
 
@@ -138,10 +139,7 @@ class PipelineTest : public ::testing::Test {
     ASSERT_TRUE(catalog) << catalog.error().message;
     catalog_ = std::make_unique<ModelCatalog>(std::move(*catalog));
 
-    state_dir_ = std::filesystem::temp_directory_path() /
-                 ("cascade-it-" + std::to_string(::getpid()) + "-" + std::to_string(instance_));
-    std::filesystem::remove_all(state_dir_);
-    state_ = open_state(state_dir_);
+    state_ = open_state(temp_dir_.sub("worker"));
     ASSERT_TRUE(state_);
 
     if (with_budgets) {
@@ -160,10 +158,8 @@ class PipelineTest : public ::testing::Test {
   }
 
   void start_ledger_with_budgets() {
-    ledger_dir_ = state_dir_.string() + "-ledger";
-    std::filesystem::remove_all(ledger_dir_);
     LedgerStoreOptions store_options;
-    store_options.dir = ledger_dir_.string();
+    store_options.dir = temp_dir_.sub("ledger");
     auto store = LedgerStore::open(store_options);
     ASSERT_TRUE(store) << store.error().message;
     ledger_store_ = std::move(*store);
@@ -187,18 +183,14 @@ class PipelineTest : public ::testing::Test {
   }
 
   // A YAML file of the test's own, over the built-in defaults.
-  void use_config_yaml(const std::string& yaml) {
-    tenant_yaml_ = std::filesystem::temp_directory_path() / ("cascade-it-config-" + std::to_string(::getpid()) + ".yaml");
-    std::ofstream(tenant_yaml_) << yaml;
-    config_file_ = tenant_yaml_.string();
-  }
+  void use_config_yaml(const std::string& yaml) { config_file_ = temp_dir_.write("cascade.yaml", yaml); }
 
   // Tenant limits are a map keyed by tenant name: set them through a YAML file.
   void start_pipeline_with_tenant_limit(const std::string& tenant, double rps, long max_wait_ms) {
-    tenant_yaml_ = std::filesystem::temp_directory_path() / ("cascade-it-tenants-" + std::to_string(::getpid()) + ".yaml");
-    std::ofstream(tenant_yaml_) << "tenants:\n  " << tenant << ":\n    requests_per_second: " << rps
-                                << "\n    max_wait_ms: " << max_wait_ms << "\n";
-    config_file_ = tenant_yaml_.string();
+    std::ostringstream yaml;
+    yaml << "tenants:\n  " << tenant << ":\n    requests_per_second: " << rps << "\n    max_wait_ms: " << max_wait_ms
+         << "\n";
+    use_config_yaml(yaml.str());
     start_pipeline();
   }
 
@@ -226,7 +218,7 @@ class PipelineTest : public ::testing::Test {
     options.cache = state_->cache();
     options.metrics = &worker_metrics_;
     options.budgets = budget_table_.get();
-    options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    options.env = no_env();
     auto worker = Worker::start(std::move(options));
     ASSERT_TRUE(worker) << worker.error().message;
     workers_.push_back(std::move(*worker));
@@ -243,13 +235,10 @@ class PipelineTest : public ::testing::Test {
     if (budget_monitor_) budget_monitor_->stop();
     budget_monitor_.reset();
     ledger_store_.reset();
-    if (!ledger_dir_.empty()) std::filesystem::remove_all(ledger_dir_);
     state_.reset();
     if (upstream_) upstream_->stop();
     for (auto& [name, server] : faulty_upstreams_) server->stop();
     broker_.reset();
-    if (!state_dir_.empty()) std::filesystem::remove_all(state_dir_);
-    if (!tenant_yaml_.empty()) std::filesystem::remove(tenant_yaml_);
   }
 
   PromptEvent prompt(std::size_t i, const std::string& text, int tenants = 8) {
@@ -264,14 +253,13 @@ class PipelineTest : public ::testing::Test {
 
   // Waits until the ledger has applied `n` distinct cost events.
   bool wait_ledger(std::uint64_t n, std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (aggregator_.total().requests < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return aggregator_.total().requests >= n;
+    return eventually([&] { return aggregator_.total().requests >= n; }, timeout);
   }
 
   static inline int instance_ = 0;
+  // What the pipeline keeps on disk (state stores, the ledger's store,
+  // configuration files); removed after everything that uses it.
+  TempDir temp_dir_{"cascade-it"};
   std::unique_ptr<EmbeddedBroker> broker_;  // null on a real cluster
   std::string bootstrap_;
   std::string reply_topic_;
@@ -279,14 +267,11 @@ class PipelineTest : public ::testing::Test {
   std::map<std::string, std::unique_ptr<SimulatedUpstream>> faulty_upstreams_;
   Config config_;
   std::unique_ptr<ModelCatalog> catalog_;
-  std::filesystem::path state_dir_;
-  std::filesystem::path tenant_yaml_;
   std::string config_file_;
   std::unique_ptr<WorkerState> state_;
   LedgerAggregator aggregator_;
   WorkerMetrics worker_metrics_;
   std::unique_ptr<LedgerConsumer> ledger_;
-  std::filesystem::path ledger_dir_;
   std::unique_ptr<LedgerStore> ledger_store_;
   std::unique_ptr<BudgetBook> ledger_budgets_;
   std::unique_ptr<BudgetMonitor> budget_monitor_;

@@ -76,10 +76,8 @@ TEST_F(PipelineTest, WorkerCrashMidRunLosesNoRequestAndPaysNoCompletedRequestTwi
   for (std::size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(client_->send(prompt(i, prompts[i])));
   ASSERT_TRUE(client_->flush(10000));
 
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (client_->replies().size() - client_->outstanding() < 150 && std::chrono::steady_clock::now() < deadline) {
-    client_->poll(20);
-  }
+  eventually([&] { return client_->replies().size() - client_->outstanding() >= 150; }, std::chrono::seconds(60),
+             [&] { client_->poll(20); });
   ASSERT_GE(500 - client_->outstanding(), 150u);
   workers_.front()->abort();
   const auto in_flight_at_crash = static_cast<std::uint64_t>(workers_.front()->stats().in_flight.load());
@@ -121,8 +119,7 @@ TEST_F(PipelineTest, RedeliveredCompletedRequestsAreAnsweredFromTheStoreWithoutA
       if (r.terminal_count < 2) return false;
     return true;
   };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!all_answered_twice() && std::chrono::steady_clock::now() < deadline) client_->poll(50);
+  eventually(all_answered_twice, std::chrono::seconds(60), [&] { client_->poll(50); });
   EXPECT_EQ(workers_.back()->stats().replayed.load(), 200u);
   EXPECT_EQ(workers_.back()->stats().provider_calls.load(), 0u);
   EXPECT_EQ(upstream_->requests_served(), 200u);
@@ -288,11 +285,12 @@ TEST_F(PipelineTest, PoisonEventsGetAnErrorReplyAndLandInTheDlqWhileTheWorkerKee
 
   // Every poison event has its dead letter with a reason naming the problem.
   std::vector<nlohmann::json> letters;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (letters.size() < poison.size() && std::chrono::steady_clock::now() < deadline) {
-    letters = read_dead_letters(config_);
-    if (letters.size() < poison.size()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  eventually(
+      [&] {
+        letters = read_dead_letters(config_);
+        return letters.size() >= poison.size();
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(100));
   ASSERT_EQ(letters.size(), poison.size());
   for (const auto& p : poison) {
     const auto it = std::find_if(letters.begin(), letters.end(), [&](const nlohmann::json& l) {

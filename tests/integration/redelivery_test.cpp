@@ -5,11 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <thread>
 
 #include "integration/pipeline_fixture.h"
+#include "support/state_store.h"
 
 namespace cascade::testing {
 namespace {
@@ -26,7 +26,7 @@ class RedeliveryTest : public PipelineTest {
     options.catalog = catalog_.get();
     options.completed = completed;
     options.changelog = changelog;
-    options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    options.env = no_env();
     auto worker = Worker::start(std::move(options));
     EXPECT_TRUE(worker) << worker.error().message;
     workers_.push_back(std::move(*worker));
@@ -53,20 +53,10 @@ class RedeliveryTest : public PipelineTest {
   }
 
   bool wait_committed(std::int64_t n, std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (committed_requests() >= n) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
+    return eventually([&] { return committed_requests() >= n; }, timeout, 100ms);
   }
 
-  std::filesystem::path second_dir() const { return state_dir_.string() + "-second"; }
-
-  void TearDown() override {
-    PipelineTest::TearDown();
-    std::filesystem::remove_all(second_dir());
-  }
+  std::string second_dir() const { return temp_dir_.sub("second-worker"); }
 };
 
 // The answer is delivered, but its completed-answer record cannot reach the
@@ -77,13 +67,13 @@ TEST_F(RedeliveryTest, AnOffsetIsCommittedOnlyOnceTheCompletedAnswerIsInTheChang
   start_pipeline();
   stop_default_worker();
   Config config = config_;
-  config.state.dir = second_dir().string();
+  config.state.dir = second_dir();
   config.state.maintenance_interval_ms = 0;
   StateOptions options = state_options(config);
   options.replicated = true;
-  auto store = StateStore::open(options);
-  ASSERT_TRUE(store) << store.error().message;
-  auto completed = CompletedAnswerStore::view(**store);
+  auto store = open_state_store(options);
+  ASSERT_TRUE(store);
+  auto completed = CompletedAnswerStore::view(*store);
   Worker& worker = start_worker_over(completed.get(), nullptr);
 
   ASSERT_TRUE(client_->send(prompt(1, "What is the boiling point of water at sea level?")));
@@ -93,10 +83,10 @@ TEST_F(RedeliveryTest, AnOffsetIsCommittedOnlyOnceTheCompletedAnswerIsInTheChang
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(committed_requests(), 0) << "committed before the completed answer reached the changelog";
   EXPECT_EQ(worker.stats().in_flight.load(), 1) << "held until its answer is replicated";
-  EXPECT_EQ((*store)->stats().outbox_pending, 1u);
+  EXPECT_EQ(store->stats().outbox_pending, 1u);
 
   // Attached and running, the changelog publishes what waits in the outbox.
-  auto changelog = StateChangelog::open(**store, config_.kafka, bootstrap_);
+  auto changelog = StateChangelog::open(*store, config_.kafka, bootstrap_);
   ASSERT_TRUE(changelog) << changelog.error().message;
   ASSERT_TRUE((*changelog)->start());
   EXPECT_TRUE(wait_committed(1, 30s));
@@ -112,14 +102,12 @@ TEST_F(RedeliveryTest, AssignedPartitionsWaitUntilTheChangelogHasCaughtUp) {
   start_pipeline();
   stop_default_worker();
   Config config = config_;
-  config.state.dir = second_dir().string();
+  config.state.dir = second_dir();
   config.state.maintenance_interval_ms = 0;
-  auto store = StateStore::open(state_options(config));
-  ASSERT_TRUE(store) << store.error().message;
-  auto changelog = StateChangelog::open(**store, config_.kafka, bootstrap_);  // applier not running
-  ASSERT_TRUE(changelog) << changelog.error().message;
-  auto completed = CompletedAnswerStore::view(**store);
-  Worker& worker = start_worker_over(completed.get(), changelog->get());
+  auto replica = open_replica(state_options(config), config_.kafka, bootstrap_);  // applier not running
+  ASSERT_TRUE(replica.store && replica.changelog);
+  auto completed = CompletedAnswerStore::view(*replica.store);
+  Worker& worker = start_worker_over(completed.get(), replica.changelog.get());
 
   ASSERT_TRUE(client_->send(prompt(1, "Name the largest planet of the solar system.")));
   ASSERT_TRUE(client_->flush(10000));
@@ -128,12 +116,12 @@ TEST_F(RedeliveryTest, AssignedPartitionsWaitUntilTheChangelogHasCaughtUp) {
   EXPECT_EQ(worker.stats().consumed.load(), 0u) << "served before the changelog caught up";
   EXPECT_EQ(client_->outstanding(), 1u);
 
-  ASSERT_TRUE((*changelog)->start());
+  ASSERT_TRUE(replica.changelog->start());
   EXPECT_TRUE(client_->wait_all(30s));
   EXPECT_EQ(worker.stats().consumed.load(), 1u);
   EXPECT_EQ(worker.stats().catch_up_timeouts.load(), 0u);
   stop_default_worker();
-  (*changelog)->stop();
+  replica.changelog->stop();
 }
 
 // The whole story on two workers with their own stores: the first answers,
@@ -163,7 +151,7 @@ TEST_F(RedeliveryTest, RequestsRedeliveredToAnotherWorkerAfterACrashAreNotPaidTw
   options.catalog = catalog_.get();
   options.completed = second_state->completed();
   options.changelog = second_state->changelog();
-  options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  options.env = no_env();
   auto second = Worker::start(std::move(options));
   ASSERT_TRUE(second) << second.error().message;
   workers_.push_back(std::move(*second));
@@ -173,9 +161,7 @@ TEST_F(RedeliveryTest, RequestsRedeliveredToAnotherWorkerAfterACrashAreNotPaidTw
       if (r.terminal_count < 2) return false;
     return true;
   };
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!all_answered_twice() && std::chrono::steady_clock::now() < deadline) client_->poll(50);
-  EXPECT_TRUE(all_answered_twice());
+  EXPECT_TRUE(eventually(all_answered_twice, 60s, [&] { client_->poll(50); }));
   EXPECT_EQ(workers_.back()->stats().replayed.load(), 100u);
   EXPECT_EQ(workers_.back()->stats().provider_calls.load(), 0u);
   EXPECT_EQ(upstream_->requests_served(), calls);

@@ -58,11 +58,8 @@ class SingleFlightTest : public PipelineTest {
   // Polls until `id` has `n` terminal events (at-least-once duplicates included).
   bool wait_terminals(const std::string& id, std::uint64_t n, std::chrono::seconds timeout,
                       const std::function<void(const ReplyEvent&)>& on_event) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (client_->replies().at(id).terminal_count < n && std::chrono::steady_clock::now() < deadline) {
-      client_->poll(50, on_event);
-    }
-    return client_->replies().at(id).terminal_count >= n;
+    return eventually([&] { return client_->replies().at(id).terminal_count >= n; }, timeout,
+                      [&] { client_->poll(50, on_event); });
   }
 
   // A final as the test expects it: complete, streamed in order when asked to.
@@ -205,10 +202,8 @@ TEST_F(SingleFlightTest, AFollowerJoiningMidStreamFirstGetsWhatTheLeaderAlreadyS
   const PromptEvent leader = request("lead", "sf-sky", text);
   ASSERT_TRUE(client_->send(leader));
   ASSERT_TRUE(client_->flush(10000));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (reply(leader).chunks.size() < kBeforeStall && std::chrono::steady_clock::now() < deadline) {
-    client_->poll(10);
-  }
+  eventually([&] { return reply(leader).chunks.size() >= kBeforeStall; }, std::chrono::seconds(60),
+             [&] { client_->poll(10); });
   ASSERT_EQ(reply(leader).chunks.size(), static_cast<std::size_t>(kBeforeStall));
   const std::string streamed_before_join = concat_chunks(reply(leader));
 
@@ -333,14 +328,12 @@ TEST_F(SingleFlightTest, AnsweredFollowersAreReplayedOnRedeliveryWithoutACall) {
   workers_.back()->stop(5000);
   config_.kafka.worker_group += "-again";
   start_worker();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   const auto all_twice = [&] {
     for (const auto& e : group)
       if (finals[e.id].size() < 2) return false;
     return true;
   };
-  while (!all_twice() && std::chrono::steady_clock::now() < deadline) client_->poll(50, collect);
-  ASSERT_TRUE(all_twice());
+  ASSERT_TRUE(eventually(all_twice, std::chrono::seconds(60), [&] { client_->poll(50, collect); }));
   EXPECT_EQ(workers_.back()->stats().replayed.load(), group.size());
   EXPECT_EQ(workers_.back()->stats().provider_calls.load(), 0u);
   EXPECT_EQ(upstream_calls(), 1u);

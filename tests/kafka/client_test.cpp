@@ -7,6 +7,9 @@
 #include <chrono>
 #include <string>
 
+#include "support/embedded_kafka.h"
+#include "support/wait.h"
+
 namespace cascade {
 namespace {
 
@@ -15,8 +18,6 @@ using namespace std::chrono_literals;
 class CascadeClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.fetch_wait_max_ms = 5;
-    config_.linger_ms = 1;
     config_.partitions = 2;
     auto conn = KafkaConnection::open(config_);
     ASSERT_TRUE(conn) << conn.error().message;
@@ -63,12 +64,10 @@ class CascadeClientTest : public ::testing::Test {
   // Polls until `done` holds or a generous deadline passes (no timing assertion).
   template <class Pred>
   static bool poll_until(CascadeClient& client, Pred done) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!done() && std::chrono::steady_clock::now() < deadline) client.poll(20);
-    return done();
+    return testing::eventually(done, 10s, [&] { client.poll(20); });
   }
 
-  KafkaConfig config_;
+  KafkaConfig config_ = testing::fast_kafka_config();
   KafkaConnection conn_;
   std::unique_ptr<EventProducer> replier_;
 };

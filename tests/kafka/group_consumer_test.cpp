@@ -10,15 +10,15 @@
 
 #include "kafka/kafka.h"
 #include "producers/event_producer.h"
+#include "support/embedded_kafka.h"
 #include "support/wait.h"
 
 namespace cascade {
 namespace {
 
-KafkaConfig fast_config() {
-  KafkaConfig c;
-  c.fetch_wait_max_ms = 5;
-  c.linger_ms = 1;
+// Members of a group that leave or join within a test rebalance quickly.
+KafkaConfig group_config() {
+  KafkaConfig c = testing::fast_kafka_config();
   c.extra = "session.timeout.ms=6000;heartbeat.interval.ms=200";
   return c;
 }
@@ -43,10 +43,8 @@ class Listener : public RebalanceListener {
 class GroupConsumerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({"requests", 4}));
+    broker_ = testing::start_broker({{"requests", 4}});
+    ASSERT_TRUE(broker_);
     auto producer = EventProducer::create(config_, broker_->bootstrap());
     ASSERT_TRUE(producer) << producer.error().message;
     producer_ = std::move(*producer);
@@ -73,13 +71,12 @@ class GroupConsumerTest : public ::testing::Test {
                                 std::chrono::milliseconds within = std::chrono::seconds(20),
                                 std::vector<std::pair<std::int32_t, std::int64_t>>* positions = nullptr) {
     std::vector<std::string> out;
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+    testing::eventually([&] { return out.size() >= n; }, within, [&] {
       auto record = consumer.poll(50);
-      if (!record || !record->ok()) continue;
+      if (!record || !record->ok()) return;
       out.emplace_back(record->payload());
       if (positions) positions->emplace_back(record->partition(), record->offset());
-    }
+    });
     return out;
   }
 
@@ -92,7 +89,7 @@ class GroupConsumerTest : public ::testing::Test {
     ASSERT_TRUE(consumer.commit());
   }
 
-  KafkaConfig config_ = fast_config();
+  KafkaConfig config_ = group_config();
   std::unique_ptr<EmbeddedBroker> broker_;
   std::unique_ptr<EventProducer> producer_;
 };
@@ -115,12 +112,9 @@ TEST_F(GroupConsumerTest, RecordsExposeTopicPartitionOffsetKeyAndPayload) {
   auto consumer = open(&listener);
   ASSERT_TRUE(consumer);
   produce(1);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   std::optional<KafkaRecord> record;
-  while (std::chrono::steady_clock::now() < deadline) {
-    record = consumer->poll(50);
-    if (record && record->ok()) break;
-  }
+  testing::eventually([&] { return record && record->ok(); }, std::chrono::seconds(20),
+                      [&] { record = consumer->poll(50); });
   ASSERT_TRUE(record && record->ok());
   EXPECT_EQ(record->topic(), "requests");
   EXPECT_EQ(record->key(), "key-0");
@@ -216,12 +210,11 @@ TEST_F(GroupConsumerTest, ASecondMemberTakesPartitionsAndTheFirstIsToldBeforeLos
 }
 
 TEST(EventProducerBacklog, AFullQueueNeverBlocksAndEventsLeaveInOrder) {
-  auto broker = EmbeddedBroker::start();
-  ASSERT_TRUE(broker) << broker.error().message;
-  ASSERT_TRUE((*broker)->create_topic({"t", 1}));
-  KafkaConfig config = fast_config();
+  KafkaConfig config = group_config();
   config.extra += ";queue.buffering.max.messages=5";
-  auto producer = EventProducer::create(config, (*broker)->bootstrap());
+  const auto kafka = testing::start_embedded_kafka({{"t", 1}}, config);
+  ASSERT_TRUE(kafka.broker);
+  auto producer = EventProducer::create(kafka.config, kafka.bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
 
   for (int i = 0; i < 200; ++i) ASSERT_TRUE((*producer)->produce("t", "k", std::to_string(i)));
@@ -231,7 +224,7 @@ TEST(EventProducerBacklog, AFullQueueNeverBlocksAndEventsLeaveInOrder) {
   ASSERT_TRUE((*producer)->flush(20000));
   EXPECT_EQ((*producer)->backlog(), 0u);
   std::vector<std::string> read;
-  auto n = read_topic_to_end(config, (*broker)->bootstrap(), "t",
+  auto n = read_topic_to_end(kafka.config, kafka.bootstrap(), "t",
                              [&](const KafkaRecord& m) { read.emplace_back(m.payload()); });
   ASSERT_TRUE(n) << n.error().message;
   ASSERT_EQ(read.size(), 200u);

@@ -12,20 +12,21 @@
 #include <utility>
 #include <vector>
 
-#include "kafka/kafka_test_support.h"
 #include "kafka/native.h"  // the tests of librdkafka's configuration
 #include "producers/event_producer.h"
+#include "support/embedded_kafka.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-using kafka_test::fast_config;
-using kafka_test::start_broker;
+using testing::fast_kafka_config;
+using testing::start_broker;
 
 // Partition count of `topic` as the brokers at `bootstrap` report it; -1 when unknown.
 int partition_count(const std::string& bootstrap, const std::string& topic) {
-  auto reader = PartitionReader::open(fast_config(), bootstrap, {.topics = {topic}, .name = "test"});
+  auto reader = PartitionReader::open(fast_kafka_config(), bootstrap, {.topics = {topic}, .name = "test"});
   return reader ? static_cast<int>((*reader)->partitions().size()) : -1;
 }
 
@@ -60,7 +61,7 @@ std::multiset<std::pair<std::string, std::string>> read_all(const std::string& b
                                                             std::uint64_t* count = nullptr,
                                                             std::set<int>* partitions = nullptr) {
   std::multiset<std::pair<std::string, std::string>> out;
-  auto read = read_topic_to_end(fast_config(), bootstrap, topic, [&](const KafkaRecord& m) {
+  auto read = read_topic_to_end(fast_kafka_config(), bootstrap, topic, [&](const KafkaRecord& m) {
     out.emplace(m.key(), m.payload());
     if (partitions) partitions->insert(m.partition());
   });
@@ -104,7 +105,7 @@ TEST(EmbeddedBroker, CreatingAnExistingTopicAgainSucceeds) {
 }
 
 TEST(CascadeTopics, AreRequestsLedgerDlqRepliesAndTheCacheChangelogWithConfiguredPartitions) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.partitions = 5;
   c.requests_topic = "t.requests";
   const auto topics = cascade_topics(c);
@@ -126,7 +127,7 @@ TEST(EventProducer, TrackedEventsAreReportedExactlyOnceEachWithoutError) {
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"replies", 4}));
   RecordingListener listener;
-  auto producer = EventProducer::create(fast_config(), broker->bootstrap(), &listener);
+  auto producer = EventProducer::create(fast_kafka_config(), broker->bootstrap(), &listener);
   ASSERT_TRUE(producer) << producer.error().message;
 
   std::set<std::uint64_t> tokens;
@@ -154,7 +155,7 @@ TEST(EventProducer, UntrackedEventsProduceNoDeliveryCallback) {
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"chunks", 2}));
   RecordingListener listener;
-  auto producer = EventProducer::create(fast_config(), broker->bootstrap(), &listener);
+  auto producer = EventProducer::create(fast_kafka_config(), broker->bootstrap(), &listener);
   ASSERT_TRUE(producer) << producer.error().message;
 
   for (int i = 0; i < 20; ++i) {
@@ -176,7 +177,7 @@ TEST(EventProducer, ProducerWithoutListenerDeliversEvents) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"t", 1}));
-  auto producer = EventProducer::create(fast_config(), broker->bootstrap());
+  auto producer = EventProducer::create(fast_kafka_config(), broker->bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
   ASSERT_TRUE((*producer)->produce("t", "k", "v", 7));
   ASSERT_TRUE((*producer)->flush(10000));
@@ -189,7 +190,7 @@ TEST(ReadTopicToEnd, ReadsExactlyWhatWasProducedAcrossAllPartitions) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"events", 4}));
-  auto producer = EventProducer::create(fast_config(), broker->bootstrap());
+  auto producer = EventProducer::create(fast_kafka_config(), broker->bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
 
   std::multiset<std::pair<std::string, std::string>> produced;
@@ -213,7 +214,7 @@ TEST(ReadTopicToEnd, ReadsAgainFromTheBeginningEachCall) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"events", 2}));
-  auto producer = EventProducer::create(fast_config(), broker->bootstrap());
+  auto producer = EventProducer::create(fast_kafka_config(), broker->bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
   for (int i = 0; i < 10; ++i) ASSERT_TRUE((*producer)->produce("events", std::to_string(i), "v"));
   ASSERT_TRUE((*producer)->flush(10000));
@@ -231,7 +232,7 @@ TEST(ReadTopicToEnd, ReturnsZeroAtOnceOnAnEmptyTopic) {
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"empty", 3}));
   int calls = 0;
-  auto read = read_topic_to_end(fast_config(), broker->bootstrap(), "empty",
+  auto read = read_topic_to_end(fast_kafka_config(), broker->bootstrap(), "empty",
                                 [&](const KafkaRecord&) { ++calls; });
   ASSERT_TRUE(read) << read.error().message;
   EXPECT_EQ(*read, 0u);
@@ -242,7 +243,7 @@ TEST(ReadTopicToEnd, PartiallyFilledTopicFinishesWhenEveryNonEmptyPartitionIsRea
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"sparse", 8}));
-  auto producer = EventProducer::create(fast_config(), broker->bootstrap());
+  auto producer = EventProducer::create(fast_kafka_config(), broker->bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
   // One key: every record lands on one partition, seven stay empty.
   for (int i = 0; i < 5; ++i) ASSERT_TRUE((*producer)->produce("sparse", "same-key", std::to_string(i)));
@@ -259,14 +260,14 @@ TEST(TopicFollower, RestoresEveryPartitionToItsEndThenFollowsNewRecords) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topics({{"table-a", 3}, {"table-b", 2}}));
-  auto producer = EventProducer::create(fast_config(), broker->bootstrap());
+  auto producer = EventProducer::create(fast_kafka_config(), broker->bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
   for (int i = 0; i < 30; ++i) ASSERT_TRUE((*producer)->produce(i % 2 ? "table-a" : "table-b", "k" + std::to_string(i), "v"));
   ASSERT_TRUE((*producer)->flush(10000));
 
   std::mutex mu;
   std::map<std::string, int> seen;  // topic -> records
-  auto follower = TopicFollower::open(fast_config(), broker->bootstrap(), {"table-a", "table-b"}, "test",
+  auto follower = TopicFollower::open(fast_kafka_config(), broker->bootstrap(), {"table-a", "table-b"}, "test",
                                       [&](const KafkaRecord& m) {
                                         std::lock_guard lock(mu);
                                         seen[std::string(m.topic())]++;
@@ -281,14 +282,12 @@ TEST(TopicFollower, RestoresEveryPartitionToItsEndThenFollowsNewRecords) {
   ASSERT_TRUE((*follower)->start());
   ASSERT_TRUE((*producer)->produce("table-a", "late", "v"));
   ASSERT_TRUE((*producer)->flush(10000));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard lock(mu);
-      if (seen["table-a"] == 16) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  testing::eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return seen["table-a"] == 16;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(10));
   (*follower)->stop();
   std::lock_guard lock(mu);
   EXPECT_EQ(seen["table-a"], 16);
@@ -298,18 +297,18 @@ TEST(TopicFollower, RestoresEveryPartitionToItsEndThenFollowsNewRecords) {
 TEST(TopicFollower, AMissingTopicIsUnavailableAndIsNotCreatedByAsking) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
-  auto follower = TopicFollower::open(fast_config(), broker->bootstrap(), {"nowhere"}, "test",
+  auto follower = TopicFollower::open(fast_kafka_config(), broker->bootstrap(), {"nowhere"}, "test",
                                       [](const KafkaRecord&) {});
   ASSERT_FALSE(follower);
   EXPECT_EQ(follower.error().code, ErrorCode::unavailable);
   EXPECT_THAT(follower.error().message, HasSubstr("nowhere"));
-  auto exists = topic_exists(fast_config(), broker->bootstrap(), "nowhere");
+  auto exists = topic_exists(fast_kafka_config(), broker->bootstrap(), "nowhere");
   ASSERT_TRUE(exists);
   EXPECT_FALSE(*exists);
 }
 
 TEST(KafkaConnection, EmptyBootstrapStartsAnEmbeddedBrokerWithCascadeTopics) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.partitions = 3;
   auto conn = KafkaConnection::open(c);
   ASSERT_TRUE(conn) << conn.error().message;
@@ -324,7 +323,7 @@ TEST(KafkaConnection, EmptyBootstrapStartsAnEmbeddedBrokerWithCascadeTopics) {
 }
 
 TEST(KafkaConnection, EmbeddedBrokerLivesAsLongAsAnyCopyOfTheConnection) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.partitions = 1;
   std::optional<KafkaConnection> copy;
   {
@@ -337,7 +336,7 @@ TEST(KafkaConnection, EmbeddedBrokerLivesAsLongAsAnyCopyOfTheConnection) {
 }
 
 TEST(KafkaConnection, ConfiguredBootstrapIsUsedAsIsWithoutAnEmbeddedBroker) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.bootstrap = "kafka-1:9092,kafka-2:9092";
   auto conn = KafkaConnection::open(c);
   ASSERT_TRUE(conn) << conn.error().message;
@@ -350,7 +349,7 @@ TEST(KafkaConnection, ConfiguredBootstrapPointingAtARunningBrokerWorks) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   ASSERT_TRUE(broker->create_topic({"t", 2}));
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.bootstrap = broker->bootstrap();
   auto conn = KafkaConnection::open(c);
   ASSERT_TRUE(conn) << conn.error().message;
@@ -359,7 +358,7 @@ TEST(KafkaConnection, ConfiguredBootstrapPointingAtARunningBrokerWorks) {
 }
 
 TEST(MakeClientConf, UnknownPropertyInKafkaExtraIsAnErrorNamingIt) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.extra = "acks=all;no.such.property=1";
   for (auto role : {ClientRole::producer, ClientRole::consumer}) {
     auto conf = make_client_conf(c, "localhost:9092", role, "g");
@@ -370,7 +369,7 @@ TEST(MakeClientConf, UnknownPropertyInKafkaExtraIsAnErrorNamingIt) {
 }
 
 TEST(MakeClientConf, InvalidValueInKafkaExtraIsAnErrorNamingTheProperty) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.extra = "socket.timeout.ms=soon";
   auto conf = make_client_conf(c, "localhost:9092", ClientRole::producer);
   ASSERT_FALSE(conf);
@@ -378,7 +377,7 @@ TEST(MakeClientConf, InvalidValueInKafkaExtraIsAnErrorNamingTheProperty) {
 }
 
 TEST(MakeClientConf, KafkaExtraIsAppliedLastAndOverridesDefaults) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.extra = "client.id=billing; socket.keepalive.enable=true";
   auto conf = make_client_conf(c, "b:9092", ClientRole::producer);
   ASSERT_TRUE(conf) << conf.error().message;
@@ -388,7 +387,7 @@ TEST(MakeClientConf, KafkaExtraIsAppliedLastAndOverridesDefaults) {
 }
 
 TEST(MakeClientConf, ProducerIsIdempotentWithTheConfiguredLinger) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.linger_ms = 7;
   auto conf = make_client_conf(c, "b:9092", ClientRole::producer);
   ASSERT_TRUE(conf) << conf.error().message;
@@ -399,7 +398,7 @@ TEST(MakeClientConf, ProducerIsIdempotentWithTheConfiguredLinger) {
 }
 
 TEST(MakeClientConf, ConsumerStoresOffsetsOnlyExplicitly) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.fetch_wait_max_ms = 9;
   auto conf = make_client_conf(c, "b:9092", ClientRole::consumer, "cascade-workers");
   ASSERT_TRUE(conf) << conf.error().message;
@@ -411,7 +410,7 @@ TEST(MakeClientConf, ConsumerStoresOffsetsOnlyExplicitly) {
 }
 
 TEST(MakeClientConf, OverridesComeLastSoKafkaExtraCannotUndoThem) {
-  KafkaConfig c = fast_config();
+  KafkaConfig c = fast_kafka_config();
   c.extra = "enable.auto.commit=true";
   auto conf = make_client_conf(c, "b:9092", ClientRole::consumer, "g", {{"enable.auto.commit", "false"}});
   ASSERT_TRUE(conf) << conf.error().message;

@@ -11,14 +11,15 @@
 #include <vector>
 
 #include "kafka/kafka.h"
-#include "kafka/kafka_test_support.h"
+#include "support/embedded_kafka.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-using kafka_test::fast_config;
-using kafka_test::start_broker;
+using testing::fast_kafka_config;
+using testing::start_broker;
 
 // A record as read: where it was and what it said.
 struct Seen {
@@ -79,16 +80,15 @@ class PartitionReaderTest : public ::testing::Test {
   static std::vector<Seen> poll_records(PartitionReader& reader, std::size_t n,
                                         std::chrono::milliseconds within = std::chrono::seconds(20)) {
     std::vector<Seen> seen;
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (seen.size() < n && std::chrono::steady_clock::now() < deadline) {
+    testing::eventually([&] { return seen.size() >= n; }, within, [&] {
       auto r = reader.poll(50);
-      if (!r || !r->ok()) continue;
+      if (!r || !r->ok()) return;
       seen.push_back({std::string(r->topic()), r->partition(), r->offset(), std::string(r->payload())});
-    }
+    });
     return seen;
   }
 
-  KafkaConfig config_ = fast_config();
+  KafkaConfig config_ = fast_kafka_config();
   std::unique_ptr<EmbeddedBroker> broker_;
   std::unique_ptr<KafkaProducer> producer_;
 };
@@ -121,13 +121,12 @@ TEST_F(PartitionReaderTest, AnEndMarkerSaysWhereThePartitionEnds) {
   auto reader = open({.topics = {"events"}, .report_partition_ends = true});
   ASSERT_TRUE(reader);
   std::map<std::int32_t, std::int64_t> ends;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (ends.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+  testing::eventually([&] { return ends.size() >= 3; }, std::chrono::seconds(20), [&] {
     if (auto r = reader->poll(50); r && r->partition_end()) {
       EXPECT_FALSE(r->ok());
       ends[r->partition()] = r->offset();
     }
-  }
+  });
   EXPECT_EQ(ends, (std::map<std::int32_t, std::int64_t>{{0, 5}, {1, 5}, {2, 5}}));
   for (std::int32_t p = 0; p < 3; ++p) {
     auto marks = reader->query_watermarks({"events", p}, 10000);
@@ -198,12 +197,11 @@ TEST_F(PartitionReaderTest, PollBatchTakesWhatIsThereUpToItsLimit) {
   auto reader = open({.topics = {"other"}});
   ASSERT_TRUE(reader);
   std::size_t total = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (total < 20 && std::chrono::steady_clock::now() < deadline) {
+  testing::eventually([&] { return total >= 20; }, std::chrono::seconds(20), [&] {
     const auto batch = reader->poll_batch(50, 7);
     EXPECT_LE(batch.size(), 7u);
     for (const auto& r : batch) total += r.ok() ? 1 : 0;
-  }
+  });
   EXPECT_EQ(total, 20u);
   EXPECT_TRUE(reader->poll_batch(0, 7).empty());
 }
@@ -248,11 +246,12 @@ TEST(ReadTopicToEnd, AMissingTopicReadsAsEmptyAndIsNotCreated) {
   auto broker = start_broker();
   ASSERT_TRUE(broker);
   int calls = 0;
-  auto read = read_topic_to_end(fast_config(), broker->bootstrap(), "nowhere", [&](const KafkaRecord&) { ++calls; });
+  auto read =
+      read_topic_to_end(fast_kafka_config(), broker->bootstrap(), "nowhere", [&](const KafkaRecord&) { ++calls; });
   ASSERT_TRUE(read) << read.error().message;
   EXPECT_EQ(*read, 0u);
   EXPECT_EQ(calls, 0);
-  auto exists = topic_exists(fast_config(), broker->bootstrap(), "nowhere");
+  auto exists = topic_exists(fast_kafka_config(), broker->bootstrap(), "nowhere");
   ASSERT_TRUE(exists) << exists.error().message;
   EXPECT_FALSE(*exists);
 }

@@ -13,13 +13,13 @@
 #include <vector>
 
 #include "kafka/kafka.h"
-#include "kafka/kafka_test_support.h"
+#include "support/embedded_kafka.h"
 
 namespace cascade {
 namespace {
 
-using kafka_test::fast_config;
-using kafka_test::start_broker;
+using testing::fast_kafka_config;
+using testing::start_broker;
 
 // One delivery report, copied.
 struct Report {
@@ -65,7 +65,7 @@ struct ReadBack {
 
 std::vector<ReadBack> read_back(const std::string& bootstrap, const std::string& topic) {
   std::vector<ReadBack> out;
-  auto n = read_topic_to_end(fast_config(), bootstrap, topic, [&](const KafkaRecord& r) {
+  auto n = read_topic_to_end(fast_kafka_config(), bootstrap, topic, [&](const KafkaRecord& r) {
     ReadBack b{std::string(r.key()), std::nullopt, std::nullopt};
     if (!r.tombstone()) b.value = std::string(r.payload());
     if (auto w = r.header("writer")) b.writer = std::string(*w);
@@ -82,7 +82,7 @@ class KafkaProducerTest : public ::testing::Test {
     ASSERT_TRUE(broker_);
   }
 
-  std::unique_ptr<KafkaProducer> create(KafkaProducerOptions options = {}, KafkaConfig config = fast_config()) {
+  std::unique_ptr<KafkaProducer> create(KafkaProducerOptions options = {}, KafkaConfig config = fast_kafka_config()) {
     auto producer = KafkaProducer::create(config, broker_->bootstrap(), std::move(options));
     if (!producer) {
       ADD_FAILURE() << producer.error().message;
@@ -132,7 +132,7 @@ TEST_F(KafkaProducerTest, EveryRecordIsReportedOnceWithItsTokenAndTopic) {
 }
 
 TEST_F(KafkaProducerTest, PurgeReportsWhatWasNotSentAsPurged) {
-  KafkaConfig config = fast_config();
+  KafkaConfig config = fast_kafka_config();
   config.linger_ms = 60000;  // nothing leaves before the purge
   auto producer = create({.on_delivery = reports_.callback()}, config);
   ASSERT_TRUE(producer);
@@ -200,11 +200,11 @@ TEST_F(KafkaProducerTest, TheJavaPartitionerPutsAKeyWhereProduceRecordAndWaitDoe
   for (int i = 0; i < 20; ++i) {
     const std::string key = "key-" + std::to_string(i);
     ASSERT_TRUE(queued(*producer, "keyed", {.key = key, .value = "via-producer"}));
-    ASSERT_TRUE(produce_record_and_wait(fast_config(), broker_->bootstrap(), "keyed", key, "via-wait", 10000));
+    ASSERT_TRUE(produce_record_and_wait(fast_kafka_config(), broker_->bootstrap(), "keyed", key, "via-wait", 10000));
   }
   ASSERT_TRUE(producer->flush(10000));
   std::map<std::string, std::set<std::int32_t>> partitions;  // key -> partitions it landed in
-  auto n = read_topic_to_end(fast_config(), broker_->bootstrap(), "keyed",
+  auto n = read_topic_to_end(fast_kafka_config(), broker_->bootstrap(), "keyed",
                              [&](const KafkaRecord& r) { partitions[std::string(r.key())].insert(r.partition()); });
   ASSERT_TRUE(n) << n.error().message;
   EXPECT_EQ(*n, 40u);

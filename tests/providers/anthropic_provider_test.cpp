@@ -4,8 +4,9 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "providers/drive.h"
 #include "providers/provider.h"
+#include "support/env.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {
@@ -85,10 +86,7 @@ class AnthropicProviderTest : public ::testing::Test {
     config.api_key_env = with_key ? "TEST_ANTHROPIC_KEY" : "";
     config.request_timeout_ms = request_timeout_ms;
     config.headers = {{"anthropic-beta", "test-beta-2025"}};
-    const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
-      if (name == "TEST_ANTHROPIC_KEY") return std::string(kApiKey);
-      return std::nullopt;
-    };
+    const EnvLookup env = testing::env_of({{"TEST_ANTHROPIC_KEY", std::string(kApiKey)}});
     auto built = ProviderRegistry::build({{"anthropic", config}}, http, env);
     EXPECT_TRUE(built.has_value()) << built.error().message;
     registry = std::move(*built);

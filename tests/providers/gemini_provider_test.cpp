@@ -3,8 +3,9 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "providers/drive.h"
 #include "providers/provider.h"
+#include "support/env.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {
@@ -119,10 +120,7 @@ class GeminiProviderTest : public ::testing::Test {
     config.api_key_env = with_key ? "TEST_GEMINI_KEY" : "";
     config.request_timeout_ms = request_timeout_ms;
     config.headers = {{"X-Goog-User-Project", "cascade-test"}};
-    const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
-      if (name == "TEST_GEMINI_KEY") return std::string(kApiKey);
-      return std::nullopt;
-    };
+    const EnvLookup env = testing::env_of({{"TEST_GEMINI_KEY", std::string(kApiKey)}});
     auto built = ProviderRegistry::build({{"gemini", config}}, http, env);
     EXPECT_TRUE(built.has_value()) << built.error().message;
     registry = std::move(*built);

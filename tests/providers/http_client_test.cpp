@@ -6,8 +6,8 @@
 #include <future>
 #include <thread>
 
-#include "providers/drive.h"
 #include "providers/provider.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {

@@ -5,8 +5,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "providers/drive.h"
 #include "providers/provider.h"
+#include "support/env.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
 
 namespace cascade {
@@ -79,10 +80,7 @@ class OpenAiProviderTest : public ::testing::Test {
     config.api_key_env = with_key ? "TEST_OPENAI_KEY" : "";
     config.request_timeout_ms = request_timeout_ms;
     config.headers = {{"OpenAI-Organization", "org-test"}};
-    const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
-      if (name == "TEST_OPENAI_KEY") return std::string(kApiKey);
-      return std::nullopt;
-    };
+    const EnvLookup env = testing::env_of({{"TEST_OPENAI_KEY", std::string(kApiKey)}});
     auto built = ProviderRegistry::build({{"openai", config}}, http, env);
     EXPECT_TRUE(built.has_value());
     registry = std::move(*built);
@@ -580,10 +578,7 @@ class AzureOpenAiProviderTest : public OpenAiProviderTest {
     config.api_key_env = "TEST_AZURE_KEY";
     config.request_timeout_ms = 20000;
     config.headers = std::move(headers);
-    const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
-      if (name == "TEST_AZURE_KEY") return std::string(kApiKey);
-      return std::nullopt;
-    };
+    const EnvLookup env = testing::env_of({{"TEST_AZURE_KEY", std::string(kApiKey)}});
     auto built = ProviderRegistry::build({{"azure", config}}, http, env);
     EXPECT_TRUE(built.has_value()) << built.error().message;
     registry = std::move(*built);
@@ -694,17 +689,16 @@ TEST_F(AzureOpenAiProviderTest, ErrorsQuoteAzureWithoutLeakingTheKey) {
 
 TEST(ProviderRegistryKinds, AzureIsAKnownKindAndListedInTheUnknownKindError) {
   HttpClient http;
-  const EnvLookup no_env = [](const std::string&) { return std::optional<std::string>(); };
   ProviderConfig azure;
   azure.kind = "azure";
   azure.base_url = "https://example-resource.openai.azure.com";
-  auto built = ProviderRegistry::build({{"azure", azure}}, http, no_env);
+  auto built = ProviderRegistry::build({{"azure", azure}}, http, testing::no_env());
   ASSERT_TRUE(built.has_value()) << built.error().message;
   EXPECT_TRUE(built->available("azure"));
 
   ProviderConfig unknown = azure;
   unknown.kind = "carrier-pigeon";
-  auto refused = ProviderRegistry::build({{"birds", unknown}}, http, no_env);
+  auto refused = ProviderRegistry::build({{"birds", unknown}}, http, testing::no_env());
   ASSERT_FALSE(refused.has_value());
   EXPECT_NE(refused.error().message.find("known: openai, azure, gemini, anthropic"),
             std::string::npos)

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "providers/provider.h"
+#include "support/env.h"
 
 namespace cascade {
 namespace {
@@ -44,11 +45,8 @@ TEST(ProviderRegistry, BuildsProvidersWhoseKeysArePresentAndDisablesTheOthers) {
       {"mistral", openai_compatible("https://api.mistral.ai/v1", "MISTRAL_API_KEY")},
       {"local", openai_compatible("http://127.0.0.1:8080/v1", "")},
   };
-  const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
-    if (name == "GROQ_API_KEY") return std::string(kSecret);
-    if (name == "MISTRAL_API_KEY") return std::string();  // set but empty
-    return std::nullopt;
-  };
+  const EnvLookup env = testing::env_of({{"GROQ_API_KEY", std::string(kSecret)},
+                                         {"MISTRAL_API_KEY", ""}});  // set but empty
   HttpClient http;
   CapturedLog log;
   auto registry = ProviderRegistry::build(configs, http, env);
@@ -85,8 +83,7 @@ TEST(ProviderRegistry, UnknownKindIsAnErrorEvenWhenItsKeyIsMissing) {
   auto config = openai_compatible("https://example.invalid/v1", "CASCADE_TEST_SURELY_UNSET_KEY");
   config.kind = "carrier-pigeon";
   HttpClient http;
-  const EnvLookup no_env = [](const std::string&) { return std::optional<std::string>(); };
-  EXPECT_FALSE(ProviderRegistry::build({{"birds", config}}, http, no_env).has_value());
+  EXPECT_FALSE(ProviderRegistry::build({{"birds", config}}, http, testing::no_env()).has_value());
 }
 
 }  // namespace

@@ -7,28 +7,13 @@
 #include <string>
 
 #include "router/router.h"
+#include "support/fixed_scorer.h"
+#include "support/test_catalog.h"
 
 namespace cascade {
 namespace {
 
-// Large context windows so that prompt length is only a matter of price.
-constexpr const char* kCatalog = R"(
-price_version: "cost-aware-test"
-models:
-  - {id: s, provider: p, tier: small,  context_window: 200000, max_output_tokens: 8192, input_per_mtok: 0.1, output_per_mtok: 0.4}
-  - {id: m, provider: p, tier: medium, context_window: 200000, max_output_tokens: 8192, input_per_mtok: 1.0, output_per_mtok: 4.0}
-  - {id: l, provider: p, tier: large,  context_window: 200000, max_output_tokens: 8192, input_per_mtok: 5.0, output_per_mtok: 20.0}
-)";
-
-class FixedScorer final : public RouteScorer {
- public:
-  explicit FixedScorer(double p) : p_(p) {}
-  ScorerKind kind() const override { return ScorerKind::learned; }
-  RouteScore score(const nlohmann::json&, bool) const override { return RouteScore{p_, {}}; }
-
- private:
-  double p_;
-};
+using testing::FixedScorer;
 
 PromptEvent balanced_event() {
   PromptEvent event;
@@ -51,7 +36,8 @@ double extra_usd(std::int64_t input, std::int64_t output) { return (input * 4.9 
 class CostAwareRouting : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto catalog = ModelCatalog::from_yaml(kCatalog);
+    // Large context windows, so that prompt length is only a matter of price.
+    auto catalog = ModelCatalog::from_yaml(testing::kThreeTierCatalog);
     ASSERT_TRUE(catalog) << catalog.error().message;
     catalog_ = std::make_unique<ModelCatalog>(std::move(*catalog));
     config_.cost_aware.enabled = true;

@@ -8,6 +8,7 @@
 
 #include "router/route_policies.h"
 #include "router/router.h"
+#include "support/test_catalog.h"
 
 namespace cascade {
 namespace {
@@ -29,11 +30,7 @@ models:
   - {id: large-c,     provider: c, tier: large,  context_window: 1000000, max_output_tokens: 128000, input_per_mtok: 9.0, output_per_mtok: 30.0, capabilities: [tools, vision, json], regions: [eu, us]}
 )";
 
-ModelCatalog test_catalog() {
-  auto catalog = ModelCatalog::from_yaml(kCatalog);
-  if (!catalog) ADD_FAILURE() << catalog.error().message;
-  return catalog.value_or(ModelCatalog{});
-}
+ModelCatalog test_catalog() { return testing::catalog_from_yaml(kCatalog); }
 
 ProviderAvailable only(std::set<std::string> providers) {
   return [providers = std::move(providers)](std::string_view name) { return providers.contains(std::string(name)); };

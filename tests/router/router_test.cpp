@@ -1,4 +1,5 @@
 #include "router/router.h"
+#include "support/test_catalog.h"
 
 #include <gtest/gtest.h>
 
@@ -22,11 +23,7 @@ models:
   - {id: large-c,  provider: c, tier: large,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 9.0, output_per_mtok: 30.0}
 )";
 
-ModelCatalog test_catalog() {
-  auto catalog = ModelCatalog::from_yaml(kCatalog);
-  if (!catalog) ADD_FAILURE() << catalog.error().message;
-  return catalog.value_or(ModelCatalog{});
-}
+ModelCatalog test_catalog() { return testing::catalog_from_yaml(kCatalog); }
 
 ProviderAvailable only(std::set<std::string> providers) {
   return [providers = std::move(providers)](std::string_view name) {
@@ -267,7 +264,7 @@ namespace cascade {
 namespace {
 
 ModelCatalog fallback_catalog() {
-  auto catalog = ModelCatalog::from_yaml(R"(
+  return testing::catalog_from_yaml(R"(
 price_version: "test"
 models:
   - {id: a-small, provider: pa, upstream_model: a, tier: small, context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.1, output_per_mtok: 0.1}
@@ -276,8 +273,6 @@ models:
   - {id: c-medium, provider: pc, upstream_model: c, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 1, output_per_mtok: 1}
   - {id: gpt-4o, provider: pc, upstream_model: gpt-4o, tier: large, context_window: 1000, max_output_tokens: 100, input_per_mtok: 5, output_per_mtok: 5}
 )");
-  EXPECT_TRUE(catalog) << catalog.error().message;
-  return *catalog;
 }
 
 PromptEvent trivial_prompt() {

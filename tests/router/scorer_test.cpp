@@ -11,6 +11,9 @@
 #include "router/tools/evaluation.h"
 #include "config/config.h"
 #include "router/router.h"
+#include "support/env.h"
+#include "support/fixed_scorer.h"
+#include "support/test_catalog.h"
 
 namespace cascade {
 namespace {
@@ -305,23 +308,8 @@ TEST(LoadRouteScorer, TheBuiltInLearnedModelLoadsWhenThisBuildHasOne) {
 
 // ------------------------------------------------------ the router ----
 
-constexpr const char* kCatalog = R"(
-price_version: "scorer-test"
-models:
-  - {id: s, provider: p, tier: small,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 0.1, output_per_mtok: 0.4}
-  - {id: m, provider: p, tier: medium, context_window: 1000, max_output_tokens: 100, input_per_mtok: 1.0, output_per_mtok: 4.0}
-  - {id: l, provider: p, tier: large,  context_window: 1000, max_output_tokens: 100, input_per_mtok: 5.0, output_per_mtok: 20.0}
-)";
-
-class FixedScorer final : public RouteScorer {
- public:
-  explicit FixedScorer(double p) : p_(p) {}
-  ScorerKind kind() const override { return ScorerKind::learned; }
-  RouteScore score(const nlohmann::json&, bool) const override { return RouteScore{p_, {}}; }
-
- private:
-  double p_;
-};
+using testing::FixedScorer;
+using testing::kThreeTierCatalog;
 
 PromptEvent event_with(Preference preference) {
   PromptEvent event;
@@ -332,7 +320,7 @@ PromptEvent event_with(Preference preference) {
 }
 
 TEST(RouterWithScorer, PicksTheTierFromTheProbabilityAndSaysWhy) {
-  auto catalog = ModelCatalog::from_yaml(kCatalog);
+  auto catalog = ModelCatalog::from_yaml(kThreeTierCatalog);
   ASSERT_TRUE(catalog);
   RouterConfig config;  // balanced: small_min 0.80, medium_min 0.72
   const struct {
@@ -360,7 +348,7 @@ TEST(RouterWithScorer, PicksTheTierFromTheProbabilityAndSaysWhy) {
 }
 
 TEST(RouterWithScorer, AMissingModelFallsBackToTheHeuristicAndEveryReasonSaysSo) {
-  auto catalog = ModelCatalog::from_yaml(kCatalog);
+  auto catalog = ModelCatalog::from_yaml(kThreeTierCatalog);
   ASSERT_TRUE(catalog);
   RouterConfig config;
   config.scorer = "knn";
@@ -378,12 +366,7 @@ TEST(RouterWithScorer, AMissingModelFallsBackToTheHeuristicAndEveryReasonSaysSo)
 namespace cascade {
 namespace {
 
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    if (auto it = vars.find(name); it != vars.end()) return it->second;
-    return std::nullopt;
-  };
-}
+using testing::env_of;
 
 TEST(RouterConfigKeys, BuiltInDefaultsMatchTheStructAndEnvOverridesThem) {
   auto defaults = load_config("", env_of({}));

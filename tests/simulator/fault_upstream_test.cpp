@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "simulator/simulated_upstream.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
@@ -577,13 +578,11 @@ TEST(SimulatedUpstreamFaults, StopEndsHungRequestsPromptly) {
     }
   });
 
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
   auto hung = [&] {
     auto counts = upstream->fault_counts();
     return counts["hang_before_headers"] + counts["hang_mid_stream"] == 4;
   };
-  while (!hung() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_TRUE(hung());
+  ASSERT_TRUE(testing::eventually(hung, std::chrono::seconds(30), std::chrono::milliseconds(10)));
   upstream->stop();
   client.join();
   for (auto& exchange : exchanges) curl_multi_remove_handle(multi, exchange->handle());

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/wait.h"
+
 namespace cascade {
 namespace {
 
@@ -623,16 +625,13 @@ TEST(SimulatedUpstream, StopWithOpenStreamsReturnsPromptlyAndClosesThem) {
   std::vector<CURLcode> results;
   std::thread client([&] { results = perform_concurrently(raw); });
 
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
   auto all_streaming = [&] {
     for (const auto& exchange : exchanges) {
       if (exchange->bytes_received() == 0) return false;
     }
     return true;
   };
-  while (!all_streaming() && Clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_TRUE(all_streaming());
+  ASSERT_TRUE(testing::eventually(all_streaming, std::chrono::seconds(30), std::chrono::milliseconds(10)));
 
   const auto stop_started = Clock::now();
   upstream->stop();

@@ -3,35 +3,26 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kafka/kafka.h"
 #include "state/state.h"
-#include "state/state_test_support.h"
+#include "support/embedded_kafka.h"
+#include "support/state_store.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::ManualClock;
-using testing_state::TempDir;
+using testing::ManualClock;
+using testing::Replica;
+using testing::TempDir;
 using ::testing::HasSubstr;
 
 constexpr const char* kTopic = "cascade.cache-changelog";
 constexpr int kPartitions = 4;
 constexpr int kWaitMs = 30000;  // generous bound for anything asynchronous
-
-// One worker's state: its store and the changelog attached to it.
-struct Replica {
-  std::unique_ptr<StateStore> store;
-  std::unique_ptr<StateChangelog> changelog;
-
-  // Crash-free shutdown in the required order: changelog first.
-  void close() {
-    changelog.reset();
-    store.reset();
-  }
-};
 
 struct AppliedRecord {
   std::string what;  // "put", "delete" or "purge"
@@ -54,41 +45,17 @@ class RecordingListener : public ChangelogListener {
 class StateChangelogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({kTopic, kPartitions}));
-    kafka_.fetch_wait_max_ms = 2;
-    kafka_.linger_ms = 1;
+    kafka_ = testing::start_embedded_kafka({{kTopic, kPartitions}}, testing::fast_kafka_config(2));
+    ASSERT_TRUE(kafka_.broker);
   }
 
   StateOptions options(const std::string& dir, const std::string& writer) const {
-    StateOptions o;
-    o.dir = dir;
-    o.replicated = true;
-    o.maintenance_interval_ms = 0;
-    o.writer_id = writer;
-    o.now_ms = clock_.fn();
-    o.changelog_topic = kTopic;
-    return o;
+    return testing::replica_options(dir, kTopic, writer, &clock_);
   }
 
   Replica open_replica(const std::string& dir, const std::string& writer, ChangelogListener* listener = nullptr,
                        const KafkaConfig* kafka = nullptr) {
-    Replica r;
-    auto store = StateStore::open(options(dir, writer));
-    if (!store) {
-      ADD_FAILURE() << store.error().message;
-      return r;
-    }
-    r.store = std::move(*store);
-    auto changelog = StateChangelog::open(*r.store, kafka ? *kafka : kafka_, broker_->bootstrap(), listener);
-    if (!changelog) {
-      ADD_FAILURE() << changelog.error().message;
-      return r;
-    }
-    r.changelog = std::move(*changelog);
-    return r;
+    return testing::open_replica(options(dir, writer), kafka ? *kafka : kafka_.config, kafka_.bootstrap(), listener);
   }
 
   RestoreReport restore_ok(Replica& r) {
@@ -102,17 +69,12 @@ class StateChangelogTest : public ::testing::Test {
 
   // Raw records, for what a StateStore would never write itself.
   void produce_raw(const std::string& key, const std::string& value, int partition) {
-    auto producer = KafkaProducer::create(kafka_, broker_->bootstrap());
-    ASSERT_TRUE(producer) << producer.error().message;
-    auto queued = (*producer)->produce(kTopic, {.key = key, .value = value, .partition = partition});
-    ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
-    ASSERT_TRUE((*producer)->flush(kWaitMs));
+    ASSERT_TRUE(testing::produce_raw(kafka_, kTopic, key, value, partition));
   }
 
   TempDir dir_;
   ManualClock clock_;
-  KafkaConfig kafka_;
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
 };
 
 TEST_F(StateChangelogTest, AWriteOnOneWorkerIsAHitOnAnotherAfterItsApplierRuns) {
@@ -192,10 +154,9 @@ TEST_F(StateChangelogTest, AnEntryStampedBeforeAPurgeIsGoneWhicheverArrivesFirst
   ManualClock late_clock(clock_.now() - 1000);  // a worker whose clock is behind
   StateOptions d_options = options(dir_.sub("d"), "worker-d");
   d_options.now_ms = late_clock.fn();
-  auto d_store = StateStore::open(d_options);
-  ASSERT_TRUE(d_store);
-  auto d_changelog = StateChangelog::open(**d_store, kafka_, broker_->bootstrap());
-  ASSERT_TRUE(d_changelog);
+  auto d = testing::open_replica(d_options, kafka_.config, kafka_.bootstrap());
+  ASSERT_TRUE(d.store);
+  ASSERT_TRUE(d.changelog);
 
   ASSERT_TRUE(a.store->purge_tenant("acme"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
@@ -205,25 +166,25 @@ TEST_F(StateChangelogTest, AnEntryStampedBeforeAPurgeIsGoneWhicheverArrivesFirst
 
   // D has not seen the purge: it writes an entry stamped before it, and one
   // stamped after it.
-  ASSERT_TRUE((*d_store)->put_response("acme", "stale", "x", "v"));
+  ASSERT_TRUE(d.store->put_response("acme", "stale", "x", "v"));
   late_clock.advance_ms(2000);
-  ASSERT_TRUE((*d_store)->put_response("acme", "fresh", "y", "v"));
-  ASSERT_TRUE((*d_changelog)->flush(kWaitMs));
+  ASSERT_TRUE(d.store->put_response("acme", "fresh", "y", "v"));
+  ASSERT_TRUE(d.changelog->flush(kWaitMs));
 
   EXPECT_EQ(restore_ok(purge_first).records, 2u);  // the writes after the purge
   auto writes_first = open_replica(dir_.sub("writes-first"), "worker-w");
   ASSERT_TRUE(writes_first.changelog);
   EXPECT_EQ(restore_ok(writes_first).records, 3u);
-  auto d_restored = (*d_changelog)->restore(kWaitMs);  // D applies the purge after its own writes
+  auto d_restored = d.changelog->restore(kWaitMs);  // D applies the purge after its own writes
   ASSERT_TRUE(d_restored);
 
-  for (StateStore* s : {purge_first.store.get(), writes_first.store.get(), d_store->get()}) {
+  for (StateStore* s : {purge_first.store.get(), writes_first.store.get(), d.store.get()}) {
     EXPECT_FALSE(s->get_response("acme", "stale", "v"));
     auto fresh = s->get_response("acme", "fresh", "v");
     ASSERT_TRUE(fresh);
     EXPECT_EQ(fresh->payload, "y");
   }
-  d_changelog->reset();
+  d.changelog.reset();
 }
 
 TEST_F(StateChangelogTest, ARestartedWorkerResumesFromItsStoredOffsets) {
@@ -291,7 +252,7 @@ TEST_F(StateChangelogTest, TheListenerHearsOfEveryAppliedRecord) {
 }
 
 TEST_F(StateChangelogTest, ChangesLostInACrashBeforePublishingArePublishedOnRestart) {
-  KafkaConfig slow = kafka_;
+  KafkaConfig slow = kafka_.config;
   slow.linger_ms = 60000;  // nothing leaves the producer before the "crash"
   {
     auto a = open_replica(dir_.sub("a"), "worker-a", nullptr, &slow);
@@ -332,10 +293,7 @@ TEST_F(StateChangelogTest, LagCountsRecordsNotYetAppliedAndOnlyOtherWorkersRecor
   for (int i = 1; i <= 3; ++i) ASSERT_TRUE(a.store->put_response("acme", "fp-" + std::to_string(i), "x", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
   // B's consumer learns the new high watermarks from its background fetches.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (b.changelog->lag().messages_behind < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return b.changelog->lag().messages_behind >= 3; }, kWaitMs, 5);
   EXPECT_EQ(b.changelog->lag().messages_behind, 3);
   restore_ok(b);
   EXPECT_EQ(b.changelog->lag().messages_behind, 0);
@@ -352,11 +310,7 @@ TEST_F(StateChangelogTest, AStartedApplierFollowsOnItsOwnThread) {
 
   ASSERT_TRUE(a.store->put_response("acme", "fp", "followed", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (!b.store->get_response("acme", "fp", "v") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_TRUE(b.store->get_response("acme", "fp", "v"));
+  EXPECT_TRUE(testing::eventually([&] { return b.store->get_response("acme", "fp", "v").has_value(); }, kWaitMs, 5));
   b.changelog->stop();
 }
 
@@ -384,10 +338,10 @@ TEST_F(StateChangelogTest, ACatchUpTicketIsServedOnlyOnceEverythingWrittenBefore
   const auto later_ticket = b.changelog->request_catch_up();
   EXPECT_GT(later_ticket, ticket);
   auto view = CompletedAnswerStore::view(*b.store);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (!b.changelog->caught_up(later_ticket) && std::chrono::steady_clock::now() < deadline) {
-    ASSERT_TRUE(b.changelog->apply_available(100));
-  }
+  // Driven by hand: a failed apply ends the wait.
+  ASSERT_TRUE(testing::eventually([&] { return b.changelog->caught_up(later_ticket); },
+                                  std::chrono::milliseconds(kWaitMs),
+                                  [&] { return b.changelog->apply_available(100).has_value(); }));
   ASSERT_TRUE(b.changelog->caught_up(later_ticket));
   EXPECT_TRUE(b.changelog->caught_up(ticket));
   for (int i = 0; i < 50; ++i) EXPECT_TRUE(view->get("acme", "req-" + std::to_string(i))) << i;
@@ -403,11 +357,7 @@ TEST_F(StateChangelogTest, ACatchUpIsServedByARunningApplierToo) {
   ASSERT_TRUE(completed->put("acme", "req-1", CompletedAnswer{"final", "cost"}));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
   const std::uint64_t ticket = b.changelog->request_catch_up();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (!b.changelog->caught_up(ticket) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  ASSERT_TRUE(b.changelog->caught_up(ticket));
+  ASSERT_TRUE(testing::eventually([&] { return b.changelog->caught_up(ticket); }, kWaitMs, 2));
   EXPECT_TRUE(CompletedAnswerStore::view(*b.store)->get("acme", "req-1"));
   b.changelog->stop();
 }
@@ -453,10 +403,10 @@ TEST_F(StateChangelogTest, APurgePublishedFromOutsideAWorkerIsExecutedByEveryWor
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
   // Entries stamped by the test clock, the purge by the wall clock: the
   // test clock (2023) is behind, so every entry written so far is covered.
-  auto through = publish_tenant_purge(kafka_, broker_->bootstrap(), kTopic, "acme");
+  auto through = publish_tenant_purge(kafka_.config, kafka_.bootstrap(), kTopic, "acme");
   ASSERT_TRUE(through) << through.error().message;
   EXPECT_GT(*through, clock_.now());
-  EXPECT_FALSE(publish_tenant_purge(kafka_, broker_->bootstrap(), kTopic, ""));
+  EXPECT_FALSE(publish_tenant_purge(kafka_.config, kafka_.bootstrap(), kTopic, ""));
 
   for (Replica* r : {&a, &b}) {
     restore_ok(*r);
@@ -497,7 +447,7 @@ TEST_F(StateChangelogTest, RestoreAndShutdownEndWhenTheBrokerIsGone) {
   ASSERT_TRUE(c.changelog);
   ASSERT_TRUE(a.store->put_response("acme", "fp", "x", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
-  broker_.reset();
+  kafka_.broker.reset();
   // C may or may not have fetched A's record before the broker went: either
   // it catches up from what it has, or it gives up at the timeout. It must
   // not hang, nor must the shutdown that follows.

@@ -6,35 +6,15 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <stdexcept>
 #include <string>
 
-#include <stdlib.h>
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A fresh directory per test, removed with everything in it afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "cascade-state-test-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string path() const { return path_.string(); }
-  std::string sub(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 std::unique_ptr<CompletedAnswerStore> open_ok(const std::string& dir) {
   auto store = CompletedAnswerStore::open(dir);

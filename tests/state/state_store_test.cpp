@@ -4,41 +4,32 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "state/state.h"
-#include "state/state_test_support.h"
+#include "support/state_store.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::ManualClock;
-using testing_state::TempDir;
+using testing::ManualClock;
+using testing::open_state_store;
+using testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr std::int64_t kHourMs = 3600 * 1000;
 
 StateOptions options_for(const TempDir& dir, const ManualClock& clock) {
-  StateOptions o;
-  o.dir = dir.path();
-  o.maintenance_interval_ms = 0;  // tests call maintain() themselves
+  StateOptions o = testing::state_options_in(dir.path());  // tests call maintain() themselves
   o.now_ms = clock.fn();
   o.responses_ttl_s = 3600;
   o.vectors_ttl_s = 3600;
   o.embeddings_ttl_s = 24 * 3600;
   o.completed_ttl_s = 7 * 24 * 3600;
   return o;
-}
-
-std::unique_ptr<StateStore> open_ok(const StateOptions& o) {
-  auto store = StateStore::open(o);
-  if (!store) {
-    ADD_FAILURE() << "open failed: " << store.error().message;
-    return nullptr;
-  }
-  return std::move(*store);
 }
 
 std::vector<std::string> response_keys(const StateStore& store, std::string_view prefix = "") {
@@ -54,7 +45,7 @@ std::vector<std::string> response_keys(const StateStore& store, std::string_view
 TEST(StateStore, ResponseRoundTripsWithItsMetadata) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp-1", R"({"text":"hi"})", "gpt-4o@1"));
   auto got = store->get_response("acme", "fp-1", "gpt-4o@1");
@@ -68,7 +59,7 @@ TEST(StateStore, ResponseRoundTripsWithItsMetadata) {
 TEST(StateStore, EmbeddingRoundTripsAsFloats) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   const std::vector<float> v = {0.25f, -1.5f, 3.0e-7f, 42.0f};
   ASSERT_TRUE(store->put_embedding("minilm-v2", "sha256:ab", v));
@@ -81,7 +72,7 @@ TEST(StateStore, EmbeddingRoundTripsAsFloats) {
 TEST(StateStore, VectorEntryRoundTripsWithTextAndResponseKey) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   VectorEntry e{{1.0f, 0.0f, -0.5f}, "what is the capital of france", tenant_key("acme", "fp-9")};
   ASSERT_TRUE(store->put_vector("acme", "entry-1", e, "minilm-v2"));
@@ -95,7 +86,7 @@ TEST(StateStore, VectorEntryRoundTripsWithTextAndResponseKey) {
 TEST(StateStore, FamiliesAreSeparateKeySpaces) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   const std::string key = tenant_key("acme", "same");
   ASSERT_TRUE(store->put(StateFamily::responses, key, "response", ""));
@@ -107,7 +98,7 @@ TEST(StateStore, FamiliesAreSeparateKeySpaces) {
 TEST(StateStore, CompletedAnswerViewWritesTheStoresCompletedFamily) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   auto view = CompletedAnswerStore::view(*store);
   ASSERT_TRUE(view->put("acme", "req-1", CompletedAnswer{"final", "cost"}));
@@ -123,7 +114,7 @@ TEST(StateStore, CompletedAnswerViewWritesTheStoresCompletedFamily) {
 TEST(StateStore, TenantFamiliesRefuseKeysWithoutATenant) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   auto no_tenant = store->put(StateFamily::responses, "no-separator", "x", "");
   ASSERT_FALSE(no_tenant);
@@ -137,7 +128,7 @@ TEST(StateStore, TenantFamiliesRefuseKeysWithoutATenant) {
 TEST(StateStore, AnEntryIsServedUntilItsExpiryAndNeverAfter) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp", "answer", "v1"));
   clock.advance_ms(kHourMs - 1);
@@ -150,7 +141,7 @@ TEST(StateStore, AnEntryIsServedUntilItsExpiryAndNeverAfter) {
 TEST(StateStore, CompactionDropsExpiredEntriesFromTheFiles) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   const auto start = clock.now();
   ASSERT_TRUE(store->put_response("acme", "old", "answer", "v1"));
@@ -168,7 +159,7 @@ TEST(StateStore, WithoutCompactionAnExpiredEntryIsStillInTheFiles) {
   // Control for the test above: reads alone do not delete.
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   const auto start = clock.now();
   ASSERT_TRUE(store->put_response("acme", "old", "answer", "v1"));
@@ -181,7 +172,7 @@ TEST(StateStore, WithoutCompactionAnExpiredEntryIsStillInTheFiles) {
 TEST(StateStore, AReadExpectingAnotherVersionMisses) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp", "answer", "gpt-4o@2024-08"));
   EXPECT_FALSE(store->get_response("acme", "fp", "gpt-4o@2024-11"));
@@ -197,7 +188,7 @@ TEST(StateStore, AReadExpectingAnotherVersionMisses) {
 TEST(StateStore, TenantsNeverReadEachOthersEntries) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp", "acme answer", "v"));
   EXPECT_FALSE(store->get_response("globex", "fp", "v"));
@@ -209,7 +200,7 @@ TEST(StateStore, TenantsNeverReadEachOthersEntries) {
 TEST(StateStore, PurgeRemovesOnlyThatTenantsCacheEntries) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   auto completed = CompletedAnswerStore::view(*store);
   for (const char* tenant : {"acme", "acme2", "acm", "globex"}) {
@@ -238,7 +229,7 @@ TEST(StateStore, PurgeRemovesOnlyThatTenantsCacheEntries) {
 TEST(StateStore, AnEntryWrittenRightAfterAPurgeIsKept) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp", "before", "v"));
   ASSERT_TRUE(store->purge_tenant("acme"));
@@ -253,7 +244,7 @@ TEST(StateStore, AnEntryWrittenRightAfterAPurgeIsKept) {
 TEST(StateStore, EraseRemovesOneEntry) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp-1", "a", "v"));
   ASSERT_TRUE(store->put_response("acme", "fp-2", "b", "v"));
@@ -266,7 +257,7 @@ TEST(StateStore, EraseRemovesOneEntry) {
 TEST(StateStore, ForEachVisitsTheLiveEntriesUnderAPrefixInKeyOrder) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "b", "x", ""));
   ASSERT_TRUE(store->put_response("acme", "a", "x", ""));
@@ -281,7 +272,7 @@ TEST(StateStore, SizeBoundEvictsTheOldestCacheEntriesFirst) {
   ManualClock clock;
   auto o = options_for(dir, clock);
   o.max_bytes = 20 * 1024;
-  auto store = open_ok(o);
+  auto store = open_state_store(o);
   ASSERT_TRUE(store);
   const std::string payload(1000, 'x');
   for (int i = 0; i < 40; ++i) {
@@ -313,7 +304,7 @@ TEST(StateStore, SizeBoundNeverEvictsUnexpiredCompletedAnswers) {
   ManualClock clock;
   auto o = options_for(dir, clock);
   o.max_bytes = 8 * 1024;
-  auto store = open_ok(o);
+  auto store = open_state_store(o);
   ASSERT_TRUE(store);
   auto completed = CompletedAnswerStore::view(*store);
   const std::string big(1000, 'c');
@@ -337,7 +328,7 @@ TEST(StateStore, SizeBoundNeverEvictsUnexpiredCompletedAnswers) {
 TEST(StateStore, ExpirySweepRemovesExpiredCompletedAnswersAndTheirBytes) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   auto completed = CompletedAnswerStore::view(*store);
   ASSERT_TRUE(completed->put("acme", "req-old", CompletedAnswer{"f", "c"}));
@@ -359,7 +350,7 @@ TEST(StateStore, ExpirySweepRemovesExpiredCompletedAnswersAndTheirBytes) {
 TEST(StateStore, OverwritingAnEntryCountsItsBytesOnce) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp", std::string(100, 'a'), "v"));
   const auto once = store->stats().cache_bytes;
@@ -376,7 +367,7 @@ TEST(StateStore, ByteCountsAndPurgesSurviveAReopen) {
   auto o = options_for(dir, clock);
   StateStats before;
   {
-    auto store = open_ok(o);
+    auto store = open_state_store(o);
     ASSERT_TRUE(store);
     ASSERT_TRUE(store->put_response("acme", "fp", std::string(100, 'a'), "v"));
     ASSERT_TRUE(CompletedAnswerStore::view(*store)->put("acme", "r", CompletedAnswer{"f", "c"}));
@@ -384,7 +375,7 @@ TEST(StateStore, ByteCountsAndPurgesSurviveAReopen) {
     before = store->stats();
     ASSERT_TRUE(store->close());
   }
-  auto store = open_ok(o);
+  auto store = open_state_store(o);
   ASSERT_TRUE(store);
   EXPECT_EQ(store->stats().cache_bytes, before.cache_bytes);
   EXPECT_EQ(store->stats().completed_bytes, before.completed_bytes);
@@ -397,7 +388,7 @@ TEST(StateStore, ByteCountsAndPurgesSurviveAReopen) {
 TEST(StateStore, AClosedStoreRefusesWritesAndMissesReads) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->put_response("acme", "fp", "x", "v"));
   ASSERT_TRUE(store->close());
@@ -414,7 +405,7 @@ TEST(StateStore, AReplicatedStoreKeepsUnpublishedChangesInItsOutboxAcrossRestart
   o.replicated = true;
   std::uint64_t seq = 0;
   {
-    auto store = open_ok(o);
+    auto store = open_state_store(o);
     ASSERT_TRUE(store);
     auto put = store->put_response("acme", "fp", "x", "v");
     ASSERT_TRUE(put);
@@ -423,7 +414,7 @@ TEST(StateStore, AReplicatedStoreKeepsUnpublishedChangesInItsOutboxAcrossRestart
     EXPECT_FALSE(store->published(seq));
     EXPECT_EQ(store->stats().outbox_pending, 1u);
   }
-  auto store = open_ok(o);
+  auto store = open_state_store(o);
   ASSERT_TRUE(store);
   EXPECT_EQ(store->stats().outbox_pending, 1u);
   EXPECT_FALSE(store->published(seq));
@@ -433,7 +424,7 @@ TEST(StateStore, AReplicatedStoreKeepsUnpublishedChangesInItsOutboxAcrossRestart
 TEST(StateStore, AnUnreplicatedStoreQueuesNothing) {
   TempDir dir;
   ManualClock clock;
-  auto store = open_ok(options_for(dir, clock));
+  auto store = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(store);
   auto put = store->put_response("acme", "fp", "x", "v");
   ASSERT_TRUE(put);
@@ -482,7 +473,7 @@ TEST(StateStore, AStoreOfTheEarlierCompletedOnlyFormatIsMigrated) {
 TEST(StateStore, OpeningADirectoryAlreadyOpenFailsNamingStateDir) {
   TempDir dir;
   ManualClock clock;
-  auto first = open_ok(options_for(dir, clock));
+  auto first = open_state_store(options_for(dir, clock));
   ASSERT_TRUE(first);
   auto second = StateStore::open(options_for(dir, clock));
   ASSERT_FALSE(second);
@@ -496,17 +487,15 @@ TEST(StateStore, MaintenanceThreadEnforcesTheBoundWithoutBeingCalled) {
   auto o = options_for(dir, clock);
   o.max_bytes = 4 * 1024;
   o.maintenance_interval_ms = 5;
-  auto store = open_ok(o);
+  auto store = open_state_store(o);
   ASSERT_TRUE(store);
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(store->put_response("acme", "fp-" + std::to_string(i), std::string(500, 'x'), "v"));
     clock.advance_ms(1);
   }
   // Eventually, however loaded the machine: bounded by a generous deadline.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (store->stats().cache_bytes > o.max_bytes && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return store->stats().cache_bytes <= o.max_bytes; }, std::chrono::seconds(30),
+                      std::chrono::milliseconds(5));
   EXPECT_LE(store->stats().cache_bytes, o.max_bytes);
   EXPECT_GT(store->stats().evicted_total, 0u);
 }

@@ -22,7 +22,8 @@
 #include "consumers/worker/worker.h"
 #include "config/config.h"
 #include "events/events.h"
-#include "support/temp_dir.h"
+#include "support/env.h"
+#include "support/test_catalog.h"
 #include "tokenizer/tokenizer.h"
 
 namespace cascade::testing {
@@ -244,27 +245,12 @@ models:
   - {id: large-a,  provider: a, tier: large,  context_window: 128000, max_output_tokens: 4096, input_per_mtok: 2.50, output_per_mtok: 10.00}
 )";
 
-// A model catalog from YAML text with the given baseline, through the same
-// loader the worker uses.
-inline ModelCatalog catalog_from_yaml(std::string_view yaml, const std::string& baseline) {
-  TempDir dir("cascade-catalog");
-  CatalogConfig config;
-  config.file = dir.write("models.yaml", yaml);
-  config.baseline_model = baseline;
-  auto catalog = ModelCatalog::load(config);
-  if (!catalog) {
-    ADD_FAILURE() << "catalog: " << catalog.error().message;
-    return ModelCatalog{};
-  }
-  return std::move(*catalog);
-}
-
 inline ModelCatalog worker_test_catalog() { return catalog_from_yaml(kWorkerTestCatalog, "large-a"); }
 
 // The built-in configuration, with providers a and b (timeouts, slots) and
 // every other setting at its default; tests change what they need.
 inline Config worker_test_config() {
-  auto config = load_config("", [](const std::string&) -> std::optional<std::string> { return std::nullopt; });
+  auto config = load_config("", no_env());
   if (!config) {
     ADD_FAILURE() << config.error().message;
     return Config{};

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"
 
 namespace cascade {
@@ -102,13 +103,8 @@ INSTANTIATE_TEST_SUITE_P(Encodings, BpeTokenizerTest,
 
 class RankFileTest : public ::testing::Test {
  protected:
-  std::filesystem::path write(const std::string& content) {
-    path_ = std::filesystem::temp_directory_path() / ("cascade-ranks-" + std::to_string(::getpid()) + ".tiktoken");
-    std::ofstream(path_) << content;
-    return path_;
-  }
-  void TearDown() override { std::filesystem::remove(path_); }
-  std::filesystem::path path_;
+  std::filesystem::path write(const std::string& content) { return dir_.write("ranks.tiktoken", content); }
+  testing::TempDir dir_;
 };
 
 // Every single byte, base64-encoded, ranked by its value.

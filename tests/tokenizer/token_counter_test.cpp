@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"
 
 namespace cascade {
@@ -82,7 +83,8 @@ TEST(TokenCounterWithoutFiles, CountsAreUtf8BytesOverFourRoundedUp) {
 }
 
 TEST(TokenCounterWithoutFiles, AnEmptyDirectoryLoadsWithNoEncoding) {
-  auto counter = TokenCounter::load(std::filesystem::temp_directory_path() / "cascade-no-such-tokenizers");
+  const testing::TempDir empty;
+  auto counter = TokenCounter::load(empty.path());
   ASSERT_TRUE(counter);
   EXPECT_EQ((*counter)->tokenizer(TokenEncoding::o200k_base), nullptr);
   EXPECT_EQ((*counter)->count_text("gpt-4o", "abcdefgh").method, TokenCountMethod::bytes);

@@ -7,20 +7,22 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <string>
 
 #include "apps/cascade/commands.h"
 #include "kafka/kafka.h"
 #include "state/state.h"
-#include "state/state_test_support.h"
+#include "support/embedded_kafka.h"
+#include "support/state_store.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace cascade::cli {
 namespace {
 
 using ::testing::HasSubstr;
-using testing_state::TempDir;
+using testing::TempDir;
 
 constexpr const char* kTopic = "cascade.cache-changelog";
 constexpr int kWaitMs = 30000;
@@ -62,42 +64,21 @@ struct CommandRun {
 class CachePurgeCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({kTopic, 4}));
+    kafka_ = testing::start_embedded_kafka({{kTopic, 4}}, testing::fast_kafka_config(2));
+    ASSERT_TRUE(kafka_.broker);
     // A worker's state: replicated store and changelog applier, as WorkerState opens them.
-    StateOptions o;
-    o.dir = dir_.sub("worker");
-    o.replicated = true;
-    o.maintenance_interval_ms = 0;
-    o.changelog_topic = kTopic;
-    auto store = StateStore::open(o);
-    ASSERT_TRUE(store) << store.error().message;
-    store_ = std::move(*store);
-    KafkaConfig kafka;
-    kafka.fetch_wait_max_ms = 2;
-    kafka.linger_ms = 1;
-    auto changelog = StateChangelog::open(*store_, kafka, broker_->bootstrap(), &listener_);
-    ASSERT_TRUE(changelog) << changelog.error().message;
-    changelog_ = std::move(*changelog);
+    worker_ = testing::open_replica(testing::replica_options(dir_.sub("worker"), kTopic), kafka_.config,
+                                    kafka_.bootstrap(), &listener_);
+    ASSERT_TRUE(worker_.store && worker_.changelog);
   }
 
-  void TearDown() override {
-    changelog_.reset();
-    store_.reset();
-  }
+  void TearDown() override { worker_.close(); }
 
   void write_tenant(const std::string& tenant) {
-    ASSERT_TRUE(store_->put_response(tenant, "fp-1", "answer of " + tenant, "v"));
-    ASSERT_TRUE(store_->put_vector(tenant, "ctx:fp-1", VectorEntry{{0.6f, 0.8f}, "Why is the sky blue?", "fp-1"}, "e"));
-    ASSERT_TRUE(store_->put(StateFamily::completed, tenant_key(tenant, "req-1"), "final", ""));
-  }
-
-  std::string write_file(const std::string& name, const std::string& text) {
-    const std::string path = dir_.sub(name);
-    std::ofstream(path) << text;
-    return path;
+    ASSERT_TRUE(worker_.store->put_response(tenant, "fp-1", "answer of " + tenant, "v"));
+    ASSERT_TRUE(
+        worker_.store->put_vector(tenant, "ctx:fp-1", VectorEntry{{0.6f, 0.8f}, "Why is the sky blue?", "fp-1"}, "e"));
+    ASSERT_TRUE(worker_.store->put(StateFamily::completed, tenant_key(tenant, "req-1"), "final", ""));
   }
 
   CommandRun purge(const CommonOptions& common, const CachePurgeOptions& options) {
@@ -112,30 +93,26 @@ class CachePurgeCommandTest : public ::testing::Test {
 
   // The worker's applier runs until it has executed a purge.
   bool applied_purge() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-    while (listener_.purged_tenant.empty() && std::chrono::steady_clock::now() < deadline) {
-      if (!changelog_->apply_available(50)) return false;
-    }
-    return !listener_.purged_tenant.empty();
+    return testing::eventually([&] { return !listener_.purged_tenant.empty(); }, std::chrono::milliseconds(kWaitMs),
+                               [&] { return worker_.changelog->apply_available(50).has_value(); });
   }
 
   UnsetEnv no_env_bootstrap_{"CASCADE_KAFKA_BOOTSTRAP"};
   UnsetEnv no_env_topic_{"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG"};
   TempDir dir_;
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
   PurgeListener listener_;
-  std::unique_ptr<StateStore> store_;
-  std::unique_ptr<StateChangelog> changelog_;
+  testing::Replica worker_;
 };
 
 TEST_F(CachePurgeCommandTest, PurgesTheTenantsCacheOnTheWorkerAndLeavesOtherTenantsAlone) {
   write_tenant("acme");
   write_tenant("globex");
-  ASSERT_TRUE(changelog_->flush(kWaitMs));
-  ASSERT_TRUE(changelog_->restore(kWaitMs));
+  ASSERT_TRUE(worker_.changelog->flush(kWaitMs));
+  ASSERT_TRUE(worker_.changelog->restore(kWaitMs));
 
   CommonOptions common;
-  common.bootstrap_file = write_file("bootstrap", broker_->bootstrap() + "\n");  // as `cascade broker` writes it
+  common.bootstrap_file = dir_.write("bootstrap", kafka_.bootstrap() + "\n");  // as `cascade broker` writes it
   CachePurgeOptions options;
   options.tenant = "acme";
   const auto before_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -151,26 +128,26 @@ TEST_F(CachePurgeCommandTest, PurgesTheTenantsCacheOnTheWorkerAndLeavesOtherTena
   EXPECT_THAT(run.out, HasSubstr("purged tenant acme"));
   EXPECT_THAT(run.out, HasSubstr("(" + std::to_string(listener_.purged_through_ms) + " ms)"));
 
-  EXPECT_FALSE(store_->get_response("acme", "fp-1", "v"));
-  EXPECT_FALSE(store_->get_vector("acme", "ctx:fp-1", "e"));
-  ASSERT_TRUE(store_->get_response("globex", "fp-1", "v"));
-  EXPECT_EQ(store_->get_response("globex", "fp-1", "v")->payload, "answer of globex");
-  ASSERT_TRUE(store_->get_vector("globex", "ctx:fp-1", "e"));
-  EXPECT_EQ(store_->get_vector("globex", "ctx:fp-1", "e")->normalized_text, "Why is the sky blue?");
+  EXPECT_FALSE(worker_.store->get_response("acme", "fp-1", "v"));
+  EXPECT_FALSE(worker_.store->get_vector("acme", "ctx:fp-1", "e"));
+  ASSERT_TRUE(worker_.store->get_response("globex", "fp-1", "v"));
+  EXPECT_EQ(worker_.store->get_response("globex", "fp-1", "v")->payload, "answer of globex");
+  ASSERT_TRUE(worker_.store->get_vector("globex", "ctx:fp-1", "e"));
+  EXPECT_EQ(worker_.store->get_vector("globex", "ctx:fp-1", "e")->normalized_text, "Why is the sky blue?");
   // Completed answers guard against double charges: a purge keeps them.
-  EXPECT_TRUE(store_->get(StateFamily::completed, tenant_key("acme", "req-1"), ""));
+  EXPECT_TRUE(worker_.store->get(StateFamily::completed, tenant_key("acme", "req-1"), ""));
 }
 
 TEST_F(CachePurgeCommandTest, TheBootstrapOptionNamesTheClusterWithoutAnyFile) {
   write_tenant("acme");
-  ASSERT_TRUE(changelog_->flush(kWaitMs));
+  ASSERT_TRUE(worker_.changelog->flush(kWaitMs));
   CachePurgeOptions options;
   options.tenant = "acme";
-  options.bootstrap = broker_->bootstrap();
+  options.bootstrap = kafka_.bootstrap();
   const CommandRun run = purge(CommonOptions{}, options);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   ASSERT_TRUE(applied_purge());
-  EXPECT_FALSE(store_->get_response("acme", "fp-1", "v"));
+  EXPECT_FALSE(worker_.store->get_response("acme", "fp-1", "v"));
 }
 
 TEST_F(CachePurgeCommandTest, WithoutABrokerItSaysThereIsNothingToPurgeThrough) {
@@ -186,10 +163,10 @@ TEST_F(CachePurgeCommandTest, WithoutABrokerItSaysThereIsNothingToPurgeThrough) 
 
 TEST_F(CachePurgeCommandTest, AClusterWithoutTheChangelogTopicIsAnErrorNamingIt) {
   CommonOptions common;
-  common.config_file = write_file("cascade.yaml", "kafka:\n  topics:\n    cache_changelog: no-such.changelog\n");
+  common.config_file = dir_.write("cascade.yaml", "kafka:\n  topics:\n    cache_changelog: no-such.changelog\n");
   CachePurgeOptions options;
   options.tenant = "acme";
-  options.bootstrap = broker_->bootstrap();
+  options.bootstrap = kafka_.bootstrap();
   const CommandRun run = purge(common, options);
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("has no topic no-such.changelog"));
@@ -198,10 +175,10 @@ TEST_F(CachePurgeCommandTest, AClusterWithoutTheChangelogTopicIsAnErrorNamingIt)
 TEST_F(CachePurgeCommandTest, ABadVerifierRuleInTheConfigStopsTheCommandAtStartup) {
   CommonOptions common;
   common.config_file =
-      write_file("cascade.yaml", "tenants:\n  acme:\n    semantic_verifier:\n      max_order_inversions: many\n");
+      dir_.write("cascade.yaml", "tenants:\n  acme:\n    semantic_verifier:\n      max_order_inversions: many\n");
   CachePurgeOptions options;
   options.tenant = "acme";
-  options.bootstrap = broker_->bootstrap();
+  options.bootstrap = kafka_.bootstrap();
   const CommandRun run = purge(common, options);
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("tenants.acme.semantic_verifier.max_order_inversions"));

@@ -4,32 +4,24 @@
 // the weak model's answers.
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/cascade/commands.h"
 #include "router/router.h"
+#include "support/temp_dir.h"
 
 namespace cascade::cli {
 namespace {
 
 class RouteCommands : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cascade-route-commands-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // 120 prompts: small talk the weak model answers as well as the strong
   // one, and proofs only the strong one gets right. Weak calls cost 1, strong 10.
   std::string write_outcomes(bool with_responses) {
-    const std::string path = (dir_ / "outcomes.jsonl").string();
+    const std::string path = dir_.sub("outcomes.jsonl");
     std::ofstream out(path);
     const char* easy[] = {"write a friendly greeting for", "tell a short joke about", "suggest a nice name for"};
     const char* hard[] = {"prove the theorem about", "derive and prove the identity for", "prove by induction the bound on"};
@@ -56,7 +48,7 @@ class RouteCommands : public ::testing::Test {
     return {code, ::testing::internal::GetCapturedStdout()};
   }
 
-  std::filesystem::path dir_;
+  testing::TempDir dir_{"cascade-route-commands"};
 };
 
 TEST_F(RouteCommands, EvalPrintsTheContractKeysAndALearnedRouterBeatsRandom) {
@@ -82,7 +74,7 @@ TEST_F(RouteCommands, EvalPrintsTheContractKeysAndALearnedRouterBeatsRandom) {
 
 TEST_F(RouteCommands, ChooseWeakEvaluatesTheCandidateCheapestToRouteWithOnTheTrainingRows) {
   // A second cheap model that is right on every prompt at twice the weak one's price.
-  const std::string path = (dir_ / "candidates.jsonl").string();
+  const std::string path = dir_.sub("candidates.jsonl");
   {
     std::ifstream in(write_outcomes(false));
     std::ofstream out(path);
@@ -155,7 +147,7 @@ TEST_F(RouteCommands, CascadeNeedsTheWeakAnswersAndUsesTheCheckWhenItHasThem) {
 TEST_F(RouteCommands, TrainWritesAModelTheRouterLoads) {
   RouteTrainOptions options;
   options.outcomes = {write_outcomes(false)};
-  options.out = (dir_ / "learned.json").string();
+  options.out = dir_.sub("learned.json");
   options.hash_bits = 12;
   ::testing::internal::CaptureStderr();
   ASSERT_EQ(run_route_train(options), 0) << ::testing::internal::GetCapturedStderr();
@@ -172,8 +164,7 @@ TEST_F(RouteCommands, TrainWritesAModelTheRouterLoads) {
 
 // `cascade route --explain` with router policies (docs/routing.md, "Policies").
 TEST_F(RouteCommands, ExplainShowsTheConstraintsTheRuleAndTheExperimentArm) {
-  const std::string config = (dir_ / "policies.yaml").string();
-  std::ofstream(config) << R"(
+  const std::string config = dir_.write("policies.yaml", R"(
 router:
   policies:
     frugal: {preference: cost}
@@ -183,7 +174,7 @@ router:
       tier: large
       residency: eu
   experiment: {name: thrift, policies: [frugal, default], split: 1.0}
-)";
+)");
   auto run = [&](RouteOptions options) {
     options.explain = true;
     ::testing::internal::CaptureStdout();
@@ -212,7 +203,7 @@ router:
   EXPECT_NE(other_out.find("rule:    none matched"), std::string::npos) << other_out;
   EXPECT_NE(other_out.find("experiment: thrift, arm thrift:frugal"), std::string::npos) << other_out;
 
-  std::ofstream(config) << "router:\n  rules:\n    - match: {prompt: \"(broken\"}\n      tier: large\n";
+  dir_.write("policies.yaml", "router:\n  rules:\n    - match: {prompt: \"(broken\"}\n      tier: large\n");
   auto [bad_code, bad_out] = run(other);
   EXPECT_NE(bad_code, 0);
   EXPECT_NE(bad_out.find("router.rules[0].match.prompt: invalid regex"), std::string::npos) << bad_out;
@@ -243,8 +234,8 @@ TEST_F(RouteCommands, ExplainShowsTheHeuristicScoreTheDecisionUsed) {
 // Cost-aware routing (docs/routing.md, "Cost-aware routing") in the reason
 // and in --explain.
 TEST_F(RouteCommands, ExplainShowsTheCostAwareAdjustment) {
-  const std::string config = (dir_ / "cost-aware.yaml").string();
-  std::ofstream(config) << "router:\n  scorer: learned\n  cost_aware: {enabled: true, reference_input_tokens: 1000}\n";
+  const std::string config = dir_.write(
+      "cost-aware.yaml", "router:\n  scorer: learned\n  cost_aware: {enabled: true, reference_input_tokens: 1000}\n");
   RouteOptions options;
   options.prompt = "Prove that the sum of the first n odd numbers is n^2.";
   options.explain = true;

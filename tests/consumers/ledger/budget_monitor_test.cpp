@@ -8,44 +8,33 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <thread>
 #include <vector>
 
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
 #include "kafka/kafka.h"
-#include "state/state_test_support.h"
+#include "support/embedded_kafka.h"
 #include "support/scripted_http_server.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
 using ledger_test::make_cost;
+using testing::eventually;
 using testing::ScriptedHttpServer;
 using testing::ScriptedResponse;
-using testing_state::TempDir;
+using testing::TempDir;
 
 constexpr int kWaitMs = 30000;
 
-template <class Pred>
-bool eventually(Pred pred, int timeout_ms = kWaitMs) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 class BudgetMonitorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    kafka_.bootstrap = broker_->bootstrap();
-    kafka_.partitions = 2;
-    ASSERT_TRUE(broker_->create_topics(cascade_topics(kafka_)));
+    kafka_ = testing::start_cascade_kafka(2);
+    ASSERT_TRUE(kafka_.broker);
     ASSERT_TRUE(hook_.start()) << hook_.error();
     hook_.set_responder([](const auto&) { return ScriptedResponse::http(200, "text/plain", "ok"); });
     LedgerStoreOptions store_options;
@@ -74,14 +63,13 @@ class BudgetMonitorTest : public ::testing::Test {
 
   std::vector<nlohmann::json> alerts_on_topic() const {
     std::vector<nlohmann::json> out;
-    auto read = read_topic_to_end(kafka_, kafka_.bootstrap, kafka_.alerts_topic,
+    auto read = read_topic_to_end(kafka_.config, kafka_.bootstrap(), kafka_.config.alerts_topic,
                                   [&](const KafkaRecord& m) { out.push_back(nlohmann::json::parse(m.payload())); });
     EXPECT_TRUE(read);
     return out;
   }
 
-  std::unique_ptr<EmbeddedBroker> broker_;
-  KafkaConfig kafka_;
+  testing::EmbeddedKafka kafka_;
   ScriptedHttpServer hook_;
   TempDir dir_;
   std::unique_ptr<LedgerStore> store_;
@@ -92,7 +80,7 @@ TEST_F(BudgetMonitorTest, EachThresholdFiresOncePerPeriodOnKafkaAndTheWebhookWit
   hook_.enqueue(ScriptedResponse::http(503, "text/plain", "try later"));
   BudgetBook budgets({{"acme", "", {1.0, 0, 80}}});
   LedgerMetrics metrics;
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, &metrics, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, &metrics, options());
   ASSERT_TRUE(monitor) << monitor.error().message;
   spend(**monitor, "r1", 0.30);  // 30%
   spend(**monitor, "r2", 0.30);  // 60%: 50% alert
@@ -133,7 +121,7 @@ TEST_F(BudgetMonitorTest, EachThresholdFiresOncePerPeriodOnKafkaAndTheWebhookWit
 
   // A restart (new monitor, same store) re-evaluates everything and fires nothing again.
   (*monitor)->stop();
-  auto again = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, nullptr, options());
+  auto again = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, nullptr, options());
   ASSERT_TRUE(again);
   (*again)->refresh_all();
   spend(**again, "r6", 0.01);
@@ -145,7 +133,7 @@ TEST_F(BudgetMonitorTest, EachThresholdFiresOncePerPeriodOnKafkaAndTheWebhookWit
 
 TEST_F(BudgetMonitorTest, SpendThatReachesAThresholdOnlyUpToRoundingCrossesIt) {
   BudgetBook budgets({{"acme", "", {1.0, 0, 80}}});
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, nullptr, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, nullptr, options());
   ASSERT_TRUE(monitor);
   // 16 x $0.05 sums to $0.7999999999999999 in doubles.
   for (int i = 0; i < 16; ++i) spend(**monitor, "r" + std::to_string(i), 0.05);
@@ -157,7 +145,7 @@ TEST_F(BudgetMonitorTest, SpendThatReachesAThresholdOnlyUpToRoundingCrossesIt) {
 
 TEST_F(BudgetMonitorTest, AJumpPastSeveralThresholdsIsOneAlertForTheHighest) {
   BudgetBook budgets({{"acme", tag_scope("research"), {0, 2.0, 80}}});
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, nullptr, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, nullptr, options());
   ASSERT_TRUE(monitor);
   spend(**monitor, "r1", 1.7, {"research"});  // 85% of the monthly tag budget
   ASSERT_TRUE((*monitor)->flush(kWaitMs));
@@ -173,7 +161,7 @@ TEST_F(BudgetMonitorTest, AJumpPastSeveralThresholdsIsOneAlertForTheHighest) {
 
 TEST_F(BudgetMonitorTest, ALoweredBudgetAlertsWithoutNewSpend) {
   BudgetBook budgets({{"acme", "", {10, 0, 80}}});
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, nullptr, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, nullptr, options());
   ASSERT_TRUE(monitor);
   spend(**monitor, "r1", 1.0);  // 10%
   EXPECT_EQ((*monitor)->alerts_fired(), 0u);
@@ -185,7 +173,7 @@ TEST_F(BudgetMonitorTest, UndeliveredWebhooksAreSentAfterARestart) {
   const BudgetAlert alert{"acme", "", BudgetPeriod::daily, utc_day(now_ms()), 80, 8.5, 10, now_ms()};
   ASSERT_TRUE(store_->record_alerts({alert}, {{"webhook", alert}}));
   BudgetBook budgets;
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, nullptr, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, nullptr, options());
   ASSERT_TRUE(monitor);
   ASSERT_TRUE((*monitor)->flush(kWaitMs));
   ASSERT_EQ(hook_.requests().size(), 1u);
@@ -199,7 +187,7 @@ TEST_F(BudgetMonitorTest, WebhookGivesUpOnAPermanentRefusal) {
   hook_.set_responder([](const auto&) { return ScriptedResponse::http(404, "text/plain", "no such hook"); });
   BudgetBook budgets({{"acme", "", {1.0, 0, 80}}});
   LedgerMetrics metrics;
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, &metrics, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, &metrics, options());
   ASSERT_TRUE(monitor);
   spend(**monitor, "r1", 0.6);
   ASSERT_TRUE((*monitor)->flush(kWaitMs));
@@ -210,14 +198,14 @@ TEST_F(BudgetMonitorTest, WebhookGivesUpOnAPermanentRefusal) {
 
 TEST_F(BudgetMonitorTest, SpendStateIsPublishedForEveryTouchedScopeAndReadByABudgetTable) {
   BudgetBook budgets;
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, nullptr, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, nullptr, options());
   ASSERT_TRUE(monitor);
   spend(**monitor, "r1", 0.25, {"research"});
   spend(**monitor, "r2", 0.5);
   ASSERT_TRUE((*monitor)->flush(kWaitMs));
   Config config;
-  config.kafka = kafka_;
-  auto table = BudgetTable::open(config, kafka_.bootstrap);
+  config.kafka = kafka_.config;
+  auto table = BudgetTable::open(config, kafka_.bootstrap());
   ASSERT_TRUE(table) << table.error().message;
   ASSERT_TRUE((*table)->restore(kWaitMs));
   const std::int64_t now = now_ms();
@@ -235,19 +223,20 @@ TEST_F(BudgetMonitorTest, SpendStateIsPublishedForEveryTouchedScopeAndReadByABud
 // The L of the overshoot bound (docs/ledger.md): from a cost event produced
 // by a worker to the spend seen by another process's BudgetTable.
 TEST_F(BudgetMonitorTest, SpendStateReachesWorkersWithinAFractionOfASecond) {
-  kafka_.extra = "session.timeout.ms=6000;heartbeat.interval.ms=500";
+  kafka_.config.extra = "session.timeout.ms=6000;heartbeat.interval.ms=500";
   BudgetBook budgets({{"acme", "", {1000, 0, 80}}});
-  auto monitor = BudgetMonitor::start(kafka_, kafka_.bootstrap, *store_, budgets, nullptr, options());
+  auto monitor = BudgetMonitor::start(kafka_.config, kafka_.bootstrap(), *store_, budgets, nullptr, options());
   ASSERT_TRUE(monitor);
-  auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, {.store = store_.get(), .budgets = monitor->get()});
+  auto consumer =
+      LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), {.store = store_.get(), .budgets = monitor->get()});
   ASSERT_TRUE(consumer);
   Config config;
-  config.kafka = kafka_;
-  auto table = BudgetTable::open(config, kafka_.bootstrap);
+  config.kafka = kafka_.config;
+  auto table = BudgetTable::open(config, kafka_.bootstrap());
   ASSERT_TRUE(table);
   ASSERT_TRUE((*table)->restore(kWaitMs));
   ASSERT_TRUE((*table)->start());
-  auto producer = KafkaProducer::create(kafka_, kafka_.bootstrap);
+  auto producer = KafkaProducer::create(kafka_.config, kafka_.bootstrap());
   ASSERT_TRUE(producer) << producer.error().message;
 
   std::vector<double> delays_ms;
@@ -257,7 +246,7 @@ TEST_F(BudgetMonitorTest, SpendStateReachesWorkersWithinAFractionOfASecond) {
                                        .ts_ms = now_ms()});
     const std::string value = make_cost_event(event);
     const auto sent = std::chrono::steady_clock::now();
-    auto queued = (*producer)->produce(kafka_.ledger_topic, {.key = "acme", .value = value});
+    auto queued = (*producer)->produce(kafka_.config.ledger_topic, {.key = "acme", .value = value});
     ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
     (*producer)->flush(5000);
     spent += 0.5;

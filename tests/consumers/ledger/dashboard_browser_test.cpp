@@ -15,14 +15,14 @@
 
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
-#include "state/state_test_support.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
 namespace fs = std::filesystem;
 using ledger_test::make_cost;
-using testing_state::TempDir;
+using testing::TempDir;
 
 constexpr std::int64_t kDay = 86'400'000;
 

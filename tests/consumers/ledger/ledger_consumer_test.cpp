@@ -10,38 +10,27 @@
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
 #include "kafka/kafka.h"
-#include "state/state_test_support.h"
+#include "support/embedded_kafka.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
 using ledger_test::make_cost;
-using testing_state::TempDir;
+using testing::eventually;
+using testing::TempDir;
 
-constexpr int kWaitMs = 30000;
-
-template <class Pred>
-bool eventually(Pred pred, int timeout_ms = kWaitMs) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 class LedgerConsumerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    kafka_.bootstrap = broker_->bootstrap();
-    kafka_.partitions = 4;
+    KafkaConfig kafka = testing::fast_kafka_config();
     // A consumer of the same group restarted within a test rejoins quickly.
-    kafka_.extra = "session.timeout.ms=6000;heartbeat.interval.ms=500";
-    ASSERT_TRUE(broker_->create_topics(cascade_topics(kafka_)));
-    auto producer = KafkaProducer::create(kafka_, kafka_.bootstrap);
+    kafka.extra = "session.timeout.ms=6000;heartbeat.interval.ms=500";
+    kafka_ = testing::start_cascade_kafka(4, kafka);
+    ASSERT_TRUE(kafka_.broker);
+    auto producer = KafkaProducer::create(kafka_.config, kafka_.bootstrap());
     ASSERT_TRUE(producer) << producer.error().message;
     producer_ = std::move(*producer);
   }
@@ -49,7 +38,7 @@ class LedgerConsumerTest : public ::testing::Test {
   void produce(const std::vector<CostEvent>& events) {
     for (const auto& e : events) {
       const std::string value = make_cost_event(e);
-      auto queued = producer_->produce(kafka_.ledger_topic, {.key = e.tenant, .value = value});
+      auto queued = producer_->produce(kafka_.config.ledger_topic, {.key = e.tenant, .value = value});
       ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
     }
     ASSERT_TRUE(producer_->flush(10000));
@@ -84,8 +73,7 @@ class LedgerConsumerTest : public ::testing::Test {
     return rows ? sum_rows(*rows) : LedgerTotals{};
   }
 
-  std::unique_ptr<EmbeddedBroker> broker_;
-  KafkaConfig kafka_;
+  testing::EmbeddedKafka kafka_;
   std::unique_ptr<KafkaProducer> producer_;
   TempDir dir_;
 };
@@ -98,7 +86,8 @@ TEST_F(LedgerConsumerTest, RedeliveryAfterARestartIsCountedOnceAndTotalsSurvive)
   {
     auto store = open_store(dir_.path());
     LedgerMetrics metrics;
-    auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, {.store = store.get(), .metrics = &metrics}, 7);
+    auto consumer =
+        LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), {.store = store.get(), .metrics = &metrics}, 7);
     ASSERT_TRUE(consumer) << consumer.error().message;
     ASSERT_TRUE(eventually([&] { return (*consumer)->events_counted() == 50; })) << (*consumer)->events_counted();
     (*consumer)->stop();
@@ -110,9 +99,9 @@ TEST_F(LedgerConsumerTest, RedeliveryAfterARestartIsCountedOnceAndTotalsSurvive)
   produce(events(0, 60, now));
   auto store = open_store(dir_.path());
   EXPECT_EQ(totals(*store).requests, 50u);
-  kafka_.ledger_group = "cascade-ledger-after-crash";
+  kafka_.config.ledger_group = "cascade-ledger-after-crash";
   LedgerMetrics metrics;
-  auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, {.store = store.get(), .metrics = &metrics});
+  auto consumer = LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), {.store = store.get(), .metrics = &metrics});
   ASSERT_TRUE(consumer) << consumer.error().message;
   ASSERT_TRUE(eventually([&] { return (*consumer)->events_applied() == 110; })) << (*consumer)->events_applied();
   (*consumer)->stop();
@@ -129,13 +118,13 @@ TEST_F(LedgerConsumerTest, OffsetsAreCommittedAfterTheWriteSoARestartReadsOnlyNe
   produce(events(0, 20, now));
   auto store = open_store(dir_.sub("a"));
   {
-    auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, {.store = store.get()});
+    auto consumer = LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), {.store = store.get()});
     ASSERT_TRUE(consumer);
     ASSERT_TRUE(eventually([&] { return (*consumer)->events_counted() == 20; }));
     (*consumer)->stop();
   }
   produce(events(20, 25, now));
-  auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, {.store = store.get()});
+  auto consumer = LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), {.store = store.get()});
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(eventually([&] { return (*consumer)->events_applied() == 5; }));
   // Nothing older comes back.
@@ -150,7 +139,7 @@ TEST_F(LedgerConsumerTest, AFailedStoreWriteCommitsNothing) {
   auto broken = open_store(dir_.sub("broken"));
   ASSERT_TRUE(broken->close());  // every write now fails
   {
-    auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, {.store = broken.get()});
+    auto consumer = LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), {.store = broken.get()});
     ASSERT_TRUE(consumer);
     produce(events(0, 12, now));
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -159,7 +148,7 @@ TEST_F(LedgerConsumerTest, AFailedStoreWriteCommitsNothing) {
   }
   // The same group, with a working store: every event is still there.
   auto store = open_store(dir_.sub("good"));
-  auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, {.store = store.get()});
+  auto consumer = LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), {.store = store.get()});
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(eventually([&] { return (*consumer)->events_counted() == 12; })) << (*consumer)->events_counted();
   (*consumer)->stop();
@@ -171,7 +160,7 @@ TEST_F(LedgerConsumerTest, WithoutAStoreTheAggregatorDeduplicates) {
   produce(events(0, 10, now));
   produce(events(0, 10, now));
   LedgerAggregator aggregator;
-  auto consumer = LedgerConsumer::start(kafka_, kafka_.bootstrap, aggregator, nullptr);
+  auto consumer = LedgerConsumer::start(kafka_.config, kafka_.bootstrap(), aggregator, nullptr);
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(eventually([&] { return (*consumer)->events_applied() == 20; }));
   (*consumer)->stop();

@@ -4,14 +4,15 @@
 
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
-#include "state/state_test_support.h"
+#include "support/manual_clock.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
 using ledger_test::make_cost;
-using testing_state::ManualClock;
-using testing_state::TempDir;
+using testing::ManualClock;
+using testing::TempDir;
 
 // 2026-07-14T12:00:00Z.
 constexpr std::int64_t kNoon = 1'784'030'400'000;

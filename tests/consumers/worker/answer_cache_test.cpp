@@ -12,13 +12,15 @@
 
 #include "events/request_fingerprint.h"
 #include "providers/provider.h"
-#include "state/state_test_support.h"
+#include "support/http_drive.h"
 #include "support/scripted_http_server.h"
+#include "support/state_store.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::TempDir;
+using testing::TempDir;
 
 // Counts what the cache embeds; thread-safe like the built-in embedder.
 class CountingEmbedder final : public Embedder {
@@ -44,12 +46,8 @@ Embedding builtin_vector(const std::string& text) {
 class AnswerCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StateOptions o;
-    o.dir = dir.path();
-    o.maintenance_interval_ms = 0;
-    auto opened = StateStore::open(o);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store = std::move(*opened);
+    store = testing::open_state_store(testing::state_options_in(dir.path()));
+    ASSERT_TRUE(store);
     auto loaded = ModelCatalog::load(CatalogConfig{});
     ASSERT_TRUE(loaded) << loaded.error().message;
     catalog = std::make_unique<ModelCatalog>(std::move(*loaded));
@@ -270,8 +268,7 @@ TEST_F(AnswerCacheTest, ARemoteDimensionLearnedFromTheFirstAnswerIndexesWhatTheS
   HttpClient http;
   std::optional<Result<std::vector<Embedding>>> fetched;
   ASSERT_TRUE(learning->start(http, {query->normalized}, [&](Result<std::vector<Embedding>> r) { fetched = std::move(r); }));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!fetched && std::chrono::steady_clock::now() < deadline) http.poll(20);
+  testing::drive_until(http, [&] { return fetched.has_value(); }, std::chrono::seconds(20));
   ASSERT_TRUE(fetched && *fetched);
   ASSERT_TRUE(cache->embedded(query->normalized, (*fetched)->front()));
   EXPECT_EQ(cache->embedding_dimension(), 3u);

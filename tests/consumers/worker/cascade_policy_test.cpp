@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "consumers/worker/cascade_policy.h"
+#include "support/test_catalog.h"
 
 namespace cascade {
 namespace {
@@ -19,11 +20,7 @@ models:
   - {id: l-cheap, provider: c, upstream_model: l-cheap, tier: large, context_window: 1000, max_output_tokens: 100, input_per_mtok: 5, output_per_mtok: 20}
 )";
 
-ModelCatalog catalog() {
-  auto c = ModelCatalog::from_yaml(kCatalog);
-  EXPECT_TRUE(c) << (c ? "" : c.error().message);
-  return *c;
-}
+ModelCatalog catalog() { return testing::catalog_from_yaml(kCatalog); }
 
 std::vector<std::string> ids(const std::vector<const ModelInfo*>& models) {
   std::vector<std::string> out;

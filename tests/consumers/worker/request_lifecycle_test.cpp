@@ -9,6 +9,7 @@
 
 #include <set>
 
+#include "support/state_store.h"
 #include "support/temp_dir.h"
 #include "support/worker_host.h"
 
@@ -91,12 +92,8 @@ TEST(RequestLifecycle, ARedeliveredRequestIsReplayedFromTheCompletedStoreWithout
 class LifecycleWithCache : public ::testing::Test {
  protected:
   void SetUp() override {
-    StateOptions o;
-    o.dir = dir_.path();
-    o.maintenance_interval_ms = 0;
-    auto opened = StateStore::open(o);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
+    store_ = testing::open_state_store(testing::state_options_in(dir_.path()));
+    ASSERT_TRUE(store_);
     completed_ = CompletedAnswerStore::view(*store_);
   }
   std::unique_ptr<LifecycleHarness> harness() {

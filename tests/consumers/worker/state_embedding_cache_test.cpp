@@ -6,20 +6,16 @@
 #include <atomic>
 #include <thread>
 
-#include "state/state_test_support.h"
+#include "support/state_store.h"
+#include "support/temp_dir.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::TempDir;
+using testing::TempDir;
 
 std::unique_ptr<StateStore> open_store(const std::string& dir) {
-  StateOptions o;
-  o.dir = dir;
-  o.maintenance_interval_ms = 0;
-  auto store = StateStore::open(o);
-  EXPECT_TRUE(store) << store.error().message;
-  return store ? std::move(*store) : nullptr;
+  return testing::open_state_store(testing::state_options_in(dir));
 }
 
 Embedding unit(std::size_t dimension, std::size_t seed) {

@@ -7,18 +7,21 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 
 #include "consumers/worker/worker_metrics.h"
 #include "kafka/kafka.h"
 #include "state/state.h"
-#include "state/state_test_support.h"
+#include "support/embedded_kafka.h"
+#include "support/state_store.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace cascade {
 namespace {
 
-using testing_state::ManualClock;
-using testing_state::TempDir;
+using testing::ManualClock;
+using testing::Replica;
+using testing::TempDir;
 
 constexpr const char* kTopic = "cascade.cache-changelog";
 constexpr int kWaitMs = 30000;
@@ -35,58 +38,27 @@ std::optional<double> scraped(const std::string& exposition, const std::string& 
   return std::nullopt;
 }
 
-struct Replica {
-  std::unique_ptr<StateStore> store;
-  std::unique_ptr<StateChangelog> changelog;
-  ~Replica() {
-    changelog.reset();  // before its store
-    store.reset();
-  }
-};
-
 class StateMetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = EmbeddedBroker::start();
-    ASSERT_TRUE(broker) << broker.error().message;
-    broker_ = std::move(*broker);
-    ASSERT_TRUE(broker_->create_topic({kTopic, 3}));
-    kafka_.fetch_wait_max_ms = 2;
-    kafka_.linger_ms = 1;
+    kafka_ = testing::start_embedded_kafka({{kTopic, 3}}, testing::fast_kafka_config(2));
+    ASSERT_TRUE(kafka_.broker);
   }
 
   StateOptions options(const std::string& dir, const std::string& writer) const {
-    StateOptions o;
-    o.dir = dir;
-    o.replicated = true;
-    o.maintenance_interval_ms = 0;
-    o.writer_id = writer;
-    o.now_ms = clock_.fn();
-    o.changelog_topic = kTopic;
-    return o;
+    return testing::replica_options(dir, kTopic, writer, &clock_);
   }
 
   void open(Replica& r, const std::string& name) {
-    auto store = StateStore::open(options(dir_.sub(name), name));
-    ASSERT_TRUE(store) << store.error().message;
-    r.store = std::move(*store);
-    auto changelog = StateChangelog::open(*r.store, kafka_, broker_->bootstrap());
-    ASSERT_TRUE(changelog) << changelog.error().message;
-    r.changelog = std::move(*changelog);
+    r = testing::open_replica(options(dir_.sub(name), name), kafka_.config, kafka_.bootstrap());
+    ASSERT_TRUE(r.store && r.changelog);
   }
 
-  void produce_malformed() {
-    auto producer = KafkaProducer::create(kafka_, broker_->bootstrap());
-    ASSERT_TRUE(producer) << producer.error().message;
-    auto queued = (*producer)->produce(kTopic, {.key = "future-family/key", .value = "x", .partition = 0});
-    ASSERT_TRUE(queued && *queued == KafkaProducer::Enqueued::yes);
-    ASSERT_TRUE((*producer)->flush(kWaitMs));
-  }
+  void produce_malformed() { ASSERT_TRUE(testing::produce_raw(kafka_, kTopic, "future-family/key", "x", 0)); }
 
   TempDir dir_;
   ManualClock clock_;
-  KafkaConfig kafka_;
-  std::unique_ptr<EmbeddedBroker> broker_;
+  testing::EmbeddedKafka kafka_;
 };
 
 TEST_F(StateMetricsTest, AScrapeShowsTheReplicasBytesLagDelayAndSkippedRecords) {
@@ -127,10 +99,7 @@ TEST_F(StateMetricsTest, AScrapeShowsTheReplicasBytesLagDelayAndSkippedRecords) 
   // Records B has not applied yet show as lag once its consumer has seen them.
   for (int i = 3; i < 5; ++i) ASSERT_TRUE(a.store->put_response("acme", "fp-" + std::to_string(i), "y", "v"));
   ASSERT_TRUE(a.changelog->flush(kWaitMs));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-  while (b.changelog->lag().messages_behind < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return b.changelog->lag().messages_behind >= 2; }, kWaitMs, 5);
   sampler.sample();
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_changelog_lag_messages"), 2.0);
   ASSERT_TRUE(b.changelog->restore(kWaitMs));
@@ -155,16 +124,16 @@ TEST_F(StateMetricsTest, AScrapeShowsTheReplicasBytesLagDelayAndSkippedRecords) 
 TEST_F(StateMetricsTest, AStoreWithoutAChangelogShowsItsOutboxAndEvictionsButNoChangelogSeries) {
   StateOptions o = options(dir_.sub("alone"), "alone");
   o.max_bytes = 2000;  // a few entries of 300 bytes
-  auto store = StateStore::open(o);
-  ASSERT_TRUE(store) << store.error().message;
+  auto store = testing::open_state_store(o);
+  ASSERT_TRUE(store);
   WorkerMetrics metrics;
-  StateMetricsSampler sampler(metrics, **store, nullptr, std::chrono::hours(1));
+  StateMetricsSampler sampler(metrics, *store, nullptr, std::chrono::hours(1));
 
   for (int i = 0; i < 10; ++i) {
     clock_.advance_ms(1);  // oldest first is well defined
-    ASSERT_TRUE((*store)->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
+    ASSERT_TRUE(store->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
   }
-  auto first = (*store)->maintain();
+  auto first = store->maintain();
   ASSERT_TRUE(first);
   ASSERT_GT(first->evicted, 0u);
   sampler.sample();
@@ -177,16 +146,16 @@ TEST_F(StateMetricsTest, AStoreWithoutAChangelogShowsItsOutboxAndEvictionsButNoC
 
   for (int i = 10; i < 20; ++i) {
     clock_.advance_ms(1);
-    ASSERT_TRUE((*store)->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
+    ASSERT_TRUE(store->put_response("acme", "fp-" + std::to_string(i), std::string(300, 'x'), "v"));
   }
-  auto second = (*store)->maintain();
+  auto second = store->maintain();
   ASSERT_TRUE(second);
   ASSERT_GT(second->evicted, 0u);
   sampler.sample();
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_evicted_total"),
             static_cast<double>(first->evicted + second->evicted));
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}"),
-            static_cast<double>((*store)->stats().cache_bytes));
+            static_cast<double>(store->stats().cache_bytes));
 }
 
 TEST_F(StateMetricsTest, TheSamplerRefreshesOnItsOwnEveryInterval) {
@@ -199,11 +168,8 @@ TEST_F(StateMetricsTest, TheSamplerRefreshesOnItsOwnEveryInterval) {
   ASSERT_TRUE(a.store->put_response("acme", "fp", "answer", "v"));
   const double expected = static_cast<double>(a.store->stats().cache_bytes);
   ASSERT_GT(expected, 0.0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}") != expected &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  testing::eventually([&] { return scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}") == expected; },
+                      std::chrono::seconds(10), std::chrono::milliseconds(5));
   EXPECT_EQ(scraped(metrics.serialize(), "cascade_state_bytes{class=\"cache\"}"), expected);
 }
 

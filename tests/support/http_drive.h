@@ -1,5 +1,6 @@
 #pragma once
-// Runs an HttpClient's loop the way a worker does, for tests.
+// Runs an HttpClient's loop the way a worker does, for tests; and records
+// what a provider streams.
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "providers/provider.h"
+#include "support/wait.h"
 
 namespace cascade::testing {
 
@@ -15,12 +17,7 @@ namespace cascade::testing {
 // decides when a broken build gives up, never whether a test passes).
 inline bool drive_until(HttpClient& http, const std::function<bool()>& done,
                         std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    http.poll(20);
-  }
-  return true;
+  return eventually(done, limit, [&] { http.poll(20); });
 }
 
 // Polls for a while regardless; for checking that nothing more happens.

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/hash.h"
 #include "embeddings/embeddings.h"
 
 namespace cascade {
@@ -12,21 +13,10 @@ namespace {
 // character n-gram "abc" land in unrelated buckets.
 enum Family : std::uint64_t { kWord = 0x9E3779B97F4A7C15ull, kBigram = 0xC2B2AE3D27D4EB4Full, kChar = 0x165667B19E3779F9ull };
 
-std::uint64_t mix(std::uint64_t x) {  // splitmix64 finalizer: spreads FNV's weak low bits
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-std::uint64_t fnv1a(std::string_view bytes, std::uint64_t seed) {
-  std::uint64_t h = 0xCBF29CE484222325ull ^ seed;
-  for (const char c : bytes) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001B3ull;
-  }
-  return h;
+// FNV-1a of the family's seed, spread by splitmix64's finalizer (FNV's low
+// bits alone are poorly mixed).
+std::uint64_t feature_hash(std::string_view bytes, std::uint64_t seed) {
+  return splitmix64_finalize(fnv1a_extend(kFnv1aOffsetBasis ^ seed, bytes));
 }
 
 bool is_word_byte(unsigned char c) {
@@ -101,12 +91,12 @@ void BuiltinEmbedder::embed_into(std::string_view text, std::span<float> out) co
 
   for (std::size_t i = 0; i < words.size(); ++i) {
     const Word& w = words[i];
-    features.push_back({mix(fnv1a(w.stem, kWord)), options_.word_weight * (w.function ? fw : 1.0f)});
+    features.push_back({feature_hash(w.stem, kWord), options_.word_weight * (w.function ? fw : 1.0f)});
     if (i + 1 < words.size()) {
       const Word& next = words[i + 1];
       scratch.gram.assign(w.stem).append(1, ' ').append(next.stem);
       const float weight = options_.bigram_weight * (w.function && next.function ? fw : 1.0f);
-      features.push_back({mix(fnv1a(scratch.gram, kBigram)), weight});
+      features.push_back({feature_hash(scratch.gram, kBigram), weight});
     }
     // Character n-grams make inflections and typos overlap; function words
     // would only add noise shared by every question.
@@ -116,7 +106,7 @@ void BuiltinEmbedder::embed_into(std::string_view text, std::span<float> out) co
     for (int n = options_.min_char_ngram; n <= options_.max_char_ngram; ++n) {
       if (padded.size() < static_cast<std::size_t>(n)) break;
       for (std::size_t p = 0; p + n <= padded.size(); ++p) {
-        features.push_back({mix(fnv1a(padded.substr(p, n), kChar)), options_.char_ngram_weight});
+        features.push_back({feature_hash(padded.substr(p, n), kChar), options_.char_ngram_weight});
       }
     }
   }

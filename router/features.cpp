@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "core/hash.h"
 #include "router/router.h"
 
 namespace cascade::route_features {
@@ -34,21 +35,8 @@ constexpr float kEmbeddingScale = 4.0f;
 // Longer words are hashed by their first kMaxWord bytes.
 constexpr std::size_t kMaxWord = 48;
 
-std::uint64_t mix(std::uint64_t x) {  // splitmix64 finalizer
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 std::uint64_t fnv1a(const char* bytes, std::size_t n, std::uint64_t seed) {
-  std::uint64_t h = 0xCBF29CE484222325ull ^ seed;
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(bytes[i]);
-    h *= 0x100000001B3ull;
-  }
-  return mix(h);
+  return splitmix64_finalize(fnv1a_extend(kFnv1aOffsetBasis ^ seed, {bytes, n}));
 }
 
 bool is_word_byte(unsigned char c) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/hash.h"
+
 namespace cascade {
 namespace {
 
@@ -42,14 +44,6 @@ bool has_tag(const nlohmann::json& metadata, const std::string& tag) {
   for (const auto& t : *it)
     if (t.is_string() && t.get_ref<const std::string&>() == tag) return true;
   return false;
-}
-
-std::uint64_t fnv1a(std::uint64_t hash, std::string_view bytes) {
-  for (const unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
 }
 
 }  // namespace
@@ -201,15 +195,9 @@ const CompiledRule* RoutePolicies::match(const PromptEvent& event) const {
 }
 
 double experiment_position(std::string_view experiment, std::string_view request_id) {
-  std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, experiment);
-  h = fnv1a(h, std::string_view("\0", 1));
-  h = fnv1a(h, request_id);
-  // splitmix64's finalizer: FNV's low bits alone are poorly mixed.
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  h ^= h >> 31;
+  std::uint64_t h = fnv1a_extend(kFnv1aOffsetBasis, experiment);
+  h = fnv1a_extend(h, std::string_view("\0", 1));
+  h = splitmix64_finalize(fnv1a_extend(h, request_id));
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 

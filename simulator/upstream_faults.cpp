@@ -5,6 +5,8 @@
 #include <initializer_list>
 #include <string_view>
 
+#include "core/hash.h"
+
 namespace cascade {
 namespace {
 
@@ -65,13 +67,6 @@ bool accepts_parameter(UpstreamFaultKind kind, std::string_view name) {
       return among({"ms"});
   }
   return false;
-}
-
-std::uint64_t splitmix64(std::uint64_t state) {
-  std::uint64_t z = state + 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
 }
 
 }  // namespace
@@ -338,7 +333,7 @@ const UpstreamFault& FaultPlanner::at(std::uint64_t ordinal) const {
     return faults_[interleaved_slots_[ordinal % interleaved_slots_.size()]];
   }
   const std::uint64_t draw =
-      splitmix64(seed_ + ordinal * 0x9E3779B97F4A7C15ULL) % cumulative_weights_.back();
+      splitmix64_finalize(seed_ + (ordinal + 1) * kGoldenGamma) % cumulative_weights_.back();
   auto entry = std::upper_bound(cumulative_weights_.begin(), cumulative_weights_.end(), draw);
   return faults_[static_cast<std::size_t>(entry - cumulative_weights_.begin())];
 }

@@ -14,6 +14,7 @@
 #include "apps/cascade/commands.h"
 #include "catalog/catalog.h"
 #include "config/config.h"
+#include "core/hash.h"
 #include "router/tools/evaluation.h"
 #include "router/router.h"
 #include "tokenizer/tokenizer.h"
@@ -41,11 +42,7 @@ std::optional<Preference> parse_preference(std::string_view name) {
 
 // A seeded uniform number per prompt: the random router.
 double random_score(std::string_view prompt, std::uint64_t seed) {
-  std::uint64_t h = 0xCBF29CE484222325ull ^ (seed * 0x9E3779B97F4A7C15ull);
-  for (const char c : prompt) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001B3ull;
-  }
+  std::uint64_t h = fnv1a_extend(kFnv1aOffsetBasis ^ (seed * kGoldenGamma), prompt);
   h ^= h >> 33;
   h *= 0xFF51AFD7ED558CCDull;
   h ^= h >> 33;

@@ -2,6 +2,7 @@
 // RouteLLM's metrics over a threshold sweep (docs/routing.md, "Metrics").
 #include "router/tools/evaluation.h"
 
+#include "core/hash.h"
 #include "core/text.h"
 
 #include <algorithm>
@@ -15,34 +16,10 @@
 namespace cascade {
 namespace {
 
-std::uint64_t mix(std::uint64_t x) {  // splitmix64 finalizer
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 std::uint64_t hash_text(std::string_view text, std::uint64_t seed) {
-  std::uint64_t h = 0xCBF29CE484222325ull ^ mix(seed + 0x9E3779B97F4A7C15ull);
-  for (const char c : text) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001B3ull;
-  }
-  return mix(h);
+  const std::uint64_t basis = kFnv1aOffsetBasis ^ splitmix64_finalize(seed + kGoldenGamma);
+  return splitmix64_finalize(fnv1a_extend(basis, text));
 }
-
-// A seeded generator whose sequence is the same with every standard library
-// (std::shuffle and the distributions are not specified bit for bit).
-class SplitMix {
- public:
-  explicit SplitMix(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() { return mix(state_ += 0x9E3779B97F4A7C15ull); }
-  std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
-
- private:
-  std::uint64_t state_;
-};
 
 double round6(double v) { return std::round(v * 1e6) / 1e6; }
 
@@ -166,7 +143,7 @@ RoutingEvaluation evaluate_policy(const std::vector<PairOutcome>& pairs, const s
 
   // Random routing between the two models over the same prompts.
   std::vector<double> random_apgrs;
-  SplitMix rng(options.seed ^ 0xA5A5A5A5DEADBEEFull);
+  SplitMix64 rng(options.seed ^ 0xA5A5A5A5DEADBEEFull);
   std::vector<std::size_t> shuffled(n);
   for (int r = 0; r < options.random_repeats; ++r) {
     std::iota(shuffled.begin(), shuffled.end(), 0);

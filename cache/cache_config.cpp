@@ -13,6 +13,8 @@ Result<CacheConfig> read_cache_config(ConfigReader& r) {
   r.read(cache["semantic"], "verify", c.semantic.verify, "cache.semantic");
   // Rule names and values are the cache's to check (set_verifier_option).
   r.read(cache["semantic"], "verifier", c.semantic.verifier, "cache.semantic");
+  r.read(cache["semantic"], "verifier_model", c.semantic.verifier_model, "cache.semantic");
+  r.read(cache["semantic"], "target_precision", c.semantic.target_precision, "cache.semantic");
   if (!r.failed()) {
     const auto embedder = cache["semantic"]["embedder"];
     const std::string path = "cache.semantic.embedder";
@@ -26,6 +28,12 @@ Result<CacheConfig> read_cache_config(ConfigReader& r) {
     r.read(embedder, "connect_timeout_ms", e.connect_timeout_ms, path);
   }
   if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
+  if (c.semantic.verifier_model.empty()) {
+    return fail(ErrorCode::invalid_request, "cache.semantic.verifier_model must be rules, builtin or a model file");
+  }
+  if (!(c.semantic.target_precision >= 0 && c.semantic.target_precision <= 1)) {
+    return fail(ErrorCode::invalid_request, "cache.semantic.target_precision must be in [0, 1] (0 = the model's default)");
+  }
   if (const EmbedderConfig& e = c.semantic.embedder; e.kind != "builtin" && e.kind != "openai") {
     return fail(ErrorCode::invalid_request,
                 "cache.semantic.embedder.kind must be builtin or openai, not '" + e.kind + "'");

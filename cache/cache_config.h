@@ -33,6 +33,13 @@ struct SemanticCacheConfig {
   // ("persons" -> "false", "max_order_inversions" -> "1"). The built-in
   // defaults list every rule.
   std::map<std::string, std::string> verifier;
+  // rules: the rules above decide. builtin: the learned verifier shipped in
+  // the binary; or the path of a model file of `cascade cache-train`. A model
+  // keeps only its own vetoes of the rules (docs/cache.md, "Learned verifier").
+  std::string verifier_model = "rules";
+  // With a model: the operating point, as the precision it was calibrated
+  // for (0 = the model's default).
+  double target_precision = 0;
   EmbedderConfig embedder;
 };
 

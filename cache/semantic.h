@@ -7,6 +7,7 @@
 //
 // The answers themselves live elsewhere (the state stores); this component
 // maps a prompt to the id of a stored entry whose answer may be reused.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -150,6 +151,11 @@ struct VerifierOptions {
 // (cache.semantic.*.verifier.<name>) and `cascade cache-eval --verifier`.
 [[nodiscard]] Result<void> set_verifier_option(VerifierOptions& options, std::string_view name, std::string_view value);
 
+// Only the named rules, each at its strictest ("content_words" = no content
+// word unmatched on either side, which includes the substitution rule): the
+// vetoes a learned verifier keeps. Errors: invalid_request naming an unknown rule.
+[[nodiscard]] Result<VerifierOptions> veto_options(const std::vector<std::string>& rules);
+
 struct Verdict {
   bool accepted = true;
   std::string_view rule;  // first rule that rejected ("numbers", ...); "" when accepted
@@ -168,6 +174,73 @@ class HitVerifier {
   VerifierOptions options_;
 };
 
+// --------------------------------------------------------- learned verifier --
+
+// What the learned verifier sees of a (query, stored prompt) pair: the
+// signals of the rules above as counts instead of verdicts, plus the
+// built-in embedder's similarity (computed here, so a model works whatever
+// embedder retrieved the candidate). Names are stable: a model file names the
+// features it was trained on and is read by name (docs/cache.md lists them).
+inline constexpr std::size_t kPairFeatureCount = 30;
+using PairFeatures = std::array<float, kPairFeatureCount>;
+std::span<const std::string_view> pair_feature_names();
+// Texts as the users wrote them. Pure; safe from any thread; ~10 us a pair.
+PairFeatures pair_features(std::string_view query, std::string_view candidate);
+
+// A gradient-boosted tree ensemble trained by `cascade cache-train`
+// (XGBoost, binary logistic) that gives the probability that a stored
+// prompt asks the same question as the query, with the operating points the
+// training measured: for each target precision, the least probability a hit
+// needs. Immutable once loaded; share it freely across threads. Evaluating
+// it allocates nothing.
+struct HitOperatingPoint {
+  double target_precision = 0;  // what the point was chosen for
+  double min_probability = 0;   // the cutoff
+  double precision = 0;         // measured on held-out pairs at that cutoff
+  double recall = 0;
+};
+
+class HitModel {
+ public:
+  // The model file (docs/cache.md, "Model file"). Errors: invalid_request
+  // naming what is wrong (a feature this build does not compute, a malformed tree).
+  [[nodiscard]] static Result<std::shared_ptr<const HitModel>> parse(std::string_view json_text);
+  [[nodiscard]] static Result<std::shared_ptr<const HitModel>> load(const std::string& path);
+  // The model shipped in the binary (cache/models/hit_model.json).
+  static std::shared_ptr<const HitModel> builtin();
+
+  double probability(const PairFeatures& features) const;
+  // The cutoff of the least strict operating point whose target is at least
+  // `target_precision`; error when the model has none that strict.
+  [[nodiscard]] Result<double> cutoff_for(double target_precision) const;
+  const std::vector<HitOperatingPoint>& operating_points() const { return points_; }
+  // The rules that still reject outright before the model is asked (only
+  // the rules the training found certain; every other rule is off here).
+  const VerifierOptions& vetoes() const { return vetoes_; }
+  double default_target_precision() const { return default_target_; }
+  // Names the model ("hit-model:<trained_at>:<hash>"): shown by cache-eval.
+  const std::string& tag() const { return tag_; }
+
+  // One tree node; a leaf has feature == kLeaf and its value in `value`.
+  struct Node {
+    static constexpr std::uint16_t kLeaf = 0xFFFF;
+    float value = 0;  // split: go left when feature < value; leaf: the margin it adds
+    std::uint32_t left = 0;
+    std::uint32_t right = 0;
+    std::uint16_t feature = kLeaf;  // index into PairFeatures
+  };
+
+ private:
+  HitModel() = default;
+  std::vector<Node> nodes_;               // every tree's nodes, trees back to back
+  std::vector<std::uint32_t> roots_;      // index of each tree's root in nodes_
+  double base_margin_ = 0;
+  std::vector<HitOperatingPoint> points_;  // by target precision, ascending
+  double default_target_ = 0.9;
+  VerifierOptions vetoes_;
+  std::string tag_;
+};
+
 // ---------------------------------------------------------- SemanticMatcher --
 
 // Per-tenant policy (cascade.yaml: cache.semantic.default and
@@ -180,7 +253,12 @@ struct TenantSemanticOptions {
   // only the nearest: a second-nearest that passes after the nearest failed
   // was right only about half the time on QQP (docs/cache.md).
   std::size_t candidates = 1;
-  VerifierOptions verifier;
+  VerifierOptions verifier;  // the rules, when there is no model
+  // The learned verifier (null = the rules above decide): a candidate that
+  // passes the model's vetoes is served when the model's probability that
+  // it asks the same question reaches min_probability.
+  std::shared_ptr<const HitModel> model;
+  double min_probability = 0.5;
 };
 
 struct SemanticMatcherOptions {
@@ -204,7 +282,8 @@ struct Config;
 struct SemanticCandidate {
   std::uint64_t entry_id = 0;
   float similarity = 0;
-  Verdict verdict;  // not run (accepted, rule "") when verification is off
+  Verdict verdict;  // not run (accepted, rule "") when verification is off; rule "model" below the cutoff
+  float probability = -1;  // the learned verifier's, when it was asked
 };
 
 struct SemanticLookup {

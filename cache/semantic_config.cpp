@@ -29,6 +29,19 @@ Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config) {
       !ok) {
     return std::unexpected(ok.error());
   }
+  if (const std::string& which = config.cache.semantic.verifier_model; which != "rules") {
+    auto model = which == "builtin" ? Result<std::shared_ptr<const HitModel>>(HitModel::builtin()) : HitModel::load(which);
+    if (!model) {
+      return fail(ErrorCode::invalid_request, "config key 'cache.semantic.verifier_model': " + model.error().message);
+    }
+    if (!*model) return fail(ErrorCode::invalid_request, "cache.semantic.verifier_model: this build has no built-in model");
+    const double target = config.cache.semantic.target_precision > 0 ? config.cache.semantic.target_precision
+                                                                     : (*model)->default_target_precision();
+    auto cutoff = (*model)->cutoff_for(target);
+    if (!cutoff) return fail(ErrorCode::invalid_request, "config key 'cache.semantic.target_precision': " + cutoff.error().message);
+    options.defaults.model = *model;
+    options.defaults.min_probability = *cutoff;
+  }
   // A tenant with an entry of its own starts from cache.semantic, not from
   // tenants.default (as its rate limits do).
   const TenantSemanticOptions global = options.defaults;

@@ -84,6 +84,43 @@ int run_cache_eval(const CacheEvalCommandOptions& options) {
       return 2;
     }
   }
+  if (options.verifier_model == "rules" && (options.target_precision > 0 || !options.min_probabilities.empty())) {
+    std::fprintf(stderr,
+                 "cascade cache-eval: --target-precision and --min-probabilities need a learned verifier "
+                 "(--verifier-model builtin or a model file)\n");
+    return 2;
+  }
+  if (options.verifier_model != "rules") {
+    auto model = options.verifier_model == "builtin" ? Result<std::shared_ptr<const HitModel>>(HitModel::builtin())
+                                                     : HitModel::load(options.verifier_model);
+    if (!model || !*model) {
+      std::fprintf(stderr, "cascade cache-eval: %s\n",
+                   model ? "this build has no built-in hit model (use --verifier-model rules)"
+                         : model.error().message.c_str());
+      return 1;
+    }
+    eval.tenant.model = *model;
+    auto cutoff = (*model)->cutoff_for(options.target_precision > 0 ? options.target_precision
+                                                                    : (*model)->default_target_precision());
+    if (!cutoff) {
+      std::fprintf(stderr, "cascade cache-eval: %s\n", cutoff.error().message.c_str());
+      return 2;
+    }
+    eval.tenant.min_probability = *cutoff;
+    if (!options.min_probabilities.empty()) {
+      const auto cutoffs = parse_thresholds(options.min_probabilities);
+      if (!cutoffs) {
+        std::fprintf(stderr, "cascade cache-eval: --min-probabilities wants numbers in [0, 1]\n");
+        return 2;
+      }
+      eval.min_probabilities = *cutoffs;
+      eval.min_probabilities.push_back(*cutoff);
+    }
+  }
+  // The configured default (cache.semantic): the rules as shipped, at 0.90.
+  if (options.verifier_model == "rules" && !options.no_verify && options.verifier.empty() && options.candidates <= 0) {
+    eval.default_threshold = TenantSemanticOptions{}.threshold;
+  }
   auto report = run_cache_eval(*pairs, *embedder, eval);
   if (!report) {
     std::fprintf(stderr, "cascade cache-eval: %s\n", report.error().message.c_str());
@@ -100,17 +137,17 @@ int run_cache_eval(const CacheEvalCommandOptions& options) {
                "cache-eval: embedder %s; %zu entries inserted in %.2f s; %zu pairs looked up (%zu label 1, %zu "
                "answerable) in %.2f s; %zu pairs left out (text_b stored verbatim: an exact-cache hit); rejected "
                "candidates: %s\n",
-               embedder->tag().c_str(), report->entries, report->insert_seconds, report->pairs,
+               (embedder->tag() + (eval.tenant.model ? "; verifier " + eval.tenant.model->tag() : "; rule verifier")).c_str(),
+               report->entries, report->insert_seconds, report->pairs,
                report->positive_pairs, report->answerable_pairs, report->lookup_seconds, report->exact_pairs,
                rejected.empty() ? "none" : rejected.c_str());
   // Wrong hits split by evidence: a label-0 pair contradicts the hit, or no label relates the texts.
   for (const auto& row : report->rows) {
-    const std::size_t judged = row.correct_hits + row.wrong_hits_known;
     std::fprintf(stderr,
                  "cache-eval: threshold %.3g: wrong hits %zu = %zu contradicted by a label-0 pair + %zu without any "
-                 "label; precision over labelled hits %.4f\n",
+                 "label; label-0 pairs that hit: %zu of %zu\n",
                  row.threshold, row.wrong_hits, row.wrong_hits_known, row.wrong_hits - row.wrong_hits_known,
-                 judged == 0 ? 1.0 : static_cast<double>(row.correct_hits) / judged);
+                 row.negative_hits, report->negative_pairs);
   }
   return 0;
 }

@@ -83,6 +83,28 @@ struct CacheEvalCommandOptions {
   std::string verifier;  // "name=value,..." verifier options
   std::size_t limit = 0;  // 0 = every pair
   std::string details_file;
+  std::string verifier_model = "rules";  // rules | builtin (the shipped learned verifier) | a model file
+  double target_precision = 0;             // 0 = the model's default operating point
+  std::string min_probabilities;           // "p1,p2,...": rows at these cutoffs too
+};
+
+// `cascade cache-train`: trains the learned hit verifier (docs/cache.md).
+struct CacheTrainCommandOptions {
+  std::vector<std::string> pairs;  // [name=]path, .jsonl or PAWS .tsv
+  std::string out;                 // the model file to write
+  std::string held_out_dir;        // "" = none; else <dir>/<name>.test.jsonl
+  std::uint64_t seed = 1;
+  int rounds = 200;
+  int max_depth = 4;
+  double eta = 0.1;
+  double threshold = 0.80;
+  double target_precision = 0.90;
+  std::string calibrate_on;
+  std::string vetoes = "numbers,symbols,negation,entities";
+  std::size_t neighbours = 8;
+  bool labelled_rows = false;
+  double train_fraction = 0.6;
+  double calibration_fraction = 0.2;
 };
 
 int run_broker(const CommonOptions& common, const BrokerOptions& options);
@@ -97,6 +119,7 @@ int run_report(const CommonOptions& common, const ReportOptions& options);
 int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& options);
 int run_upstream(const UpstreamOptions& options);
 int run_cache_eval(const CacheEvalCommandOptions& options);
+int run_cache_train(const CacheTrainCommandOptions& options);
 
 // `cascade route "prompt" [--explain]`: the router's decision, scores and drivers.
 struct RouteOptions {

@@ -103,6 +103,34 @@ int main(int argc, char** argv) {
                              "Verifier options, name=value,... (docs/cache.md), e.g. persons=false");
   cache_eval_cmd->add_option("--limit", cache_eval.limit, "Only the first N pairs");
   cache_eval_cmd->add_option("--details", cache_eval.details_file, "Write one JSON line per pair here");
+  cache_eval_cmd->add_option("--verifier-model", cache_eval.verifier_model,
+                             "rules (the default), builtin (the shipped learned verifier) or a model file of cache-train");
+  cache_eval_cmd->add_option("--target-precision", cache_eval.target_precision,
+                             "The learned verifier's operating point for this precision (default: the model's)");
+  cache_eval_cmd->add_option("--min-probabilities", cache_eval.min_probabilities,
+                             "Also rows at these learned-verifier cutoffs, comma-separated");
+
+  CacheTrainCommandOptions cache_train;
+  auto* cache_train_cmd = app.add_subcommand(
+      "cache-train", "Train the semantic cache's learned hit verifier on paraphrase pairs (docs/cache.md)");
+  cache_train_cmd->add_option("--pairs", cache_train.pairs, "[name=]file (.jsonl or PAWS .tsv); repeatable")
+      ->required();
+  cache_train_cmd->add_option("--out", cache_train.out, "Model file to write")->required();
+  cache_train_cmd->add_option("--held-out", cache_train.held_out_dir, "Write each set's test split here");
+  cache_train_cmd->add_option("--seed", cache_train.seed, "Seed of the splits and the trees");
+  cache_train_cmd->add_option("--rounds", cache_train.rounds, "Boosting rounds");
+  cache_train_cmd->add_option("--max-depth", cache_train.max_depth, "Depth of each tree");
+  cache_train_cmd->add_option("--eta", cache_train.eta, "Learning rate");
+  cache_train_cmd->add_option("--threshold", cache_train.threshold, "Similarity a hit needs (cache.semantic.threshold)");
+  cache_train_cmd->add_option("--target-precision", cache_train.target_precision, "The default operating point");
+  cache_train_cmd->add_option("--calibrate-on", cache_train.calibrate_on, "Set whose calibration split picks cutoffs");
+  cache_train_cmd->add_option("--vetoes", cache_train.vetoes, "Rules that stay certain vetoes, comma-separated");
+  cache_train_cmd->add_option("--neighbours", cache_train.neighbours, "Nearest stored texts per training query");
+  cache_train_cmd->add_flag("--labelled-rows", cache_train.labelled_rows,
+                            "Train on the labelled pairs themselves too, not only on retrieved neighbours");
+  cache_train_cmd->add_option("--train-fraction", cache_train.train_fraction, "Share of each set trained on");
+  cache_train_cmd->add_option("--calibration-fraction", cache_train.calibration_fraction,
+                              "Share of each set the cutoffs are chosen on (the rest is the test split)");
 
   RouteOptions route;
   auto* route_cmd = app.add_subcommand("route", "Show where the router sends a prompt, and why (--explain)");
@@ -192,6 +220,7 @@ int main(int argc, char** argv) {
   if (*cache_purge_cmd) return run_cache_purge(common, cache_purge);
   if (*upstream_cmd) return run_upstream(upstream);
   if (*cache_eval_cmd) return run_cache_eval(cache_eval);
+  if (*cache_train_cmd) return run_cache_train(cache_train);
   if (*route_cmd) return run_route(common, route);
   if (*route_data_cmd) return run_route_data(route_data);
   if (*route_train_cmd) return run_route_train(route_train);

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 #include <unordered_map>
 
 #include "cache/tools/cache_eval.h"
+#include "cache/tools/same_question.h"
 
 namespace cascade {
 
@@ -47,57 +49,6 @@ double percentile(std::vector<double>& sorted, double q) {
   if (sorted.empty()) return 0;
   return sorted[std::min(sorted.size() - 1, static_cast<std::size_t>(q * (sorted.size() - 1) + 0.5))];
 }
-
-// Union-find over normalized texts joined by label-1 pairs: the file's own
-// clusters of "the same question" (Quora's duplicates are such clusters, so a
-// question stored by another pair can be the right answer too).
-class SameQuestion {
- public:
-  explicit SameQuestion(const std::vector<ParaphrasePair>& pairs) {
-    for (const auto& p : pairs) {
-      const std::size_t a = id(normalize_text(p.text_a));
-      const std::size_t b = id(normalize_text(p.text_b));
-      if (p.label == 1) parent_[root(a)] = root(b);
-    }
-    for (const auto& p : pairs) {
-      if (p.label != 0) continue;
-      const std::size_t a = cluster(normalize_text(p.text_a));
-      const std::size_t b = cluster(normalize_text(p.text_b));
-      different_.insert({std::min(a, b), std::max(a, b)});
-    }
-  }
-  // A label-0 pair joins the two texts' clusters: known to be different questions.
-  bool known_different(const std::string& normalized_a, const std::string& normalized_b) {
-    const auto a = ids_.find(normalized_a);
-    const auto b = ids_.find(normalized_b);
-    if (a == ids_.end() || b == ids_.end()) return false;
-    const std::size_t x = root(a->second);
-    const std::size_t y = root(b->second);
-    return different_.contains({std::min(x, y), std::max(x, y)});
-  }
-  // Text ids of texts never seen are distinct, so they match nothing.
-  bool same(const std::string& normalized_a, const std::string& normalized_b) {
-    const auto a = ids_.find(normalized_a);
-    const auto b = ids_.find(normalized_b);
-    if (a == ids_.end() || b == ids_.end()) return normalized_a == normalized_b;
-    return root(a->second) == root(b->second);
-  }
-  std::size_t cluster(const std::string& normalized) { return root(ids_.at(normalized)); }
-
- private:
-  std::size_t id(std::string text) {
-    const auto [it, inserted] = ids_.emplace(std::move(text), parent_.size());
-    if (inserted) parent_.push_back(parent_.size());
-    return it->second;
-  }
-  std::size_t root(std::size_t x) {
-    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
-    return x;
-  }
-  std::unordered_map<std::string, std::size_t> ids_;
-  std::vector<std::size_t> parent_;
-  std::set<std::pair<std::size_t, std::size_t>> different_;
-};
 
 float dot(std::span<const float> a, std::span<const float> b) {
   float s = 0;
@@ -148,7 +99,7 @@ Result<std::vector<ParaphrasePair>> load_paraphrase_pairs(const std::string& pat
 }
 
 std::string to_json_line(const CacheEvalRow& row) {
-  const json line = {
+  json line = {
       {"threshold", row.threshold},
       {"hits", row.hits},
       {"correct_hits", row.correct_hits},
@@ -158,7 +109,11 @@ std::string to_json_line(const CacheEvalRow& row) {
       {"hit_rate", std::round(row.hit_rate * 1e4) / 1e4},
       {"lookup_p50_us", std::round(row.lookup_p50_us * 10) / 10},
       {"lookup_p99_us", std::round(row.lookup_p99_us * 10) / 10},
+      {"precision_labelled", std::round(row.precision_labelled * 1e4) / 1e4},
+      {"negative_hit_rate", std::round(row.negative_hit_rate * 1e5) / 1e5},
   };
+  if (row.min_probability >= 0) line["min_probability"] = row.min_probability;
+  if (row.is_default) line["default"] = true;
   return line.dump();
 }
 
@@ -169,6 +124,9 @@ Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs,
   matcher_options.index = options.index;
   matcher_options.defaults = options.tenant;
   matcher_options.defaults.threshold = *std::min_element(options.thresholds.begin(), options.thresholds.end());
+  std::vector<double> cutoffs = options.min_probabilities;
+  if (cutoffs.empty()) cutoffs.push_back(options.tenant.min_probability);
+  if (options.tenant.model) matcher_options.defaults.min_probability = *std::min_element(cutoffs.begin(), cutoffs.end());
   SemanticMatcher matcher(embedder, matcher_options);
   CacheEvalReport report;
 
@@ -201,13 +159,7 @@ Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs,
   std::unordered_map<std::size_t, std::size_t> stored_per_cluster;
   for (const auto& [text, entry] : entry_of) ++stored_per_cluster[same_question.cluster(text)];
 
-  struct Outcome {
-    const ParaphrasePair* pair;
-    std::optional<SemanticCandidate> hit;
-    bool correct = false;
-    bool known_wrong = false;
-  };
-  std::vector<Outcome> outcomes;
+  std::vector<CacheEvalOutcome>& outcomes = report.outcomes;
   std::vector<double> latencies_us;
   std::ofstream details;
   if (!options.details_file.empty()) {
@@ -231,13 +183,20 @@ Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs,
 
     ++report.pairs;
     report.positive_pairs += p.label == 1;
+    report.negative_pairs += p.label == 0;
     const bool answerable = stored_per_cluster[same_question.cluster(query[0])] > 0;
     report.answerable_pairs += answerable;
-    Outcome outcome{&p, found.hit, false};
+    CacheEvalOutcome outcome;
+    outcome.pair = static_cast<std::size_t>(&p - pairs.data());
+    if (found.hit) {
+      outcome.hit = true;
+      outcome.similarity = found.hit->similarity;
+      outcome.probability = found.hit->probability;
+      const std::string hit_text = normalize_text(stored[found.hit->entry_id]);
+      outcome.correct = same_question.same(hit_text, query[0]);
+      outcome.known_wrong = same_question.known_different(hit_text, query[0]);
+    }
     const std::uint64_t own = entry_of.at(normalize_text(p.text_a));
-    outcome.correct = found.hit && same_question.same(normalize_text(stored[found.hit->entry_id]), query[0]);
-    outcome.known_wrong =
-        found.hit && same_question.known_different(normalize_text(stored[found.hit->entry_id]), query[0]);
     for (const auto& c : found.candidates) {
       if (!c.verdict.accepted) ++report.rejected_by_rule[std::string(c.verdict.rule)];
     }
@@ -256,7 +215,8 @@ Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs,
       json candidates = json::array();
       for (const auto& c : found.candidates) {
         candidates.push_back({{"text", stored[c.entry_id]}, {"similarity", c.similarity},
-                              {"rule", std::string(c.verdict.rule)}, {"own", c.entry_id == own}});
+                              {"rule", std::string(c.verdict.rule)}, {"probability", c.probability},
+                              {"own", c.entry_id == own}});
       }
       line["candidates"] = std::move(candidates);
       details << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
@@ -267,22 +227,32 @@ Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs,
   const double p50 = percentile(latencies_us, 0.50);
   const double p99 = percentile(latencies_us, 0.99);
 
-  for (const double threshold : options.thresholds) {
-    CacheEvalRow row;
-    row.threshold = threshold;
-    for (const auto& o : outcomes) {
-      if (!o.hit || o.hit->similarity < threshold) continue;
-      ++row.hits;
-      row.correct_hits += o.correct;
-      row.wrong_hits_known += o.known_wrong;
+  for (const double cutoff : cutoffs) {
+    for (const double threshold : options.thresholds) {
+      CacheEvalRow row;
+      row.threshold = threshold;
+      if (options.tenant.model) row.min_probability = cutoff;
+      for (const auto& o : outcomes) {
+        if (!o.hit || o.similarity < threshold || (options.tenant.model && o.probability < cutoff)) continue;
+        ++row.hits;
+        row.correct_hits += o.correct;
+        row.wrong_hits_known += o.known_wrong;
+        row.negative_hits += pairs[o.pair].label == 0 && !o.correct;
+      }
+      row.wrong_hits = row.hits - row.correct_hits;
+      row.precision = row.hits == 0 ? 1.0 : static_cast<double>(row.correct_hits) / row.hits;
+      const std::size_t judged = row.correct_hits + row.wrong_hits_known;
+      row.precision_labelled = judged == 0 ? 1.0 : static_cast<double>(row.correct_hits) / judged;
+      row.recall = report.answerable_pairs == 0 ? 0.0 : static_cast<double>(row.correct_hits) / report.answerable_pairs;
+      row.hit_rate = report.pairs == 0 ? 0.0 : static_cast<double>(row.hits) / report.pairs;
+      row.negative_hit_rate =
+          report.negative_pairs == 0 ? 0.0 : static_cast<double>(row.negative_hits) / report.negative_pairs;
+      row.lookup_p50_us = p50;
+      row.lookup_p99_us = p99;
+      row.is_default = std::abs(threshold - options.default_threshold) < 1e-9 &&
+                       (!options.tenant.model || std::abs(cutoff - options.tenant.min_probability) < 1e-9);
+      report.rows.push_back(row);
     }
-    row.wrong_hits = row.hits - row.correct_hits;
-    row.precision = row.hits == 0 ? 1.0 : static_cast<double>(row.correct_hits) / row.hits;
-    row.recall = report.answerable_pairs == 0 ? 0.0 : static_cast<double>(row.correct_hits) / report.answerable_pairs;
-    row.hit_rate = report.pairs == 0 ? 0.0 : static_cast<double>(row.hits) / report.pairs;
-    row.lookup_p50_us = p50;
-    row.lookup_p99_us = p99;
-    report.rows.push_back(row);
   }
   return report;
 }

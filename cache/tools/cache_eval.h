@@ -4,6 +4,7 @@
 // cache's hits at each similarity threshold. A tool: nothing here runs on
 // the request path, and only the CLI, tests and benches link it.
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -36,15 +37,36 @@ struct CacheEvalRow {
   double hit_rate = 0;   // hits / pairs evaluated
   double lookup_p50_us = 0;
   double lookup_p99_us = 0;
-  // Not printed by to_json_line: wrong hits on a text a label-0 pair says
-  // is a different question (the rest of the wrong hits have no label either way).
+  // Wrong hits on a text a label-0 pair says is a different question (the
+  // rest of the wrong hits have no label either way).
   std::size_t wrong_hits_known = 0;
+  // correct / (correct + wrong_hits_known): precision over the hits a label
+  // can judge (1 when there are none).
+  double precision_labelled = 1;
+  // The learned verifier's cutoff of this row; -1 without a model.
+  double min_probability = -1;
+  // Label-0 pairs (the hard negatives) whose lookup served a text that is
+  // not the same question, and their share of the label-0 pairs looked up.
+  std::size_t negative_hits = 0;
+  double negative_hit_rate = 0;
+  bool is_default = false;  // the configured operating point
+};
+
+// One looked-up pair: what the nearest verified candidate was, if any.
+struct CacheEvalOutcome {
+  std::size_t pair = 0;  // index into the pairs given
+  bool hit = false;      // a candidate passed verification at the lowest threshold and cutoff
+  float similarity = 0;
+  float probability = -1;
+  bool correct = false;      // the hit is the same question
+  bool known_wrong = false;  // a label-0 pair says it is not
 };
 
 struct CacheEvalReport {
   std::vector<CacheEvalRow> rows;  // one per threshold, in the order given
   std::size_t pairs = 0;           // pairs evaluated
   std::size_t positive_pairs = 0;  // label 1 among them
+  std::size_t negative_pairs = 0;  // label 0 among them
   std::size_t answerable_pairs = 0;  // pairs with a same-question text stored (all label-1 pairs and more)
   std::size_t exact_pairs = 0;     // text_b identical to a stored text_a: left out (see docs/cache.md)
   std::size_t entries = 0;         // distinct text_a stored
@@ -53,11 +75,18 @@ struct CacheEvalReport {
   double lookup_seconds = 0;
   // Rejections by rule at the lowest threshold, for tuning.
   std::map<std::string, std::size_t, std::less<>> rejected_by_rule;
+  std::vector<CacheEvalOutcome> outcomes;  // one per pair looked up
 };
 
 struct CacheEvalOptions {
   std::vector<double> thresholds = {0.80, 0.85, 0.90, 0.95};
-  TenantSemanticOptions tenant;  // threshold is ignored: every threshold is evaluated
+  // With a model (tenant.model): rows for every threshold at each of these
+  // cutoffs; empty = tenant.min_probability only.
+  std::vector<double> min_probabilities;
+  // The row at this threshold (and tenant.min_probability) is the default
+  // operating point; NaN = none.
+  double default_threshold = std::numeric_limits<double>::quiet_NaN();
+  TenantSemanticOptions tenant;  // threshold and min_probability are ignored: every row is evaluated
   SemanticIndexOptions index;
   std::size_t batch = 256;       // texts per embed() call while inserting
   std::string details_file;      // "" = none; else one JSON line per pair (tuning)
@@ -78,7 +107,9 @@ struct CacheEvalOptions {
 [[nodiscard]] Result<CacheEvalReport> run_cache_eval(const std::vector<ParaphrasePair>& pairs, Embedder& embedder,
                                        const CacheEvalOptions& options);
 
-// {"threshold","hits","correct_hits","wrong_hits","precision","recall","hit_rate","lookup_p50_us","lookup_p99_us"}
+// {"threshold","hits","correct_hits","wrong_hits","precision","recall","hit_rate","lookup_p50_us","lookup_p99_us",
+//  "precision_labelled","negative_hit_rate"}, then "min_probability" with a model and "default": true on the
+// default row.
 std::string to_json_line(const CacheEvalRow& row);
 
 }  // namespace cascade

@@ -43,8 +43,11 @@ TEST(CacheEval, PrintsExactlyTheContractKeysPerThreshold) {
       EXPECT_TRUE(value.is_number()) << key;
     }
     std::sort(keys.begin(), keys.end());
+    // The original contract's keys, then precision_labelled and negative_hit_rate; no "default" or
+    // "min_probability" unless asked for.
     EXPECT_EQ(keys, (std::vector<std::string>{"correct_hits", "hit_rate", "hits", "lookup_p50_us", "lookup_p99_us",
-                                              "precision", "recall", "threshold", "wrong_hits"}));
+                                              "negative_hit_rate", "precision", "precision_labelled", "recall",
+                                              "threshold", "wrong_hits"}));
     EXPECT_EQ(line["hits"].get<int>(), line["correct_hits"].get<int>() + line["wrong_hits"].get<int>());
   }
   EXPECT_DOUBLE_EQ(report->rows[0].threshold, 0.8);
@@ -112,6 +115,71 @@ TEST(CacheEval, CountsAHitOnAnotherTextOfTheSameDuplicateClusterAsCorrect) {
   EXPECT_EQ(report->exact_pairs, 1u);  // the second pair's text_b is stored verbatim
   EXPECT_EQ(report->rows[0].correct_hits, 1u);
   EXPECT_EQ(report->rows[0].wrong_hits, 0u);
+}
+
+TEST(CacheEval, LabelledPrecisionLeavesOutHitsNoLabelJudges) {
+  // Each query's nearest stored text is its own text_a: two label-1 pairs
+  // (correct hits) and two label-0 pairs (hits a label contradicts).
+  const std::vector<ParaphrasePair> pairs = {
+      {"How do I bake an apple pie at home?", "How can I bake an apple pie at home?", 1},
+      {"How do I bake a cherry pie at home?", "How to bake a cherry pie at home?", 0},
+      {"What is the tallest mountain in Europe?", "Which is the tallest mountain in Europe?", 0},
+      {"How do I learn to swim as an adult?", "Is it hard to learn to swim as an adult?", 1},
+  };
+  BuiltinEmbedder embedder;
+  CacheEvalOptions options;
+  options.thresholds = {0.5};
+  options.tenant.verify = false;  // serve the nearest entry whatever it is
+  auto report = run_cache_eval(pairs, embedder, options);
+  ASSERT_TRUE(report) << report.error().message;
+  const CacheEvalRow& row = report->rows.front();
+  ASSERT_EQ(report->pairs, 4u);
+  EXPECT_EQ(report->negative_pairs, 2u);
+  // Every query's nearest stored text is its own text_a: 2 correct, 2 contradicted by their label-0 pairs.
+  EXPECT_EQ(row.hits, 4u);
+  EXPECT_EQ(row.correct_hits, 2u);
+  EXPECT_EQ(row.wrong_hits_known, 2u);
+  EXPECT_DOUBLE_EQ(row.precision_labelled, 0.5);
+  EXPECT_EQ(row.negative_hits, 2u);
+  EXPECT_DOUBLE_EQ(row.negative_hit_rate, 1.0);
+
+  // Without the label-0 pairs, their queries' hits are unlabelled: wrong for
+  // the conservative precision, not judged by the labelled one.
+  // "Who wrote the play Macbeth?" is served "Who wrote Hamlet?", which no pair relates to it.
+  const std::vector<ParaphrasePair> unlabelled = {pairs[0], pairs[3], {"Who wrote Hamlet?", "Who wrote the play Hamlet?", 1},
+                                                  {"What is the capital of Peru?", "Who wrote the play Macbeth?", 0}};
+  options.thresholds = {-1};  // whatever is nearest is served
+  auto second = run_cache_eval(unlabelled, embedder, options);
+  ASSERT_TRUE(second);
+  const CacheEvalRow& r = second->rows.front();
+  EXPECT_EQ(r.correct_hits + r.wrong_hits, r.hits);
+  EXPECT_EQ(r.correct_hits, 3u);
+  EXPECT_EQ(r.wrong_hits, 1u);
+  EXPECT_EQ(r.wrong_hits_known, 0u);
+  EXPECT_DOUBLE_EQ(r.precision, 0.75);
+  EXPECT_DOUBLE_EQ(r.precision_labelled, 1.0);
+}
+
+TEST(CacheEval, MarksTheDefaultRowAndOnlyIt) {
+  TempFile file(kJsonLines, "pairs.jsonl");
+  auto pairs = load_paraphrase_pairs(file.path());
+  ASSERT_TRUE(pairs);
+  BuiltinEmbedder embedder;
+  CacheEvalOptions options;
+  options.thresholds = {0.8, 0.9, 0.95};
+  options.default_threshold = 0.9;
+  auto report = run_cache_eval(*pairs, embedder, options);
+  ASSERT_TRUE(report);
+  std::vector<bool> marked;
+  for (const auto& row : report->rows) {
+    marked.push_back(row.is_default);
+    const json line = json::parse(to_json_line(row));
+    EXPECT_EQ(line.contains("default"), row.is_default);
+    if (row.is_default) {
+      EXPECT_EQ(line["default"], true);
+    }
+  }
+  EXPECT_EQ(marked, (std::vector<bool>{false, true, false}));
 }
 
 }  // namespace

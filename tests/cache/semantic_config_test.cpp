@@ -145,5 +145,39 @@ TEST(SemanticCacheConfig, ATenantAllowingOneOrderInversionGetsAHitTheDefaultTena
   EXPECT_EQ(relaxed->hit->entry_id, 1u);
 }
 
+TEST(SemanticCacheConfig, TheRulesDecideUnlessAModelIsConfigured) {
+  auto rules = options_from("");
+  ASSERT_TRUE(rules) << rules.error().message;
+  EXPECT_FALSE(rules->defaults.model);
+
+  auto learned = options_from("cache: {semantic: {verifier_model: builtin}}\ntenants: {acme: {semantic_threshold: 0.7}}");
+  ASSERT_TRUE(learned) << learned.error().message;
+  ASSERT_TRUE(learned->defaults.model);
+  const auto& model = *learned->defaults.model;
+  EXPECT_DOUBLE_EQ(learned->defaults.min_probability, *model.cutoff_for(model.default_target_precision()));
+  // A tenant of its own keeps the model with its own threshold.
+  EXPECT_EQ(learned->for_tenant("acme").model, learned->defaults.model);
+  EXPECT_DOUBLE_EQ(learned->for_tenant("acme").threshold, 0.7);
+
+  auto stricter = options_from("cache: {semantic: {verifier_model: builtin, target_precision: 0.8}}");
+  ASSERT_TRUE(stricter) << stricter.error().message;
+  EXPECT_DOUBLE_EQ(stricter->defaults.min_probability, *model.cutoff_for(0.8));
+}
+
+TEST(SemanticCacheConfig, AModelThatCannotBeUsedStopsStartup) {
+  auto missing = options_from("cache: {semantic: {verifier_model: /nonexistent/hit_model.json}}");
+  ASSERT_FALSE(missing);
+  EXPECT_THAT(missing.error().message, HasSubstr("cache.semantic.verifier_model"));
+  EXPECT_THAT(missing.error().message, HasSubstr("/nonexistent/hit_model.json"));
+
+  auto unreachable = options_from("cache: {semantic: {verifier_model: builtin, target_precision: 0.9999}}");
+  ASSERT_FALSE(unreachable);
+  EXPECT_THAT(unreachable.error().message, HasSubstr("cache.semantic.target_precision"));
+
+  auto out_of_range = testing::load_config_text("cache: {semantic: {target_precision: 1.5}}", env_of({}));
+  ASSERT_FALSE(out_of_range);
+  EXPECT_THAT(out_of_range.error().message, HasSubstr("target_precision"));
+}
+
 }  // namespace
 }  // namespace cascade

@@ -13,6 +13,7 @@ DEBS := cmake ninja-build g++ make pkg-config ccache curl \
         librdkafka-dev nlohmann-json3-dev libcurl4-openssl-dev librocksdb-dev \
         prometheus-cpp-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libboost-dev \
         libssl-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev libxgboost-dev \
+        wordnet-base \
         chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

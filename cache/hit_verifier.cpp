@@ -69,6 +69,7 @@ Result<void> set_verifier_option(VerifierOptions& o, std::string_view name, std:
   if (name == "allow_substitution") return as_bool(o.allow_substitution);
   if (name == "exact_word_forms") return as_bool(o.exact_word_forms);
   if (name == "typos") return as_bool(o.typos);
+  if (name == "synonyms") return as_bool(o.synonyms);
   if (name == "word_order") return as_bool(o.word_order);
   if (name == "max_order_inversions") return as_int(o.max_order_inversions);
   return fail(ErrorCode::invalid_request, "unknown verifier option " + std::string(name));

@@ -21,7 +21,7 @@ constexpr std::array<std::string_view, kPairFeatureCount> kNames = {
     "shared_words",        "unmatched_fraction",  "longest_unmatched_query", "longest_unmatched_candidate",
     "function_word_difference", "same_first_word", "same_last_content_word", "entities_query",
     "entities_candidate",  "char_trigram_jaccard", "length_ratio",          "numbers_query",
-    "stem_only_matches",   "unmatched_capitalized",
+    "stem_only_matches",   "unmatched_capitalized", "synonym_matches",
 };
 
 // The matching the rules use with their defaults: stems and typos count.
@@ -79,6 +79,24 @@ std::size_t stem_only_matches(const Analysis& a, const Analysis& b) {
       similar = similar || same_word(t, u, kMatching);
     }
     count += similar && !identical;
+  }
+  return count;
+}
+
+// Unmatched words of `a` that WordNet pairs with an unmatched word of `b`,
+// each word of `b` used once ("buy a car" / "purchase a car").
+std::size_t synonym_matches(const Analysis& a, const std::vector<std::size_t>& unmatched_a, const Analysis& b,
+                            const std::vector<std::size_t>& unmatched_b) {
+  std::vector<bool> used(unmatched_b.size(), false);
+  std::size_t count = 0;
+  for (const std::size_t i : unmatched_a) {
+    for (std::size_t k = 0; k < unmatched_b.size(); ++k) {
+      if (!used[k] && wordnet_synonyms(a.tokens[i], b.tokens[unmatched_b[k]])) {
+        used[k] = true;
+        ++count;
+        break;
+      }
+    }
   }
   return count;
 }
@@ -158,6 +176,7 @@ PairFeatures pair_features(std::string_view query, std::string_view candidate) {
   put(static_cast<double>(q.numbers.size()));
   put(static_cast<double>(stem_only_matches(q, c) + stem_only_matches(c, q)));
   put(static_cast<double>(capitalized(q, unmatched_q) + capitalized(c, unmatched_c)));
+  put(static_cast<double>(synonym_matches(q, unmatched_q, c, unmatched_c)));
   return f;
 }
 

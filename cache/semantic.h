@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -101,6 +102,32 @@ class SemanticIndex {
 
 // ------------------------------------------------------------- HitVerifier --
 
+// ----------------------------------------------------------------- Synonyms --
+
+// Words that WordNet puts in one synonym set among the most frequent senses
+// of both ("buy"/"purchase", "big"/"large"), read from WordNet's index files
+// (Debian's wordnet-base installs them in /usr/share/wordnet). Only the first
+// `senses` senses of each word count: "get" has 36 verb senses, one of them
+// shared with "make", and a cache must not take them for one word.
+// Immutable once loaded; share it freely across threads.
+class Synonyms {
+ public:
+  static constexpr std::string_view kSystemDir = "/usr/share/wordnet";
+  // Errors: invalid_request when the directory holds none of index.{noun,verb,adj,adv}.
+  [[nodiscard]] static Result<std::shared_ptr<const Synonyms>> load(const std::string& dir, std::size_t senses = 2);
+  // kSystemDir, loaded on first use; null when WordNet is not installed.
+  static std::shared_ptr<const Synonyms> system();
+
+  // Lowercase words (a multiword lemma joins its words with '_').
+  bool synonyms(std::string_view a, std::string_view b) const;
+  std::size_t words() const { return senses_.size(); }
+
+ private:
+  Synonyms() = default;
+  // word -> its first senses, each a part of speech (top 2 bits) and a synset offset
+  std::unordered_map<std::string, std::vector<std::uint32_t>> senses_;
+};
+
 // Rules a candidate must pass before its answer is served for the query. Each
 // rule compares surface features the embedding blurs; all are cheap (a few
 // microseconds per pair) and symmetric.
@@ -139,6 +166,9 @@ struct VerifierOptions {
   bool exact_word_forms = false;
   // Words of 6+ letters one edit apart match ("recieve"/"receive").
   bool typos = true;
+  // Content words that WordNet calls synonyms match ("buy"/"purchase"), when
+  // WordNet is installed (Synonyms::system()).
+  bool synonyms = false;
   // The words both texts share (content words, numbers, entities) appear in
   // the same order: "flights from NY to Florida" vs "from Florida to NY",
   // swapped subjects and objects. Counted as pairwise inversions.
@@ -181,7 +211,7 @@ class HitVerifier {
 // built-in embedder's similarity (computed here, so a model works whatever
 // embedder retrieved the candidate). Names are stable: a model file names the
 // features it was trained on and is read by name (docs/cache.md lists them).
-inline constexpr std::size_t kPairFeatureCount = 30;
+inline constexpr std::size_t kPairFeatureCount = 31;
 using PairFeatures = std::array<float, kPairFeatureCount>;
 std::span<const std::string_view> pair_feature_names();
 // Texts as the users wrote them. Pure; safe from any thread; ~10 us a pair.

@@ -18,6 +18,28 @@ Result<void> apply_verifier_rules(VerifierOptions& options, const std::map<std::
   return {};
 }
 
+// Loads the verifier a policy names ("rules" = none) and its cutoff for
+// `target` (0 = the model's default). Errors name the keys under `prefix`.
+Result<void> apply_model(TenantSemanticOptions& t, const std::string& which, double target, const std::string& prefix) {
+  const std::string dot = prefix.ends_with('_') ? "" : ".";
+  t.model.reset();
+  if (which == "rules") return {};
+  auto model = which == "builtin" ? Result<std::shared_ptr<const HitModel>>(HitModel::builtin()) : HitModel::load(which);
+  if (!model) {
+    return fail(ErrorCode::invalid_request, "config key '" + prefix + dot + "verifier_model': " + model.error().message);
+  }
+  if (!*model) {
+    return fail(ErrorCode::invalid_request, "config key '" + prefix + dot + "verifier_model': this build has no built-in model");
+  }
+  auto cutoff = (*model)->cutoff_for(target > 0 ? target : (*model)->default_target_precision());
+  if (!cutoff) {
+    return fail(ErrorCode::invalid_request, "config key '" + prefix + dot + "target_precision': " + cutoff.error().message);
+  }
+  t.model = *model;
+  t.min_probability = *cutoff;
+  return {};
+}
+
 }  // namespace
 
 Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config) {
@@ -29,18 +51,10 @@ Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config) {
       !ok) {
     return std::unexpected(ok.error());
   }
-  if (const std::string& which = config.cache.semantic.verifier_model; which != "rules") {
-    auto model = which == "builtin" ? Result<std::shared_ptr<const HitModel>>(HitModel::builtin()) : HitModel::load(which);
-    if (!model) {
-      return fail(ErrorCode::invalid_request, "config key 'cache.semantic.verifier_model': " + model.error().message);
-    }
-    if (!*model) return fail(ErrorCode::invalid_request, "cache.semantic.verifier_model: this build has no built-in model");
-    const double target = config.cache.semantic.target_precision > 0 ? config.cache.semantic.target_precision
-                                                                     : (*model)->default_target_precision();
-    auto cutoff = (*model)->cutoff_for(target);
-    if (!cutoff) return fail(ErrorCode::invalid_request, "config key 'cache.semantic.target_precision': " + cutoff.error().message);
-    options.defaults.model = *model;
-    options.defaults.min_probability = *cutoff;
+  if (auto ok = apply_model(options.defaults, config.cache.semantic.verifier_model,
+                            config.cache.semantic.target_precision, "cache.semantic");
+      !ok) {
+    return std::unexpected(ok.error());
   }
   // A tenant with an entry of its own starts from cache.semantic, not from
   // tenants.default (as its rate limits do).
@@ -53,6 +67,15 @@ Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config) {
     if (auto ok = apply_verifier_rules(t.verifier, limits.semantic_verifier, "tenants." + tenant + ".semantic_verifier");
         !ok) {
       return std::unexpected(ok.error());
+    }
+    if (!limits.semantic_verifier_model.empty() || limits.semantic_target_precision > 0) {
+      const std::string& which = limits.semantic_verifier_model.empty() ? config.cache.semantic.verifier_model
+                                                                        : limits.semantic_verifier_model;
+      const double target = limits.semantic_target_precision > 0 ? limits.semantic_target_precision
+                                                                  : config.cache.semantic.target_precision;
+      if (auto ok = apply_model(t, which, target, "tenants." + tenant + ".semantic_"); !ok) {
+        return std::unexpected(ok.error());
+      }
     }
   }
   return options;

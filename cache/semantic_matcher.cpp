@@ -21,6 +21,11 @@ SemanticMatcher::SemanticMatcher(Embedder& embedder, SemanticMatcherOptions opti
     : embedder_(embedder), options_(std::move(options)), texts_(std::make_unique<Texts>()) {
   if (options_.index.dimension == 0) options_.index.dimension = embedder_.dimension();
   index_ = std::make_unique<SemanticIndex>(options_.index);
+  // WordNet is read here (~0.1 s), not on the first lookup of an event loop.
+  auto uses_wordnet = [](const TenantSemanticOptions& t) { return t.model || t.verifier.synonyms; };
+  bool wordnet = uses_wordnet(options_.defaults);
+  for (const auto& [name, tenant] : options_.tenants) wordnet = wordnet || uses_wordnet(tenant);
+  if (wordnet) (void)Synonyms::system();
 }
 
 SemanticMatcher::~SemanticMatcher() = default;

@@ -301,7 +301,20 @@ bool is_content(const Token& t) { return !t.function && !t.number && !t.negation
 bool same_word(const Token& t, const Token& u, const VerifierOptions& o) {
   if (t.lower == u.lower) return true;
   if (!o.exact_word_forms && t.stem == u.stem) return true;
-  return o.typos && one_edit_apart(t.lower, u.lower);
+  if (o.typos && one_edit_apart(t.lower, u.lower)) return true;
+  return o.synonyms && wordnet_synonyms(t, u);
+}
+
+bool wordnet_synonyms(const Token& t, const Token& u) {
+  static const std::shared_ptr<const Synonyms> table = Synonyms::system();
+  if (!table || t.lower.size() < 3 || u.lower.size() < 3) return false;
+  // The stem is tried too: WordNet lists base forms ("purchases" is under "purchase").
+  for (const std::string* a : {&t.lower, &t.stem}) {
+    for (const std::string* b : {&u.lower, &u.stem}) {
+      if (table->synonyms(*a, *b)) return true;
+    }
+  }
+  return false;
 }
 
 // Content words of `a` with no counterpart in `b`, each word of `b` used

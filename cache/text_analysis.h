@@ -50,6 +50,10 @@ bool is_content(const Token& t);
 // forms are required ("engineer"/"engineering"), or one typo apart.
 bool same_word(const Token& t, const Token& u, const VerifierOptions& o);
 
+// WordNet (Synonyms::system()) puts the two words in one synonym set among
+// their first senses; false without WordNet.
+bool wordnet_synonyms(const Token& t, const Token& u);
+
 // Content words of `a` with no counterpart in `b`, each word of `b` used
 // once: "Robert Hubert warns Robert" has a Robert too many for "Hubert warns
 // Robert". When `unmatched` is given, it receives the indexes (into

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -42,6 +43,7 @@ struct Options {
   std::vector<std::size_t> ef_searches = {64};
   std::string shared_dir;
   bool json_only = false;
+  std::string verifier_model = "rules";  // rules | builtin
 };
 
 double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
@@ -181,6 +183,12 @@ std::vector<json> run_size(std::size_t entries, const Options& o, const Vocabula
   SemanticMatcherOptions matcher_options;
   matcher_options.index = {o.dimension, o.M, o.ef_construction, o.ef_searches.front(), 1024};
   const std::size_t rss_before = rss_bytes();
+  if (o.verifier_model == "builtin") {
+    matcher_options.defaults.model = HitModel::builtin();
+    if (!matcher_options.defaults.model) throw std::runtime_error("this build has no built-in hit model");
+    matcher_options.defaults.min_probability =
+        *matcher_options.defaults.model->cutoff_for(matcher_options.defaults.model->default_target_precision());
+  }
   SemanticMatcher matcher(embedder, matcher_options);
 
   // Inserts: embed + add, one at a time, as the worker stores each answer.
@@ -240,7 +248,8 @@ std::vector<json> run_size(std::size_t entries, const Options& o, const Vocabula
     matcher.index().set_ef_search(ef);
     std::vector<double> lookup_us, lookup_cpu_us, embed_us, search_us, verify_us;
     std::size_t hits_on_rewordings = 0, hits_on_fresh = 0;
-    const HitVerifier verifier(matcher_options.defaults.verifier);
+    const auto& model = matcher_options.defaults.model;
+    const HitVerifier verifier(model ? model->vetoes() : matcher_options.defaults.verifier);
     const auto lookup_start = Clock::now();
     for (const Query& q : queries) {
       const double cpu0 = thread_cpu_us();
@@ -268,7 +277,10 @@ std::vector<json> run_size(std::size_t entries, const Options& o, const Vocabula
       if (!neighbors.empty()) {
         const std::string& stored = prompts[neighbors[0].entry_id];
         const auto t1 = Clock::now();
-        volatile bool accepted = verifier.verify(q.text, stored).accepted;
+        // As the matcher does: the rules (or a model's vetoes), then the model's probability.
+        volatile bool accepted = verifier.verify(q.text, stored).accepted &&
+                                 (!model || model->probability(pair_features(q.text, stored)) >=
+                                                matcher_options.defaults.min_probability);
         (void)accepted;
         verify_us.push_back(micros(Clock::now() - t1));
       }
@@ -296,6 +308,7 @@ std::vector<json> run_size(std::size_t entries, const Options& o, const Vocabula
         {"search_p99_us", std::round(search.p99 * 10) / 10},
         {"verify_p50_us", std::round(verify.p50 * 10) / 10},
         {"verify_p99_us", std::round(verify.p99 * 10) / 10},
+        {"verifier", model ? model->tag() : std::string("rules")},
         {"hit_rate_rewordings", static_cast<double>(hits_on_rewordings) / (queries.size() / 2)},
         {"hit_rate_new_prompts", static_cast<double>(hits_on_fresh) / (queries.size() - queries.size() / 2)},
         // What a cache needs of the index: a reworded prompt finds its original.
@@ -342,6 +355,7 @@ int main(int argc, char** argv) {
   app.add_option("--ef-search", o.ef_searches, "HNSW candidate list(s) while searching, each measured")->delimiter(',');
   app.add_option("--shared-dir", o.shared_dir, "Folder with data/paraphrase (default CASCADE_SHARED_DIR or ../shared)");
   app.add_flag("--json", o.json_only, "Print one JSON line per size only");
+  app.add_option("--verifier-model", o.verifier_model, "rules, or builtin (the shipped learned verifier)");
   CLI11_PARSE(app, argc, argv);
   if (o.shared_dir.empty()) {
     if (const char* s = std::getenv("CASCADE_SHARED_DIR")) o.shared_dir = s;

@@ -47,6 +47,8 @@ Result<std::map<std::string, TenantLimits>> read_tenants_config(ConfigReader& r,
       r.read(kv.second, "semantic_threshold", limits.semantic_threshold, path);
       r.read(kv.second, "semantic_verify", limits.semantic_verify, path);
       r.read(kv.second, "semantic_verifier", limits.semantic_verifier, path);
+      r.read(kv.second, "semantic_verifier_model", limits.semantic_verifier_model, path);
+      r.read(kv.second, "semantic_target_precision", limits.semantic_target_precision, path);
       // The built-in defaults name every rule under cache.semantic.verifier,
       // so each rule of a tenant is overridable from the environment even
       // when no file sets it.
@@ -55,6 +57,8 @@ Result<std::map<std::string, TenantLimits>> read_tenants_config(ConfigReader& r,
           limits.semantic_verifier[rule.first] = *from_env;
       }
       if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
+      if (!(limits.semantic_target_precision >= 0 && limits.semantic_target_precision <= 1))
+        return fail(ErrorCode::invalid_request, "config '" + path + ".semantic_target_precision' must be in [0, 1]");
       if (limits.requests_per_second < 0 || limits.tokens_per_minute < 0)
         return fail(ErrorCode::invalid_request, "config '" + path + "': limits must be >= 0");
       tenants[name] = limits;

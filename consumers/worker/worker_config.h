@@ -45,6 +45,11 @@ struct TenantLimits {
   // Verifier rules of this tenant over cache.semantic.verifier (same names
   // and values); only the rules set here.
   std::map<std::string, std::string> semantic_verifier;
+  // This tenant's verifier (rules | builtin | a model file; "" =
+  // cache.semantic.verifier_model) and the model's operating point (0 =
+  // cache.semantic.target_precision).
+  std::string semantic_verifier_model;
+  double semantic_target_precision = 0;
 };
 
 // Quality sampling (docs/routing.md, "Quality sampling"): a share of the

@@ -85,6 +85,14 @@ TEST(PairFeatures, CountWhatTheRulesOnlyAcceptOrReject) {
   EXPECT_EQ(feature(inflected, "stem_only_matches"), 2);  // one each way
 }
 
+TEST(PairFeatures, CountUnmatchedWordsThatWordNetPairs) {
+  if (!Synonyms::system()) GTEST_SKIP() << "WordNet is not installed (Debian: wordnet-base; make deps installs it)";
+  const PairFeatures f = pair_features("Where can I buy a big car?", "Where can I purchase a large car?");
+  EXPECT_EQ(feature(f, "unmatched_query"), 2);
+  EXPECT_EQ(feature(f, "synonym_matches"), 2);
+  EXPECT_EQ(feature(pair_features("Where can I buy a car?", "Where can I sell a car?"), "synonym_matches"), 0);
+}
+
 TEST(HitModel, WalksEveryTreeAndReadsFeaturesByName) {
   auto model = HitModel::parse(kModel);
   ASSERT_TRUE(model) << model.error().message;

@@ -164,6 +164,27 @@ TEST(SemanticCacheConfig, TheRulesDecideUnlessAModelIsConfigured) {
   EXPECT_DOUBLE_EQ(stricter->defaults.min_probability, *model.cutoff_for(0.8));
 }
 
+TEST(SemanticCacheConfig, ATenantChoosesItsOwnVerifierAndOperatingPoint) {
+  auto options = options_from(
+      "tenants: {acme: {semantic_verifier_model: builtin, semantic_target_precision: 0.8}, "
+      "strict: {semantic_threshold: 0.95}}");
+  ASSERT_TRUE(options) << options.error().message;
+  EXPECT_FALSE(options->defaults.model);
+  EXPECT_FALSE(options->for_tenant("strict").model);
+  ASSERT_TRUE(options->for_tenant("acme").model);
+  EXPECT_DOUBLE_EQ(options->for_tenant("acme").min_probability, *HitModel::builtin()->cutoff_for(0.8));
+
+  auto back_to_rules = options_from("cache: {semantic: {verifier_model: builtin}}\n"
+                                    "tenants: {careful: {semantic_verifier_model: rules}}");
+  ASSERT_TRUE(back_to_rules) << back_to_rules.error().message;
+  EXPECT_TRUE(back_to_rules->defaults.model);
+  EXPECT_FALSE(back_to_rules->for_tenant("careful").model);
+
+  auto bad = options_from("tenants: {acme: {semantic_verifier_model: /nonexistent.json}}");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("tenants.acme.semantic_verifier_model"));
+}
+
 TEST(SemanticCacheConfig, AModelThatCannotBeUsedStopsStartup) {
   auto missing = options_from("cache: {semantic: {verifier_model: /nonexistent/hit_model.json}}");
   ASSERT_FALSE(missing);

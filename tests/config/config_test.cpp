@@ -370,8 +370,8 @@ TEST(LoadConfig, VerifierDefaultsNameEveryRuleAndTenantsOverrideNone) {
       {"question_form", "true"},    {"persons", "true"},
       {"deixis", "true"},           {"max_unmatched_content_words", "0"},
       {"allow_substitution", "false"}, {"exact_word_forms", "false"},
-      {"typos", "true"},            {"word_order", "true"},
-      {"max_order_inversions", "0"},
+      {"typos", "true"},            {"synonyms", "false"},
+      {"word_order", "true"},       {"max_order_inversions", "0"},
   };
   EXPECT_EQ(c.cache.semantic.verifier, expected);
   EXPECT_TRUE(c.tenants.at("default").semantic_verifier.empty());
@@ -392,7 +392,7 @@ tenants:
   const Config c = load_ok(file.path(), kNoEnv);
   EXPECT_EQ(c.cache.semantic.verifier.at("persons"), "false");
   EXPECT_EQ(c.cache.semantic.verifier.at("numbers"), "true");  // the file left it alone
-  EXPECT_EQ(c.cache.semantic.verifier.size(), 13u);
+  EXPECT_EQ(c.cache.semantic.verifier.size(), 14u);
   const std::map<std::string, std::string> acme = {{"max_order_inversions", "1"}, {"typos", "off"}};
   EXPECT_EQ(c.tenants.at("acme").semantic_verifier, acme);
 }

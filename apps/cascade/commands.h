@@ -148,6 +148,7 @@ struct RouteDataOptions {
   std::string strong_price_key = "gpt-4-1106-preview";
   std::string exclude;  // routellm-gsm8k: contaminated_prompts.jsonl
   std::string tokenizers;  // rank files' folder; "" = TokenCounter::find_directory's search
+  std::vector<std::string> price_keys;  // alpaca-eval: MODEL=LITELLM_KEY over the defaults
 };
 
 // `cascade route-train --outcomes FILE --out config/router/NAME.json`.

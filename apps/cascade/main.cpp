@@ -149,8 +149,11 @@ int main(int argc, char** argv) {
   RouteDataOptions route_data;
   auto* route_data_cmd =
       app.add_subcommand("route-data", "Convert a public routing dataset to outcomes JSON lines (docs/routing.md)");
-  route_data_cmd->add_option("source", route_data.source, "routellm-mmlu | routellm-gsm8k | routerbench")->required();
-  route_data_cmd->add_option("--in", route_data.in, "mmlu_responses/ folder, gsm8k_responses.csv or a RouterBench CSV")
+  route_data_cmd->add_option("source", route_data.source, "routellm-mmlu | routellm-gsm8k | routerbench | alpaca-eval")
+      ->required();
+  route_data_cmd->add_option("--price-key", route_data.price_keys,
+                             "alpaca-eval: MODEL=LITELLM_KEY, the price of a model (repeatable; defaults in docs/routing.md)");
+  route_data_cmd->add_option("--in", route_data.in, "mmlu_responses/ folder, gsm8k_responses.csv, a RouterBench CSV or the alpaca_eval/ folder")
       ->required();
   route_data_cmd->add_option("--out", route_data.out, "Outcomes file to write")->required();
   route_data_cmd->add_option("--prices", route_data.prices, "LiteLLM price catalog JSON (RouteLLM sources)");

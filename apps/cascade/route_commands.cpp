@@ -76,6 +76,20 @@ std::optional<std::pair<std::string, std::string>> two_models(const std::vector<
   return std::pair{*names.begin(), *names.rbegin()};
 }
 
+// The token counter calls are billed with: the tiktoken rank files when
+// found (exact for OpenAI models), else null (bytes / 4).
+Result<std::shared_ptr<const TokenCounter>> billing_tokens(const std::string& tokenizers) {
+  if (const auto dir = TokenCounter::find_directory(tokenizers); !dir.empty()) {
+    auto counter = TokenCounter::load(dir);
+    if (!counter) return std::unexpected(counter.error());
+    std::fprintf(stderr, "cascade route-data: token counts from the rank files in %s\n", dir.string().c_str());
+    return std::shared_ptr<const TokenCounter>(*counter);
+  }
+  if (!tokenizers.empty()) return fail(ErrorCode::invalid_request, "no tiktoken rank file in " + tokenizers);
+  std::fprintf(stderr, "cascade route-data: no tiktoken rank files found: token counts are bytes / 4\n");
+  return std::shared_ptr<const TokenCounter>();
+}
+
 }  // namespace
 
 int run_route_data(const RouteDataOptions& options) {
@@ -91,24 +105,32 @@ int run_route_data(const RouteDataOptions& options) {
     if (!weak) return failure(kCommand, weak.error().message);
     auto strong = read_token_price(options.prices, options.strong_price_key);
     if (!strong) return failure(kCommand, strong.error().message);
-    RouteLlmPrices prices{*weak, *strong, nullptr};
-    // Calls are billed in real token counts when the rank files are found.
-    if (const auto dir = TokenCounter::find_directory(options.tokenizers); !dir.empty()) {
-      auto counter = TokenCounter::load(dir);
-      if (!counter) return failure(kCommand, counter.error().message);
-      prices.tokens = *counter;
-      std::fprintf(stderr, "cascade route-data: token counts from the rank files in %s\n", dir.string().c_str());
-    } else if (!options.tokenizers.empty()) {
-      return failure(kCommand, "no tiktoken rank file in " + options.tokenizers);
-    } else {
-      std::fprintf(stderr, "cascade route-data: no tiktoken rank files found: token counts are bytes / 4\n");
-    }
+    auto tokens = billing_tokens(options.tokenizers);
+    if (!tokens) return failure(kCommand, tokens.error().message);
+    RouteLlmPrices prices{*weak, *strong, *tokens};
     written = options.source == "routellm-mmlu" ? convert_routellm_mmlu(options.in, prices, out)
                                                 : convert_routellm_gsm8k(options.in, options.exclude, prices, out);
   } else if (options.source == "routerbench") {
     written = convert_routerbench(options.in, out);
+  } else if (options.source == "alpaca-eval") {
+    if (options.prices.empty())
+      return usage_error(kCommand, "alpaca-eval has no costs: pass --prices (shared/data/pricing's LiteLLM catalog)");
+    auto tokens = billing_tokens(options.tokenizers);
+    if (!tokens) return failure(kCommand, tokens.error().message);
+    AlpacaEvalPricing pricing{default_alpaca_eval_price_keys(), options.prices, *tokens};
+    for (const std::string& spec : options.price_keys) {
+      const auto eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0) return usage_error(kCommand, "--price-key wants MODEL=LITELLM_KEY, got " + spec);
+      pricing.price_keys[spec.substr(0, eq)] = spec.substr(eq + 1);
+    }
+    auto converted = convert_alpaca_eval(options.in, pricing, out);
+    if (!converted) return failure(kCommand, converted.error().message);
+    for (const auto& model : converted->unpriced)
+      std::fprintf(stderr, "cascade route-data: %s left out: no price key (--price-key %s=KEY)\n", model.c_str(),
+                   model.c_str());
+    written = converted->rows;
   } else {
-    return usage_error(kCommand, "source must be routellm-mmlu, routellm-gsm8k or routerbench");
+    return usage_error(kCommand, "source must be routellm-mmlu, routellm-gsm8k, routerbench or alpaca-eval");
   }
   if (!written) return failure(kCommand, written.error().message);
   if (!write_text_file(options.out, out.str())) return failure(kCommand, "cannot write " + options.out);

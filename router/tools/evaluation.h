@@ -331,6 +331,32 @@ struct RouteLlmPrices {
 // correctness value is left out of that row.
 [[nodiscard]] Result<std::size_t> convert_routerbench(const std::string& csv_file, std::ostream& out);
 
+// AlpacaEval (../shared/data/router/alpaca_eval: instructions.jsonl,
+// outputs/<model>.jsonl, preferences.csv): 805 chat prompts, each model's
+// answer and a GPT-4-Turbo judge's weighted preference of it against
+// gpt4_1106_preview's answer (annotator weighted_alpaca_eval_gpt4_turbo).
+// quality = preference - 1, so the strong baseline scores 0.5 on every prompt
+// and a cheap answer the judge likes at least as much scores >= 0.5 (what
+// PairOutcome::weak_ok counts). cost = the prompt as one user message x the
+// input price + the answer's tokens x the output price, at the LiteLLM key
+// `price_keys` names for the model. A model without a price key, an answer,
+// or a judgement is left out of that row; the answer goes in `response`.
+struct AlpacaEvalPricing {
+  std::map<std::string, std::string> price_keys;  // AlpacaEval model -> LiteLLM key
+  std::string prices_file;                        // model_prices_and_context_window.json
+  std::shared_ptr<const TokenCounter> tokens;     // null: bytes / 4
+};
+// The keys used for the models in ../shared (docs/routing.md): each model's
+// own price, or its base model's for a fine-tune (FuseChat, OpenHermes, vicuna).
+std::map<std::string, std::string> default_alpaca_eval_price_keys();
+struct AlpacaEvalConversion {
+  std::size_t rows = 0;
+  std::map<std::string, std::size_t> answers;  // per model, written
+  std::vector<std::string> unpriced;           // models left out: no price key
+};
+[[nodiscard]] Result<AlpacaEvalConversion> convert_alpaca_eval(const std::string& dir, const AlpacaEvalPricing& pricing,
+                                                               std::ostream& out);
+
 // The strings of a Python list literal of strings ("['a', \"b\"]"), with
 // Python's escapes decoded; nullopt when it is not one.
 std::optional<std::vector<std::string>> parse_python_string_list(std::string_view text);

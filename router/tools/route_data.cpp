@@ -385,4 +385,114 @@ Result<std::size_t> convert_routerbench(const std::string& csv_file, std::ostrea
   return written;
 }
 
+std::map<std::string, std::string> default_alpaca_eval_price_keys() {
+  return {
+      {"gpt4_1106_preview", "gpt-4-1106-preview"},
+      {"gpt-3.5-turbo-1106", "gpt-3.5-turbo-1106"},
+      {"gpt35_turbo_instruct", "gpt-3.5-turbo-instruct"},
+      {"claude-2.1", "anthropic.claude-v2:1"},
+      {"claude-instant-1.2", "anthropic.claude-instant-v1"},
+      {"gemma-7b-it", "fireworks_ai/accounts/fireworks/models/gemma-7b-it"},
+      {"gemma-2b-it", "fireworks_ai/accounts/fireworks/models/gemma-2b-it"},
+      {"OpenHermes-2.5-Mistral-7B", "fireworks_ai/accounts/fireworks/models/openhermes-2p5-mistral-7b"},
+      {"vicuna-13b-v1.5", "anyscale/meta-llama/Llama-2-13b-chat-hf"},
+      {"FuseChat-Qwen-2.5-7B-Instruct", "fireworks_ai/accounts/fireworks/models/qwen2p5-7b-instruct"},
+      {"FuseChat-Llama-3.1-8B-Instruct", "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct"},
+      {"FuseChat-Llama-3.2-1B-Instruct", "fireworks_ai/accounts/fireworks/models/llama-v3p2-1b-instruct"},
+  };
+}
+
+Result<AlpacaEvalConversion> convert_alpaca_eval(const std::string& dir, const AlpacaEvalPricing& pricing,
+                                                 std::ostream& out) {
+  namespace fs = std::filesystem;
+  constexpr std::string_view kAnnotator = "weighted_alpaca_eval_gpt4_turbo";
+  auto read_lines = [](const fs::path& path) -> Result<std::vector<nlohmann::json>> {
+    std::ifstream in(path);
+    if (!in) return fail(ErrorCode::invalid_request, "cannot open " + path.string());
+    std::vector<nlohmann::json> rows;
+    std::string line;
+    for (std::size_t number = 1; std::getline(in, line); ++number) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto row = nlohmann::json::parse(line, nullptr, false);
+      if (!row.is_object() || !row.contains("idx") || !row["idx"].is_number_integer())
+        return fail(ErrorCode::invalid_request, path.string() + ":" + std::to_string(number) + ": not an {idx, ...} object");
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  };
+
+  // Prompts by idx.
+  auto instructions = read_lines(fs::path(dir) / "instructions.jsonl");
+  if (!instructions) return std::unexpected(instructions.error());
+  std::map<std::int64_t, std::pair<std::string, std::string>> prompts;  // idx -> (instruction, dataset)
+  for (const auto& row : *instructions) {
+    if (!row.contains("instruction") || !row["instruction"].is_string()) continue;
+    prompts[row["idx"].get<std::int64_t>()] = {row["instruction"].get<std::string>(), row.value("dataset", "")};
+  }
+  // Preferences of the weighted annotator, by (idx, model).
+  auto csv = read_csv((fs::path(dir) / "preferences.csv").string());
+  if (!csv) return std::unexpected(csv.error());
+  if (csv->empty()) return fail(ErrorCode::invalid_request, "preferences.csv is empty");
+  const auto& header = csv->front();
+  const std::size_t c_idx = column_of(header, "idx"), c_model = column_of(header, "model"),
+                    c_annotator = column_of(header, "annotator"), c_pref = column_of(header, "preference");
+  if (c_idx == header.size() || c_model == header.size() || c_annotator == header.size() || c_pref == header.size())
+    return fail(ErrorCode::invalid_request, "preferences.csv needs columns idx, model, annotator, preference");
+  std::map<std::pair<std::int64_t, std::string>, double> preference;
+  for (std::size_t r = 1; r < csv->size(); ++r) {
+    const auto& cells = (*csv)[r];
+    if (cells.size() < header.size() || cells[c_annotator] != kAnnotator) continue;
+    char* end = nullptr;
+    const double value = std::strtod(cells[c_pref].c_str(), &end);
+    const long long idx = std::strtoll(cells[c_idx].c_str(), nullptr, 10);
+    if (end == cells[c_pref].c_str() || !(value >= 1.0 && value <= 2.0))
+      return fail(ErrorCode::invalid_request, "preferences.csv row " + std::to_string(r) + ": preference is not in [1, 2]");
+    preference[{idx, cells[c_model]}] = value;
+  }
+
+  AlpacaEvalConversion result;
+  std::map<std::string, TokenPrice> prices;
+  std::map<std::int64_t, OutcomeRow> rows;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(fs::path(dir) / "outputs")) {
+    if (entry.path().extension() == ".jsonl") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    const std::string model = file.stem().string();
+    const auto key = pricing.price_keys.find(model);
+    if (key == pricing.price_keys.end()) {
+      result.unpriced.push_back(model);
+      continue;
+    }
+    auto price = read_token_price(pricing.prices_file, key->second);
+    if (!price) return std::unexpected(price.error());
+    auto outputs = read_lines(file);
+    if (!outputs) return std::unexpected(outputs.error());
+    for (const auto& answer : *outputs) {
+      const std::int64_t idx = answer["idx"].get<std::int64_t>();
+      const auto prompt = prompts.find(idx);
+      const auto judged = preference.find({idx, model});
+      // No answer (null), an empty one or no judgement: nothing to learn from.
+      if (prompt == prompts.end() || judged == preference.end() || !answer.contains("output") ||
+          !answer["output"].is_string())
+        continue;
+      const std::string text = answer["output"].get<std::string>();
+      const std::size_t input = pricing.tokens ? pricing.tokens->count_messages(model, user_messages(prompt->second.first)).tokens
+                                               : estimate_tokens(prompt->second.first);
+      const std::size_t output = pricing.tokens ? pricing.tokens->count_text(model, text).tokens : estimate_tokens(text);
+      OutcomeRow& row = rows[idx];
+      row.prompt = prompt->second.first;
+      row.source = "alpaca_eval/" + prompt->second.second;
+      row.outcomes[model] = {judged->second - 1.0, call_cost(*price, input, output), text};
+      ++result.answers[model];
+    }
+  }
+  for (const auto& [idx, row] : rows) {
+    write_row(out, row);
+    ++result.rows;
+  }
+  return result;
+}
+
 }  // namespace cascade

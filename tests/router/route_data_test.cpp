@@ -113,6 +113,51 @@ TEST(RouteData, RouteLlmCostsCountRealTokensWhenTheRankFilesAreThere) {
                                                            static_cast<double>(weak_output.tokens) * 0.6e-6);
 }
 
+TEST(RouteData, AlpacaEvalQualityIsTheWeightedPreferenceAgainstTheBaselineAndCostIsTokensAtPrices) {
+  const AlpacaEvalPricing pricing{{{"strong", "strong-key"}, {"cheap", "cheap-key"}},
+                                  kFixtures + "/alpaca_eval/prices.json", nullptr};
+  std::ostringstream out;
+  auto converted = convert_alpaca_eval(kFixtures + "/alpaca_eval", pricing, out);
+  ASSERT_TRUE(converted) << converted.error().message;
+  EXPECT_EQ(converted->rows, 3u);
+  EXPECT_EQ(converted->unpriced, std::vector<std::string>{"unpriced"});
+  // cheap: idx 1 has no answer (null); idx 2 answered "" and was judged: kept.
+  EXPECT_EQ(converted->answers.at("cheap"), 2u);
+  EXPECT_EQ(converted->answers.at("strong"), 3u);
+  const auto rows = rows_of(out.str());
+  ASSERT_EQ(rows.size(), 3u);
+  const OutcomeRow& first = rows[0];
+  EXPECT_EQ(first.prompt, "Name three famous Broadway actors.");
+  EXPECT_EQ(first.source, "alpaca_eval/helpful_base");
+  EXPECT_DOUBLE_EQ(first.outcomes.at("strong").quality, 0.5);
+  // The weighted annotator's 1.25, not the other annotator's 2.
+  EXPECT_DOUBLE_EQ(first.outcomes.at("cheap").quality, 0.25);
+  EXPECT_EQ(first.outcomes.at("cheap").response, "Hugh Jackman.");
+  const double prompt_tokens = static_cast<double>((first.prompt.size() + 3) / 4);
+  EXPECT_DOUBLE_EQ(first.outcomes.at("cheap").cost_usd, prompt_tokens * 1e-7 + 4 * 2e-7);  // "Hugh Jackman." = 13 bytes
+  EXPECT_FALSE(rows[1].outcomes.contains("cheap"));
+  EXPECT_FALSE(first.outcomes.contains("unpriced"));
+  EXPECT_DOUBLE_EQ(rows[2].outcomes.at("cheap").quality, 0.75);
+}
+
+TEST(RouteData, AlpacaEvalRefusesAPriceKeyTheCatalogLacksAndAMissingFolder) {
+  std::ostringstream out;
+  const AlpacaEvalPricing wrong_key{{{"strong", "no-such-key"}}, kFixtures + "/alpaca_eval/prices.json", nullptr};
+  auto converted = convert_alpaca_eval(kFixtures + "/alpaca_eval", wrong_key, out);
+  ASSERT_FALSE(converted);
+  EXPECT_NE(converted.error().message.find("no-such-key"), std::string::npos);
+  EXPECT_FALSE(convert_alpaca_eval(kFixtures + "/no_such_folder", wrong_key, out));
+}
+
+TEST(RouteData, AlpacaEvalDefaultPriceKeysAreInTheSharedCatalog) {
+  const char* shared = std::getenv("CASCADE_SHARED_DIR");
+  const std::string prices = std::string(shared ? shared : "../shared") + "/data/pricing/model_prices_and_context_window.json";
+  if (!std::filesystem::exists(prices)) GTEST_SKIP() << "no " << prices << " (../shared absent)";
+  for (const auto& [model, key] : default_alpaca_eval_price_keys()) {
+    EXPECT_TRUE(read_token_price(prices, key)) << model << " -> " << key;
+  }
+}
+
 TEST(RouteData, RouterBenchKeepsRealCostsAndSkipsModelsWithoutResults) {
   std::ostringstream out;
   auto written = convert_routerbench(kFixtures + "/routerbench_tiny.csv", out);

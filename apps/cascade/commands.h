@@ -149,6 +149,7 @@ struct RouteDataOptions {
   std::string exclude;  // routellm-gsm8k: contaminated_prompts.jsonl
   std::string tokenizers;  // rank files' folder; "" = TokenCounter::find_directory's search
   std::vector<std::string> price_keys;  // alpaca-eval: MODEL=LITELLM_KEY over the defaults
+  std::string pool_as;                  // alpaca-eval: one row per cheap answer, under this model name
 };
 
 // `cascade route-train --outcomes FILE --out config/router/NAME.json`.

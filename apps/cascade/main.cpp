@@ -151,6 +151,8 @@ int main(int argc, char** argv) {
       app.add_subcommand("route-data", "Convert a public routing dataset to outcomes JSON lines (docs/routing.md)");
   route_data_cmd->add_option("source", route_data.source, "routellm-mmlu | routellm-gsm8k | routerbench | alpaca-eval")
       ->required();
+  route_data_cmd->add_option("--pool-as", route_data.pool_as,
+                             "alpaca-eval: one row per cheap model's answer, under this model name (answer-checker data)");
   route_data_cmd->add_option("--price-key", route_data.price_keys,
                              "alpaca-eval: MODEL=LITELLM_KEY, the price of a model (repeatable; defaults in docs/routing.md)");
   route_data_cmd->add_option("--in", route_data.in, "mmlu_responses/ folder, gsm8k_responses.csv, a RouterBench CSV or the alpaca_eval/ folder")

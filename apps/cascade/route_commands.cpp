@@ -117,7 +117,7 @@ int run_route_data(const RouteDataOptions& options) {
       return usage_error(kCommand, "alpaca-eval has no costs: pass --prices (shared/data/pricing's LiteLLM catalog)");
     auto tokens = billing_tokens(options.tokenizers);
     if (!tokens) return failure(kCommand, tokens.error().message);
-    AlpacaEvalPricing pricing{default_alpaca_eval_price_keys(), options.prices, *tokens};
+    AlpacaEvalPricing pricing{default_alpaca_eval_price_keys(), options.prices, *tokens, options.pool_as};
     for (const std::string& spec : options.price_keys) {
       const auto eq = spec.find('=');
       if (eq == std::string::npos || eq == 0) return usage_error(kCommand, "--price-key wants MODEL=LITELLM_KEY, got " + spec);

@@ -345,7 +345,13 @@ struct AlpacaEvalPricing {
   std::map<std::string, std::string> price_keys;  // AlpacaEval model -> LiteLLM key
   std::string prices_file;                        // model_prices_and_context_window.json
   std::shared_ptr<const TokenCounter> tokens;     // null: bytes / 4
+  // "" = one row per prompt with every model. Otherwise one row per (prompt,
+  // model other than the baseline), that model's outcome under this name
+  // beside the baseline's: every cheap model's answers pooled, for training
+  // an answer checker that is not tied to one cheap model.
+  std::string pool_as;
 };
+inline constexpr std::string_view kAlpacaEvalBaseline = "gpt4_1106_preview";
 // The keys used for the models in ../shared (docs/routing.md): each model's
 // own price, or its base model's for a fine-tune (FuseChat, OpenHermes, vicuna).
 std::map<std::string, std::string> default_alpaca_eval_price_keys();

@@ -489,8 +489,23 @@ Result<AlpacaEvalConversion> convert_alpaca_eval(const std::string& dir, const A
     }
   }
   for (const auto& [idx, row] : rows) {
-    write_row(out, row);
-    ++result.rows;
+    if (pricing.pool_as.empty()) {
+      write_row(out, row);
+      ++result.rows;
+      continue;
+    }
+    const auto baseline = row.outcomes.find(std::string(kAlpacaEvalBaseline));
+    if (baseline == row.outcomes.end()) continue;
+    for (const auto& [model, outcome] : row.outcomes) {
+      if (model == kAlpacaEvalBaseline) continue;
+      OutcomeRow pooled;
+      pooled.prompt = row.prompt;
+      pooled.source = row.source + "/" + model;
+      pooled.outcomes[pricing.pool_as] = outcome;
+      pooled.outcomes[baseline->first] = baseline->second;
+      write_row(out, pooled);
+      ++result.rows;
+    }
   }
   return result;
 }

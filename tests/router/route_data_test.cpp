@@ -114,8 +114,8 @@ TEST(RouteData, RouteLlmCostsCountRealTokensWhenTheRankFilesAreThere) {
 }
 
 TEST(RouteData, AlpacaEvalQualityIsTheWeightedPreferenceAgainstTheBaselineAndCostIsTokensAtPrices) {
-  const AlpacaEvalPricing pricing{{{"strong", "strong-key"}, {"cheap", "cheap-key"}},
-                                  kFixtures + "/alpaca_eval/prices.json", nullptr};
+  const AlpacaEvalPricing pricing{{{"gpt4_1106_preview", "strong-key"}, {"cheap", "cheap-key"}},
+                                  kFixtures + "/alpaca_eval/prices.json", nullptr, ""};
   std::ostringstream out;
   auto converted = convert_alpaca_eval(kFixtures + "/alpaca_eval", pricing, out);
   ASSERT_TRUE(converted) << converted.error().message;
@@ -123,13 +123,13 @@ TEST(RouteData, AlpacaEvalQualityIsTheWeightedPreferenceAgainstTheBaselineAndCos
   EXPECT_EQ(converted->unpriced, std::vector<std::string>{"unpriced"});
   // cheap: idx 1 has no answer (null); idx 2 answered "" and was judged: kept.
   EXPECT_EQ(converted->answers.at("cheap"), 2u);
-  EXPECT_EQ(converted->answers.at("strong"), 3u);
+  EXPECT_EQ(converted->answers.at("gpt4_1106_preview"), 3u);
   const auto rows = rows_of(out.str());
   ASSERT_EQ(rows.size(), 3u);
   const OutcomeRow& first = rows[0];
   EXPECT_EQ(first.prompt, "Name three famous Broadway actors.");
   EXPECT_EQ(first.source, "alpaca_eval/helpful_base");
-  EXPECT_DOUBLE_EQ(first.outcomes.at("strong").quality, 0.5);
+  EXPECT_DOUBLE_EQ(first.outcomes.at("gpt4_1106_preview").quality, 0.5);
   // The weighted annotator's 1.25, not the other annotator's 2.
   EXPECT_DOUBLE_EQ(first.outcomes.at("cheap").quality, 0.25);
   EXPECT_EQ(first.outcomes.at("cheap").response, "Hugh Jackman.");
@@ -140,9 +140,27 @@ TEST(RouteData, AlpacaEvalQualityIsTheWeightedPreferenceAgainstTheBaselineAndCos
   EXPECT_DOUBLE_EQ(rows[2].outcomes.at("cheap").quality, 0.75);
 }
 
+TEST(RouteData, AlpacaEvalPooledRowsPairEachCheapAnswerWithTheBaselines) {
+  const AlpacaEvalPricing pricing{{{"gpt4_1106_preview", "strong-key"}, {"cheap", "cheap-key"}},
+                                  kFixtures + "/alpaca_eval/prices.json", nullptr, "any-cheap"};
+  std::ostringstream out;
+  auto converted = convert_alpaca_eval(kFixtures + "/alpaca_eval", pricing, out);
+  ASSERT_TRUE(converted) << converted.error().message;
+  // cheap answered prompts 0 and 2: one row each, nothing for the baseline alone.
+  EXPECT_EQ(converted->rows, 2u);
+  const auto rows = rows_of(out.str());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].source, "alpaca_eval/helpful_base/cheap");
+  ASSERT_EQ(rows[0].outcomes.size(), 2u);
+  EXPECT_DOUBLE_EQ(rows[0].outcomes.at("any-cheap").quality, 0.25);
+  EXPECT_EQ(rows[0].outcomes.at("any-cheap").response, "Hugh Jackman.");
+  EXPECT_DOUBLE_EQ(rows[0].outcomes.at("gpt4_1106_preview").quality, 0.5);
+  EXPECT_DOUBLE_EQ(rows[1].outcomes.at("any-cheap").quality, 0.75);
+}
+
 TEST(RouteData, AlpacaEvalRefusesAPriceKeyTheCatalogLacksAndAMissingFolder) {
   std::ostringstream out;
-  const AlpacaEvalPricing wrong_key{{{"strong", "no-such-key"}}, kFixtures + "/alpaca_eval/prices.json", nullptr};
+  const AlpacaEvalPricing wrong_key{{{"gpt4_1106_preview", "no-such-key"}}, kFixtures + "/alpaca_eval/prices.json", nullptr, ""};
   auto converted = convert_alpaca_eval(kFixtures + "/alpaca_eval", wrong_key, out);
   ASSERT_FALSE(converted);
   EXPECT_NE(converted.error().message.find("no-such-key"), std::string::npos);

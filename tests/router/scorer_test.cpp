@@ -394,5 +394,27 @@ TEST(RouterConfigKeys, RejectUnknownScorersAndInvertedThresholds) {
   EXPECT_FALSE(load_config("", env_of({{"CASCADE_ROUTER_PROBABILITY_BALANCED_MEDIUM_MIN", "0.95"}})));
 }
 
+// config/router/chat_verifier.json: `route-data alpaca-eval --pool-as cheap`
+// then `route-train --router verifier` (docs/routing.md, "Chat traffic").
+TEST(ChatVerifier, TheShippedFileScoresAWholeAnswerAboveAnEmptyOrRefusingOne) {
+  auto verifier = AnswerVerifier::load(std::string(CASCADE_ROUTER_MODELS) + "/chat_verifier.json");
+  ASSERT_TRUE(verifier) << verifier.error().message;
+  const std::string prompt = "How did US states get their names?";
+  const double whole = (*verifier)->p_ok(
+      prompt,
+      "State names come from several sources.\n\n1. **Native American words**: Many states, such as Alabama, "
+      "Connecticut, Massachusetts, Michigan and Ohio, take their names from Native American languages, often "
+      "describing a river, a people or a landscape.\n2. **European monarchs and nobles**: Virginia honors Queen "
+      "Elizabeth I, Georgia King George II, Maryland Queen Henrietta Maria and the Carolinas King Charles I.\n3. "
+      "**Spanish and French words**: Florida means 'flowery', Nevada 'snow-covered', Vermont comes from the French "
+      "for 'green mountain'.\n4. **People**: Washington is named for George Washington, Pennsylvania for William "
+      "Penn's father.\n\nIn short, the names record the languages and history of the people who lived there.");
+  const double empty = (*verifier)->p_ok(prompt, "");
+  const double refusal = (*verifier)->p_ok(prompt, "I'm sorry, but I can't help with that.");
+  EXPECT_GT(whole, empty);
+  EXPECT_GT(whole, refusal);
+  EXPECT_NE((*verifier)->description().find("cheap"), std::string::npos) << (*verifier)->description();
+}
+
 }  // namespace
 }  // namespace cascade

@@ -19,7 +19,9 @@
 #include <ctime>
 #include <mutex>
 #include <optional>
+#include <cstdio>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "simulator/chat_completion.h"
@@ -53,10 +55,43 @@ struct ServerShared {
   simulator::FaultCounter fault_counter;
   mutable std::mutex fault_log_mutex;
   std::vector<FaultLogEntry> fault_log;
-  mutable std::mutex answers_mutex;  // guards the two below
+  mutable std::mutex answers_mutex;  // guards the five below
   std::vector<SimulatedAnswerRule> answers;
   std::map<std::string, std::uint64_t> requests_by_model;
+  // The recorded answers, by model + '\0' + prompt, and the grade of each by
+  // its first kGradeKeyBytes.
+  std::vector<RecordedAnswer> recorded;
+  std::unordered_map<std::string, const RecordedAnswer*> recorded_by_prompt;
+  std::unordered_map<std::string, double> grade_by_answer;
+  std::atomic<std::uint64_t> recorded_answers_served{0};
+  std::atomic<std::uint64_t> recorded_grades_served{0};
 };
+
+// A judge sees at most the first 8,000 bytes of an answer; a recorded answer
+// is recognised by fewer, so a cut one is still found.
+constexpr std::size_t kGradeKeyBytes = 4000;
+
+std::string recorded_key(std::string_view model, std::string_view prompt) {
+  std::string key(model);
+  key += '\0';
+  key += prompt;
+  return key;
+}
+
+// The answer a judge call asks to grade: after the marker's line, up to the
+// judge's closing instruction (or the note that the answer was cut).
+std::optional<std::string_view> judged_answer(std::string_view judge_text) {
+  const auto marker = judge_text.find(kJudgeCallAnswerMarker);
+  if (marker == std::string_view::npos) return std::nullopt;
+  std::size_t begin = marker + kJudgeCallAnswerMarker.size();
+  if (begin < judge_text.size() && judge_text[begin] == '\n') ++begin;
+  std::string_view answer = judge_text.substr(begin);
+  for (std::string_view end : {std::string_view("\n[... rest of the answer left out ...]"),
+                               std::string_view("\n\nGrade the answer")}) {
+    if (const auto at = answer.rfind(end); at != std::string_view::npos) answer = answer.substr(0, at);
+  }
+  return answer;
+}
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -193,6 +228,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     simulator::compose_answer(request_.model, request_.last_user_text, shared_.options.chunks,
                               answer_);
+    answer_from_recording();
     tool_call_.name.clear();
     {
       std::lock_guard lock(shared_.answers_mutex);
@@ -587,11 +623,44 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string_view finish_reason_ = "stop";
   simulator::SimulatedToolCall tool_call_;  // name empty: a text answer
   bool is_tool_call() const { return !tool_call_.name.empty(); }
+  // Replaces the composed answer with a recorded one, or with the grade of a
+  // recorded answer when this is a judge call.
+  void answer_from_recording() {
+    std::lock_guard lock(shared_.answers_mutex);
+    if (shared_.recorded.empty()) return;
+    if (const auto judged = judged_answer(request_.last_user_text)) {
+      const auto grade = shared_.grade_by_answer.find(std::string(judged->substr(0, kGradeKeyBytes)));
+      if (grade == shared_.grade_by_answer.end()) return;
+      char text[32];
+      std::snprintf(text, sizeof text, "Score: %.1f", grade->second);
+      simulator::compose_fixed_answer(text, shared_.options.chunks, answer_);
+      shared_.recorded_grades_served.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    const auto recorded = shared_.recorded_by_prompt.find(recorded_key(request_.model, request_.last_user_text));
+    if (recorded == shared_.recorded_by_prompt.end()) return;
+    simulator::compose_fixed_answer(recorded->second->response, shared_.options.chunks, answer_);
+    shared_.recorded_answers_served.fetch_add(1, std::memory_order_relaxed);
+  }
   const simulator::SimulatedToolCall* tool_call() const { return is_tool_call() ? &tool_call_ : nullptr; }
   simulator::TokenUsage usage_;
   bool include_usage_ = false;
   char drain_buffer_[512];
 };
+
+// Replaces the recorded answers; the caller holds answers_mutex or owns `shared`.
+void index_recorded(ServerShared& shared, std::vector<RecordedAnswer> recorded) {
+  shared.recorded = std::move(recorded);
+  shared.recorded_by_prompt.clear();
+  shared.grade_by_answer.clear();
+  for (const RecordedAnswer& answer : shared.recorded) {
+    shared.recorded_by_prompt[recorded_key(answer.model, answer.prompt)] = &answer;
+    // An empty answer is never recognised in a judge call: it would match every empty one.
+    if (!answer.response.empty()) {
+      shared.grade_by_answer[answer.response.substr(0, kGradeKeyBytes)] = recorded_grade(answer.quality);
+    }
+  }
+}
 
 // Thousands of concurrent streams need thousands of descriptors on both ends
 // of loopback; the soft limit is often 1024 while the hard limit allows more.
@@ -612,6 +681,7 @@ struct SimulatedUpstream::Impl {
     shared.options = std::move(options);
     fault_plan_status = shared.fault_planner.configure(shared.options.faults);
     shared.answers = shared.options.answers;
+    index_recorded(shared, shared.options.recorded);
   }
 
   void accept_next() {
@@ -745,6 +815,21 @@ void SimulatedUpstream::set_answer_rules(std::vector<SimulatedAnswerRule> rules)
   std::lock_guard lock(impl_->shared.answers_mutex);
   impl_->shared.answers = std::move(rules);
 }
+
+void SimulatedUpstream::set_recorded_answers(std::vector<RecordedAnswer> recorded) {
+  std::lock_guard lock(impl_->shared.answers_mutex);
+  index_recorded(impl_->shared, std::move(recorded));
+}
+
+std::uint64_t SimulatedUpstream::recorded_answers_served() const {
+  return impl_->shared.recorded_answers_served.load(std::memory_order_relaxed);
+}
+
+std::uint64_t SimulatedUpstream::recorded_grades_served() const {
+  return impl_->shared.recorded_grades_served.load(std::memory_order_relaxed);
+}
+
+double recorded_grade(double quality) { return 1.0 + 4.0 * std::clamp(quality, 0.0, 1.0); }
 
 std::map<std::string, std::uint64_t> SimulatedUpstream::requests_by_model() const {
   std::lock_guard lock(impl_->shared.answers_mutex);

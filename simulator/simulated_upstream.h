@@ -126,6 +126,26 @@ struct SimulatedAnswerRule {
   std::string tool_name = {};
 };
 
+// A recorded answer (`cascade upstream --outcomes FILE`): what `model` said
+// to `prompt` (the last user message, exactly) and the quality a judge gave
+// it, 0..1, as an outcomes file of `cascade route-data` holds them.
+struct RecordedAnswer {
+  std::string model;  // as requests name it (the upstream model name)
+  std::string prompt;
+  std::string response;
+  double quality = 0;
+};
+
+// Starts the section of a judge call's user message that holds the answer
+// to grade. The worker's judge writes it (consumers/worker/judge.h,
+// kJudgeAnswerMarker; tests/integration checks that the two agree).
+inline constexpr std::string_view kJudgeCallAnswerMarker = "### Answer to grade";
+
+// The grade a judge call gets for a recorded answer: 1 + 4 x quality, so a
+// correct benchmark answer gets 5, a wrong one 1, and an AlpacaEval answer
+// the judge likes as much as GPT-4 Turbo's (quality 0.5) gets 3.
+double recorded_grade(double quality);
+
 struct SimulatedUpstreamOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0 = any free port
@@ -134,6 +154,11 @@ struct SimulatedUpstreamOptions {
   int threads = 1;         // server I/O threads
   FaultInjectionOptions faults = {};
   std::vector<SimulatedAnswerRule> answers = {};  // none: every answer is composed
+  // Known (model, prompt) pairs are answered with their recorded answer, and
+  // a judge call whose answer is a recorded one gets "Score: <grade>"
+  // (recorded_grade). Anything else is composed as usual; answer rules
+  // still win over both.
+  std::vector<RecordedAnswer> recorded = {};
 };
 
 class SimulatedUpstream {
@@ -162,6 +187,12 @@ class SimulatedUpstream {
   void set_answer_rules(std::vector<SimulatedAnswerRule> rules);
   // Valid chat completion requests so far, by the model they named.
   std::map<std::string, std::uint64_t> requests_by_model() const;
+  // Replaces the recorded answers (SimulatedUpstreamOptions::recorded) for the
+  // requests that arrive from now on.
+  void set_recorded_answers(std::vector<RecordedAnswer> recorded);
+  // Requests answered with a recorded answer, and judge calls graded from one.
+  std::uint64_t recorded_answers_served() const;
+  std::uint64_t recorded_grades_served() const;
   // The fault the plan gives the ordinal-th (0-based) request that consults it.
   UpstreamFault planned_fault(std::uint64_t ordinal) const;
 

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -29,6 +30,7 @@
 #include "core/logging.h"
 #include "kafka/kafka.h"
 #include "router/router.h"
+#include "router/tools/evaluation.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"
 
@@ -426,6 +428,36 @@ int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& option
   return 0;
 }
 
+namespace {
+
+// The answers of an outcomes file under the model names requests use: a
+// recorded model is served under its own name and under every UPSTREAM that
+// --model-map sends to it.
+Result<std::vector<RecordedAnswer>> recorded_answers(const std::string& path, const std::vector<std::string>& model_map) {
+  std::multimap<std::string, std::string> names;  // recorded -> upstream
+  for (const std::string& spec : model_map) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      return fail(ErrorCode::invalid_request, "--model-map wants UPSTREAM=RECORDED, got " + spec);
+    names.emplace(spec.substr(eq + 1), spec.substr(0, eq));
+  }
+  auto rows = read_outcomes(path);
+  if (!rows) return std::unexpected(rows.error());
+  std::vector<RecordedAnswer> answers;
+  for (const OutcomeRow& row : *rows) {
+    for (const auto& [model, outcome] : row.outcomes) {
+      if (!outcome.response) continue;
+      answers.push_back({model, row.prompt, *outcome.response, outcome.quality});
+      const auto [first, last] = names.equal_range(model);
+      for (auto it = first; it != last; ++it) answers.push_back({it->second, row.prompt, *outcome.response, outcome.quality});
+    }
+  }
+  if (answers.empty()) return fail(ErrorCode::invalid_request, path + " holds no answers (outcomes with a response)");
+  return answers;
+}
+
+}  // namespace
+
 int run_upstream(const UpstreamOptions& options) {
   init_logging("info");
   SimulatedUpstreamOptions o;
@@ -433,14 +465,20 @@ int run_upstream(const UpstreamOptions& options) {
   o.chunks = options.chunks;
   o.chunk_delay_ms = options.delay_ms;
   o.threads = options.threads;
+  if (!options.outcomes.empty()) {
+    auto recorded = recorded_answers(options.outcomes, options.model_map);
+    if (!recorded) return print_error(recorded.error());
+    o.recorded = std::move(*recorded);
+    spdlog::info("upstream: {} recorded answers from {}", o.recorded.size(), options.outcomes);
+  }
   SimulatedUpstream upstream(o);
   if (auto ok = upstream.start(); !ok) return print_error(ok.error());
   if (!options.port_file.empty() && !write_file(options.port_file, std::to_string(upstream.port()))) {
     std::fprintf(stderr, "cascade: cannot write %s\n", options.port_file.c_str());
     return 1;
   }
-  spdlog::info("upstream: SIMULATED OpenAI-compatible endpoint at {} (answers are simulated, not from a real model)",
-               upstream.base_url());
+  spdlog::info("upstream: SIMULATED OpenAI-compatible endpoint at {} (answers are {}, not from a live model)",
+               upstream.base_url(), o.recorded.empty() ? "simulated" : "recorded or simulated");
   wait_for_signal();
   spdlog::info("upstream: served {} requests", upstream.requests_served());
   upstream.stop();

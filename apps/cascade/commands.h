@@ -68,6 +68,8 @@ struct UpstreamOptions {
   int chunks = 20;
   int delay_ms = 0;
   int threads = 1;
+  std::string outcomes;                 // recorded answers and their quality (route-data output)
+  std::vector<std::string> model_map;   // UPSTREAM=RECORDED: requests for UPSTREAM get RECORDED's answers
 };
 
 // `cascade cache-eval`: semantic cache precision/recall on a paraphrase set.

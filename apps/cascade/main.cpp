@@ -76,6 +76,11 @@ int main(int argc, char** argv) {
   upstream_cmd->add_option("--chunks", upstream.chunks, "Chunks per answer");
   upstream_cmd->add_option("--delay-ms", upstream.delay_ms, "Delay between chunks");
   upstream_cmd->add_option("--threads", upstream.threads, "I/O threads");
+  upstream_cmd->add_option("--outcomes", upstream.outcomes,
+                           "Answer known prompts with these recorded answers and grade them as recorded "
+                           "(an outcomes file of route-data)");
+  upstream_cmd->add_option("--model-map", upstream.model_map,
+                           "UPSTREAM=RECORDED: requests for model UPSTREAM get RECORDED's answers (repeatable)");
 
   CachePurgeOptions cache_purge;
   auto* cache_cmd = app.add_subcommand("cache", "Operate on the response cache of every worker");

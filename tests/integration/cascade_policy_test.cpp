@@ -723,6 +723,31 @@ TEST_F(CascadePolicyTest, IdenticalRequestsShareTheEscalatedAnswerAndTheCacheKee
   EXPECT_EQ(upstream_->requests_served(), 2u);
 }
 
+// `cascade upstream --outcomes`: the cheap model answers with its recorded
+// answer and the judge, asked by the worker's real judge prompt, grades it
+// as recorded (1 + 4 x quality), so a replay measures quality as the data did.
+TEST_F(CascadePolicyTest, QualitySamplingGradesARecordedAnswerWithItsRecordedGrade) {
+  env_overrides["CASCADE_QUALITY_SAMPLE_RATE"] = "1";
+  start_pipeline();
+  const ModelInfo& judge = catalog_->baseline();
+  const PromptEvent e = request("recorded-1", "Name three famous Broadway actors.");
+  resolve_models(e);
+  ASSERT_LT(cheap_->tier, judge.tier);
+  const std::string recorded = "Hugh Jackman, Audra McDonald and Nathan Lane all began on Broadway.";
+  upstream_->set_recorded_answers({{cheap_->upstream_model, "Name three famous Broadway actors.", recorded, 0.75}});
+  send_and_wait({e});
+  EXPECT_EQ(expect_final(e).value("content", ""), recorded);
+  ASSERT_TRUE(eventually([&] { return stats().quality_published.load() >= 1; }, std::chrono::seconds(30)));
+  client_->poll(300);
+  const auto published = quality_events();
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published.front().id, e.id);
+  EXPECT_EQ(published.front().score, recorded_grade(0.75));
+  EXPECT_EQ(upstream_->recorded_answers_served(), 1u);
+  EXPECT_EQ(upstream_->recorded_grades_served(), 1u);
+  EXPECT_EQ(std::string_view(kJudgeAnswerMarker), kJudgeCallAnswerMarker);
+}
+
 TEST_F(CascadePolicyTest, QualitySamplingAtRateOnePublishesOneGradedEventPerCheaperTierAnswer) {
   env_overrides["CASCADE_QUALITY_SAMPLE_RATE"] = "1";
   start_pipeline();

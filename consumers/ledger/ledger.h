@@ -21,6 +21,7 @@
 
 #include "budgets/budgets.h"
 #include "config/config.h"
+#include "consumers/quality/quality_aggregator.h"
 #include "core/result.h"
 #include "events/events.h"
 
@@ -238,10 +239,15 @@ struct SavingsReportOptions {
   std::string window;
   // Budget use lines (cascade budget / BudgetBook::statuses with spend).
   std::vector<BudgetStatus> budgets;
+  // The judge's grades of sampled answers (QualityAggregator::rows of
+  // cascade.quality, already only `tenant`'s when a tenant is given): a
+  // "Quality" line beside the savings and a section per model and tier, or
+  // a line saying that no answer was graded. nullopt = not read: neither.
+  std::optional<std::vector<QualityRow>> quality;
 };
 
 // The savings report: requests, cache hits, cost, baseline cost, savings and
-// percentage, model mix with bars, and budget use. `tenant` empty = all tenants.
+// percentage, judged quality next to them, model mix with bars, and budget use. `tenant` empty = all tenants.
 std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,
                                   const std::string& tenant = "");
 std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,

@@ -126,6 +126,48 @@ std::string policy_lines(const std::map<std::string, LedgerTotals>& policies) {
   return out;
 }
 
+// Every tenant's grades of one model and tier together.
+std::vector<QualityRow> merged_by_model(const std::vector<QualityRow>& rows) {
+  std::map<std::pair<std::string, std::string>, QualityRow> merged;
+  for (const QualityRow& row : rows) {
+    QualityRow& m = merged[{row.model, row.tier}];
+    m.model = row.model;
+    m.tier = row.tier;
+    m.samples += row.samples;
+    m.score_sum += row.score_sum;
+    for (std::size_t g = 0; g < m.by_grade.size(); ++g) m.by_grade[g] += row.by_grade[g];
+    m.judge_cost_usd += row.judge_cost_usd;
+  }
+  std::vector<QualityRow> out;
+  for (auto& [key, row] : merged) out.push_back(std::move(row));
+  return out;
+}
+
+double share_graded_4_or_5(const QualityRow& row) {
+  return row.samples == 0 ? 0 : static_cast<double>(row.by_grade[3] + row.by_grade[4]) / static_cast<double>(row.samples);
+}
+
+// Why the savings figure stands alone when nothing was graded.
+constexpr const char* kNoGrades =
+    "not measured: no answer was graded (set quality.sample_rate to have the judge grade a share of the "
+    "cheaper tiers' answers)";
+
+std::string quality_lines(const std::vector<QualityRow>& by_model) {
+  if (by_model.empty()) return {};
+  std::size_t model_width = 5;
+  for (const QualityRow& row : by_model) model_width = std::max(model_width, row.model.size());
+  std::string out = "\nJudged quality (LLM-as-judge grades 1-5 of sampled answers, cascade.quality)\n";
+  out += pad_right("model", model_width) + "  " + pad_right("tier", 6) + "  " + pad_left("graded", 7) + "  " +
+         pad_left("mean", 5) + "  " + pad_left("4 or 5", 6) + "  " + pad_left("judge cost", 10) + "\n";
+  for (const QualityRow& row : by_model) {
+    out += pad_right(row.model, model_width) + "  " + pad_right(row.tier, 6) + "  " +
+           pad_left(with_thousands(row.samples), 7) + "  " + pad_left(printf_string("%.2f", row.mean_score()), 5) +
+           "  " + pad_left(printf_string("%.0f%%", 100.0 * share_graded_4_or_5(row)), 6) + "  " +
+           pad_left(format_money(row.judge_cost_usd), 10) + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string format_savings_report(const LedgerAggregator& ledger, const std::string& baseline_model,
@@ -159,6 +201,22 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
                             baseline_model + ")");
   const std::string savings_percent = format_percent(totals.savings_usd, totals.baseline_cost_usd);
   line("Savings", format_money(totals.savings_usd) + " (" + savings_percent + " of baseline)");
+  std::vector<QualityRow> graded;
+  if (options.quality) {
+    graded = merged_by_model(*options.quality);
+    QualityRow all;
+    for (const QualityRow& row : graded) {
+      all.samples += row.samples;
+      all.score_sum += row.score_sum;
+      for (std::size_t g = 0; g < all.by_grade.size(); ++g) all.by_grade[g] += row.by_grade[g];
+    }
+    line("Quality", all.samples == 0
+                        ? std::string(kNoGrades)
+                        : printf_string("%.2f / 5 mean judged grade of %s sampled answers of cheaper tiers "
+                                        "(%.0f%% graded 4 or 5)",
+                                        all.mean_score(), with_thousands(all.samples).c_str(),
+                                        100.0 * share_graded_4_or_5(all)));
+  }
   line("Avg latency", format_duration_ms(totals.latency_ms_sum / requests));
   line("Avg TTFT", format_duration_ms(totals.ttft_ms_sum / requests));
 
@@ -178,7 +236,7 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
            pad_left(printf_string("%.1f%%", 100.0 * share), 6) + "  " + pad_right(bar_for(share), kBarWidth) +
            "  " + pad_left(format_money(model_totals.cost_usd), 10) + "\n";
   }
-  return out + policy_lines(all_tenants ? ledger.by_policy() : ledger.tenant_by_policy(tenant)) +
+  return out + quality_lines(graded) + policy_lines(all_tenants ? ledger.by_policy() : ledger.tenant_by_policy(tenant)) +
          budget_lines(options.budgets);
 }
 

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "consumers/ledger/ledger.h"
 #include "cost_event_builder.h"
@@ -199,6 +201,54 @@ TEST(SavingsReport, FlagsBudgetsPastTheirSoftAndHardLimits) {
   EXPECT_THAT(line_starting_with(report, "acme tenant"), HasSubstr("(85.0%) soft limit passed"));
   EXPECT_THAT(line_starting_with(report, "acme model gpt-4o"), HasSubstr("EXCEEDED"));
   EXPECT_THAT(line_starting_with(report, "acme model gpt-4o"), HasSubstr("[set at run time]"));
+}
+
+TEST(SavingsReport, ShowsTheJudgedQualityOfTheCheaperAnswersBesideTheSavings) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .model = "small", .cost_usd = 1, .baseline_cost_usd = 5}));
+  QualityAggregator quality;
+  int n = 0;
+  // small: 5, 4, 3 from two tenants; medium: 2.
+  for (const auto& [tenant, model, tier, score] : std::vector<std::tuple<std::string, std::string, std::string, double>>{
+           {"acme", "small", "small", 5}, {"acme", "small", "small", 4}, {"globex", "small", "small", 3},
+           {"acme", "medium", "medium", 2}}) {
+    QualityEvent event;
+    event.id = "q" + std::to_string(++n);
+    event.tenant = tenant;
+    event.model = model;
+    event.tier = tier;
+    event.judge_model = "large";
+    event.score = score;
+    event.judge_cost_usd = 0.01;
+    ASSERT_TRUE(quality.add(event));
+  }
+  SavingsReportOptions options;
+  options.quality = quality.rows();
+  const std::string report = format_savings_report(ledger, "gpt-4o", options);
+
+  EXPECT_THAT(line_starting_with(report, "Quality"),
+              HasSubstr("3.50 / 5 mean judged grade of 4 sampled answers of cheaper tiers (50% graded 4 or 5)"));
+  EXPECT_LT(report.find("\nSavings"), report.find("\nQuality"));
+  ASSERT_THAT(report, HasSubstr("Judged quality"));
+  const std::string section = report.substr(report.find("Judged quality"));
+  const std::string small = line_starting_with(section, "small  ");
+  EXPECT_THAT(small, HasSubstr(" 3 "));     // both tenants' grades together
+  EXPECT_THAT(small, HasSubstr("4.00"));    // mean
+  EXPECT_THAT(small, HasSubstr("67%"));     // two of three graded 4 or 5
+  EXPECT_THAT(small, HasSubstr("$0.0300"));  // judge cost
+  EXPECT_THAT(line_starting_with(section, "medium  "), HasSubstr("2.00"));
+}
+
+TEST(SavingsReport, SaysSoWhenNoAnswerWasGraded) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .model = "small", .cost_usd = 1, .baseline_cost_usd = 5}));
+  SavingsReportOptions options;
+  options.quality = std::vector<QualityRow>{};
+  const std::string report = format_savings_report(ledger, "gpt-4o", options);
+  EXPECT_THAT(line_starting_with(report, "Quality"), HasSubstr("not measured: no answer was graded"));
+  EXPECT_THAT(report, Not(HasSubstr("Judged quality")));
+  // Not read at all: no line.
+  EXPECT_THAT(format_savings_report(ledger, "gpt-4o"), Not(HasSubstr("\nQuality")));
 }
 
 }  // namespace

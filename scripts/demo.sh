@@ -41,6 +41,7 @@ wait_for_file "$WORK/bootstrap" broker "$WORK/broker.log"
 echo "bootstrap: $(cat "$WORK/bootstrap")"
 
 REAL_KEYS=()
+RECORDED=()
 for var in OPENAI_API_KEY ANTHROPIC_API_KEY GEMINI_API_KEY GROQ_API_KEY DEEPSEEK_API_KEY MISTRAL_API_KEY; do
   [ -n "${!var:-}" ] && REAL_KEYS+=("$var")
 done
@@ -48,8 +49,24 @@ if [ ${#REAL_KEYS[@]} -gt 0 ]; then
   banner "Real providers: ${REAL_KEYS[*]} (requests cost real money)"
   COUNT=${DEMO_PROMPTS:-30}
 else
+
+  ALPACA="$ROOT/../shared/data/router/alpaca_eval"
+  if [ -f "$ALPACA/instructions.jsonl" ] && [ -z "${DEMO_NO_RECORDINGS:-}" ]; then
+    # Real answers of real models to these prompts, with a GPT-4 judge's
+    # verdict of each against GPT-4 Turbo's (../shared/data/router/alpaca_eval):
+    # the simulator answers with them and grades them as the judge did, so the
+    # report can say what the savings did to the answers.
+    "$CASCADE" route-data alpaca-eval --in "$ALPACA" \
+      --prices "$ROOT/../shared/data/pricing/model_prices_and_context_window.json" \
+      --out "$WORK/recorded.jsonl" >"$WORK/route-data.log" 2>&1
+    RECORDED=(--outcomes "$WORK/recorded.jsonl" --tier-map small=gpt-3.5-turbo-1106 \
+              --tier-map medium=claude-2.1 --tier-map large=gpt4_1106_preview)
+    # The judge (catalog.baseline_model) grades every answer of a cheaper tier.
+    export CASCADE_QUALITY_SAMPLE_RATE=${CASCADE_QUALITY_SAMPLE_RATE:-1}
+  fi
   banner "SIMULATED upstream: no provider key is set, answers come from a local simulator, not a real model"
-  "$CASCADE" upstream --port-file "$WORK/port" --chunks 20 --delay-ms 10 >"$WORK/upstream.log" 2>&1 &
+  [ ${#RECORDED[@]} -gt 0 ] && echo "recorded answers: AlpacaEval prompts get each model's recorded answer (small tier: gpt-3.5-turbo-1106, medium: claude-2.1, large: GPT-4 Turbo) and the judge's recorded grade"
+  "$CASCADE" upstream --port-file "$WORK/port" --chunks 20 --delay-ms 10 "${RECORDED[@]}" >"$WORK/upstream.log" 2>&1 &
   PIDS+=($!)
   wait_for_file "$WORK/port" upstream "$WORK/upstream.log"
   URL="http://127.0.0.1:$(cat "$WORK/port")/v1"
@@ -69,7 +86,13 @@ PIDS+=($!)
 echo "worker log: $WORK/worker.log, ledger log: $WORK/ledger.log"
 
 PROMPTS="$ROOT/../shared/data/prompts/dolly_6400_categories.jsonl"
-if [ ! -f "$PROMPTS" ]; then
+if [ ${#REAL_KEYS[@]} -eq 0 ] && [ ${#RECORDED[@]} -gt 0 ]; then
+  # Chat prompts with recorded answers; the last fifth asks again what
+  # earlier users asked, as real traffic does, so the cache shows.
+  head -n $((COUNT * 4 / 5)) "$ALPACA/instructions.jsonl" >"$WORK/prompts.jsonl"
+  head -n $((COUNT - COUNT * 4 / 5)) "$ALPACA/instructions.jsonl" >>"$WORK/prompts.jsonl"
+  PROMPTS="$WORK/prompts.jsonl"
+elif [ ! -f "$PROMPTS" ]; then
   PROMPTS="$ROOT/deploy/demo/prompts.sample.jsonl"
   echo "(../shared is absent: using the shipped sample, see deploy/demo/ATTRIBUTION.md)"
 fi
@@ -78,8 +101,19 @@ banner "Replaying $COUNT real prompts from $(basename "$PROMPTS") as prompt even
 "$CASCADE" --bootstrap-file "$WORK/bootstrap" replay --file "$PROMPTS" --count "$COUNT" --tenants 4 --show 3
 
 sleep 1  # let the ledger consumer apply the last cost events
+if [ -n "${CASCADE_QUALITY_SAMPLE_RATE:-}" ]; then
+  sleep 2  # and the judge grade the last answers
+fi
 banner "Savings report (from the cascade.ledger topic)"
 "$CASCADE" --bootstrap-file "$WORK/bootstrap" report
+if [ ${#RECORDED[@]} -gt 0 ]; then
+  echo
+  echo "How to read Quality here: the judge compared each recorded answer with GPT-4 Turbo's answer to the same"
+  echo "prompt. Grade 3 = as good as GPT-4 Turbo's (always-GPT-4 scores 3.0), 5 = clearly better, 1 = clearly worse."
+  echo "Cheaper answers were judged worse on most prompts: routing by prompt alone saves money at a cost in quality"
+  echo "that this line now shows. The cheap-first cascade with the chat answer checker trades some savings back:"
+  echo "docs/routing.md, \"Chat traffic\"."
+fi
 
 banner "Prometheus metrics"
 echo "The ledger consumer serves http://$METRICS/metrics, /api/usage and a dashboard at http://$METRICS/ (while it runs: cascade ledger). A sample:"

@@ -458,15 +458,38 @@ Result<std::vector<RecordedAnswer>> recorded_answers(const std::string& path, co
 
 }  // namespace
 
-int run_upstream(const UpstreamOptions& options) {
+int run_upstream(const CommonOptions& common, const UpstreamOptions& options) {
   init_logging("info");
+  std::vector<std::string> model_map = options.model_map;
+  if (options.outcomes.empty() && (!options.model_map.empty() || !options.tier_map.empty())) {
+    std::fprintf(stderr, "cascade upstream: --model-map and --tier-map need --outcomes\n");
+    return 2;
+  }
+  if (!options.tier_map.empty()) {
+    // The catalog's models by tier, as the worker will name them upstream.
+    auto config = load(common);
+    if (!config) return 2;
+    auto catalog = ModelCatalog::load(config->catalog);
+    if (!catalog) return print_error(catalog.error());
+    for (const std::string& spec : options.tier_map) {
+      const auto eq = spec.find('=');
+      const auto tier = eq == std::string::npos ? std::nullopt : parse_tier(spec.substr(0, eq));
+      if (!tier || eq + 1 == spec.size()) {
+        std::fprintf(stderr, "cascade upstream: --tier-map wants small|medium|large=RECORDED, got %s\n", spec.c_str());
+        return 2;
+      }
+      for (const ModelInfo& model : catalog->models()) {
+        if (model.tier == *tier) model_map.push_back(model.upstream_model + "=" + spec.substr(eq + 1));
+      }
+    }
+  }
   SimulatedUpstreamOptions o;
   o.port = static_cast<std::uint16_t>(options.port);
   o.chunks = options.chunks;
   o.chunk_delay_ms = options.delay_ms;
   o.threads = options.threads;
   if (!options.outcomes.empty()) {
-    auto recorded = recorded_answers(options.outcomes, options.model_map);
+    auto recorded = recorded_answers(options.outcomes, model_map);
     if (!recorded) return print_error(recorded.error());
     o.recorded = std::move(*recorded);
     spdlog::info("upstream: {} recorded answers from {}", o.recorded.size(), options.outcomes);

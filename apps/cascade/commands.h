@@ -70,6 +70,7 @@ struct UpstreamOptions {
   int threads = 1;
   std::string outcomes;                 // recorded answers and their quality (route-data output)
   std::vector<std::string> model_map;   // UPSTREAM=RECORDED: requests for UPSTREAM get RECORDED's answers
+  std::vector<std::string> tier_map;    // TIER=RECORDED: every catalog model of TIER gets RECORDED's answers
 };
 
 // `cascade cache-eval`: semantic cache precision/recall on a paraphrase set.
@@ -119,7 +120,7 @@ int run_report(const CommonOptions& common, const ReportOptions& options);
 // worker applies (docs/state.md); needs a cluster, never an embedded broker
 // of its own.
 int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& options);
-int run_upstream(const UpstreamOptions& options);
+int run_upstream(const CommonOptions& common, const UpstreamOptions& options);
 int run_cache_eval(const CacheEvalCommandOptions& options);
 int run_cache_train(const CacheTrainCommandOptions& options);
 

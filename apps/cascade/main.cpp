@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
   upstream_cmd->add_option("--outcomes", upstream.outcomes,
                            "Answer known prompts with these recorded answers and grade them as recorded "
                            "(an outcomes file of route-data)");
+  upstream_cmd->add_option("--tier-map", upstream.tier_map,
+                           "TIER=RECORDED: every model of the configured catalog's TIER (small|medium|large) gets "
+                           "RECORDED's answers (repeatable)");
   upstream_cmd->add_option("--model-map", upstream.model_map,
                            "UPSTREAM=RECORDED: requests for model UPSTREAM get RECORDED's answers (repeatable)");
 
@@ -228,7 +231,7 @@ int main(int argc, char** argv) {
   if (*budget_set_cmd) return run_budget_set(common, budget);
   if (*budget_show_cmd) return run_budget_show(common, budget);
   if (*cache_purge_cmd) return run_cache_purge(common, cache_purge);
-  if (*upstream_cmd) return run_upstream(upstream);
+  if (*upstream_cmd) return run_upstream(common, upstream);
   if (*cache_eval_cmd) return run_cache_eval(cache_eval);
   if (*cache_train_cmd) return run_cache_train(cache_train);
   if (*route_cmd) return run_route(common, route);

@@ -138,7 +138,7 @@ int ledger_service(const Config& config) {
   (*monitor)->refresh_all();
 
   auto http = LedgerHttpServer::start(config.ledger.metrics_listen, **store, &(*table)->book(), &metrics,
-                                      config.catalog.baseline_model);
+                                      config.catalog.baseline_model, &quality);
   if (!http) return report_error(http.error());
 
   LedgerSinks sinks;

@@ -148,10 +148,27 @@ Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query
   return out.dump();
 }
 
+std::string quality_json(const QualityAggregator& quality, const std::optional<std::string>& tenant) {
+  json rows = json::array();
+  for (const QualityRow& row : quality.rows(tenant)) {
+    const double high = static_cast<double>(row.by_grade[3] + row.by_grade[4]);
+    rows.push_back({{"tenant", row.tenant},
+                    {"model", row.model},
+                    {"tier", row.tier},
+                    {"graded", row.samples},
+                    {"mean_grade", row.mean_score()},
+                    {"share_4_or_5", row.samples == 0 ? 0.0 : high / static_cast<double>(row.samples)},
+                    {"by_grade", row.by_grade},
+                    {"judge_cost_usd", row.judge_cost_usd}});
+  }
+  return json{{"quality", rows}}.dump();
+}
+
 struct LedgerHttpServer::Impl {
   const LedgerStore* store = nullptr;
   const BudgetBook* budgets = nullptr;
   const LedgerMetrics* metrics = nullptr;
+  const QualityAggregator* quality = nullptr;
   std::string baseline_model;
   asio::io_context ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -212,6 +229,14 @@ struct LedgerHttpServer::Impl {
       return {http::status::ok, "text/plain; version=0.0.4; charset=utf-8", metrics->serialize()};
     }
     if (path == "/api/budgets") return budgets_reply(params);
+    if (path == "/api/quality") {
+      if (!quality) return error(http::status::not_found, "quality is not aggregated by this server");
+      const auto tenant = params.find("tenant");
+      return {http::status::ok, "application/json",
+              quality_json(*quality, tenant == params.end() || tenant->second.empty()
+                                         ? std::nullopt
+                                         : std::optional<std::string>(tenant->second))};
+    }
     if (path == "/api/usage") {
       const std::int64_t now = system_now_ms();
       UsageQuery query;
@@ -288,7 +313,8 @@ struct LedgerHttpServer::Impl {
 Result<std::unique_ptr<LedgerHttpServer>> LedgerHttpServer::start(const std::string& listen, const LedgerStore& store,
                                                                   const BudgetBook* budgets,
                                                                   const LedgerMetrics* metrics,
-                                                                  std::string baseline_model) {
+                                                                  std::string baseline_model,
+                                                                  const QualityAggregator* quality) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) return fail(ErrorCode::invalid_request, "listen address '" + listen + "' is not host:port");
   std::string host = listen.substr(0, colon);
@@ -303,6 +329,7 @@ Result<std::unique_ptr<LedgerHttpServer>> LedgerHttpServer::start(const std::str
   s.store = &store;
   s.budgets = budgets;
   s.metrics = metrics;
+  s.quality = quality;
   s.baseline_model = std::move(baseline_model);
   try {
     const auto address = asio::ip::make_address(host.empty() || host == "*" ? "0.0.0.0" : host);

@@ -349,14 +349,18 @@ class LedgerConsumer {
 
 // Serves, on one address: GET /metrics (Prometheus text format of `metrics`),
 // GET /api/usage?tenant=&from=&to=&group_by=day|model|tenant (JSON from the
-// store), GET /api/budgets?tenant= (budgets with spend), GET / (the
-// dashboard: one self-contained page, no external resources) and /healthz.
+// store), GET /api/budgets?tenant= (budgets with spend), GET
+// /api/quality?tenant= (the judge's grades per tenant, model and tier), GET /
+// (the dashboard: one self-contained page, no external resources) and /healthz.
 class LedgerHttpServer {
  public:
-  // listen = "host:port" (port 0 = any free port; see port()).
+  // listen = "host:port" (port 0 = any free port; see port()). `quality`
+  // null: /api/quality answers 404 (the dashboard then shows no quality).
+  // Every pointer must outlive the server.
   [[nodiscard]] static Result<std::unique_ptr<LedgerHttpServer>> start(const std::string& listen, const LedgerStore& store,
                                                          const BudgetBook* budgets, const LedgerMetrics* metrics,
-                                                         std::string baseline_model);
+                                                         std::string baseline_model,
+                                                         const QualityAggregator* quality = nullptr);
   ~LedgerHttpServer();
   void stop();
   std::uint16_t port() const;
@@ -371,6 +375,10 @@ class LedgerHttpServer {
 // The JSON of GET /api/usage for a query (exposed for tests and the CLI).
 // group_by: day | model | tenant.
 [[nodiscard]] Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by);
+// The JSON of GET /api/quality: {"quality": [{"tenant","model","tier","graded",
+// "mean_grade","share_4_or_5","by_grade":[n1..n5],"judge_cost_usd"}]},
+// `tenant`'s rows only when given.
+std::string quality_json(const QualityAggregator& quality, const std::optional<std::string>& tenant);
 // The dashboard page.
 std::string_view dashboard_html();
 

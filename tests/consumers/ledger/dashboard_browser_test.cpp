@@ -12,6 +12,8 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
@@ -84,7 +86,21 @@ class DashboardBrowserTest : public ::testing::Test {
     ASSERT_TRUE(store_->apply(events));
     budgets_.set_runtime_budget({"acme", "", {0.05, 2, 80}});
     budgets_.set_runtime_budget({"acme", model_scope("gpt-4o"), {0.1, 0, 80}});
-    auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, nullptr, "gpt-4o");
+    // The judge's grades: acme's gpt-4o-mini 4, 5, 2; globex's claude 3.
+    int n = 0;
+    for (const auto& [tenant, model, score] : std::vector<std::tuple<std::string, std::string, double>>{
+             {"acme", "gpt-4o-mini", 4}, {"acme", "gpt-4o-mini", 5}, {"acme", "gpt-4o-mini", 2},
+             {"globex", "claude-haiku-4-5", 3}}) {
+      QualityEvent graded;
+      graded.id = "q" + std::to_string(++n);
+      graded.tenant = tenant;
+      graded.model = model;
+      graded.tier = "small";
+      graded.judge_model = "gpt-4o";
+      graded.score = score;
+      ASSERT_TRUE(quality_.add(graded));
+    }
+    auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, nullptr, "gpt-4o", &quality_);
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(*server);
   }
@@ -102,6 +118,7 @@ class DashboardBrowserTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<LedgerStore> store_;
   BudgetBook budgets_;
+  QualityAggregator quality_;
   std::unique_ptr<LedgerHttpServer> server_;
 };
 
@@ -134,6 +151,10 @@ TEST_F(DashboardBrowserTest, RendersCostSavingsModelMixCacheLatencyAndBudgetChar
   // Budgets: daily and monthly of the tenant, daily of its gpt-4o budget.
   EXPECT_EQ(count_of(dom, "class=\"bar-budget\""), 3u);
   EXPECT_NE(dom.find("id=\"kpi-requests\">140<"), std::string::npos) << "KPI: 14 days x 10 requests";
+  // Judged quality beside the savings: acme's grades only (mean of 4, 5, 2).
+  EXPECT_EQ(count_of(dom, "class=\"bar-quality\""), 1u);
+  EXPECT_NE(dom.find("data-model=\"gpt-4o-mini (small)\" data-value=\"3.6666"), std::string::npos);
+  EXPECT_NE(dom.find("id=\"kpi-quality\">3.67 / 5<"), std::string::npos);
 }
 
 TEST_F(DashboardBrowserTest, SavesAScreenshot) {

@@ -130,6 +130,41 @@ TEST_F(LedgerHttpServerTest, BudgetsCarryTheLedgersOwnSpend) {
   EXPECT_EQ(json::parse(get(server_->port(), "/api/budgets?tenant=globex").body)["budgets"].size(), 0u);
 }
 
+TEST_F(LedgerHttpServerTest, QualityIsServedPerTenantModelAndTierOnlyWhenAggregated) {
+  // This fixture's server has no quality aggregator.
+  EXPECT_EQ(get(server_->port(), "/api/quality").status, 404);
+
+  QualityAggregator quality;
+  int n = 0;
+  for (const auto& [tenant, score] : std::vector<std::pair<std::string, double>>{{"acme", 5}, {"acme", 3}, {"globex", 4}}) {
+    QualityEvent graded;
+    graded.id = "q" + std::to_string(++n);
+    graded.tenant = tenant;
+    graded.model = "small-model";
+    graded.tier = "small";
+    graded.judge_model = "gpt-4o";
+    graded.score = score;
+    graded.judge_cost_usd = 0.001;
+    ASSERT_TRUE(quality.add(graded));
+  }
+  auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, &metrics_, "gpt-4o", &quality);
+  ASSERT_TRUE(server) << server.error().message;
+  const HttpReply all = get((*server)->port(), "/api/quality");
+  ASSERT_EQ(all.status, 200);
+  const json rows = json::parse(all.body)["quality"];
+  ASSERT_EQ(rows.size(), 2u);
+  const HttpReply acme = get((*server)->port(), "/api/quality?tenant=acme");
+  const json acme_rows = json::parse(acme.body)["quality"];
+  ASSERT_EQ(acme_rows.size(), 1u);
+  EXPECT_EQ(acme_rows[0]["model"], "small-model");
+  EXPECT_EQ(acme_rows[0]["tier"], "small");
+  EXPECT_EQ(acme_rows[0]["graded"], 2);
+  EXPECT_DOUBLE_EQ(acme_rows[0]["mean_grade"].get<double>(), 4.0);
+  EXPECT_DOUBLE_EQ(acme_rows[0]["share_4_or_5"].get<double>(), 0.5);
+  EXPECT_EQ(acme_rows[0]["by_grade"], json::array({0, 0, 1, 0, 1}));
+  EXPECT_NEAR(acme_rows[0]["judge_cost_usd"].get<double>(), 0.002, 1e-12);
+}
+
 TEST_F(LedgerHttpServerTest, ServesMetricsAndASelfContainedDashboard) {
   const auto metrics = get(server_->port(), "/metrics");
   ASSERT_EQ(metrics.status, 200);

@@ -63,6 +63,8 @@ else
               --tier-map medium=claude-2.1 --tier-map large=gpt4_1106_preview)
     # The judge (catalog.baseline_model) grades every answer of a cheaper tier.
     export CASCADE_QUALITY_SAMPLE_RATE=${CASCADE_QUALITY_SAMPLE_RATE:-1}
+    # The replay arrives at once: let every answer's grading call run.
+    export CASCADE_QUALITY_MAX_IN_FLIGHT=${CASCADE_QUALITY_MAX_IN_FLIGHT:-1000}
   fi
   banner "SIMULATED upstream: no provider key is set, answers come from a local simulator, not a real model"
   [ ${#RECORDED[@]} -gt 0 ] && echo "recorded answers: AlpacaEval prompts get each model's recorded answer (small tier: gpt-3.5-turbo-1106, medium: claude-2.1, large: GPT-4 Turbo) and the judge's recorded grade"

@@ -16,10 +16,10 @@
 #include <boost/beast/http/string_body.hpp>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <mutex>
 #include <optional>
-#include <cstdio>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -681,7 +681,8 @@ struct SimulatedUpstream::Impl {
     shared.options = std::move(options);
     fault_plan_status = shared.fault_planner.configure(shared.options.faults);
     shared.answers = shared.options.answers;
-    index_recorded(shared, shared.options.recorded);
+    // Kept once, in `shared.recorded` (options.recorded is not read again).
+    index_recorded(shared, std::move(shared.options.recorded));
   }
 
   void accept_next() {

@@ -107,7 +107,12 @@ if [ -n "${CASCADE_QUALITY_SAMPLE_RATE:-}" ]; then
   sleep 2  # and the judge grade the last answers
 fi
 banner "Savings report (from the cascade.ledger topic)"
-"$CASCADE" --bootstrap-file "$WORK/bootstrap" report
+if [ ${#RECORDED[@]} -gt 0 ]; then
+  # The judge graded every recorded answer against GPT-4 Turbo's, which grades 3 by construction.
+  "$CASCADE" --bootstrap-file "$WORK/bootstrap" report --baseline-grade 3
+else
+  "$CASCADE" --bootstrap-file "$WORK/bootstrap" report
+fi
 if [ ${#RECORDED[@]} -gt 0 ]; then
   echo
   echo "How to read Quality here: the judge compared each recorded answer with GPT-4 Turbo's answer to the same"

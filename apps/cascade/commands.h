@@ -41,6 +41,7 @@ struct ReplayOptions {
 struct ReportOptions {
   std::string tenant;
   std::string since;  // "7d", "24h", "90m" or "YYYY-MM-DD"; "" = everything
+  double baseline_grade = 0;  // the baseline's known judged grade; 0 = unknown
 };
 
 // `cascade budget set|show` (docs/ledger.md).

@@ -213,6 +213,11 @@ int savings_report(const Config& config, const ReportOptions& options) {
                                   });
   if (!graded) spdlog::debug("report: {} not read: {}", config.kafka.quality_topic, graded.error().message);
   report.quality = options.tenant.empty() ? quality.rows() : quality.rows(options.tenant);
+  if (options.baseline_grade != 0 && !(options.baseline_grade >= 1 && options.baseline_grade <= 5)) {
+    std::fprintf(stderr, "cascade report: --baseline-grade must be a grade in [1, 5]\n");
+    return 2;
+  }
+  report.baseline_grade = options.baseline_grade;
   std::cout << format_savings_report(aggregator, config.catalog.baseline_model, report);
   return 0;
 }

@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
   auto* report_cmd = app.add_subcommand("report", "Print the savings report from the ledger topic");
   report_cmd->add_option("--tenant", report.tenant, "Only this tenant");
   report_cmd->add_option("--since", report.since, "Only requests since then: 7d, 24h, 30m or YYYY-MM-DD (UTC)");
+  report_cmd->add_option("--baseline-grade", report.baseline_grade,
+                         "The judged grade (1-5) the baseline model's own answers get, when known (recorded data): "
+                         "the Quality line then says what share of it the cheaper answers kept");
 
   BudgetCommandOptions budget;
   auto* budget_cmd = app.add_subcommand("budget", "Set or show spending budgets (stored on the budgets topic)");

@@ -244,6 +244,11 @@ struct SavingsReportOptions {
   // "Quality" line beside the savings and a section per model and tier, or
   // a line saying that no answer was graded. nullopt = not read: neither.
   std::optional<std::vector<QualityRow>> quality;
+  // The grade the baseline model's own answers get from the same judge, when
+  // known (recorded data: AlpacaEval's judge gives GPT-4 Turbo 3 by
+  // construction); 0 = unknown. The Quality line then also gives the
+  // cheaper answers' mean as a share of it, beside the share of its cost.
+  double baseline_grade = 0;
 };
 
 // The savings report: requests, cache hits, cost, baseline cost, savings and

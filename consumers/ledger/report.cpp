@@ -216,6 +216,13 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
                                         "(%.0f%% graded 4 or 5)",
                                         all.mean_score(), with_thousands(all.samples).c_str(),
                                         100.0 * share_graded_4_or_5(all)));
+    if (all.samples > 0 && options.baseline_grade > 0) {
+      // The two figures a buyer weighs: what the answers kept, what the bill kept.
+      line("", printf_string("= %.0f%% of %s's judged quality (its answers grade %.2f) at %s of its cost",
+                             100.0 * all.mean_score() / options.baseline_grade, baseline_model.c_str(),
+                             options.baseline_grade,
+                             format_percent(totals.cost_usd, totals.baseline_cost_usd).c_str()));
+    }
   }
   line("Avg latency", format_duration_ms(totals.latency_ms_sum / requests));
   line("Avg TTFT", format_duration_ms(totals.ttft_ms_sum / requests));

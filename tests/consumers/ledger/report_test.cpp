@@ -239,6 +239,27 @@ TEST(SavingsReport, ShowsTheJudgedQualityOfTheCheaperAnswersBesideTheSavings) {
   EXPECT_THAT(line_starting_with(section, "medium  "), HasSubstr("2.00"));
 }
 
+TEST(SavingsReport, AKnownBaselineGradePutsQualityAndCostAsSharesOfTheBaselinesSideBySide) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .model = "small", .cost_usd = 1, .baseline_cost_usd = 4}));
+  QualityAggregator quality;
+  QualityEvent graded;
+  graded.id = "q1";
+  graded.tenant = "acme";
+  graded.model = "small";
+  graded.tier = "small";
+  graded.judge_model = "gpt-4o";
+  graded.score = 2.4;
+  ASSERT_TRUE(quality.add(graded));
+  SavingsReportOptions options;
+  options.quality = quality.rows();
+  options.baseline_grade = 3;
+  const std::string report = format_savings_report(ledger, "gpt-4o", options);
+  EXPECT_THAT(report, HasSubstr("= 80% of gpt-4o's judged quality (its answers grade 3.00) at 25.0% of its cost"));
+  options.baseline_grade = 0;
+  EXPECT_THAT(format_savings_report(ledger, "gpt-4o", options), Not(HasSubstr("judged quality (its answers")));
+}
+
 TEST(SavingsReport, SaysSoWhenNoAnswerWasGraded) {
   LedgerAggregator ledger;
   ledger.apply(make_cost({.id = "1", .model = "small", .cost_usd = 1, .baseline_cost_usd = 5}));

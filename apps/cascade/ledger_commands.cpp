@@ -204,12 +204,14 @@ int savings_report(const Config& config, const ReportOptions& options) {
     status.spent_monthly_usd = aggregator.spend(status.budget.tenant, status.budget.scope, BudgetPeriod::monthly, now);
     report.budgets.push_back(std::move(status));
   }
-  // The judge's grades, beside the savings they qualify; a missing quality
-  // topic (sampling never on) means nothing was graded.
+  // The judge's grades of the same window, beside the savings they qualify;
+  // a missing quality topic (sampling never on) means nothing was graded.
   QualityAggregator quality;
   auto graded = read_topic_to_end(config.kafka, config.kafka.bootstrap, config.kafka.quality_topic,
                                   [&](const KafkaRecord& record) {
-                                    if (!record.tombstone()) (void)quality.apply(record.payload());
+                                    if (record.tombstone()) return;
+                                    auto event = parse_quality_event(record.payload());
+                                    if (event && event->ts_ms >= since) quality.add(*event);
                                   });
   if (!graded) spdlog::debug("report: {} not read: {}", config.kafka.quality_topic, graded.error().message);
   report.quality = options.tenant.empty() ? quality.rows() : quality.rows(options.tenant);

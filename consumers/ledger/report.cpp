@@ -126,6 +126,14 @@ std::string policy_lines(const std::map<std::string, LedgerTotals>& policies) {
   return out;
 }
 
+// Adds `row`'s grades (and judge cost) to `into`.
+void add_grades(QualityRow& into, const QualityRow& row) {
+  into.samples += row.samples;
+  into.score_sum += row.score_sum;
+  for (std::size_t g = 0; g < into.by_grade.size(); ++g) into.by_grade[g] += row.by_grade[g];
+  into.judge_cost_usd += row.judge_cost_usd;
+}
+
 // Every tenant's grades of one model and tier together.
 std::vector<QualityRow> merged_by_model(const std::vector<QualityRow>& rows) {
   std::map<std::pair<std::string, std::string>, QualityRow> merged;
@@ -133,10 +141,7 @@ std::vector<QualityRow> merged_by_model(const std::vector<QualityRow>& rows) {
     QualityRow& m = merged[{row.model, row.tier}];
     m.model = row.model;
     m.tier = row.tier;
-    m.samples += row.samples;
-    m.score_sum += row.score_sum;
-    for (std::size_t g = 0; g < m.by_grade.size(); ++g) m.by_grade[g] += row.by_grade[g];
-    m.judge_cost_usd += row.judge_cost_usd;
+    add_grades(m, row);
   }
   std::vector<QualityRow> out;
   for (auto& [key, row] : merged) out.push_back(std::move(row));
@@ -205,11 +210,7 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
   if (options.quality) {
     graded = merged_by_model(*options.quality);
     QualityRow all;
-    for (const QualityRow& row : graded) {
-      all.samples += row.samples;
-      all.score_sum += row.score_sum;
-      for (std::size_t g = 0; g < all.by_grade.size(); ++g) all.by_grade[g] += row.by_grade[g];
-    }
+    for (const QualityRow& row : graded) add_grades(all, row);
     line("Quality", all.samples == 0
                         ? std::string(kNoGrades)
                         : printf_string("%.2f / 5 mean judged grade of %s sampled answers of cheaper tiers "

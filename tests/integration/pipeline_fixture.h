@@ -251,6 +251,23 @@ class PipelineTest : public ::testing::Test {
     return e;
   }
 
+  // Where the requests are, for a failed wait: what each worker read,
+  // finished and holds, and what the upstream served.
+  std::string where_requests_are() const {
+    std::string out = std::to_string(client_->outstanding()) + " unanswered;";
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      const auto& s = workers_[i]->stats();
+      out += " worker " + std::to_string(i) + ": consumed " + std::to_string(s.consumed.load()) + ", completed " +
+             std::to_string(s.completed.load()) + ", failed " + std::to_string(s.failed.load()) + ", in flight " +
+             std::to_string(s.in_flight.load()) + ", provider calls " + std::to_string(s.provider_calls.load()) +
+             ", pauses " + std::to_string(s.pauses.load()) + ", followers " +
+             std::to_string(s.single_flight_followers.load()) + ", exact hits " +
+             std::to_string(s.cache_hits_exact.load()) + ";";
+    }
+    out += " upstream served " + std::to_string(upstream_->requests_served());
+    return out;
+  }
+
   // Waits until the ledger has applied `n` distinct cost events.
   bool wait_ledger(std::uint64_t n, std::chrono::seconds timeout) {
     return eventually([&] { return aggregator_.total().requests >= n; }, timeout);

@@ -19,7 +19,7 @@ TEST_F(PipelineTest, FiveHundredPromptsFromEightTenantsGetOrderedChunksAndExactl
   const auto prompts = load_prompts(500);
   for (std::size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(client_->send(prompt(i, prompts[i])));
   ASSERT_TRUE(client_->flush(10000));
-  ASSERT_TRUE(client_->wait_all(std::chrono::seconds(120))) << client_->outstanding() << " unanswered";
+  ASSERT_TRUE(client_->wait_all(std::chrono::seconds(120))) << where_requests_are();
   // Let any stray duplicate arrive before counting terminals.
   client_->poll(500);
 
@@ -104,7 +104,7 @@ TEST_F(PipelineTest, RedeliveredCompletedRequestsAreAnsweredFromTheStoreWithoutA
   const auto prompts = load_prompts(200);
   for (std::size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(client_->send(prompt(i, prompts[i])));
   ASSERT_TRUE(client_->flush(10000));
-  ASSERT_TRUE(client_->wait_all(std::chrono::seconds(60)));
+  ASSERT_TRUE(client_->wait_all(std::chrono::seconds(60))) << where_requests_are();
   ASSERT_TRUE(wait_ledger(200, std::chrono::seconds(30)));
   workers_.front()->stop(5000);
   std::map<std::string, std::string> first_answers;

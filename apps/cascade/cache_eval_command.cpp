@@ -145,7 +145,7 @@ int run_cache_eval(const CacheEvalCommandOptions& options) {
   for (const auto& row : report->rows) {
     std::fprintf(stderr,
                  "cache-eval: threshold %.3g: wrong hits %zu = %zu contradicted by a label-0 pair + %zu without any "
-                 "label; label-0 pairs that hit: %zu of %zu\n",
+                 "label; label-0 pairs served another question: %zu of %zu\n",
                  row.threshold, row.wrong_hits, row.wrong_hits_known, row.wrong_hits - row.wrong_hits_known,
                  row.negative_hits, report->negative_pairs);
   }

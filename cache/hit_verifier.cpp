@@ -12,10 +12,8 @@ namespace {
 using namespace text_analysis;
 
 // Runs the enabled rules in order; stops at the first failure unless `all`.
-void check(const VerifierOptions& o, std::string_view query, std::string_view candidate, bool all,
+void check(const VerifierOptions& o, const Analysis& q, const Analysis& c, bool all,
            std::vector<std::string_view>& failed) {
-  const Analysis q = analyze(query);
-  const Analysis c = analyze(candidate);
   auto fail_rule = [&](std::string_view rule) {
     failed.push_back(rule);
     return !all;
@@ -41,6 +39,14 @@ void check(const VerifierOptions& o, std::string_view query, std::string_view ca
 }
 
 }  // namespace
+
+namespace text_analysis {
+Verdict verify_analyzed(const VerifierOptions& o, const Analysis& query, const Analysis& candidate) {
+  std::vector<std::string_view> failed;
+  check(o, query, candidate, false, failed);
+  return failed.empty() ? Verdict{true, ""} : Verdict{false, failed.front()};
+}
+}  // namespace text_analysis
 
 Result<void> set_verifier_option(VerifierOptions& o, std::string_view name, std::string_view value) {
   auto as_bool = [&](bool& field) -> Result<void> {
@@ -92,14 +98,14 @@ Result<VerifierOptions> veto_options(const std::vector<std::string>& rules) {
 
 Verdict HitVerifier::verify(std::string_view query, std::string_view candidate) const {
   std::vector<std::string_view> failed;
-  check(options_, query, candidate, false, failed);
+  check(options_, analyze(query), analyze(candidate), false, failed);
   if (failed.empty()) return {true, ""};
   return {false, failed.front()};
 }
 
 std::vector<std::string_view> HitVerifier::failed_rules(std::string_view query, std::string_view candidate) const {
   std::vector<std::string_view> failed;
-  check(options_, query, candidate, true, failed);
+  check(options_, analyze(query), analyze(candidate), true, failed);
   return failed;
 }
 

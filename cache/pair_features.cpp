@@ -128,9 +128,9 @@ float trigram_jaccard(std::string_view query, std::string_view candidate) {
 
 std::span<const std::string_view> pair_feature_names() { return kNames; }
 
-PairFeatures pair_features(std::string_view query, std::string_view candidate) {
-  const Analysis q = analyze(query);
-  const Analysis c = analyze(candidate);
+namespace {
+
+PairFeatures features_of(std::string_view query, std::string_view candidate, const Analysis& q, const Analysis& c) {
   std::vector<std::size_t> unmatched_q, unmatched_c;
   const int missing_in_c = unmatched_content_words(q, c, kMatching, &unmatched_q);
   const int missing_in_q = unmatched_content_words(c, q, kMatching, &unmatched_c);
@@ -178,6 +178,22 @@ PairFeatures pair_features(std::string_view query, std::string_view candidate) {
   put(static_cast<double>(capitalized(q, unmatched_q) + capitalized(c, unmatched_c)));
   put(static_cast<double>(synonym_matches(q, unmatched_q, c, unmatched_c)));
   return f;
+}
+
+}  // namespace
+
+PairFeatures pair_features(std::string_view query, std::string_view candidate) {
+  return features_of(query, candidate, analyze(query), analyze(candidate));
+}
+
+HitJudgement HitModel::judge(std::string_view query, std::string_view candidate) const {
+  // One analysis of each text serves the vetoes and the features.
+  const Analysis q = analyze(query);
+  const Analysis c = analyze(candidate);
+  HitJudgement out;
+  out.verdict = verify_analyzed(vetoes_, q, c);
+  if (out.verdict.accepted) out.probability = probability(features_of(query, candidate, q, c));
+  return out;
 }
 
 }  // namespace cascade

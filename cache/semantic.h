@@ -223,6 +223,11 @@ PairFeatures pair_features(std::string_view query, std::string_view candidate);
 // training measured: for each target precision, the least probability a hit
 // needs. Immutable once loaded; share it freely across threads. Evaluating
 // it allocates nothing.
+struct HitJudgement {
+  Verdict verdict;         // the vetoes'
+  double probability = -1;  // asked only when no veto rejected
+};
+
 struct HitOperatingPoint {
   double target_precision = 0;  // what the point was chosen for
   double min_probability = 0;   // the cutoff
@@ -240,6 +245,9 @@ class HitModel {
   static std::shared_ptr<const HitModel> builtin();
 
   double probability(const PairFeatures& features) const;
+  // The vetoes, then (if none rejects) the probability: each text analysed
+  // once for both (pair_features.cpp).
+  HitJudgement judge(std::string_view query, std::string_view candidate) const;
   // The cutoff of the least strict operating point whose target is at least
   // `target_precision`; error when the model has none that strict.
   [[nodiscard]] Result<double> cutoff_for(double target_precision) const;

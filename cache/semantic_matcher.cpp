@@ -88,7 +88,7 @@ SemanticLookup SemanticMatcher::lookup_embedded_in(std::string_view tenant, std:
   SemanticLookup out;
   const TenantSemanticOptions& policy = options_.for_tenant(tenant);
   if (!policy.enabled) return out;
-  const HitVerifier verifier(policy.model ? policy.model->vetoes() : policy.verifier);
+  const HitVerifier verifier(policy.verifier);
   for (const Neighbor& n : index_->search(space, vector, policy.candidates)) {
     if (n.similarity < policy.threshold) break;  // best first: the rest are lower still
     SemanticCandidate candidate{n.entry_id, n.similarity, {}};
@@ -101,10 +101,16 @@ SemanticLookup SemanticMatcher::lookup_embedded_in(std::string_view tenant, std:
         if (const auto it = t->second.find(n.entry_id); it != t->second.end()) text = &it->second;
       }
       // Removed between search and now: nothing to verify against, so never served.
-      candidate.verdict = text ? verifier.verify(prompt, *text) : Verdict{false, "removed"};
-      if (policy.model && candidate.verdict.accepted) {
-        candidate.probability = static_cast<float>(policy.model->probability(pair_features(prompt, *text)));
-        if (candidate.probability < policy.min_probability) candidate.verdict = {false, "model"};
+      if (!text) {
+        candidate.verdict = {false, "removed"};
+      } else if (!policy.model) {
+        candidate.verdict = verifier.verify(prompt, *text);
+      } else {
+        const HitJudgement judged = policy.model->judge(prompt, *text);
+        candidate.verdict = judged.verdict;
+        candidate.probability = static_cast<float>(judged.probability);
+        // Compared as stored (float): the operating points' cutoffs are such values.
+        if (judged.verdict.accepted && candidate.probability < policy.min_probability) candidate.verdict = {false, "model"};
       }
     }
     out.candidates.push_back(candidate);

@@ -54,6 +54,9 @@ bool same_word(const Token& t, const Token& u, const VerifierOptions& o);
 // their first senses; false without WordNet.
 bool wordnet_synonyms(const Token& t, const Token& u);
 
+// The rule verifier's verdict on two analysed texts (hit_verifier.cpp).
+Verdict verify_analyzed(const VerifierOptions& o, const Analysis& query, const Analysis& candidate);
+
 // Content words of `a` with no counterpart in `b`, each word of `b` used
 // once: "Robert Hubert warns Robert" has a Robert too many for "Hubert warns
 // Robert". When `unmatched` is given, it receives the indexes (into

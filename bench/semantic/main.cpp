@@ -249,7 +249,7 @@ std::vector<json> run_size(std::size_t entries, const Options& o, const Vocabula
     std::vector<double> lookup_us, lookup_cpu_us, embed_us, search_us, verify_us;
     std::size_t hits_on_rewordings = 0, hits_on_fresh = 0;
     const auto& model = matcher_options.defaults.model;
-    const HitVerifier verifier(model ? model->vetoes() : matcher_options.defaults.verifier);
+    const HitVerifier verifier(matcher_options.defaults.verifier);
     const auto lookup_start = Clock::now();
     for (const Query& q : queries) {
       const double cpu0 = thread_cpu_us();
@@ -277,10 +277,16 @@ std::vector<json> run_size(std::size_t entries, const Options& o, const Vocabula
       if (!neighbors.empty()) {
         const std::string& stored = prompts[neighbors[0].entry_id];
         const auto t1 = Clock::now();
-        // As the matcher does: the rules (or a model's vetoes), then the model's probability.
-        volatile bool accepted = verifier.verify(q.text, stored).accepted &&
-                                 (!model || model->probability(pair_features(q.text, stored)) >=
-                                                matcher_options.defaults.min_probability);
+        // As the matcher does: the rules, or a model's vetoes then its probability.
+        bool ok = false;
+        if (model) {
+          const HitJudgement judged = model->judge(q.text, stored);
+          ok = judged.verdict.accepted &&
+               static_cast<float>(judged.probability) >= matcher_options.defaults.min_probability;
+        } else {
+          ok = verifier.verify(q.text, stored).accepted;
+        }
+        volatile bool accepted = ok;
         (void)accepted;
         verify_us.push_back(micros(Clock::now() - t1));
       }

@@ -113,9 +113,14 @@ TEST(RouteData, RouteLlmCostsCountRealTokensWhenTheRankFilesAreThere) {
                                                            static_cast<double>(weak_output.tokens) * 0.6e-6);
 }
 
+// The fixture's two priced models (prices.json), bytes / 4 token counts.
+AlpacaEvalPricing fixture_pricing(std::string pool_as = "") {
+  return {{{"gpt4_1106_preview", "strong-key"}, {"cheap", "cheap-key"}}, kFixtures + "/alpaca_eval/prices.json", nullptr,
+          std::move(pool_as)};
+}
+
 TEST(RouteData, AlpacaEvalQualityIsTheWeightedPreferenceAgainstTheBaselineAndCostIsTokensAtPrices) {
-  const AlpacaEvalPricing pricing{{{"gpt4_1106_preview", "strong-key"}, {"cheap", "cheap-key"}},
-                                  kFixtures + "/alpaca_eval/prices.json", nullptr, ""};
+  const AlpacaEvalPricing pricing = fixture_pricing();
   std::ostringstream out;
   auto converted = convert_alpaca_eval(kFixtures + "/alpaca_eval", pricing, out);
   ASSERT_TRUE(converted) << converted.error().message;
@@ -141,8 +146,7 @@ TEST(RouteData, AlpacaEvalQualityIsTheWeightedPreferenceAgainstTheBaselineAndCos
 }
 
 TEST(RouteData, AlpacaEvalPooledRowsPairEachCheapAnswerWithTheBaselines) {
-  const AlpacaEvalPricing pricing{{{"gpt4_1106_preview", "strong-key"}, {"cheap", "cheap-key"}},
-                                  kFixtures + "/alpaca_eval/prices.json", nullptr, "any-cheap"};
+  const AlpacaEvalPricing pricing = fixture_pricing("any-cheap");
   std::ostringstream out;
   auto converted = convert_alpaca_eval(kFixtures + "/alpaca_eval", pricing, out);
   ASSERT_TRUE(converted) << converted.error().message;

@@ -17,6 +17,7 @@
 
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
+#include "support/quality_event.h"
 #include "support/temp_dir.h"
 
 namespace cascade {
@@ -91,14 +92,7 @@ class DashboardBrowserTest : public ::testing::Test {
     for (const auto& [tenant, model, score] : std::vector<std::tuple<std::string, std::string, double>>{
              {"acme", "gpt-4o-mini", 4}, {"acme", "gpt-4o-mini", 5}, {"acme", "gpt-4o-mini", 2},
              {"globex", "claude-haiku-4-5", 3}}) {
-      QualityEvent graded;
-      graded.id = "q" + std::to_string(++n);
-      graded.tenant = tenant;
-      graded.model = model;
-      graded.tier = "small";
-      graded.judge_model = "gpt-4o";
-      graded.score = score;
-      ASSERT_TRUE(quality_.add(graded));
+      ASSERT_TRUE(quality_.add(testing::graded_event("q" + std::to_string(++n), tenant, model, "small", score)));
     }
     auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, nullptr, "gpt-4o", &quality_);
     ASSERT_TRUE(server) << server.error().message;

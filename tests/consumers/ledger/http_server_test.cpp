@@ -6,6 +6,7 @@
 
 #include "consumers/ledger/cost_event_builder.h"
 #include "consumers/ledger/ledger.h"
+#include "support/quality_event.h"
 #include "support/temp_dir.h"
 
 namespace cascade {
@@ -137,15 +138,7 @@ TEST_F(LedgerHttpServerTest, QualityIsServedPerTenantModelAndTierOnlyWhenAggrega
   QualityAggregator quality;
   int n = 0;
   for (const auto& [tenant, score] : std::vector<std::pair<std::string, double>>{{"acme", 5}, {"acme", 3}, {"globex", 4}}) {
-    QualityEvent graded;
-    graded.id = "q" + std::to_string(++n);
-    graded.tenant = tenant;
-    graded.model = "small-model";
-    graded.tier = "small";
-    graded.judge_model = "gpt-4o";
-    graded.score = score;
-    graded.judge_cost_usd = 0.001;
-    ASSERT_TRUE(quality.add(graded));
+    ASSERT_TRUE(quality.add(testing::graded_event("q" + std::to_string(++n), tenant, "small-model", "small", score)));
   }
   auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, &metrics_, "gpt-4o", &quality);
   ASSERT_TRUE(server) << server.error().message;

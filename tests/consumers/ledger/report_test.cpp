@@ -7,6 +7,7 @@
 
 #include "consumers/ledger/ledger.h"
 #include "cost_event_builder.h"
+#include "support/quality_event.h"
 
 namespace cascade {
 namespace {
@@ -212,15 +213,7 @@ TEST(SavingsReport, ShowsTheJudgedQualityOfTheCheaperAnswersBesideTheSavings) {
   for (const auto& [tenant, model, tier, score] : std::vector<std::tuple<std::string, std::string, std::string, double>>{
            {"acme", "small", "small", 5}, {"acme", "small", "small", 4}, {"globex", "small", "small", 3},
            {"acme", "medium", "medium", 2}}) {
-    QualityEvent event;
-    event.id = "q" + std::to_string(++n);
-    event.tenant = tenant;
-    event.model = model;
-    event.tier = tier;
-    event.judge_model = "large";
-    event.score = score;
-    event.judge_cost_usd = 0.01;
-    ASSERT_TRUE(quality.add(event));
+    ASSERT_TRUE(quality.add(testing::graded_event("q" + std::to_string(++n), tenant, model, tier, score)));
   }
   SavingsReportOptions options;
   options.quality = quality.rows();
@@ -235,7 +228,7 @@ TEST(SavingsReport, ShowsTheJudgedQualityOfTheCheaperAnswersBesideTheSavings) {
   EXPECT_THAT(small, HasSubstr(" 3 "));     // both tenants' grades together
   EXPECT_THAT(small, HasSubstr("4.00"));    // mean
   EXPECT_THAT(small, HasSubstr("67%"));     // two of three graded 4 or 5
-  EXPECT_THAT(small, HasSubstr("$0.0300"));  // judge cost
+  EXPECT_THAT(small, HasSubstr("$0.0030"));  // judge cost, $0.001 a grade
   EXPECT_THAT(line_starting_with(section, "medium  "), HasSubstr("2.00"));
 }
 
@@ -243,14 +236,7 @@ TEST(SavingsReport, AKnownBaselineGradePutsQualityAndCostAsSharesOfTheBaselinesS
   LedgerAggregator ledger;
   ledger.apply(make_cost({.id = "1", .model = "small", .cost_usd = 1, .baseline_cost_usd = 4}));
   QualityAggregator quality;
-  QualityEvent graded;
-  graded.id = "q1";
-  graded.tenant = "acme";
-  graded.model = "small";
-  graded.tier = "small";
-  graded.judge_model = "gpt-4o";
-  graded.score = 2.4;
-  ASSERT_TRUE(quality.add(graded));
+  ASSERT_TRUE(quality.add(testing::graded_event("q1", "acme", "small", "small", 2.4)));
   SavingsReportOptions options;
   options.quality = quality.rows();
   options.baseline_grade = 3;

@@ -6,24 +6,13 @@
 #include <prometheus/text_serializer.h>
 
 #include "consumers/quality/quality_aggregator.h"
+#include "support/quality_event.h"
 
 namespace cascade {
 namespace {
 
 QualityEvent graded(std::string id, std::string tenant, std::string model, std::string tier, double score) {
-  QualityEvent e;
-  e.id = std::move(id);
-  e.tenant = std::move(tenant);
-  e.model = std::move(model);
-  e.provider = "openai";
-  e.tier = std::move(tier);
-  e.judge_model = "gpt-4o";
-  e.score = score;
-  e.ts_ms = 1700000000000;
-  e.route_reason = "heuristic";
-  e.judge_cost_usd = 0.001;
-  e.sample_rate = 0.1;
-  return e;
+  return testing::graded_event(std::move(id), std::move(tenant), std::move(model), std::move(tier), score);
 }
 
 TEST(QualityAggregator, CountsSamplesPerTenantModelAndTierWithTheirMeanAndGrades) {

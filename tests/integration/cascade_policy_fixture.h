@@ -19,12 +19,6 @@
 namespace cascade::testing {
 
 
-inline std::string concat_chunks(const CollectedReply& r) {
-  std::string s;
-  for (const auto& c : r.chunks) s += c.body.value("delta", "");
-  return s;
-}
-
 // Pieces the simulator streams a scripted answer in: one per word, at most kChunks.
 inline std::int64_t scripted_pieces(const std::string& text, int chunks) {
   const auto words = 1 + std::count(text.begin(), text.end(), ' ');

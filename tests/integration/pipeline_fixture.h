@@ -30,6 +30,13 @@
 
 namespace cascade::testing {
 
+// A reply's streamed text: its chunks' deltas in order.
+inline std::string concat_chunks(const CollectedReply& r) {
+  std::string s;
+  for (const auto& c : r.chunks) s += c.body.value("delta", "");
+  return s;
+}
+
 inline const char* kProviders[] = {"openai", "groq", "deepseek", "mistral", "anthropic", "gemini"};
 
 // Real prompts from ../shared when present, else generated ones.

@@ -8,12 +8,6 @@
 namespace cascade::testing {
 namespace {
 
-std::string concat_chunks(const CollectedReply& r) {
-  std::string s;
-  for (const auto& c : r.chunks) s += c.body.value("delta", "");
-  return s;
-}
-
 TEST_F(PipelineTest, FiveHundredPromptsFromEightTenantsGetOrderedChunksAndExactlyOneFinal) {
   start_pipeline();
   const auto prompts = load_prompts(500);

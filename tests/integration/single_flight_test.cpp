@@ -7,12 +7,6 @@
 namespace cascade::testing {
 namespace {
 
-std::string concat_chunks(const CollectedReply& r) {
-  std::string s;
-  for (const auto& c : r.chunks) s += c.body.value("delta", "");
-  return s;
-}
-
 class SingleFlightTest : public PipelineTest {
  protected:
   // Requests sent while no worker runs reach the next worker together, in one

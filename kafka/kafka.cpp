@@ -25,7 +25,8 @@ std::vector<TopicSpec> cascade_topics(const KafkaConfig& config) {
           {config.budgets_topic, config.partitions, {{"cleanup.policy", "compact"}}},
           {config.spend_topic, config.partitions, {{"cleanup.policy", "compact"}}},
           {config.alerts_topic, config.partitions},
-          {config.quality_topic, config.partitions}};
+          {config.quality_topic, config.partitions},
+          {config.router_updates_topic, config.partitions, {{"cleanup.policy", "compact"}}}};
 }
 
 Result<void> set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {

@@ -31,6 +31,9 @@ struct KafkaConfig {
   std::string alerts_topic = "cascade.alerts";
   // Quality samples: LLM-as-judge grades of cheaper tiers' answers (docs/routing.md).
   std::string quality_topic = "cascade.quality";
+  // The closed loop's tuned tier cuts per tenant and policy (compacted;
+  // docs/routing.md, "Closed loop"): published by the ledger, applied by workers.
+  std::string router_updates_topic = "cascade.router-updates";
 
   bool embedded() const { return bootstrap.empty(); }
   // Parsed `extra` as key/value pairs.

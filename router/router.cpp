@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "router/route_policies.h"
+#include "tuning/tuning.h"
 
 namespace cascade {
 namespace {
@@ -334,9 +335,34 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
   // The heuristic's score is a ranking, not a probability of gain: it is not weighed.
   std::optional<CostAdjustment> adjustment;
   if (scorer_ && cost_aware && !forced) adjustment = adjust_for_cost(p_weak_ok, needs);
-  const Tier wanted = forced    ? *rule->tier
-                      : scorer_ ? tier_for_probability(adjustment ? adjustment->p_weak_ok : p_weak_ok, probability)
-                                : tier_for(score, thresholds);
+  Tier wanted = forced    ? *rule->tier
+                : scorer_ ? tier_for_probability(adjustment ? adjustment->p_weak_ok : p_weak_ok, probability)
+                          : tier_for(score, thresholds);
+  // The cuts the tier came from, in score units; the closed loop's replace
+  // them when tuned from these same configured ones.
+  std::optional<RouteCuts> cuts;
+  const TuningRecord* tuned = nullptr;
+  TunedCuts::Found found;
+  if (!forced) {
+    RouteCuts c;
+    c.score = scorer_ ? 1.0 - (adjustment ? adjustment->p_weak_ok : p_weak_ok) : score;
+    c.configured_small = scorer_ ? 1.0 - probability.small_min : thresholds.small_max;
+    c.configured_medium = scorer_ ? 1.0 - probability.medium_min : thresholds.medium_max;
+    c.small = c.configured_small;
+    c.medium = c.configured_medium;
+    c.preference = preference;
+    if (tuned_ && !tuned_->empty()) {
+      found = tuned_->find(event.tenant, tuning_key(policy_label, to_string(preference)));
+      if (found.record && found.record->configured == TierCuts{c.configured_small, c.configured_medium}) {
+        tuned = found.record;
+        c.small = tuned->cuts.small;
+        c.medium = tuned->cuts.medium;
+        c.tuned_version = tuned->version;
+        wanted = c.score <= c.small ? Tier::small : c.score <= c.medium ? Tier::medium : Tier::large;
+      }
+    }
+    cuts = c;
+  }
 
   std::vector<std::string> skipped;
   std::size_t skipped_total = 0;
@@ -368,6 +394,13 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
       reason = scorer_ ? scorer_reason(scorer_->kind(), p_weak_ok, adjustment, preference, probability, wanted,
                                        *chosen, wanted_tier_constrained)
                        : heuristic_reason(score, preference, wanted, *chosen, wanted_tier_constrained);
+      if (tuned) {
+        // The configured threshold above no longer decided: say what did.
+        char buffer[96];
+        std::snprintf(buffer, sizeof buffer, " tuned(small<=%.3f medium<=%.3f v%llu score=%.3f)", tuned->cuts.small,
+                      tuned->cuts.medium, static_cast<unsigned long long>(tuned->version), cuts->score);
+        reason += buffer;
+      }
       if (!policy_label.empty()) reason += " policy=" + policy_label;
       if (rule) reason += " rule=" + rule->name;
     }
@@ -380,10 +413,22 @@ Result<RouteDecision> Router::route(const PromptEvent& event, const RouteContext
     if (context.explain) decision.constraints = needs.describe();
     decision.skipped = std::move(skipped);
     decision.cost_adjustment = adjustment;
+    decision.cuts = cuts;
     return decision;
   }
   if (!any_available) return fail(ErrorCode::unavailable, "no available provider serves any model in the catalog");
   return std::unexpected(no_model_error(needs, skipped));
+}
+
+Result<std::array<const ModelInfo*, 3>> Router::models_by_tier(const PromptEvent& event,
+                                                               const RouteContext& context) const {
+  auto requirements = route_requirements(event, context);
+  if (!requirements) return std::unexpected(requirements.error());
+  apply_rule(event, *requirements);  // a matching rule's residency
+  std::array<const ModelInfo*, 3> out{};
+  for (const Tier tier : {Tier::small, Tier::medium, Tier::large})
+    out[index_of(tier)] = cheapest_fitting(tier, *requirements);
+  return out;
 }
 
 Result<RouteDecision> Router::route_cheapest(const PromptEvent& event, const RouteContext& context) const {

@@ -192,6 +192,20 @@ struct CostAdjustment {
   double reference_extra_usd = 0;  // the same at router.cost_aware's reference size
 };
 
+// The cuts a routed request's tier came from, in units of
+// RouteDecision::score (tuning/tuning.h): score <= small -> small tier, else
+// score <= medium -> medium, else large. Kept for calibration samples
+// (docs/routing.md, "Closed loop").
+struct RouteCuts {
+  double score = 0;  // the score the cuts saw: cost-aware routing's adjusted one when it applied
+  double small = 0;  // in force: tuned, else the configuration's
+  double medium = 0;
+  double configured_small = 0;  // the configuration's (heuristic small_max; learned 1 - small_min)
+  double configured_medium = 0;
+  Preference preference = Preference::balanced;  // whose thresholds applied
+  std::uint64_t tuned_version = 0;  // 0 = the configuration's cuts
+};
+
 struct RouteDecision {
   const ModelInfo* model = nullptr;  // points into the catalog
   Tier tier = Tier::medium;
@@ -216,7 +230,12 @@ struct RouteDecision {
   std::vector<std::string> skipped;
   // Set when cost-aware routing moved the probability the tier came from.
   std::optional<CostAdjustment> cost_adjustment;
+  // Set when the score's tier came from the cuts (not pinned, not a rule's
+  // tier, not the cheapest-tier downgrade).
+  std::optional<RouteCuts> cuts;
 };
+
+class TunedCuts;  // tuning/tuning.h
 
 // Whether a provider is configured and enabled (its key is present).
 using ProviderAvailable = std::function<bool(std::string_view provider)>;
@@ -251,6 +270,18 @@ class Router {
   // downgraded request in its experiment arm.
   [[nodiscard]] Result<RouteDecision> route_cheapest(const PromptEvent& event, const RouteContext& context = {}) const;
 
+  // The model route() would take in each tier (index = Tier): the cheapest
+  // available one meeting the request's hard constraints, nullptr where
+  // none does. What a calibration sample asks (docs/routing.md, "Closed loop").
+  [[nodiscard]] Result<std::array<const ModelInfo*, 3>> models_by_tier(const PromptEvent& event,
+                                                                     const RouteContext& context = {}) const;
+
+  // The closed loop's cuts (kafka.topics.router_updates), per tenant and
+  // tuning key, used in place of the configuration's when a record was tuned
+  // from the same configured cuts; null = none. Shared by every Router of
+  // the process; set before routing.
+  void use_tuned_cuts(std::shared_ptr<const TunedCuts> cuts) { tuned_ = std::move(cuts); }
+
  private:
   // A matching rule's residency added to `needs`; the rule, or nullptr.
   const CompiledRule* apply_rule(const PromptEvent& event, RouteRequirements& needs) const;
@@ -278,6 +309,7 @@ class Router {
   // the first whose provider is available, so it never sorts.
   std::array<std::vector<const ModelInfo*>, 3> candidates_by_tier_;
   std::shared_ptr<const RoutePolicies> policies_;  // nullptr = no rules, policies or experiment
+  std::shared_ptr<const TunedCuts> tuned_;          // nullptr = no closed loop
 };
 
 }  // namespace cascade

@@ -33,6 +33,7 @@
 #include "router/tools/evaluation.h"
 #include "simulator/simulated_upstream.h"
 #include "state/state.h"
+#include "tuning/tuning.h"
 
 namespace cascade::cli {
 namespace {
@@ -191,6 +192,18 @@ int run_worker(const CommonOptions& common) {
   if (auto started = (*budgets)->start(); !started) return print_error(started.error());
   auto tokens = load_token_counter(config->tokenizer);
   if (!tokens) return print_error(tokens.error());
+  // The closed loop's tuned cuts (docs/routing.md, "Closed loop"), when the
+  // ledger has created their topic; without it the configured thresholds apply.
+  auto tuned_cuts = std::make_shared<TunedCuts>();
+  auto router_updates = follow_router_updates(config->kafka, kafka->bootstrap(), config->kafka.router_updates_topic,
+                                              tuned_cuts);
+  if (!router_updates && router_updates.error().code != ErrorCode::unavailable)
+    return print_error(router_updates.error());
+  if (!router_updates)
+    spdlog::info("worker: no {} topic: routing with the configured thresholds only ({})",
+                 config->kafka.router_updates_topic, router_updates.error().message);
+  else if (!tuned_cuts->empty())
+    spdlog::info("worker: {} tuned tier cuts from {}", tuned_cuts->size(), config->kafka.router_updates_topic);
 
   WorkerOptions options;
   options.config = *config;
@@ -204,11 +217,13 @@ int run_worker(const CommonOptions& common) {
   options.tokens = std::move(*tokens);
   options.route_scorer = std::move(*scorer);
   options.route_policies = std::move(*policies);
+  options.tuned_cuts = tuned_cuts;
   auto worker = Worker::start(std::move(options));
   if (!worker) return print_error(worker.error());
   wait_for_signal();
   spdlog::info("worker: stopping (draining in-flight requests)");
   (*worker)->stop();
+  if (router_updates) (*router_updates)->stop();
   const auto& s = (*worker)->stats();
   spdlog::info("worker: consumed={} completed={} failed={} rejected={} replayed={} provider_calls={}",
                s.consumed.load(), s.completed.load(), s.failed.load(), s.rejected.load(), s.replayed.load(),

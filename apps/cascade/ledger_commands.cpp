@@ -92,7 +92,8 @@ int ledger_service(const Config& config) {
     std::vector<TopicSpec> topics;
     for (const auto& t : cascade_topics(config.kafka)) {
       if (t.name != config.kafka.budgets_topic && t.name != config.kafka.spend_topic &&
-          t.name != config.kafka.alerts_topic && t.name != config.kafka.quality_topic)
+          t.name != config.kafka.alerts_topic && t.name != config.kafka.quality_topic &&
+          t.name != config.kafka.router_updates_topic)
         continue;
       auto exists = topic_exists(config.kafka, kafka->bootstrap(), t.name);
       if (!exists) return report_error(exists.error());
@@ -120,16 +121,32 @@ int ledger_service(const Config& config) {
   // per tenant, model and tier on the same /metrics. Read from the beginning,
   // like a global table, so a restart exports the whole retained history.
   QualityAggregator quality(metrics.registry().get());
+  // The closed loop (docs/routing.md, "Closed loop"): calibration samples
+  // move the tier cuts, published to kafka.topics.router_updates once the
+  // quality topic is replayed.
+  std::unique_ptr<RouterTuningService> tuning;
+  if (config.quality.tuning.enabled) {
+    auto service = RouterTuningService::start(config.kafka, kafka->bootstrap(), config.kafka.router_updates_topic,
+                                              tuning_options(config.quality));
+    if (!service) return report_error(service.error());
+    tuning = std::move(*service);
+  }
   auto quality_follower = TopicFollower::open(
       config.kafka, kafka->bootstrap(), {config.kafka.quality_topic}, "quality",
-      [&quality](const KafkaRecord& record) {
+      [&quality, &tuning](const KafkaRecord& record) {
         if (record.tombstone()) return;
-        if (auto ok = quality.apply(record.payload()); !ok)
+        auto event = parse_quality_event(record.payload());
+        if (!event) {
           spdlog::warn("ledger: skipping quality record {}/{}: {}", record.partition(), record.offset(),
-                       ok.error().message);
+                       event.error().message);
+          return;
+        }
+        quality.add(*event);
+        if (tuning) tuning->on_quality_event(*event);
       });
   if (!quality_follower) return report_error(quality_follower.error());
   if (auto restored = (*quality_follower)->restore(); !restored) return report_error(restored.error());
+  if (tuning) tuning->go_live();
   if (auto ok = (*quality_follower)->start(); !ok) return report_error(ok.error());
 
   auto monitor = BudgetMonitor::start(config.kafka, kafka->bootstrap(), **store, (*table)->book(), &metrics,
@@ -166,6 +183,7 @@ int ledger_service(const Config& config) {
   (*monitor)->stop();
   (*http)->stop();
   (*quality_follower)->stop();
+  if (tuning) tuning->flush(5000);
   (*table)->stop();
   auto rows = (*store)->usage({});
   if (rows) {

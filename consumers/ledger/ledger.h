@@ -24,6 +24,7 @@
 #include "consumers/quality/quality_aggregator.h"
 #include "core/result.h"
 #include "events/events.h"
+#include "tuning/tuning.h"
 
 namespace prometheus {
 class Registry;
@@ -271,6 +272,10 @@ struct BudgetMonitorOptions {
   std::function<std::int64_t()> now_ms;  // null = the system clock
 };
 BudgetMonitorOptions budget_monitor_options(const Config& config);
+
+// quality.target and quality.tuning as the closed loop's tuner options
+// (the ledger runs the tuner: tuning/tuning.h, RouterTuningService).
+TuningOptions tuning_options(const QualityConfig& quality);
 
 // The ledger's side of budgets. After each batch is durable in the store:
 // publishes the current day's and month's spend of every touched tenant and

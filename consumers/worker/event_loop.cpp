@@ -63,7 +63,8 @@ Result<void> EventLoop::init() {
                                 .budgets = options_.budgets ? &options_.budgets->book() : nullptr,
                                 .answer_verifier = options_.answer_verifier,
                                 .route_scorer = options_.route_scorer,
-                                .route_policies = options_.route_policies});
+                                .route_policies = options_.route_policies,
+                                .tuned_cuts = options_.tuned_cuts});
 
   auto consumer = GroupConsumer::open(config_.kafka, options_.bootstrap,
                                       {config_.kafka.worker_group, config_.kafka.requests_topic,

@@ -40,10 +40,10 @@ RequestLifecycle::RequestLifecycle(StageContext& context, LifecycleParts parts)
              }),
       flights_(context),
       admission_(context, parts.budgets),
-      routing_(context, std::move(parts.route_scorer), std::move(parts.route_policies)),
+      routing_(context, std::move(parts.route_scorer), std::move(parts.route_policies), std::move(parts.tuned_cuts)),
       attempts_(context, *this),
       cascade_(context, side_calls_, *this, std::move(parts.answer_verifier)),
-      quality_(context, side_calls_) {}
+      quality_(context, side_calls_, routing_) {}
 
 RequestLifecycle::~RequestLifecycle() = default;
 

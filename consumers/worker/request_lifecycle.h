@@ -48,6 +48,7 @@ struct LifecycleParts {
   std::shared_ptr<const AnswerVerifier> answer_verifier;  // no learned cascade check
   std::shared_ptr<const RouteScorer> route_scorer;        // the heuristic
   std::shared_ptr<const RoutePolicies> route_policies;    // no rules, policies or experiment
+  std::shared_ptr<const TunedCuts> tuned_cuts;            // the configuration's thresholds only
 };
 
 class RequestLifecycle final : AttemptOwner, CascadeOwner {

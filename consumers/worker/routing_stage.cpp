@@ -3,12 +3,18 @@
 namespace cascade {
 
 RoutingStage::RoutingStage(StageContext& context, std::shared_ptr<const RouteScorer> scorer,
-                           std::shared_ptr<const RoutePolicies> policies)
+                           std::shared_ptr<const RoutePolicies> policies, std::shared_ptr<const TunedCuts> tuned)
     : ctx_(context),
       router_(std::make_unique<Router>(
           ctx_.config.router, ctx_.catalog,
           [&host = ctx_.host](std::string_view p) { return host.provider(p) != nullptr; }, std::move(scorer),
-          std::move(policies))) {}
+          std::move(policies))) {
+  router_->use_tuned_cuts(std::move(tuned));
+}
+
+Result<std::array<const ModelInfo*, 3>> RoutingStage::models_by_tier(Request& r) const {
+  return router_->models_by_tier(r.event, ctx_.route_context(r));
+}
 
 Result<void> RoutingStage::route(Request& r) {
   auto route = router_->route(r.event, ctx_.route_context(r));

@@ -17,8 +17,9 @@ class RoutingStage {
   // The router sees a provider as available when the loop has it enabled.
   // `scorer` null = the heuristic; `policies` null = none (both as
   // load_route_scorer and compile_route_policies give them, once per process).
+  // `tuned` null = no closed loop (the configuration's thresholds only).
   RoutingStage(StageContext& context, std::shared_ptr<const RouteScorer> scorer,
-               std::shared_ptr<const RoutePolicies> policies);
+               std::shared_ptr<const RoutePolicies> policies, std::shared_ptr<const TunedCuts> tuned = nullptr);
 
   // Routes the request: its route, and its chain (the routed model, then its
   // fallbacks). Errors: the router's (no model meets the request's hard
@@ -27,6 +28,9 @@ class RoutingStage {
   // Moves the request to the cheapest model that can serve it (a soft budget
   // limit), naming `why` in its reason. False when that is the model it has.
   bool downgrade(Request& r, std::string_view why);
+  // The model of each tier a calibration sample asks (Router::models_by_tier).
+  [[nodiscard]] Result<std::array<const ModelInfo*, 3>> models_by_tier(Request& r) const;
+
  private:
   void take(Request& r, RouteDecision route);
 

@@ -68,6 +68,7 @@ struct WorkerStats {
   std::atomic<std::uint64_t> quality_published{0};
   std::atomic<std::uint64_t> quality_failed{0};
   std::atomic<std::uint64_t> quality_skipped{0};
+  std::atomic<std::uint64_t> calibrations_published{0};  // of quality_published: calibration samples
 };
 
 struct WorkerOptions {
@@ -97,6 +98,9 @@ struct WorkerOptions {
   // compiles them from config.router (an error stops it).
   std::shared_ptr<const RouteScorer> route_scorer;
   std::shared_ptr<const RoutePolicies> route_policies;
+  // The closed loop's tuned cuts (tuning/tuning.h, follow_router_updates);
+  // null = the configuration's thresholds only.
+  std::shared_ptr<const TunedCuts> tuned_cuts;
   EnvLookup env = process_env();
 };
 

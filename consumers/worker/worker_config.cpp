@@ -77,10 +77,29 @@ Result<QualityConfig> read_quality_config(ConfigReader& r) {
   r.read(quality, "judge_model", c.judge_model, "quality");
   r.read(quality, "timeout_ms", c.timeout_ms, "quality");
   r.read(quality, "max_in_flight", c.max_in_flight, "quality");
+  r.read(quality, "calibration_rate", c.calibration_rate, "quality");
+  r.read(quality, "target", c.target, "quality");
+  const auto tuning = quality["tuning"];
+  r.read(tuning, "enabled", c.tuning.enabled, "quality.tuning");
+  r.read(tuning, "min_samples", c.tuning.min_samples, "quality.tuning");
+  r.read(tuning, "confidence_z", c.tuning.confidence_z, "quality.tuning");
+  r.read(tuning, "max_step", c.tuning.max_step, "quality.tuning");
+  r.read(tuning, "window", c.tuning.window, "quality.tuning");
+  r.read(tuning, "every", c.tuning.every, "quality.tuning");
   if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
   // The judge model is checked against the catalog when the worker starts.
   if (!(c.sample_rate >= 0 && c.sample_rate <= 1))
     return fail(ErrorCode::invalid_request, "config 'quality.sample_rate' must be within 0..1");
+  if (!(c.calibration_rate >= 0 && c.calibration_rate <= 1))
+    return fail(ErrorCode::invalid_request, "config 'quality.calibration_rate' must be within 0..1");
+  if (!(c.target > 0 && c.target <= 1))
+    return fail(ErrorCode::invalid_request, "config 'quality.target' must be within (0, 1]");
+  if (c.tuning.min_samples < 2 || c.tuning.window < c.tuning.min_samples || c.tuning.every < 1)
+    return fail(ErrorCode::invalid_request,
+                "config 'quality.tuning': min_samples must be >= 2, window >= min_samples and every >= 1");
+  if (!(c.tuning.confidence_z >= 0) || !(c.tuning.max_step > 0 && c.tuning.max_step <= 1))
+    return fail(ErrorCode::invalid_request,
+                "config 'quality.tuning': confidence_z must be >= 0 and max_step within (0, 1]");
   if (c.timeout_ms < 1 || c.max_in_flight < 1)
     return fail(ErrorCode::invalid_request, "config 'quality': timeout_ms and max_in_flight must be >= 1");
   return c;

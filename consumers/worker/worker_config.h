@@ -55,11 +55,29 @@ struct TenantLimits {
 // Quality sampling (docs/routing.md, "Quality sampling"): a share of the
 // answers of tiers below the judge's is graded 1-5 by the judge, off the
 // request's path, and published to kafka.topics.quality.
+// quality.tuning: the ledger's tuner of the closed loop (tuning/tuning.h,
+// TuningOptions; docs/routing.md, "Closed loop").
+struct QualityTuningConfig {
+  bool enabled = false;          // the ledger publishes router updates
+  std::size_t min_samples = 50;
+  double confidence_z = 2.58;
+  double max_step = 0.05;
+  std::size_t window = 2000;
+  std::size_t every = 20;
+};
+
 struct QualityConfig {
   double sample_rate = 0;   // 0..1; 0 = off
   std::string judge_model;  // catalog id; "" = catalog.baseline_model
   long timeout_ms = 30000;  // one grading call; a later one is dropped (counted)
-  int max_in_flight = 64;   // grading calls at once per event loop; more are skipped (counted)
+  int max_in_flight = 64;   // grading calls (and calibration samples) at once per event loop; more are skipped (counted)
+  // 0..1: share of auto-routed requests whose prompt every tier and the
+  // reference model also answer, all graded (a calibration sample). 0 = off.
+  double calibration_rate = 0;
+  // The judged quality each cheaper tier keeps, as a share of the reference
+  // model's on the same prompts (the closed loop's aim and the report's).
+  double target = 0.95;
+  QualityTuningConfig tuning;
 };
 
 // Each: invalid_request naming the key.

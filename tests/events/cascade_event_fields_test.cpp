@@ -137,6 +137,59 @@ TEST(QualityEventSchema, RoundTripsEveryField) {
   EXPECT_DOUBLE_EQ(back->sample_rate, e.sample_rate);
 }
 
+TEST(QualityEventSchema, CalibrationSampleRoundTripsWithEveryGrade) {
+  QualityEvent e = sample();
+  QualityCalibration& c = e.calibration.emplace();
+  c.key = "default/cost";
+  c.route_score = 0.41;
+  c.small_cut = 0.45;
+  c.medium_cut = 0.85;
+  c.configured_small_cut = 0.55;
+  c.configured_medium_cut = 0.85;
+  c.small = GradedAnswer{"gpt-4o-mini", "small", 4, true};
+  c.reference = GradedAnswer{"gpt-4o", "large", 5, false};
+  c.answers_cost_usd = 0.0031;
+  const std::string payload = make_quality_event(e);
+  const json j = json::parse(payload);
+  EXPECT_EQ(j["calibration"]["cuts"]["small"], 0.45);
+  EXPECT_FALSE(j["calibration"].contains("medium"));  // no medium model: no grade
+  auto back = parse_quality_event(payload);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->calibration);
+  const QualityCalibration& b = *back->calibration;
+  EXPECT_EQ(b.key, "default/cost");
+  EXPECT_DOUBLE_EQ(b.route_score, 0.41);
+  EXPECT_DOUBLE_EQ(b.small_cut, 0.45);
+  EXPECT_DOUBLE_EQ(b.medium_cut, 0.85);
+  EXPECT_DOUBLE_EQ(b.configured_small_cut, 0.55);
+  EXPECT_DOUBLE_EQ(b.configured_medium_cut, 0.85);
+  ASSERT_TRUE(b.small);
+  EXPECT_EQ(b.small->model, "gpt-4o-mini");
+  EXPECT_EQ(b.small->score, 4);
+  EXPECT_TRUE(b.small->served);
+  EXPECT_FALSE(b.medium);
+  EXPECT_EQ(b.reference.model, "gpt-4o");
+  EXPECT_EQ(b.reference.tier, "large");
+  EXPECT_FALSE(b.reference.served);
+  EXPECT_DOUBLE_EQ(b.answers_cost_usd, 0.0031);
+  EXPECT_FALSE(parse_quality_event(make_quality_event(sample()))->calibration);
+}
+
+TEST(QualityEventSchema, RefusesACalibrationWithoutAReferenceGradeOrWithAGradeOutOfRange) {
+  const std::string base = R"({"id":"r","tenant":"t","model":"m","tier":"small","judge_model":"j","score":3,"ts":1,)";
+  const std::string cuts = R"("key":"default/cost","route_score":0.2,"cuts":{"small":0.3,"medium":0.6},"configured_cuts":{"small":0.3,"medium":0.6})";
+  auto missing = parse_quality_event(base + R"("calibration":{)" + cuts + "}}");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("calibration.reference"), std::string::npos) << missing.error().message;
+  auto out_of_range =
+      parse_quality_event(base + R"("calibration":{)" + cuts + R"(,"reference":{"model":"m","score":9}}})");
+  ASSERT_FALSE(out_of_range);
+  EXPECT_NE(out_of_range.error().message.find("within 1..5"), std::string::npos);
+  auto no_cuts = parse_quality_event(base + R"("calibration":{"key":"k","route_score":0.2,"reference":{"model":"m","score":3}}})");
+  ASSERT_FALSE(no_cuts);
+  EXPECT_NE(no_cuts.error().message.find("calibration.cuts"), std::string::npos);
+}
+
 TEST(QualityEventSchema, OptionalFieldsMayBeAbsentAndUnknownOnesAreIgnored) {
   auto e = parse_quality_event(
       R"({"v":2,"id":"r","tenant":"t","model":"m","tier":"small","judge_model":"j","score":2.5,"ts":5,"new":true})");

@@ -107,6 +107,7 @@ class PipelineTest : public ::testing::Test {
         {"CASCADE_KAFKA_TOPICS_REPLIES", "cascade.replies" + suffix},
         {"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG", "cascade.cache-changelog" + suffix},
         {"CASCADE_KAFKA_TOPICS_QUALITY", "cascade.quality" + suffix},
+        {"CASCADE_KAFKA_TOPICS_ROUTER_UPDATES", "cascade.router-updates" + suffix},
         {"CASCADE_KAFKA_TOPICS_BUDGETS", "cascade.budgets" + suffix},
         {"CASCADE_KAFKA_TOPICS_SPEND", "cascade.spend" + suffix},
         {"CASCADE_KAFKA_TOPICS_ALERTS", "cascade.alerts" + suffix},

@@ -1,5 +1,7 @@
 #include "router/router.h"
+#include "support/fixed_scorer.h"
 #include "support/test_catalog.h"
+#include "tuning/tuning.h"
 
 #include <gtest/gtest.h>
 
@@ -317,6 +319,108 @@ TEST(RouterFallbacks, AreCappedByMaxFallbacksAndAbsentForPinnedModels) {
   auto pinned = trivial_prompt();
   pinned.model = "b-small";
   EXPECT_TRUE(router.route(pinned)->fallbacks.empty());
+}
+
+}  // namespace
+}  // namespace cascade
+
+namespace cascade {
+namespace {
+
+// The closed loop's cuts (tuning/tuning.h) replace the configured thresholds
+// for their tenant and key, and say so in the reason.
+TuningRecord tuned_record(std::string tenant, std::string key, TierCuts cuts, TierCuts configured) {
+  TuningRecord r;
+  r.tenant = std::move(tenant);
+  r.key = std::move(key);
+  r.cuts = cuts;
+  r.configured = configured;
+  r.version = 4;
+  return r;
+}
+
+TEST(RouterTunedCuts, ATunedCutSendsTheTenantsPromptsToTheTierItNames) {
+  const auto catalog = test_catalog();
+  // learned p_weak_ok = 0.7: score 0.3. Configured balanced_p {0.80, 0.72}: large.
+  Router router(RouterConfig{}, catalog, all_providers(), std::make_shared<testing::FixedScorer>(0.7));
+  PromptEvent event = prompt(kTrivial);
+  event.tenant = "acme";
+  auto before = router.route(event);
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->tier, Tier::large);
+  ASSERT_TRUE(before->cuts);
+  EXPECT_NEAR(before->cuts->score, 0.3, 1e-12);
+  EXPECT_NEAR(before->cuts->configured_small, 0.2, 1e-12);
+  EXPECT_NEAR(before->cuts->configured_medium, 0.28, 1e-12);
+  EXPECT_EQ(before->cuts->small, before->cuts->configured_small);
+  EXPECT_EQ(before->cuts->tuned_version, 0u);
+  EXPECT_EQ(before->cuts->preference, Preference::balanced);
+
+  auto table = std::make_shared<TunedCuts>();
+  const TierCuts configured{before->cuts->configured_small, before->cuts->configured_medium};
+  table->set(tuned_record("acme", "default/balanced", {0.35, 0.5}, configured));
+  router.use_tuned_cuts(table);
+  auto after = router.route(event);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->tier, Tier::small) << after->reason;
+  EXPECT_EQ(after->model->id, "small-a");
+  EXPECT_EQ(after->cuts->small, 0.35);
+  EXPECT_EQ(after->cuts->tuned_version, 4u);
+  EXPECT_NE(after->reason.find("tuned(small<=0.350 medium<=0.500 v4 score=0.300)"), std::string::npos)
+      << after->reason;
+
+  // Another tenant, another preference: the configured thresholds.
+  PromptEvent other = event;
+  other.tenant = "globex";
+  EXPECT_EQ(router.route(other)->tier, Tier::large);
+  PromptEvent cost = event;
+  cost.preference = Preference::cost;  // cost_p {0.75, 0.60}: medium
+  EXPECT_EQ(router.route(cost)->tier, Tier::medium);
+  EXPECT_EQ(router.route(cost)->reason.find("tuned"), std::string::npos);
+}
+
+TEST(RouterTunedCuts, CutsTunedFromOtherConfiguredThresholdsAreIgnored) {
+  const auto catalog = test_catalog();
+  Router router(RouterConfig{}, catalog, all_providers());  // heuristic: balanced {0.30, 0.60}
+  auto table = std::make_shared<TunedCuts>();
+  table->set(tuned_record("acme", "default/balanced", {1.0, 1.0}, {0.25, 0.6}));  // tuned from 0.25
+  router.use_tuned_cuts(table);
+  PromptEvent event = prompt(kHard);
+  event.tenant = "acme";
+  auto decision = router.route(event);
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->tier, Tier::large);
+  EXPECT_EQ(decision->cuts->tuned_version, 0u);
+  // Tuned from the configuration in force: every prompt goes small.
+  table->set(tuned_record("acme", "default/balanced", {1.0, 1.0}, {0.30, 0.60}));
+  EXPECT_EQ(router.route(event)->tier, Tier::small);
+}
+
+TEST(RouterTunedCuts, PinnedAndRuleForcedRequestsHaveNoCuts) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, all_providers());
+  auto pinned = router.route(prompt(kTrivial, Preference::balanced, "large-a"));
+  ASSERT_TRUE(pinned);
+  EXPECT_FALSE(pinned->cuts);
+}
+
+TEST(RouterModelsByTier, TheCheapestAvailableModelOfEachTierThatFits) {
+  const auto catalog = test_catalog();
+  const Router router(RouterConfig{}, catalog, only({"b", "c"}));
+  auto models = router.models_by_tier(prompt(kTrivial));
+  ASSERT_TRUE(models) << models.error().message;
+  EXPECT_EQ((*models)[0]->id, "small-b");
+  EXPECT_EQ((*models)[1]->id, "medium-b");
+  EXPECT_EQ((*models)[2]->id, "large-c");
+  const Router only_a(RouterConfig{}, catalog, only({"a"}));
+  auto a = only_a.models_by_tier(prompt(kTrivial));
+  ASSERT_TRUE(a);
+  EXPECT_EQ((*a)[2]->id, "large-a");
+  const Router none(RouterConfig{}, catalog, only({"c"}));
+  auto c = none.models_by_tier(prompt(kTrivial));
+  ASSERT_TRUE(c);
+  EXPECT_EQ((*c)[0], nullptr);
+  EXPECT_EQ((*c)[2]->id, "large-c");
 }
 
 }  // namespace

@@ -131,23 +131,8 @@ int ledger_service(const Config& config) {
     if (!service) return report_error(service.error());
     tuning = std::move(*service);
   }
-  auto quality_follower = TopicFollower::open(
-      config.kafka, kafka->bootstrap(), {config.kafka.quality_topic}, "quality",
-      [&quality, &tuning](const KafkaRecord& record) {
-        if (record.tombstone()) return;
-        auto event = parse_quality_event(record.payload());
-        if (!event) {
-          spdlog::warn("ledger: skipping quality record {}/{}: {}", record.partition(), record.offset(),
-                       event.error().message);
-          return;
-        }
-        quality.add(*event);
-        if (tuning) tuning->on_quality_event(*event);
-      });
+  auto quality_follower = follow_quality_topic(config.kafka, kafka->bootstrap(), quality, tuning.get());
   if (!quality_follower) return report_error(quality_follower.error());
-  if (auto restored = (*quality_follower)->restore(); !restored) return report_error(restored.error());
-  if (tuning) tuning->go_live();
-  if (auto ok = (*quality_follower)->start(); !ok) return report_error(ok.error());
 
   auto monitor = BudgetMonitor::start(config.kafka, kafka->bootstrap(), **store, (*table)->book(), &metrics,
                                       budget_monitor_options(config));
@@ -233,6 +218,7 @@ int savings_report(const Config& config, const ReportOptions& options) {
                                   });
   if (!graded) spdlog::debug("report: {} not read: {}", config.kafka.quality_topic, graded.error().message);
   report.quality = options.tenant.empty() ? quality.rows() : quality.rows(options.tenant);
+  report.quality_by_day = options.tenant.empty() ? quality.daily() : quality.daily(options.tenant);
   if (options.baseline_grade != 0 && !(options.baseline_grade >= 1 && options.baseline_grade <= 5)) {
     std::fprintf(stderr, "cascade report: --baseline-grade must be a grade in [1, 5]\n");
     return 2;

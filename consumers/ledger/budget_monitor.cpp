@@ -78,17 +78,6 @@ PostOutcome post_webhook(const std::string& url, const std::string& body, int ti
 
 }  // namespace
 
-TuningOptions tuning_options(const QualityConfig& quality) {
-  TuningOptions o;
-  o.target = quality.target;
-  o.min_samples = quality.tuning.min_samples;
-  o.z = quality.tuning.confidence_z;
-  o.max_step = quality.tuning.max_step;
-  o.window = quality.tuning.window;
-  o.every = quality.tuning.every;
-  return o;
-}
-
 BudgetMonitorOptions budget_monitor_options(const Config& config) {
   BudgetMonitorOptions o;
   o.thresholds_percent = config.alerts.thresholds_percent;

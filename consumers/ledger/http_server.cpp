@@ -103,7 +103,40 @@ Result<std::string> resolve_day(const std::string& text, std::int64_t now, bool 
 
 }  // namespace
 
-Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by) {
+// Judged quality beside cost: graded answers, their mean grade and, with
+// calibration samples, the share of the reference's quality on the same prompts.
+json judged_json(std::uint64_t graded, double score_sum, const DailyQuality* paired) {
+  json j = {{"graded", graded}, {"mean_grade", graded ? score_sum / static_cast<double>(graded) : 0.0}};
+  if (paired && paired->paired > 0) {
+    j["calibration_samples"] = paired->paired;
+    j["of_reference"] = paired->reference_ratio();
+    j["reference_model"] = paired->reference_model;
+  }
+  return j;
+}
+
+json judged_json(const DailyQuality& d) { return judged_json(d.graded, d.score_sum, &d); }
+
+// Per UTC day, every tenant's (or one tenant's) grades summed.
+std::map<std::string, DailyQuality> quality_by_day(const QualityAggregator& quality,
+                                                   const std::optional<std::string>& tenant) {
+  std::map<std::string, DailyQuality> out;
+  for (const DailyQuality& d : quality.daily(tenant)) {
+    DailyQuality& to = out[d.day];
+    to.day = d.day;
+    to.graded += d.graded;
+    to.score_sum += d.score_sum;
+    to.paired += d.paired;
+    to.served_sum += d.served_sum;
+    to.reference_sum += d.reference_sum;
+    to.answers_cost_usd += d.answers_cost_usd;
+    if (!d.reference_model.empty()) to.reference_model = d.reference_model;
+  }
+  return out;
+}
+
+Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by,
+                               const QualityAggregator* quality) {
   if (group_by != "day" && group_by != "model" && group_by != "tenant")
     return fail(ErrorCode::invalid_request, "group_by must be day, model or tenant");
   auto rows = store.usage(query);
@@ -113,6 +146,40 @@ Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query
            {"to", query.to_day},
            {"group_by", group_by},
            {"totals", totals_json(sum_rows(*rows))}};
+  const std::optional<std::string> tenant =
+      query.tenant.empty() ? std::nullopt : std::optional<std::string>(query.tenant);
+  // Judged quality next to cost (docs/ledger.md): null when not aggregated here.
+  std::map<std::string, DailyQuality> judged_days;
+  std::map<std::string, QualityRow> judged_models;
+  if (quality) {
+    judged_days = quality_by_day(*quality, tenant);
+    for (const QualityRow& r : quality->rows(tenant)) {
+      QualityRow& to = judged_models[r.model];
+      to.samples += r.samples;
+      to.score_sum += r.score_sum;
+    }
+    DailyQuality all;
+    for (const auto& [day, d] : judged_days)
+      if (day >= query.from_day && day <= query.to_day) {
+        all.graded += d.graded, all.score_sum += d.score_sum, all.paired += d.paired;
+        all.served_sum += d.served_sum, all.reference_sum += d.reference_sum;
+        if (!d.reference_model.empty()) all.reference_model = d.reference_model;
+      }
+    out["totals"]["judged"] = judged_json(all);
+  }
+  auto judged_of = [&](const std::string& key) -> json {
+    if (!quality) return nullptr;
+    if (group_by == "day") {
+      const auto it = judged_days.find(key);
+      return it == judged_days.end() ? judged_json(0, 0, nullptr) : judged_json(it->second);
+    }
+    if (group_by == "model") {
+      const auto it = judged_models.find(key);
+      return it == judged_models.end() ? judged_json(0, 0, nullptr) : judged_json(it->second.samples, it->second.score_sum, nullptr);
+    }
+    const DailyQuality d = quality->overall(key);
+    return judged_json(d);
+  };
   json list = json::array();
   if (group_by == "day") {
     // Every day of the range, zeros included, so charts get a continuous axis.
@@ -125,12 +192,14 @@ Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query
         const auto it = by_day.find(day);
         json row = totals_json(it == by_day.end() ? LedgerTotals{} : it->second);
         row["key"] = day;
+        row["judged"] = judged_of(day);
         list.push_back(std::move(row));
       }
     } else {
       for (const auto& [day, totals] : by_day) {
         json row = totals_json(totals);
         row["key"] = day;
+        row["judged"] = judged_of(day);
         list.push_back(std::move(row));
       }
     }
@@ -141,6 +210,7 @@ Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query
     for (const auto& [key, totals] : sorted) {
       json row = totals_json(totals);
       row["key"] = key;
+      row["judged"] = judged_of(key);
       list.push_back(std::move(row));
     }
   }
@@ -161,7 +231,14 @@ std::string quality_json(const QualityAggregator& quality, const std::optional<s
                     {"by_grade", row.by_grade},
                     {"judge_cost_usd", row.judge_cost_usd}});
   }
-  return json{{"quality", rows}}.dump();
+  // Over time: per UTC day (every tenant's summed unless one is asked for).
+  json daily = json::array();
+  for (const auto& [day, d] : quality_by_day(quality, tenant)) {
+    json j = judged_json(d);
+    j["day"] = day;
+    daily.push_back(std::move(j));
+  }
+  return json{{"quality", rows}, {"overall", judged_json(quality.overall(tenant))}, {"daily", daily}}.dump();
 }
 
 struct LedgerHttpServer::Impl {
@@ -249,7 +326,7 @@ struct LedgerHttpServer::Impl {
       query.from_day = *from;
       query.to_day = *to;
       const std::string group_by = params.contains("group_by") ? params.at("group_by") : "day";
-      auto body = usage_json(*store, query, group_by);
+      auto body = usage_json(*store, query, group_by, quality);
       if (!body) return error(http::status::bad_request, body.error().message);
       auto j = json::parse(*body);
       j["baseline_model"] = baseline_model;

@@ -250,6 +250,12 @@ struct SavingsReportOptions {
   // construction); 0 = unknown. The Quality line then also gives the
   // cheaper answers' mean as a share of it, beside the share of its cost.
   double baseline_grade = 0;
+  // The same grades per UTC day (QualityAggregator::daily, the tenant's or
+  // every tenant's summed per day): a "Judged quality by day" section, and
+  // when calibration samples exist (docs/routing.md, "Closed loop") the
+  // measured share of the reference's judged quality on the same prompts,
+  // which baseline_grade is then not needed for.
+  std::vector<DailyQuality> quality_by_day;
 };
 
 // The savings report: requests, cache hits, cost, baseline cost, savings and
@@ -276,6 +282,16 @@ BudgetMonitorOptions budget_monitor_options(const Config& config);
 // quality.target and quality.tuning as the closed loop's tuner options
 // (the ledger runs the tuner: tuning/tuning.h, RouterTuningService).
 TuningOptions tuning_options(const QualityConfig& quality);
+
+// Follows kafka.topics.quality from the beginning (a global table: a
+// restart sees the whole retained history) into `quality` and, when given,
+// the closed loop's `tuning`: restored to the topic's end, then `tuning`
+// goes live (publishes), then followed on the follower's thread. Malformed
+// records are logged and skipped. Both must outlive the follower.
+[[nodiscard]] Result<std::unique_ptr<TopicFollower>> follow_quality_topic(const KafkaConfig& config,
+                                                                        const std::string& bootstrap,
+                                                                        QualityAggregator& quality,
+                                                                        RouterTuningService* tuning);
 
 // The ledger's side of budgets. After each batch is durable in the store:
 // publishes the current day's and month's spend of every touched tenant and
@@ -384,10 +400,15 @@ class LedgerHttpServer {
 
 // The JSON of GET /api/usage for a query (exposed for tests and the CLI).
 // group_by: day | model | tenant.
-[[nodiscard]] Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by);
+// With `quality`, every row and the totals also carry "judged": {graded,
+// mean_grade[, calibration_samples, of_reference, reference_model]} for the
+// same day, model or tenant (judged quality next to cost); null rows without.
+[[nodiscard]] Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by,
+                                             const QualityAggregator* quality = nullptr);
 // The JSON of GET /api/quality: {"quality": [{"tenant","model","tier","graded",
-// "mean_grade","share_4_or_5","by_grade":[n1..n5],"judge_cost_usd"}]},
-// `tenant`'s rows only when given.
+// "mean_grade","share_4_or_5","by_grade":[n1..n5],"judge_cost_usd"}],
+// "overall": judged, "daily": [judged + "day"]} (judged as usage_json's),
+// `tenant`'s only when given.
 std::string quality_json(const QualityAggregator& quality, const std::optional<std::string>& tenant);
 // The dashboard page.
 std::string_view dashboard_html();

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,33 @@ constexpr const char* kNoGrades =
     "not measured: no answer was graded (set quality.sample_rate to have the judge grade a share of the "
     "cheaper tiers' answers)";
 
+void add_day_totals(DailyQuality& to, const DailyQuality& from) {
+  to.graded += from.graded;
+  to.score_sum += from.score_sum;
+  to.paired += from.paired;
+  to.served_sum += from.served_sum;
+  to.reference_sum += from.reference_sum;
+  to.answers_cost_usd += from.answers_cost_usd;
+  if (!from.reference_model.empty()) to.reference_model = from.reference_model;
+}
+
+// Judged quality over time: per UTC day, the mean grade and, with
+// calibration samples, the share of the reference's quality.
+std::string daily_quality_lines(const std::vector<DailyQuality>& days) {
+  std::map<std::string, DailyQuality> by_day;
+  for (const DailyQuality& d : days) add_day_totals(by_day[d.day], d);
+  if (by_day.empty()) return {};
+  std::string out = "\nJudged quality by day (UTC)\n";
+  out += pad_right("day", 10) + "  " + pad_left("graded", 7) + "  " + pad_left("mean", 5) + "  " +
+         pad_left("paired", 7) + "  " + pad_left("of reference", 12) + "\n";
+  for (const auto& [day, d] : by_day) {
+    out += pad_right(day, 10) + "  " + pad_left(with_thousands(d.graded), 7) + "  " +
+           pad_left(printf_string("%.2f", d.mean_score()), 5) + "  " + pad_left(with_thousands(d.paired), 7) + "  " +
+           pad_left(d.paired ? printf_string("%.0f%%", 100.0 * d.reference_ratio()) : std::string("-"), 12) + "\n";
+  }
+  return out;
+}
+
 std::string quality_lines(const std::vector<QualityRow>& by_model) {
   if (by_model.empty()) return {};
   std::size_t model_width = 5;
@@ -213,11 +241,22 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
     for (const QualityRow& row : graded) add_grades(all, row);
     line("Quality", all.samples == 0
                         ? std::string(kNoGrades)
-                        : printf_string("%.2f / 5 mean judged grade of %s sampled answers of cheaper tiers "
+                        : printf_string("%.2f / 5 mean judged grade of %s graded answers "
                                         "(%.0f%% graded 4 or 5)",
                                         all.mean_score(), with_thousands(all.samples).c_str(),
                                         100.0 * share_graded_4_or_5(all)));
-    if (all.samples > 0 && options.baseline_grade > 0) {
+    DailyQuality paired;
+    for (const DailyQuality& day : options.quality_by_day) add_day_totals(paired, day);
+    if (paired.paired > 0) {
+      // Measured on the same prompts: what the answers kept, what the bill kept.
+      line("", printf_string("= %.0f%% of %s's judged quality on the same prompts (%s calibration samples: "
+                             "served %.2f, reference %.2f) at %s of its cost",
+                             100.0 * paired.reference_ratio(), paired.reference_model.c_str(),
+                             with_thousands(paired.paired).c_str(),
+                             paired.served_sum / static_cast<double>(paired.paired),
+                             paired.reference_sum / static_cast<double>(paired.paired),
+                             format_percent(totals.cost_usd, totals.baseline_cost_usd).c_str()));
+    } else if (all.samples > 0 && options.baseline_grade > 0) {
       // The two figures a buyer weighs: what the answers kept, what the bill kept.
       line("", printf_string("= %.0f%% of %s's judged quality (its answers grade %.2f) at %s of its cost",
                              100.0 * all.mean_score() / options.baseline_grade, baseline_model.c_str(),
@@ -244,7 +283,7 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
            pad_left(printf_string("%.1f%%", 100.0 * share), 6) + "  " + pad_right(bar_for(share), kBarWidth) +
            "  " + pad_left(format_money(model_totals.cost_usd), 10) + "\n";
   }
-  return out + quality_lines(graded) + policy_lines(all_tenants ? ledger.by_policy() : ledger.tenant_by_policy(tenant)) +
+  return out + quality_lines(graded) + daily_quality_lines(options.quality_by_day) + policy_lines(all_tenants ? ledger.by_policy() : ledger.tenant_by_policy(tenant)) +
          budget_lines(options.budgets);
 }
 

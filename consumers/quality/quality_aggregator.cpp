@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <tuple>
 
 namespace cascade {
@@ -22,14 +23,48 @@ struct QualityAggregator::Metrics {
                        .Name("cascade_quality_judge_cost_usd_total")
                        .Help("Money spent on grading sampled answers, in US dollars (not part of "
                              "cascade_cost_usd_total).")
-                       .Register(registry)) {}
+                       .Register(registry)),
+        calibration_samples(prometheus::BuildCounter()
+                                .Name("cascade_quality_calibration_samples_total")
+                                .Help("Calibration samples: prompts whose served answer and the reference "
+                                      "model's answer were both graded (quality.calibration_rate).")
+                                .Register(registry)),
+        calibration_grades(prometheus::BuildCounter()
+                               .Name("cascade_quality_calibration_grade_total")
+                               .Help("Sum of the judge's grades in calibration samples, of the served answers "
+                                     "and of the reference model's answers to the same prompts: "
+                                     "rate(served) / rate(reference) is the served quality as a share of "
+                                     "the reference's.")
+                               .Register(registry)) {}
 
   prometheus::Family<prometheus::Histogram>& score;
   prometheus::Family<prometheus::Counter>& judge_cost;
+  prometheus::Family<prometheus::Counter>& calibration_samples;
+  prometheus::Family<prometheus::Counter>& calibration_grades;
 };
 
 namespace {
 const prometheus::Histogram::BucketBoundaries kGradeBuckets = {1, 2, 3, 4, 5};
+
+// "YYYY-MM-DD" of a time in ms since the epoch, UTC.
+std::string utc_day_of(std::int64_t ts_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ts_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buffer[16];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &tm);
+  return buffer;
+}
+
+void add_day(DailyQuality& to, const DailyQuality& from) {
+  to.graded += from.graded;
+  to.score_sum += from.score_sum;
+  to.paired += from.paired;
+  to.served_sum += from.served_sum;
+  to.reference_sum += from.reference_sum;
+  to.answers_cost_usd += from.answers_cost_usd;
+  if (!from.reference_model.empty()) to.reference_model = from.reference_model;
+}
 }  // namespace
 
 QualityAggregator::QualityAggregator(prometheus::Registry* registry, std::size_t dedupe_window)
@@ -64,7 +99,33 @@ bool QualityAggregator::add(const QualityEvent& event) {
   row->by_grade[grade - 1]++;
   row->judge_cost_usd += event.judge_cost_usd;
 
+  const std::string day = utc_day_of(event.ts_ms);
+  auto daily = std::find_if(daily_.begin(), daily_.end(),
+                            [&](const DailyQuality& d) { return d.tenant == event.tenant && d.day == day; });
+  if (daily == daily_.end()) {
+    DailyQuality fresh;
+    fresh.tenant = event.tenant;
+    fresh.day = day;
+    daily_.push_back(std::move(fresh));
+    daily = daily_.end() - 1;
+  }
+  daily->graded++;
+  daily->score_sum += event.score;
+  if (const auto& c = event.calibration) {
+    daily->paired++;
+    daily->served_sum += event.score;
+    daily->reference_sum += c->reference.score;
+    daily->reference_model = c->reference.model;
+    daily->answers_cost_usd += c->answers_cost_usd;
+  }
+
   if (metrics_) {
+    if (const auto& c = event.calibration) {
+      metrics_->calibration_samples.Add({{"tenant", event.tenant}}).Increment();
+      metrics_->calibration_grades.Add({{"tenant", event.tenant}, {"answer", "served"}}).Increment(event.score);
+      metrics_->calibration_grades.Add({{"tenant", event.tenant}, {"answer", "reference"}})
+          .Increment(c->reference.score);
+    }
     metrics_->score.Add({{"tenant", event.tenant}, {"model", event.model}, {"tier", event.tier}}, kGradeBuckets)
         .Observe(event.score);
     if (event.judge_cost_usd > 0) {
@@ -105,6 +166,31 @@ QualityRow QualityAggregator::total(std::string_view model, std::string_view tie
     for (std::size_t i = 0; i < out.by_grade.size(); ++i) out.by_grade[i] += r.by_grade[i];
     out.judge_cost_usd += r.judge_cost_usd;
   }
+  return out;
+}
+
+}  // namespace cascade
+
+namespace cascade {
+
+std::vector<DailyQuality> QualityAggregator::daily(const std::optional<std::string>& tenant) const {
+  std::vector<DailyQuality> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (const DailyQuality& d : daily_)
+      if (!tenant || d.tenant == *tenant) out.push_back(d);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const DailyQuality& a, const DailyQuality& b) { return std::tie(a.tenant, a.day) < std::tie(b.tenant, b.day); });
+  return out;
+}
+
+DailyQuality QualityAggregator::overall(const std::optional<std::string>& tenant) const {
+  DailyQuality out;
+  if (tenant) out.tenant = *tenant;
+  std::lock_guard lock(mutex_);
+  for (const DailyQuality& d : daily_)
+    if (!tenant || d.tenant == *tenant) add_day(out, d);
   return out;
 }
 

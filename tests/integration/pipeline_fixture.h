@@ -27,6 +27,7 @@
 #include "support/env.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
+#include "tuning/tuning.h"
 
 namespace cascade::testing {
 
@@ -75,6 +76,10 @@ class PipelineTest : public ::testing::Test {
   // budget monitor (publishing the spend state), and a BudgetTable for the
   // workers, which then enforce the configured budgets.
   bool with_budgets = false;
+  // The closed loop (docs/routing.md, "Closed loop"): the ledger's tuner fed
+  // from the quality topic (quality.tuning.*), and the workers' tuned cuts
+  // followed from the router-updates topic.
+  bool with_tuning = false;
 
   // The embedded broker, or the real cluster in CASCADE_TEST_KAFKA_BOOTSTRAP
   // (then every topic and group name gets a per-run suffix).
@@ -162,7 +167,23 @@ class PipelineTest : public ::testing::Test {
     ASSERT_TRUE(client) << client.error().message;
     client_ = std::move(*client);
 
+    if (with_tuning) start_tuning();
     start_worker();
+  }
+
+  // What `cascade ledger` and `cascade worker` run for the closed loop.
+  void start_tuning() {
+    tuned_cuts_ = std::make_shared<TunedCuts>();
+    auto updates = follow_router_updates(config_.kafka, bootstrap_, config_.kafka.router_updates_topic, tuned_cuts_);
+    ASSERT_TRUE(updates) << updates.error().message;
+    router_updates_ = std::move(*updates);
+    auto tuning = RouterTuningService::start(config_.kafka, bootstrap_, config_.kafka.router_updates_topic,
+                                             tuning_options(config_.quality));
+    ASSERT_TRUE(tuning) << tuning.error().message;
+    tuning_ = std::move(*tuning);
+    auto follower = follow_quality_topic(config_.kafka, bootstrap_, quality_, tuning_.get());
+    ASSERT_TRUE(follower) << follower.error().message;
+    quality_follower_ = std::move(*follower);
   }
 
   void start_ledger_with_budgets() {
@@ -226,6 +247,7 @@ class PipelineTest : public ::testing::Test {
     options.cache = state_->cache();
     options.metrics = &worker_metrics_;
     options.budgets = budget_table_.get();
+    options.tuned_cuts = tuned_cuts_;
     options.env = no_env();
     auto worker = Worker::start(std::move(options));
     ASSERT_TRUE(worker) << worker.error().message;
@@ -238,6 +260,11 @@ class PipelineTest : public ::testing::Test {
     client_.reset();
     if (ledger_) ledger_->stop();
     ledger_.reset();
+    if (quality_follower_) quality_follower_->stop();
+    quality_follower_.reset();
+    tuning_.reset();
+    if (router_updates_) router_updates_->stop();
+    router_updates_.reset();
     if (budget_table_) budget_table_->stop();
     budget_table_.reset();
     if (budget_monitor_) budget_monitor_->stop();
@@ -301,6 +328,11 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<BudgetBook> ledger_budgets_;
   std::unique_ptr<BudgetMonitor> budget_monitor_;
   std::unique_ptr<BudgetTable> budget_table_;
+  QualityAggregator quality_;  // fed when with_tuning
+  std::unique_ptr<RouterTuningService> tuning_;
+  std::unique_ptr<TopicFollower> quality_follower_;
+  std::shared_ptr<TunedCuts> tuned_cuts_;  // null unless with_tuning
+  std::unique_ptr<TopicFollower> router_updates_;
   std::unique_ptr<CascadeClient> client_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };

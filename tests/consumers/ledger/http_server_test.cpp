@@ -158,6 +158,52 @@ TEST_F(LedgerHttpServerTest, QualityIsServedPerTenantModelAndTierOnlyWhenAggrega
   EXPECT_NEAR(acme_rows[0]["judge_cost_usd"].get<double>(), 0.002, 1e-12);
 }
 
+TEST_F(LedgerHttpServerTest, UsageAndQualityCarryJudgedQualityNextToCostByDayModelAndTenant) {
+  QualityAggregator quality;
+  const std::int64_t today = now_ms();
+  ASSERT_TRUE(quality.add(testing::calibration_event("c1", "acme", "gpt-4o-mini", "small", 3, 4, today)));
+  ASSERT_TRUE(quality.add(testing::calibration_event("c2", "acme", "gpt-4o-mini", "small", 5, 4, today)));
+  ASSERT_TRUE(quality.add(testing::calibration_event("c3", "acme", "gpt-4o-mini", "small", 2, 5, today - 2 * kDay)));
+  ASSERT_TRUE(quality.add(testing::calibration_event("c4", "globex", "claude-haiku-4-5", "small", 1, 5, today)));
+  auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, &metrics_, "gpt-4o", &quality);
+  ASSERT_TRUE(server) << server.error().message;
+  const std::uint16_t port = (*server)->port();
+
+  auto j = json::parse(get(port, "/api/usage?tenant=acme&from=7d&group_by=day").body);
+  const json& day = j["rows"][6]["judged"];
+  EXPECT_EQ(day["graded"], 2);
+  EXPECT_DOUBLE_EQ(day["mean_grade"].get<double>(), 4.0);
+  EXPECT_EQ(day["calibration_samples"], 2);
+  EXPECT_DOUBLE_EQ(day["of_reference"].get<double>(), 1.0);
+  EXPECT_EQ(day["reference_model"], "gpt-4o");
+  EXPECT_EQ(j["rows"][5]["judged"]["graded"], 0);
+  EXPECT_EQ(j["rows"][4]["judged"]["graded"], 1);
+  EXPECT_EQ(j["totals"]["judged"]["calibration_samples"], 3);
+  EXPECT_DOUBLE_EQ(j["totals"]["judged"]["of_reference"].get<double>(), 10.0 / 13.0);
+
+  j = json::parse(get(port, "/api/usage?tenant=acme&group_by=model").body);
+  EXPECT_EQ(j["rows"][0]["key"], "gpt-4o-mini");
+  EXPECT_EQ(j["rows"][0]["judged"]["graded"], 3);
+  EXPECT_EQ(j["rows"][1]["judged"]["graded"], 0);  // gpt-4o: nothing graded
+  j = json::parse(get(port, "/api/usage?group_by=tenant").body);
+  for (const auto& row : j["rows"]) {
+    if (row["key"] == "globex") {
+      EXPECT_DOUBLE_EQ(row["judged"]["of_reference"].get<double>(), 0.2);
+    }
+  }
+
+  // Without an aggregator, "judged" is absent from the totals and null in rows.
+  j = json::parse(get(server_->port(), "/api/usage?group_by=model").body);
+  EXPECT_FALSE(j["totals"].contains("judged"));
+  EXPECT_TRUE(j["rows"][0]["judged"].is_null());
+
+  const json q = json::parse(get(port, "/api/quality?tenant=acme").body);
+  EXPECT_EQ(q["overall"]["calibration_samples"], 3);
+  ASSERT_EQ(q["daily"].size(), 2u);
+  EXPECT_EQ(q["daily"][1]["day"], utc_day(today));
+  EXPECT_DOUBLE_EQ(q["daily"][1]["of_reference"].get<double>(), 1.0);
+}
+
 TEST_F(LedgerHttpServerTest, ServesMetricsAndASelfContainedDashboard) {
   const auto metrics = get(server_->port(), "/metrics");
   ASSERT_EQ(metrics.status, 200);

@@ -220,7 +220,7 @@ TEST(SavingsReport, ShowsTheJudgedQualityOfTheCheaperAnswersBesideTheSavings) {
   const std::string report = format_savings_report(ledger, "gpt-4o", options);
 
   EXPECT_THAT(line_starting_with(report, "Quality"),
-              HasSubstr("3.50 / 5 mean judged grade of 4 sampled answers of cheaper tiers (50% graded 4 or 5)"));
+              HasSubstr("3.50 / 5 mean judged grade of 4 graded answers (50% graded 4 or 5)"));
   EXPECT_LT(report.find("\nSavings"), report.find("\nQuality"));
   ASSERT_THAT(report, HasSubstr("Judged quality"));
   const std::string section = report.substr(report.find("Judged quality"));
@@ -244,6 +244,27 @@ TEST(SavingsReport, AKnownBaselineGradePutsQualityAndCostAsSharesOfTheBaselinesS
   EXPECT_THAT(report, HasSubstr("= 80% of gpt-4o's judged quality (its answers grade 3.00) at 25.0% of its cost"));
   options.baseline_grade = 0;
   EXPECT_THAT(format_savings_report(ledger, "gpt-4o", options), Not(HasSubstr("judged quality (its answers")));
+}
+
+TEST(SavingsReport, CalibrationSamplesGiveTheMeasuredShareOfTheReferencesQualityAndItsCourseByDay) {
+  LedgerAggregator ledger;
+  ledger.apply(make_cost({.id = "1", .model = "small", .cost_usd = 1, .baseline_cost_usd = 4}));
+  QualityAggregator quality;
+  constexpr std::int64_t kDay1 = 1767225600000;  // 2026-01-01
+  ASSERT_TRUE(quality.add(testing::calibration_event("q1", "acme", "small", "small", 4, 5, kDay1)));
+  ASSERT_TRUE(quality.add(testing::calibration_event("q2", "acme", "small", "small", 3, 3, kDay1 + 86400000)));
+  SavingsReportOptions options;
+  options.quality = quality.rows();
+  options.quality_by_day = quality.daily();
+  options.baseline_grade = 3;  // not needed: the measured figure wins
+  const std::string report = format_savings_report(ledger, "gpt-4o", options);
+  EXPECT_THAT(report, HasSubstr("= 88% of gpt-4o's judged quality on the same prompts (2 calibration samples: "
+                                "served 3.50, reference 4.00) at 25.0% of its cost"));
+  EXPECT_THAT(report, Not(HasSubstr("its answers grade")));
+  ASSERT_THAT(report, HasSubstr("Judged quality by day (UTC)"));
+  const std::string section = report.substr(report.find("Judged quality by day"));
+  EXPECT_THAT(line_starting_with(section, "2026-01-01"), HasSubstr("80%"));
+  EXPECT_THAT(line_starting_with(section, "2026-01-02"), HasSubstr("100%"));
 }
 
 TEST(SavingsReport, SaysSoWhenNoAnswerWasGraded) {

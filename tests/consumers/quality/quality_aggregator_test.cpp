@@ -15,6 +15,47 @@ QualityEvent graded(std::string id, std::string tenant, std::string model, std::
   return testing::graded_event(std::move(id), std::move(tenant), std::move(model), std::move(tier), score);
 }
 
+TEST(QualityAggregator, CalibrationSamplesGiveTheServedQualityAsAShareOfTheReferencesPerTenantAndDay) {
+  prometheus::Registry registry;
+  QualityAggregator quality(&registry);
+  constexpr std::int64_t kDay1 = 1767225600000;  // 2026-01-01T00:00Z
+  constexpr std::int64_t kDay2 = kDay1 + 86400000;
+  ASSERT_TRUE(quality.add(testing::calibration_event("a", "acme", "mini", "small", 4, 5, kDay1)));
+  ASSERT_TRUE(quality.add(testing::calibration_event("b", "acme", "mini", "small", 2, 4, kDay1 + 1000)));
+  ASSERT_TRUE(quality.add(testing::calibration_event("c", "acme", "mini", "small", 3, 3, kDay2)));
+  ASSERT_TRUE(quality.add(testing::graded_event("d", "acme", "mini", "small", 1)));  // no reference grade
+  ASSERT_TRUE(quality.add(testing::calibration_event("e", "globex", "mini", "small", 1, 5, kDay1)));
+  EXPECT_FALSE(quality.add(testing::calibration_event("a", "acme", "mini", "small", 4, 5, kDay1)));  // duplicate
+
+  const auto days = quality.daily(std::string("acme"));
+  ASSERT_EQ(days.size(), 3u);  // 2023-11-14 (the plain sample's day), 2026-01-01, 2026-01-02
+  EXPECT_EQ(days[1].day, "2026-01-01");
+  EXPECT_EQ(days[1].graded, 2u);
+  EXPECT_EQ(days[1].paired, 2u);
+  EXPECT_DOUBLE_EQ(days[1].reference_ratio(), 6.0 / 9.0);
+  EXPECT_EQ(days[1].reference_model, "gpt-4o");
+  EXPECT_DOUBLE_EQ(days[1].answers_cost_usd, 0.004);
+  EXPECT_EQ(days[2].day, "2026-01-02");
+  EXPECT_DOUBLE_EQ(days[2].reference_ratio(), 1.0);
+  EXPECT_EQ(days[0].paired, 0u);
+  EXPECT_EQ(days[0].graded, 1u);
+
+  const DailyQuality acme = quality.overall(std::string("acme"));
+  EXPECT_EQ(acme.graded, 4u);
+  EXPECT_EQ(acme.paired, 3u);
+  EXPECT_DOUBLE_EQ(acme.reference_ratio(), 9.0 / 12.0);
+  const DailyQuality everyone = quality.overall();
+  EXPECT_EQ(everyone.paired, 4u);
+  EXPECT_DOUBLE_EQ(everyone.reference_ratio(), 10.0 / 17.0);
+  EXPECT_EQ(quality.overall(std::string("initech")).paired, 0u);
+
+  const std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(text.find(R"(cascade_quality_calibration_samples_total{tenant="acme"} 3)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(cascade_quality_calibration_grade_total{answer="served",tenant="acme"} 9)"), std::string::npos);
+  EXPECT_NE(text.find(R"(cascade_quality_calibration_grade_total{answer="reference",tenant="acme"} 12)"),
+            std::string::npos);
+}
+
 TEST(QualityAggregator, CountsSamplesPerTenantModelAndTierWithTheirMeanAndGrades) {
   QualityAggregator quality;
   EXPECT_TRUE(quality.add(graded("a", "acme", "gpt-4o-mini", "small", 5)));

@@ -87,13 +87,14 @@ class DashboardBrowserTest : public ::testing::Test {
     ASSERT_TRUE(store_->apply(events));
     budgets_.set_runtime_budget({"acme", "", {0.05, 2, 80}});
     budgets_.set_runtime_budget({"acme", model_scope("gpt-4o"), {0.1, 0, 80}});
-    // The judge's grades: acme's gpt-4o-mini 4, 5, 2; globex's claude 3.
-    int n = 0;
-    for (const auto& [tenant, model, score] : std::vector<std::tuple<std::string, std::string, double>>{
-             {"acme", "gpt-4o-mini", 4}, {"acme", "gpt-4o-mini", 5}, {"acme", "gpt-4o-mini", 2},
-             {"globex", "claude-haiku-4-5", 3}}) {
-      ASSERT_TRUE(quality_.add(testing::graded_event("q" + std::to_string(++n), tenant, model, "small", score)));
-    }
+    // The judge's grades, calibration samples beside the reference's: acme's
+    // gpt-4o-mini 4 and 5 today, 2 a week ago (the reference 5 each time);
+    // globex's claude 3.
+    const std::int64_t today = now_ms();
+    ASSERT_TRUE(quality_.add(testing::calibration_event("q1", "acme", "gpt-4o-mini", "small", 4, 5, today)));
+    ASSERT_TRUE(quality_.add(testing::calibration_event("q2", "acme", "gpt-4o-mini", "small", 5, 5, today)));
+    ASSERT_TRUE(quality_.add(testing::calibration_event("q3", "acme", "gpt-4o-mini", "small", 2, 5, today - 7 * kDay)));
+    ASSERT_TRUE(quality_.add(testing::graded_event("q4", "globex", "claude-haiku-4-5", "small", 3)));
     auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, nullptr, "gpt-4o", &quality_);
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(*server);
@@ -148,7 +149,13 @@ TEST_F(DashboardBrowserTest, RendersCostSavingsModelMixCacheLatencyAndBudgetChar
   // Judged quality beside the savings: acme's grades only (mean of 4, 5, 2).
   EXPECT_EQ(count_of(dom, "class=\"bar-quality\""), 1u);
   EXPECT_NE(dom.find("data-model=\"gpt-4o-mini (small)\" data-value=\"3.6666"), std::string::npos);
-  EXPECT_NE(dom.find("id=\"kpi-quality\">3.67 / 5<"), std::string::npos);
+  EXPECT_NE(dom.find("id=\"kpi-quality\">73% · 3.67 / 5<"), std::string::npos)
+      << dom.substr(dom.find("kpi-quality"), 200);
+  // ...and over time: the share of the reference's on the two days graded.
+  EXPECT_EQ(count_of(dom, "class=\"line-judged-point\""), 2u);
+  const std::regex judged_today("class=\"line-judged-point\"[^>]*data-day=\"" + today + "\" data-value=\"([0-9.e-]+)\"");
+  ASSERT_TRUE(std::regex_search(dom, match, judged_today));
+  EXPECT_DOUBLE_EQ(std::stod(match[1]), 0.9);
 }
 
 TEST_F(DashboardBrowserTest, SavesAScreenshot) {

@@ -230,6 +230,8 @@ class TunedCuts {
     const TuningRecord* record = nullptr;
   };
   Found find(std::string_view tenant, std::string_view key) const;
+  // Every record (tools: `cascade tuning show`).
+  std::shared_ptr<const Map> snapshot() const { return snapshot_.load(std::memory_order_acquire); }
   bool empty() const { return size_.load(std::memory_order_acquire) == 0; }
   std::size_t size() const { return size_.load(std::memory_order_acquire); }
 

@@ -400,6 +400,13 @@ int run_budget_show(const CommonOptions& common, const BudgetCommandOptions& opt
   return budget_show(*config, options);
 }
 
+int run_tuning_show(const CommonOptions& common, const TuningShowOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "tuning show")) return 2;
+  return tuning_show(*config, options);
+}
+
 int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& options) {
   auto config = load(common);
   if (!config) return 2;

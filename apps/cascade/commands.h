@@ -56,6 +56,11 @@ struct BudgetCommandOptions {
   int timeout_s = 30;
 };
 
+// `cascade tuning show` (docs/routing.md, "Closed loop").
+struct TuningShowOptions {
+  std::string tenant;  // "" = every tenant
+};
+
 // `cascade cache purge`: removes a tenant's cache entries on every worker.
 struct CachePurgeOptions {
   std::string tenant;
@@ -194,6 +199,8 @@ int run_route(const CommonOptions& common, const RouteOptions& options);
 int run_budget_set(const CommonOptions& common, const BudgetCommandOptions& options);
 // Prints the budgets in force with their spend.
 int run_budget_show(const CommonOptions& common, const BudgetCommandOptions& options);
+// Prints the closed loop's tuned tier cuts from kafka.topics.router_updates.
+int run_tuning_show(const CommonOptions& common, const TuningShowOptions& options);
 int run_route_data(const RouteDataOptions& options);
 int run_route_train(const RouteTrainOptions& options);
 int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options);

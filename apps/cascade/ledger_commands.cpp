@@ -15,6 +15,7 @@
 #include "consumers/ledger/ledger.h"
 #include "consumers/quality/quality_aggregator.h"
 #include "kafka/kafka.h"
+#include "tuning/tuning.h"
 
 namespace cascade::cli {
 namespace {
@@ -297,6 +298,48 @@ int budget_show(const Config& config, const BudgetCommandOptions& options) {
   } else {
     std::printf("no spend state published yet (is `cascade ledger` running?)\n");
   }
+  return 0;
+}
+
+int tuning_show(const Config& config, const TuningShowOptions& options) {
+  TunedCuts cuts;
+  std::uint64_t malformed = 0;
+  auto read = read_topic_to_end(config.kafka, config.kafka.bootstrap, config.kafka.router_updates_topic,
+                                [&](const KafkaRecord& record) {
+                                  std::optional<std::string_view> value;
+                                  if (!record.tombstone()) value = record.payload();
+                                  if (!cuts.apply(record.key(), value)) malformed++;
+                                });
+  if (!read) return report_error(read.error());
+  const auto snapshot = cuts.snapshot();
+  std::size_t shown = 0;
+  std::printf("%-16s %-24s %-15s %-15s %5s %-30s %-30s\n", "tenant", "policy/preference", "small cut", "medium cut",
+              "v", "small tier (vs reference)", "medium tier (vs reference)");
+  auto evidence = [](const CutEvidence& e) {
+    if (e.samples == 0) return std::string("no samples");
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.0f%% [%.0f%%, %.0f%%] n=%zu", 100 * e.ratio, 100 * e.lower, 100 * e.upper,
+                  e.samples);
+    return std::string(buffer);
+  };
+  for (const auto& [tenant, keys] : *snapshot) {
+    if (!options.tenant.empty() && tenant != options.tenant) continue;
+    for (const auto& [key, r] : keys) {
+      char small[32], medium[32];
+      std::snprintf(small, sizeof small, "%.3f (was %.2f)", r.cuts.small, r.configured.small);
+      std::snprintf(medium, sizeof medium, "%.3f (was %.2f)", r.cuts.medium, r.configured.medium);
+      std::printf("%-16s %-24s %-15s %-15s %5llu %-30s %-30s\n", tenant.c_str(), key.c_str(), small, medium,
+                  static_cast<unsigned long long>(r.version), evidence(r.small).c_str(), evidence(r.medium).c_str());
+      std::printf("%-16s   target %.0f%% of the reference's judged quality; last decision: %s\n", "", 100 * r.target,
+                  r.why.c_str());
+      shown++;
+    }
+  }
+  if (shown == 0)
+    std::printf("no tuned cuts%s: the configured thresholds apply (quality.tuning.enabled and quality.calibration_rate "
+                "turn the closed loop on)\n",
+                options.tenant.empty() ? "" : (" for tenant " + options.tenant).c_str());
+  if (malformed > 0) std::printf("(%llu malformed records skipped)\n", static_cast<unsigned long long>(malformed));
   return 0;
 }
 

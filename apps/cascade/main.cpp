@@ -71,6 +71,13 @@ int main(int argc, char** argv) {
   budget_show_cmd->add_option("--tenant", budget.tenant, "Only this tenant");
   budget_show_cmd->add_option("--timeout", budget.timeout_s, "Seconds to wait for the cluster");
 
+  TuningShowOptions tuning;
+  auto* tuning_cmd = app.add_subcommand("tuning", "The closed loop's tuned tier cuts (docs/routing.md, \"Closed loop\")");
+  tuning_cmd->require_subcommand(1);
+  auto* tuning_show_cmd =
+      tuning_cmd->add_subcommand("show", "Print the tier cuts in force per tenant and policy, with their evidence");
+  tuning_show_cmd->add_option("--tenant", tuning.tenant, "Only this tenant");
+
   UpstreamOptions upstream;
   auto* upstream_cmd =
       app.add_subcommand("upstream", "Run a SIMULATED local OpenAI-compatible upstream (demo, tests)");
@@ -233,6 +240,7 @@ int main(int argc, char** argv) {
   if (*report_cmd) return run_report(common, report);
   if (*budget_set_cmd) return run_budget_set(common, budget);
   if (*budget_show_cmd) return run_budget_show(common, budget);
+  if (*tuning_show_cmd) return run_tuning_show(common, tuning);
   if (*cache_purge_cmd) return run_cache_purge(common, cache_purge);
   if (*upstream_cmd) return run_upstream(common, upstream);
   if (*cache_eval_cmd) return run_cache_eval(cache_eval);

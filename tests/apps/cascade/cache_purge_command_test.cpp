@@ -14,6 +14,7 @@
 #include "kafka/kafka.h"
 #include "state/state.h"
 #include "support/embedded_kafka.h"
+#include "support/env.h"
 #include "support/state_store.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -26,23 +27,6 @@ using testing::TempDir;
 
 constexpr const char* kTopic = "cascade.cache-changelog";
 constexpr int kWaitMs = 30000;
-
-// Unsets a variable for the test's lifetime, so the developer's own
-// CASCADE_* environment cannot change what the command sees.
-class UnsetEnv {
- public:
-  explicit UnsetEnv(const char* name) : name_(name) {
-    if (const char* v = std::getenv(name)) saved_ = v;
-    ::unsetenv(name);
-  }
-  ~UnsetEnv() {
-    if (saved_) ::setenv(name_, saved_->c_str(), 1);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> saved_;
-};
 
 class PurgeListener : public ChangelogListener {
  public:
@@ -97,8 +81,8 @@ class CachePurgeCommandTest : public ::testing::Test {
                                [&] { return worker_.changelog->apply_available(50).has_value(); });
   }
 
-  UnsetEnv no_env_bootstrap_{"CASCADE_KAFKA_BOOTSTRAP"};
-  UnsetEnv no_env_topic_{"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG"};
+  testing::UnsetEnv no_env_bootstrap_{"CASCADE_KAFKA_BOOTSTRAP"};
+  testing::UnsetEnv no_env_topic_{"CASCADE_KAFKA_TOPICS_CACHE_CHANGELOG"};
   TempDir dir_;
   testing::EmbeddedKafka kafka_;
   PurgeListener listener_;

@@ -59,12 +59,21 @@ else
     "$CASCADE" route-data alpaca-eval --in "$ALPACA" \
       --prices "$ROOT/../shared/data/pricing/model_prices_and_context_window.json" \
       --out "$WORK/recorded.jsonl" >"$WORK/route-data.log" 2>&1
+    # The reference (catalog.baseline_model gpt-4o) answers as GPT-4 Turbo.
     RECORDED=(--outcomes "$WORK/recorded.jsonl" --tier-map small=gpt-3.5-turbo-1106 \
-              --tier-map medium=claude-2.1 --tier-map large=gpt4_1106_preview)
-    # The judge (catalog.baseline_model) grades every answer of a cheaper tier.
-    export CASCADE_QUALITY_SAMPLE_RATE=${CASCADE_QUALITY_SAMPLE_RATE:-1}
-    # The replay arrives at once: let every answer's grading call run.
+              --tier-map medium=claude-2.1 --tier-map large=gpt4_1106_preview --model-map gpt-4o=gpt4_1106_preview)
+    # Every routed request is a calibration sample: its prompt is also answered
+    # by each tier and by the reference (catalog.baseline_model, answering as
+    # GPT-4 Turbo), and the judge grades every answer, so the report gives the
+    # served answers' quality as a share of the reference's on the same prompts.
+    export CASCADE_QUALITY_CALIBRATION_RATE=${CASCADE_QUALITY_CALIBRATION_RATE:-1}
+    # The replay arrives at once: let every sample's calls run.
     export CASCADE_QUALITY_MAX_IN_FLIGHT=${CASCADE_QUALITY_MAX_IN_FLIGHT:-1000}
+    # The closed loop: the ledger moves each tenant's tier cuts from those
+    # samples towards quality.target (small evidence thresholds: a short demo).
+    export CASCADE_QUALITY_TUNING_ENABLED=${CASCADE_QUALITY_TUNING_ENABLED:-true}
+    export CASCADE_QUALITY_TUNING_MIN_SAMPLES=${CASCADE_QUALITY_TUNING_MIN_SAMPLES:-20}
+    export CASCADE_QUALITY_TUNING_EVERY=${CASCADE_QUALITY_TUNING_EVERY:-10}
   fi
   banner "SIMULATED upstream: no provider key is set, answers come from a local simulator, not a real model"
   [ ${#RECORDED[@]} -gt 0 ] && echo "recorded answers: AlpacaEval prompts get each model's recorded answer (small tier: gpt-3.5-turbo-1106, medium: claude-2.1, large: GPT-4 Turbo) and the judge's recorded grade"
@@ -103,23 +112,21 @@ banner "Replaying $COUNT real prompts from $(basename "$PROMPTS") as prompt even
 "$CASCADE" --bootstrap-file "$WORK/bootstrap" replay --file "$PROMPTS" --count "$COUNT" --tenants 4 --show 3
 
 sleep 1  # let the ledger consumer apply the last cost events
-if [ -n "${CASCADE_QUALITY_SAMPLE_RATE:-}" ]; then
-  sleep 2  # and the judge grade the last answers
+if [ -n "${CASCADE_QUALITY_SAMPLE_RATE:-}${CASCADE_QUALITY_CALIBRATION_RATE:-}" ]; then
+  sleep 3  # and the judge grade the last answers
 fi
 banner "Savings report (from the cascade.ledger topic)"
-if [ ${#RECORDED[@]} -gt 0 ]; then
-  # The judge graded every recorded answer against GPT-4 Turbo's, which grades 3 by construction.
-  "$CASCADE" --bootstrap-file "$WORK/bootstrap" report --baseline-grade 3
-else
-  "$CASCADE" --bootstrap-file "$WORK/bootstrap" report
-fi
+"$CASCADE" --bootstrap-file "$WORK/bootstrap" report
 if [ ${#RECORDED[@]} -gt 0 ]; then
   echo
   echo "How to read Quality here: the judge compared each recorded answer with GPT-4 Turbo's answer to the same"
-  echo "prompt. Grade 3 = as good as GPT-4 Turbo's (always-GPT-4 scores 3.0), 5 = clearly better, 1 = clearly worse."
-  echo "Cheaper answers were judged worse on most prompts: routing by prompt alone saves money at a cost in quality"
-  echo "that this line now shows. The cheap-first cascade with the chat answer checker trades some savings back:"
-  echo "docs/routing.md, \"Chat traffic\"."
+  echo "prompt. Grade 3 = as good as GPT-4 Turbo's (the reference grades 3.0), 5 = clearly better, 1 = clearly worse."
+  echo "The '% of gpt-4o's judged quality' is measured: for every request, the answer served and the reference's"
+  echo "answer to the same prompt were both graded. Cheaper answers were judged worse on most prompts."
+  banner "Closed loop: the tier cuts the ledger tuned from those grades (cascade tuning show)"
+  "$CASCADE" --bootstrap-file "$WORK/bootstrap" tuning show
+  echo "Each tenant's cuts move towards quality.target (95% of the reference's judged quality) as evidence accrues;"
+  echo "workers route with them at once (route reasons say tuned(...)). docs/routing.md, \"Closed loop\"."
 fi
 
 banner "Prometheus metrics"

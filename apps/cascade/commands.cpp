@@ -501,7 +501,11 @@ int run_upstream(const CommonOptions& common, const UpstreamOptions& options) {
         return 2;
       }
       for (const ModelInfo& model : catalog->models()) {
-        if (model.tier == *tier) model_map.push_back(model.upstream_model + "=" + spec.substr(eq + 1));
+        // An explicit --model-map of the same model wins over its tier's.
+        const bool mapped = std::ranges::any_of(options.model_map, [&](const std::string& m) {
+          return m.starts_with(model.upstream_model + "=");
+        });
+        if (model.tier == *tier && !mapped) model_map.push_back(model.upstream_model + "=" + spec.substr(eq + 1));
       }
     }
   }

@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
                            "(an outcomes file of route-data)");
   upstream_cmd->add_option("--tier-map", upstream.tier_map,
                            "TIER=RECORDED: every model of the configured catalog's TIER (small|medium|large) gets "
-                           "RECORDED's answers (repeatable)");
+                           "RECORDED's answers, unless --model-map names it (repeatable)");
   upstream_cmd->add_option("--model-map", upstream.model_map,
                            "UPSTREAM=RECORDED: requests for model UPSTREAM get RECORDED's answers (repeatable)");
 

@@ -34,6 +34,40 @@ TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
   EXPECT_EQ(c->quality.timeout_ms, 30000);
   EXPECT_EQ(c->quality.max_in_flight, 64);
   EXPECT_EQ(c->kafka.quality_topic, "cascade.quality");
+  // The closed loop is off until asked for.
+  EXPECT_EQ(c->quality.calibration_rate, 0);
+  EXPECT_EQ(c->quality.target, 0.95);
+  EXPECT_FALSE(c->quality.tuning.enabled);
+  EXPECT_EQ(c->quality.tuning.min_samples, 50u);
+  EXPECT_EQ(c->quality.tuning.confidence_z, 2.58);
+  EXPECT_EQ(c->quality.tuning.max_step, 0.05);
+  EXPECT_EQ(c->quality.tuning.window, 2000u);
+  EXPECT_EQ(c->quality.tuning.every, 20u);
+  EXPECT_EQ(c->kafka.router_updates_topic, "cascade.router-updates");
+}
+
+TEST(CascadeConfig, TheClosedLoopsKeysComeFromTheFileOrTheEnvironment) {
+  auto c = load_config_text(R"(
+quality:
+  calibration_rate: 0.02
+  tuning:
+    enabled: true
+    min_samples: 200
+kafka:
+  topics:
+    router_updates: acme.router-updates
+)",
+                            env_of({{"CASCADE_QUALITY_TARGET", "0.9"},
+                                    {"CASCADE_QUALITY_TUNING_MAX_STEP", "0.02"},
+                                    {"CASCADE_QUALITY_TUNING_EVERY", "50"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->quality.calibration_rate, 0.02);
+  EXPECT_EQ(c->quality.target, 0.9);
+  EXPECT_TRUE(c->quality.tuning.enabled);
+  EXPECT_EQ(c->quality.tuning.min_samples, 200u);
+  EXPECT_EQ(c->quality.tuning.max_step, 0.02);
+  EXPECT_EQ(c->quality.tuning.every, 50u);
+  EXPECT_EQ(c->kafka.router_updates_topic, "acme.router-updates");
 }
 
 TEST(CascadeConfig, EveryKeyComesFromTheFileOrTheEnvironment) {
@@ -95,6 +129,14 @@ TEST(CascadeConfig, ValuesThatCannotWorkAreErrorsNamingTheKey) {
       {"quality: {sample_rate: -0.1}", "quality.sample_rate"},
       {"quality: {max_in_flight: 0}", "quality"},
       {"quality: {timeout_ms: 0}", "quality"},
+      {"quality: {calibration_rate: 2}", "quality.calibration_rate"},
+      {"quality: {target: 0}", "quality.target"},
+      {"quality: {target: 1.2}", "quality.target"},
+      {"quality: {tuning: {min_samples: 1}}", "quality.tuning"},
+      {"quality: {tuning: {window: 10}}", "quality.tuning"},
+      {"quality: {tuning: {max_step: 0}}", "quality.tuning"},
+      {"quality: {tuning: {confidence_z: -1}}", "quality.tuning"},
+      {"quality: {tuning: {enabled: sometimes}}", "quality.tuning.enabled"},
   };
   for (const auto& [yaml, key] : cases) {
     auto c = load_config_text(yaml);

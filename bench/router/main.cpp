@@ -16,6 +16,7 @@
 
 #include "router/tools/evaluation.h"
 #include "router/router.h"
+#include "tuning/tuning.h"
 
 namespace cascade::bench {
 namespace {
@@ -248,6 +249,21 @@ int run(const Options& o) {
     const auto every_provider = [](std::string_view) { return true; };
     const Router plain(RouterConfig{}, *catalog, every_provider, make_heuristic_scorer());
     results.push_back(measure_router("route", "heuristic, no policies", plain, messages, o.rounds));
+    // The closed loop's tuned cuts (docs/routing.md, "Closed loop"): acme's
+    // third of the requests finds a record, globex's looks one up and does not.
+    auto tuned = std::make_shared<TunedCuts>();
+    for (const char* tenant : {"acme", "initech", "umbrella"}) {
+      TuningRecord record;
+      record.tenant = tenant;
+      record.key = tuning_key("", "balanced");
+      record.cuts = {0.35, 0.7};
+      record.configured = {RouterConfig{}.balanced.small_max, RouterConfig{}.balanced.medium_max};
+      record.version = 3;
+      tuned->set(record);
+    }
+    Router tuned_router(RouterConfig{}, *catalog, every_provider, make_heuristic_scorer());
+    tuned_router.use_tuned_cuts(tuned);
+    results.push_back(measure_router("route+tun", "heuristic, tuned cuts (closed loop)", tuned_router, messages, o.rounds));
     // Three rules (tenant, tag, a regex that is searched in every prompt)
     // and an experiment: the worst case a policy config adds per request.
     RouterConfig with_policies;

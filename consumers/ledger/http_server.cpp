@@ -124,13 +124,7 @@ std::map<std::string, DailyQuality> quality_by_day(const QualityAggregator& qual
   for (const DailyQuality& d : quality.daily(tenant)) {
     DailyQuality& to = out[d.day];
     to.day = d.day;
-    to.graded += d.graded;
-    to.score_sum += d.score_sum;
-    to.paired += d.paired;
-    to.served_sum += d.served_sum;
-    to.reference_sum += d.reference_sum;
-    to.answers_cost_usd += d.answers_cost_usd;
-    if (!d.reference_model.empty()) to.reference_model = d.reference_model;
+    to.add(d);
   }
   return out;
 }
@@ -160,11 +154,7 @@ Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query
     }
     DailyQuality all;
     for (const auto& [day, d] : judged_days)
-      if (day >= query.from_day && day <= query.to_day) {
-        all.graded += d.graded, all.score_sum += d.score_sum, all.paired += d.paired;
-        all.served_sum += d.served_sum, all.reference_sum += d.reference_sum;
-        if (!d.reference_model.empty()) all.reference_model = d.reference_model;
-      }
+      if (day >= query.from_day && day <= query.to_day) all.add(d);
     out["totals"]["judged"] = judged_json(all);
   }
   auto judged_of = [&](const std::string& key) -> json {

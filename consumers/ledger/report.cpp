@@ -158,21 +158,11 @@ constexpr const char* kNoGrades =
     "not measured: no answer was graded (set quality.sample_rate to have the judge grade a share of the "
     "cheaper tiers' answers)";
 
-void add_day_totals(DailyQuality& to, const DailyQuality& from) {
-  to.graded += from.graded;
-  to.score_sum += from.score_sum;
-  to.paired += from.paired;
-  to.served_sum += from.served_sum;
-  to.reference_sum += from.reference_sum;
-  to.answers_cost_usd += from.answers_cost_usd;
-  if (!from.reference_model.empty()) to.reference_model = from.reference_model;
-}
-
 // Judged quality over time: per UTC day, the mean grade and, with
 // calibration samples, the share of the reference's quality.
 std::string daily_quality_lines(const std::vector<DailyQuality>& days) {
   std::map<std::string, DailyQuality> by_day;
-  for (const DailyQuality& d : days) add_day_totals(by_day[d.day], d);
+  for (const DailyQuality& d : days) by_day[d.day].add(d);
   if (by_day.empty()) return {};
   std::string out = "\nJudged quality by day (UTC)\n";
   out += pad_right("day", 10) + "  " + pad_left("graded", 7) + "  " + pad_left("mean", 5) + "  " +
@@ -246,7 +236,7 @@ std::string format_savings_report(const LedgerAggregator& ledger, const std::str
                                         all.mean_score(), with_thousands(all.samples).c_str(),
                                         100.0 * share_graded_4_or_5(all)));
     DailyQuality paired;
-    for (const DailyQuality& day : options.quality_by_day) add_day_totals(paired, day);
+    for (const DailyQuality& day : options.quality_by_day) paired.add(day);
     if (paired.paired > 0) {
       // Measured on the same prompts: what the answers kept, what the bill kept.
       line("", printf_string("= %.0f%% of %s's judged quality on the same prompts (%s calibration samples: "

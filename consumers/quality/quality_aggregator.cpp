@@ -55,17 +55,17 @@ std::string utc_day_of(std::int64_t ts_ms) {
   std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &tm);
   return buffer;
 }
-
-void add_day(DailyQuality& to, const DailyQuality& from) {
-  to.graded += from.graded;
-  to.score_sum += from.score_sum;
-  to.paired += from.paired;
-  to.served_sum += from.served_sum;
-  to.reference_sum += from.reference_sum;
-  to.answers_cost_usd += from.answers_cost_usd;
-  if (!from.reference_model.empty()) to.reference_model = from.reference_model;
-}
 }  // namespace
+
+void DailyQuality::add(const DailyQuality& other) {
+  graded += other.graded;
+  score_sum += other.score_sum;
+  paired += other.paired;
+  served_sum += other.served_sum;
+  reference_sum += other.reference_sum;
+  answers_cost_usd += other.answers_cost_usd;
+  if (!other.reference_model.empty()) reference_model = other.reference_model;
+}
 
 QualityAggregator::QualityAggregator(prometheus::Registry* registry, std::size_t dedupe_window)
     : dedupe_window_(std::max<std::size_t>(dedupe_window, 1)) {
@@ -190,7 +190,7 @@ DailyQuality QualityAggregator::overall(const std::optional<std::string>& tenant
   if (tenant) out.tenant = *tenant;
   std::lock_guard lock(mutex_);
   for (const DailyQuality& d : daily_)
-    if (!tenant || d.tenant == *tenant) add_day(out, d);
+    if (!tenant || d.tenant == *tenant) out.add(d);
   return out;
 }
 

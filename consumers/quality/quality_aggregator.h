@@ -65,6 +65,8 @@ struct DailyQuality {
 
   double mean_score() const { return graded == 0 ? 0 : score_sum / static_cast<double>(graded); }
   double reference_ratio() const { return reference_sum > 0 ? served_sum / reference_sum : 0; }
+  // Adds another day's (or tenant's) figures to these; tenant and day stay.
+  void add(const DailyQuality& other);
 };
 
 class QualityAggregator {

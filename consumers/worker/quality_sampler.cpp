@@ -53,6 +53,20 @@ QualitySampler::QualitySampler(StageContext& context, SideCalls& side_calls, Rou
     judge_ = config.judge_model.empty() ? &ctx_.catalog.baseline() : ctx_.catalog.find(config.judge_model);
 }
 
+QualityEvent QualitySampler::event_for(const Request& r, const ModelInfo& model, const FinalReply& final,
+                                       double rate) const {
+  QualityEvent q;
+  q.id = r.event.id;
+  q.tenant = r.event.tenant;
+  q.model = model.id;
+  q.provider = model.provider;
+  q.tier = std::string(to_string(model.tier));
+  q.judge_model = judge_->id;
+  q.route_reason = final.route.reason;
+  q.sample_rate = rate;
+  return q;
+}
+
 void QualitySampler::count(const char* outcome) {
   if (std::string_view(outcome) == "failed") ctx_.stats.quality_failed++;
   if (std::string_view(outcome) == "skipped") ctx_.stats.quality_skipped++;
@@ -74,15 +88,7 @@ void QualitySampler::sample(Request& r, const ModelInfo& model, const FinalReply
     count("skipped");
     return;
   }
-  QualityEvent q;
-  q.id = r.event.id;
-  q.tenant = r.event.tenant;
-  q.model = model.id;
-  q.provider = model.provider;
-  q.tier = std::string(to_string(model.tier));
-  q.judge_model = judge_->id;
-  q.route_reason = final.route.reason;
-  q.sample_rate = rate;
+  QualityEvent q = event_for(r, model, final, rate);
   SideCallSpec spec;
   spec.model = judge_;
   spec.messages = judge_messages(r.event.messages, final.content);
@@ -138,16 +144,8 @@ bool QualitySampler::calibrate(Request& r, const ModelInfo& model, const FinalRe
   }
   const RouteCuts& cuts = *r.route.cuts;
   auto c = std::make_shared<Calibration>();
-  QualityEvent& q = c->event;
-  q.id = r.event.id;
-  q.tenant = r.event.tenant;
-  q.model = model.id;
-  q.provider = model.provider;
-  q.tier = std::string(to_string(model.tier));
-  q.judge_model = judge_->id;
-  q.route_reason = final.route.reason;
-  q.sample_rate = ctx_.config.quality.calibration_rate;
-  QualityCalibration& k = q.calibration.emplace();
+  c->event = event_for(r, model, final, ctx_.config.quality.calibration_rate);
+  QualityCalibration& k = c->event.calibration.emplace();
   k.key = tuning_key(r.route.policy, to_string(cuts.preference));
   k.route_score = cuts.score;
   k.small_cut = cuts.small;

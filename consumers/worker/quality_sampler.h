@@ -40,6 +40,8 @@ class QualitySampler {
   void calibration_graded(const std::shared_ptr<Calibration>& c, std::size_t slot, SideCallEnd end);
   void calibration_failed(Calibration& c, std::string_view why);
   void graded(QualityEvent sample, SideCallEnd end);
+  // The event of a sample of the answer `model` gave: all but the grades.
+  QualityEvent event_for(const Request& r, const ModelInfo& model, const FinalReply& final, double rate) const;
   void count(const char* outcome);
 
   StageContext& ctx_;

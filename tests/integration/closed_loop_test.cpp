@@ -29,6 +29,32 @@ class ClosedLoopTest : public CascadePolicyTest {
     EXPECT_TRUE(models) << models.error().message;
     return models ? *models : std::array<const ModelInfo*, 3>{};
   }
+
+  // Every routed request a calibration sample, the ledger's tuner on with a
+  // target of 0.9 and the evidence thresholds of a short run.
+  void enable_closed_loop() {
+    env_overrides["CASCADE_QUALITY_CALIBRATION_RATE"] = "1";
+    env_overrides["CASCADE_QUALITY_TARGET"] = "0.9";
+    env_overrides["CASCADE_QUALITY_TUNING_ENABLED"] = "true";
+    env_overrides["CASCADE_QUALITY_TUNING_MIN_SAMPLES"] = "30";
+    env_overrides["CASCADE_QUALITY_TUNING_EVERY"] = "10";
+    env_overrides["CASCADE_QUALITY_TUNING_MAX_STEP"] = "0.1";
+    env_overrides["CASCADE_QUALITY_MAX_IN_FLIGHT"] = "1000";
+    with_tuning = true;
+  }
+
+  // Sends `events` 100 at a time; after each batch, waits until the tuner
+  // has every sample of it, so the cuts move while traffic flows.
+  void send_in_batches_to_the_tuner(const std::vector<PromptEvent>& events) {
+    for (std::size_t start = 0; start < events.size(); start += 100) {
+      const auto end = std::min(events.size(), start + 100);
+      send_and_wait(std::vector<PromptEvent>(events.begin() + static_cast<std::ptrdiff_t>(start),
+                                             events.begin() + static_cast<std::ptrdiff_t>(end)));
+      ASSERT_TRUE(eventually([&] { return tuning_->samples() >= end; }, std::chrono::seconds(60)))
+          << tuning_->samples() << " samples of " << end << "; published " << stats().calibrations_published.load()
+          << ", failed " << stats().quality_failed.load();
+    }
+  }
 };
 
 TEST_F(ClosedLoopTest, ACalibrationSampleGradesEveryTiersAnswerAndTheReferencesOnTheSamePrompt) {
@@ -133,14 +159,7 @@ TEST_F(ClosedLoopTest, TheLoopMovesTheCutsUntilEachCheaperTierMeetsTheTargetOnAl
   }
   ASSERT_GT(rows.size(), 700u);
 
-  env_overrides["CASCADE_QUALITY_CALIBRATION_RATE"] = "1";
-  env_overrides["CASCADE_QUALITY_TARGET"] = "0.9";
-  env_overrides["CASCADE_QUALITY_TUNING_ENABLED"] = "true";
-  env_overrides["CASCADE_QUALITY_TUNING_MIN_SAMPLES"] = "30";
-  env_overrides["CASCADE_QUALITY_TUNING_EVERY"] = "10";
-  env_overrides["CASCADE_QUALITY_TUNING_MAX_STEP"] = "0.1";
-  env_overrides["CASCADE_QUALITY_MAX_IN_FLIGHT"] = "1000";
-  with_tuning = true;
+  enable_closed_loop();
   start_pipeline();
   const PromptEvent probe = request("probe", rows.front().prompt);
   const auto models = tier_models(probe);
@@ -165,17 +184,8 @@ TEST_F(ClosedLoopTest, TheLoopMovesTheCutsUntilEachCheaperTierMeetsTheTargetOnAl
     events.push_back(request("ae-" + std::to_string(i), rows[i].prompt));
     events.back().cache = CacheMode::off;  // every answer fresh: every request a sample
   }
-  for (std::size_t start = 0; start < events.size(); start += 100) {
-    const std::vector<PromptEvent> batch(events.begin() + static_cast<std::ptrdiff_t>(start),
-                                         events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), start + 100)));
-    send_and_wait(batch);
-    // Let the samples reach the tuner, and its updates the workers, between batches.
-    const std::uint64_t sent = start + batch.size();
-    ASSERT_TRUE(eventually([&] { return stats().calibrations_published.load() + stats().quality_failed.load() >= sent; },
-                           std::chrono::seconds(60)))
-        << stats().calibrations_published.load() << " samples published of " << sent;
-    ASSERT_TRUE(eventually([&] { return tuning_->samples() >= sent; }, std::chrono::seconds(30)));
-  }
+  send_in_batches_to_the_tuner(events);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(stats().quality_failed.load(), 0u);
   ASSERT_TRUE(tuning_->flush(10000));
   const auto record = tuning_->record("cp-tenant", "default/cost");
@@ -223,16 +233,9 @@ TEST_F(ClosedLoopTest, TheLoopMovesTheCutsUntilEachCheaperTierMeetsTheTargetOnAl
 // requests and some forty decisions later, the cuts are where they were
 // configured (the tuner's own tests cover longer runs).
 TEST_F(ClosedLoopTest, TheLoopDoesNotDriftOnNoiseAtTheTarget) {
-  env_overrides["CASCADE_QUALITY_CALIBRATION_RATE"] = "1";
-  env_overrides["CASCADE_QUALITY_TARGET"] = "0.9";
-  env_overrides["CASCADE_QUALITY_TUNING_ENABLED"] = "true";
-  env_overrides["CASCADE_QUALITY_TUNING_MIN_SAMPLES"] = "30";
-  env_overrides["CASCADE_QUALITY_TUNING_EVERY"] = "10";
-  env_overrides["CASCADE_QUALITY_TUNING_MAX_STEP"] = "0.1";
-  env_overrides["CASCADE_QUALITY_MAX_IN_FLIGHT"] = "1000";
+  enable_closed_loop();
   // The small cut low enough that the medium tier gets prompts too.
   env_overrides["CASCADE_ROUTER_COST_SMALL_MAX"] = "0.1";
-  with_tuning = true;
   start_pipeline();
   const auto prompts = load_prompts(805);
   const auto models = tier_models(request("probe", prompts.front()));
@@ -254,14 +257,8 @@ TEST_F(ClosedLoopTest, TheLoopDoesNotDriftOnNoiseAtTheTarget) {
     events.back().cache = CacheMode::off;
   }
   upstream_->set_recorded_answers(std::move(answers));
-  for (std::size_t start = 0; start < events.size(); start += 100) {
-    const std::vector<PromptEvent> batch(events.begin() + static_cast<std::ptrdiff_t>(start),
-                                         events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), start + 100)));
-    send_and_wait(batch);
-    const std::uint64_t sent = start + batch.size();
-    ASSERT_TRUE(eventually([&] { return tuning_->samples() >= sent; }, std::chrono::seconds(60)))
-        << tuning_->samples() << " samples of " << sent << "; failed " << stats().quality_failed.load();
-  }
+  send_in_batches_to_the_tuner(events);
+  if (HasFatalFailure()) return;
   const auto record = tuning_->record("cp-tenant", "default/cost");
   ASSERT_TRUE(record);
   std::printf("closed loop on noise: cuts small<=%.3f medium<=%.3f (configured %.2f, %.2f), v%llu: %s\n",

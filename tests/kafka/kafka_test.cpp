@@ -119,7 +119,14 @@ TEST(CascadeTopics, AreRequestsLedgerDlqRepliesAndTheCacheChangelogWithConfigure
                                                  {"cascade.budgets", 5},
                                                  {"cascade.spend", 5},
                                                  {"cascade.alerts", 5},
-                                                 {"cascade.quality", 5}}));
+                                                 {"cascade.quality", 5},
+                                                 {"cascade.router-updates", 5}}));
+  // The closed loop's cuts are a compacted global table, like the budgets.
+  for (const auto& t : topics) {
+    if (t.name == "cascade.router-updates") {
+      EXPECT_EQ(t.configs, (std::vector<std::pair<std::string, std::string>>{{"cleanup.policy", "compact"}}));
+    }
+  }
 }
 
 TEST(EventProducer, TrackedEventsAreReportedExactlyOnceEachWithoutError) {

@@ -110,7 +110,8 @@ struct RouterConfig {
   std::string scorer = "heuristic";  // heuristic | learned | knn
   std::string model_file;            // learned/knn model; "" = built-in config/router/learned.json
   // Calibrated on held-out routing outcomes (docs/routing.md): the built-in
-  // learned model reaches ~95% of the strong model's quality at p ~0.78-0.88.
+  // learned model reaches ~95% of the strong model's quality at p ~0.67-0.89 on benchmark
+  // sets, ~0.44-0.50 on chat prompts.
   ProbabilityThresholds balanced_p{0.80, 0.72};
   ProbabilityThresholds cost_p{0.75, 0.60};
   ProbabilityThresholds quality_p{0.85, 0.78};

@@ -36,6 +36,10 @@
 #include "events/quality_event.h"
 #include "kafka/kafka.h"
 
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
 namespace cascade {
 
 // ---- evidence and decision (pure) --------------------------------------------
@@ -182,12 +186,22 @@ std::optional<CalibrationSample> calibration_sample(const QualityEvent& event);
 // record once. Records are a function of a tenant's events in topic order,
 // so two ledgers publish the same ones. A failed delivery is logged and
 // counted; the key's next decision or the next start publishes it again.
+// With a Prometheus registry it exports, per tenant, key and tier (small |
+// medium), what the ledger's /metrics shows of the loop:
+//
+//   cascade_tuning_cut{tenant,key,tier}            gauge, the cut in force
+//   cascade_tuning_quality_ratio{tenant,key,tier}  gauge, the tier's judged quality / the reference's under it
+//   cascade_tuning_quality_lower{tenant,key,tier}  gauge, the lower bound of that ratio
+//   cascade_tuning_moves_total{tenant,key}         counter, decisions that moved a cut
+//
+// so an alert can fire when a tier's lower bound stays under quality.target.
 // Thread-safe.
 class RouterTuningService {
  public:
   [[nodiscard]] static Result<std::unique_ptr<RouterTuningService>> start(const KafkaConfig& config,
                                                                          const std::string& bootstrap,
-                                                                         std::string topic, TuningOptions options);
+                                                                         std::string topic, TuningOptions options,
+                                                                         prometheus::Registry* registry = nullptr);
   ~RouterTuningService();
   void on_quality_event(const QualityEvent& event);
   void go_live();

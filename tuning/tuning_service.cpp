@@ -1,5 +1,8 @@
 // The Kafka side of the closed loop: the ledger's tuner publishing router
 // updates, and the worker's follower applying them (tuning/tuning.h).
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include "tuning/tuning.h"
@@ -22,8 +25,50 @@ std::optional<CalibrationSample> calibration_sample(const QualityEvent& event) {
   return s;
 }
 
+namespace {
+
+struct TuningMetrics {
+  explicit TuningMetrics(prometheus::Registry& registry)
+      : cut(prometheus::BuildGauge()
+                .Name("cascade_tuning_cut")
+                .Help("The closed loop's tier cut in force, in route-score units (docs/routing.md, \"Closed loop\").")
+                .Register(registry)),
+        ratio(prometheus::BuildGauge()
+                  .Name("cascade_tuning_quality_ratio")
+                  .Help("Judged quality of the tier's answers over the reference model's on the same prompts, "
+                        "over the calibration samples under its cut since the last move.")
+                  .Register(registry)),
+        lower(prometheus::BuildGauge()
+                  .Name("cascade_tuning_quality_lower")
+                  .Help("Lower confidence bound of cascade_tuning_quality_ratio (quality.tuning.confidence_z).")
+                  .Register(registry)),
+        moves(prometheus::BuildCounter()
+                  .Name("cascade_tuning_moves_total")
+                  .Help("Decisions of the closed loop that moved a tier cut.")
+                  .Register(registry)) {}
+
+  void show(const TuningRecord& r) {
+    for (const auto& [tier, cut_value, evidence] :
+         {std::tuple{"small", r.cuts.small, r.small}, std::tuple{"medium", r.cuts.medium, r.medium}}) {
+      const prometheus::Labels labels{{"tenant", r.tenant}, {"key", r.key}, {"tier", tier}};
+      cut.Add(labels).Set(cut_value);
+      if (evidence.samples == 0) continue;
+      ratio.Add(labels).Set(evidence.ratio);
+      lower.Add(labels).Set(evidence.lower);
+    }
+  }
+
+  prometheus::Family<prometheus::Gauge>& cut;
+  prometheus::Family<prometheus::Gauge>& ratio;
+  prometheus::Family<prometheus::Gauge>& lower;
+  prometheus::Family<prometheus::Counter>& moves;
+};
+
+}  // namespace
+
 struct RouterTuningService::Impl {
   explicit Impl(TuningOptions options) : tuner(options) {}
+  std::unique_ptr<TuningMetrics> metrics;
   mutable std::mutex mutex;
   ThresholdTuner tuner;
   bool live = false;
@@ -36,10 +81,12 @@ struct RouterTuningService::Impl {
 
 Result<std::unique_ptr<RouterTuningService>> RouterTuningService::start(const KafkaConfig& config,
                                                                         const std::string& bootstrap,
-                                                                        std::string topic, TuningOptions options) {
+                                                                        std::string topic, TuningOptions options,
+                                                                        prometheus::Registry* registry) {
   std::unique_ptr<RouterTuningService> service(new RouterTuningService());
   service->impl_ = std::make_unique<Impl>(options);
   Impl* impl = service->impl_.get();
+  if (registry) impl->metrics = std::make_unique<TuningMetrics>(*registry);
   impl->topic = std::move(topic);
   auto producer = KafkaProducer::create(config, bootstrap,
                                         {.java_partitioner = true, .on_delivery = [impl](const DeliveryReport& report) {
@@ -81,6 +128,10 @@ void RouterTuningService::on_quality_event(const QualityEvent& event) {
   std::lock_guard lock(impl_->mutex);
   impl_->samples++;
   const auto moved = impl_->tuner.add(*sample);
+  if (impl_->metrics) {
+    if (moved) impl_->metrics->moves.Add({{"tenant", moved->tenant}, {"key", moved->key}}).Increment();
+    if (const auto record = impl_->tuner.record(sample->tenant, sample->key)) impl_->metrics->show(*record);
+  }
   if (moved && impl_->live) publish(*moved);
 }
 

@@ -128,7 +128,7 @@ int ledger_service(const Config& config) {
   std::unique_ptr<RouterTuningService> tuning;
   if (config.quality.tuning.enabled) {
     auto service = RouterTuningService::start(config.kafka, kafka->bootstrap(), config.kafka.router_updates_topic,
-                                              tuning_options(config.quality));
+                                              tuning_options(config.quality), metrics.registry().get());
     if (!service) return report_error(service.error());
     tuning = std::move(*service);
   }

@@ -157,7 +157,10 @@ std::optional<TuningRecord> ThresholdTuner::add(const CalibrationSample& sample)
     state.record.key = sample.key;
     state.record.cuts = sample.cuts;
     state.record.configured = sample.configured;
-  } else if (!(sample.configured == state.record.configured)) {
+  }
+  // A reset scheduled before this sample applies first.
+  reset_if_due(state, sample.ts_ms);
+  if (!fresh && !(sample.configured == state.record.configured)) {
     // The configuration changed: workers ignore cuts tuned from another one,
     // so tuning starts again from the new cuts. The samples stay evidence:
     // a prompt's grades do not depend on the cuts.
@@ -206,7 +209,46 @@ TuningRecord ThresholdTuner::decide(State& state) const {
 std::vector<TuningRecord> ThresholdTuner::moved_records() const {
   std::vector<TuningRecord> out;
   for (const auto& [id, state] : states_)
-    if (state.record.version > 0) out.push_back(state.record);
+    if (state.record.version > 0 && !(state.record.cuts == state.record.configured)) out.push_back(state.record);
+  return out;
+}
+
+void ThresholdTuner::schedule_reset(const TuningReset& reset) {
+  std::int64_t& at = resets_[tuning_reset_key(reset.tenant, reset.key)];
+  at = std::max(at, reset.ts_ms);
+}
+
+bool ThresholdTuner::reset_if_due(State& state, std::optional<std::int64_t> now_ms) {
+  std::int64_t due = -1;
+  for (const std::string& key : {tuning_reset_key(state.record.tenant, state.record.key),
+                                 tuning_reset_key(state.record.tenant, "")}) {
+    const auto it = resets_.find(key);
+    if (it != resets_.end() && it->second > state.reset_through_ms && (!now_ms || *now_ms >= it->second))
+      due = std::max(due, it->second);
+  }
+  if (due < 0) return false;
+  state.reset_through_ms = due;
+  state.record.cuts = state.record.configured;
+  state.record.small = {};
+  state.record.medium = {};
+  state.record.why = "reset by an operator";
+  state.samples.clear();
+  state.fresh = 0;
+  state.since_decision = 0;
+  return true;
+}
+
+std::vector<std::string> ThresholdTuner::reset_keys() const {
+  std::vector<std::string> out;
+  for (const auto& [id, state] : states_)
+    if (state.reset_through_ms >= 0 && state.record.cuts == state.record.configured) out.push_back(id);
+  return out;
+}
+
+std::vector<std::string> ThresholdTuner::apply_pending_resets() {
+  std::vector<std::string> out;
+  for (auto& [id, state] : states_)
+    if (reset_if_due(state, std::nullopt)) out.push_back(id);
   return out;
 }
 

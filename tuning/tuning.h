@@ -131,6 +131,21 @@ std::string encode_tuning_record(const TuningRecord& record);
 // invalid_request naming the field.
 [[nodiscard]] Result<TuningRecord> decode_tuning_record(std::string_view value);
 
+// An operator's reset (`cascade tuning reset`): a marker on the same topic,
+// key "reset" '\0' tenant '\0' key (kept by compaction beside the cuts it
+// resets), that the ledger's tuner acts on: the key's cuts go back to the
+// configured ones (it publishes the key's tombstone) and its evidence starts
+// again. key "" = every key of the tenant. Workers skip markers.
+struct TuningReset {
+  std::string tenant;
+  std::string key;  // "" = every key of the tenant
+  std::int64_t ts_ms = 0;
+};
+std::string tuning_reset_key(std::string_view tenant, std::string_view key);
+bool is_tuning_reset_key(std::string_view record_key);
+std::string encode_tuning_reset(const TuningReset& reset);
+[[nodiscard]] Result<TuningReset> decode_tuning_reset(std::string_view value);
+
 // ---- the tuner (the ledger process) -----------------------------------------
 
 // One calibration sample as the tuner reads it from a quality event.
@@ -161,17 +176,34 @@ class ThresholdTuner {
   std::optional<TuningRecord> record(std::string_view tenant, std::string_view key) const;
   const TuningOptions& options() const { return options_; }
 
+  // An operator's reset, applied at the key's first sample at or after its
+  // time (so that a replay of the quality topic applies it where it applied
+  // live), or by apply_pending_resets(). A reset of a key resets its cuts
+  // to the configured ones and drops its evidence.
+  void schedule_reset(const TuningReset& reset);
+  // Applies every scheduled reset not applied yet; the tuning_record_keys
+  // whose cuts it reset (to tombstone: the workers' configured cuts apply).
+  std::vector<std::string> apply_pending_resets();
+  // The tuning_record_keys reset and not moved since (after a replay: their
+  // tombstones, as moved_records() are the records).
+  std::vector<std::string> reset_keys() const;
+
  private:
   struct State {
     TuningRecord record;
     std::deque<CalibrationSample> samples;
     std::size_t fresh = 0;  // the newest samples, those since the last move: the evidence of the next
     std::size_t since_decision = 0;
+    std::int64_t reset_through_ms = -1;  // the latest reset applied
   };
   TuningRecord decide(State& state) const;
+  // Resets `state` when a scheduled reset covers it and is due at now_ms
+  // (nullopt: whatever its time); true when it did.
+  bool reset_if_due(State& state, std::optional<std::int64_t> now_ms);
 
   TuningOptions options_;
   std::map<std::string, State> states_;  // tuning_record_key -> state
+  std::map<std::string, std::int64_t> resets_;  // tuning_reset_key -> its latest time
 };
 
 // The calibration sample of a quality event; nullopt when it carries none.
@@ -204,6 +236,10 @@ class RouterTuningService {
                                                                          prometheus::Registry* registry = nullptr);
   ~RouterTuningService();
   void on_quality_event(const QualityEvent& event);
+  // A record of the router-updates topic: resets (tuning_reset_key) are
+  // scheduled, and applied at once when live; the rest (the cuts, its own
+  // output) are ignored.
+  void on_router_update(std::string_view record_key, std::optional<std::string_view> value);
   void go_live();
   // Waits for the records queued so far (up to timeout_ms); true when none is left.
   bool flush(int timeout_ms);
@@ -216,6 +252,7 @@ class RouterTuningService {
  private:
   RouterTuningService() = default;
   void publish(const TuningRecord& record);
+  void publish_tombstone(const std::string& record_key);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

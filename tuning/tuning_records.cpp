@@ -1,5 +1,7 @@
 // Records of cascade.router-updates and the table a worker applies
 // (tuning/tuning.h; schema in docs/events.md, "Router update").
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "tuning/tuning.h"
@@ -97,6 +99,41 @@ Result<TuningRecord> decode_tuning_record(std::string_view value) {
   return r;
 }
 
+std::string tuning_reset_key(std::string_view tenant, std::string_view key) {
+  std::string out = "reset";
+  out += '\0';
+  out += tenant;
+  out += '\0';
+  out += key;
+  return out;
+}
+
+bool is_tuning_reset_key(std::string_view record_key) {
+  return record_key.starts_with(std::string_view("reset\0", 6)) &&
+         std::count(record_key.begin(), record_key.end(), '\0') == 2;
+}
+
+std::string encode_tuning_reset(const TuningReset& reset) {
+  return nlohmann::json{{"reset", true}, {"tenant", reset.tenant}, {"key", reset.key}, {"ts", reset.ts_ms}}.dump();
+}
+
+Result<TuningReset> decode_tuning_reset(std::string_view value) {
+  const nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+  if (!j.is_object() || !j.value("reset", false))
+    return fail(ErrorCode::invalid_request, "router update reset: not a reset record");
+  const auto tenant = j.find("tenant");
+  if (tenant == j.end() || !tenant->is_string() || tenant->get_ref<const std::string&>().empty())
+    return fail(ErrorCode::invalid_request, "router update reset: tenant must be a non-empty string");
+  const auto ts = j.find("ts");
+  if (ts == j.end() || !ts->is_number_integer())
+    return fail(ErrorCode::invalid_request, "router update reset: ts must be an integer");
+  TuningReset r;
+  r.tenant = tenant->get<std::string>();
+  r.key = j.value("key", "");
+  r.ts_ms = ts->get<std::int64_t>();
+  return r;
+}
+
 TunedCuts::TunedCuts() { snapshot_.store(std::make_shared<const Map>(), std::memory_order_release); }
 
 void TunedCuts::store(std::shared_ptr<const Map> next) {
@@ -114,6 +151,7 @@ void TunedCuts::set(const TuningRecord& record) {
 }
 
 Result<void> TunedCuts::apply(std::string_view record_key, std::optional<std::string_view> value) {
+  if (is_tuning_reset_key(record_key)) return {};  // for the ledger's tuner; its tombstones follow
   if (value) {
     auto record = decode_tuning_record(*value);
     if (!record) return std::unexpected(record.error());

@@ -135,10 +135,38 @@ void RouterTuningService::on_quality_event(const QualityEvent& event) {
   if (moved && impl_->live) publish(*moved);
 }
 
+void RouterTuningService::publish_tombstone(const std::string& record_key) {
+  auto queued = impl_->producer->produce(impl_->topic, {.key = record_key, .value = std::nullopt});
+  if (!queued || *queued != KafkaProducer::Enqueued::yes) {
+    impl_->failed++;
+    spdlog::warn("tuning: a reset's tombstone was not queued: {}",
+                 queued ? "the producer's queue is full" : queued.error().message);
+    return;
+  }
+  spdlog::info("tuning: reset tenant {} key {}: the configured cuts apply again",
+               record_key.substr(0, record_key.find('\0')), record_key.substr(record_key.find('\0') + 1));
+  impl_->producer->poll(0);
+}
+
+void RouterTuningService::on_router_update(std::string_view record_key, std::optional<std::string_view> value) {
+  if (!is_tuning_reset_key(record_key) || !value) return;
+  auto reset = decode_tuning_reset(*value);
+  if (!reset) {
+    spdlog::warn("tuning: skipping a reset record: {}", reset.error().message);
+    return;
+  }
+  std::lock_guard lock(impl_->mutex);
+  impl_->tuner.schedule_reset(*reset);
+  if (!impl_->live) return;  // a replayed reset applies at its time among the samples
+  for (const std::string& key : impl_->tuner.apply_pending_resets()) publish_tombstone(key);
+}
+
 void RouterTuningService::go_live() {
   std::lock_guard lock(impl_->mutex);
   if (impl_->live) return;
   impl_->live = true;
+  (void)impl_->tuner.apply_pending_resets();
+  for (const std::string& key : impl_->tuner.reset_keys()) publish_tombstone(key);
   for (const TuningRecord& record : impl_->tuner.moved_records()) publish(record);
 }
 

@@ -400,11 +400,18 @@ int run_budget_show(const CommonOptions& common, const BudgetCommandOptions& opt
   return budget_show(*config, options);
 }
 
-int run_tuning_show(const CommonOptions& common, const TuningShowOptions& options) {
+int run_tuning_show(const CommonOptions& common, const TuningCommandOptions& options) {
   auto config = load(common);
   if (!config) return 2;
   if (!has_brokers(*config, "tuning show")) return 2;
   return tuning_show(*config, options);
+}
+
+int run_tuning_reset(const CommonOptions& common, const TuningCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "tuning reset")) return 2;
+  return tuning_reset(*config, options);
 }
 
 int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& options) {

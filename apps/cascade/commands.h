@@ -56,9 +56,11 @@ struct BudgetCommandOptions {
   int timeout_s = 30;
 };
 
-// `cascade tuning show` (docs/routing.md, "Closed loop").
-struct TuningShowOptions {
-  std::string tenant;  // "" = every tenant
+// `cascade tuning show|reset` (docs/routing.md, "Closed loop").
+struct TuningCommandOptions {
+  std::string tenant;  // show: "" = every tenant; reset: required
+  std::string key;     // reset: one tuning key ("default/balanced"); "" = every key of the tenant
+  int timeout_s = 30;
 };
 
 // `cascade cache purge`: removes a tenant's cache entries on every worker.
@@ -200,7 +202,9 @@ int run_budget_set(const CommonOptions& common, const BudgetCommandOptions& opti
 // Prints the budgets in force with their spend.
 int run_budget_show(const CommonOptions& common, const BudgetCommandOptions& options);
 // Prints the closed loop's tuned tier cuts from kafka.topics.router_updates.
-int run_tuning_show(const CommonOptions& common, const TuningShowOptions& options);
+int run_tuning_show(const CommonOptions& common, const TuningCommandOptions& options);
+// Asks the ledger's tuner to reset a tenant's tuned cuts to the configured ones.
+int run_tuning_reset(const CommonOptions& common, const TuningCommandOptions& options);
 int run_route_data(const RouteDataOptions& options);
 int run_route_train(const RouteTrainOptions& options);
 int run_route_eval(const CommonOptions& common, const RouteEvalOptions& options);

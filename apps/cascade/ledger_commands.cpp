@@ -168,7 +168,7 @@ int ledger_service(const Config& config) {
   (*monitor)->flush(5000);
   (*monitor)->stop();
   (*http)->stop();
-  (*quality_follower)->stop();
+  quality_follower->stop();
   if (tuning) tuning->flush(5000);
   (*table)->stop();
   auto rows = (*store)->usage({});
@@ -301,7 +301,21 @@ int budget_show(const Config& config, const BudgetCommandOptions& options) {
   return 0;
 }
 
-int tuning_show(const Config& config, const TuningShowOptions& options) {
+int tuning_reset(const Config& config, const TuningCommandOptions& options) {
+  if (options.tenant.empty()) return report_error(Error{ErrorCode::invalid_request, "tuning reset needs --tenant"});
+  const TuningReset reset{options.tenant, options.key, now_ms()};
+  if (auto ok = produce_record_and_wait(config.kafka, config.kafka.bootstrap, config.kafka.router_updates_topic,
+                                        tuning_reset_key(reset.tenant, reset.key), encode_tuning_reset(reset),
+                                        std::max(options.timeout_s, 1) * 1000);
+      !ok)
+    return report_error(ok.error());
+  std::printf("reset %s of tenant %s: the ledger's tuner puts the cuts back to the configured ones and starts "
+              "again from new samples (workers apply it when the ledger publishes it)\n",
+              options.key.empty() ? "every key" : ("key " + options.key).c_str(), options.tenant.c_str());
+  return 0;
+}
+
+int tuning_show(const Config& config, const TuningCommandOptions& options) {
   TunedCuts cuts;
   std::uint64_t malformed = 0;
   auto read = read_topic_to_end(config.kafka, config.kafka.bootstrap, config.kafka.router_updates_topic,

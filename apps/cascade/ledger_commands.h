@@ -15,7 +15,8 @@ int ledger_service(const Config& config);
 int savings_report(const Config& config, const ReportOptions& options);
 int budget_set(const Config& config, const BudgetCommandOptions& options);
 int budget_show(const Config& config, const BudgetCommandOptions& options);
-int tuning_show(const Config& config, const TuningShowOptions& options);
+int tuning_show(const Config& config, const TuningCommandOptions& options);
+int tuning_reset(const Config& config, const TuningCommandOptions& options);
 
 // `--since`: "7d", "24h", "30m" (back from now_ms) or "YYYY-MM-DD" (midnight
 // UTC); the start in ms since the epoch, or nullopt when it is none of these.

@@ -71,12 +71,17 @@ int main(int argc, char** argv) {
   budget_show_cmd->add_option("--tenant", budget.tenant, "Only this tenant");
   budget_show_cmd->add_option("--timeout", budget.timeout_s, "Seconds to wait for the cluster");
 
-  TuningShowOptions tuning;
+  TuningCommandOptions tuning;
   auto* tuning_cmd = app.add_subcommand("tuning", "The closed loop's tuned tier cuts (docs/routing.md, \"Closed loop\")");
   tuning_cmd->require_subcommand(1);
   auto* tuning_show_cmd =
       tuning_cmd->add_subcommand("show", "Print the tier cuts in force per tenant and policy, with their evidence");
   tuning_show_cmd->add_option("--tenant", tuning.tenant, "Only this tenant");
+  auto* tuning_reset_cmd = tuning_cmd->add_subcommand(
+      "reset", "Put a tenant's tuned cuts back to the configured ones; the ledger's tuner starts again from them");
+  tuning_reset_cmd->add_option("--tenant", tuning.tenant, "The tenant")->required();
+  tuning_reset_cmd->add_option("--key", tuning.key, "One policy/preference key (e.g. default/balanced); default: all");
+  tuning_reset_cmd->add_option("--timeout", tuning.timeout_s, "Seconds to wait for the cluster");
 
   UpstreamOptions upstream;
   auto* upstream_cmd =
@@ -241,6 +246,7 @@ int main(int argc, char** argv) {
   if (*budget_set_cmd) return run_budget_set(common, budget);
   if (*budget_show_cmd) return run_budget_show(common, budget);
   if (*tuning_show_cmd) return run_tuning_show(common, tuning);
+  if (*tuning_reset_cmd) return run_tuning_reset(common, tuning);
   if (*cache_purge_cmd) return run_cache_purge(common, cache_purge);
   if (*upstream_cmd) return run_upstream(common, upstream);
   if (*cache_eval_cmd) return run_cache_eval(cache_eval);

@@ -283,15 +283,23 @@ BudgetMonitorOptions budget_monitor_options(const Config& config);
 // (the ledger runs the tuner: tuning/tuning.h, RouterTuningService).
 TuningOptions tuning_options(const QualityConfig& quality);
 
+// The ledger's readers of kafka.topics.quality and, for the closed loop,
+// of the operators' resets on kafka.topics.router_updates.
+struct QualityFollowers {
+  std::unique_ptr<TopicFollower> quality;
+  std::unique_ptr<TopicFollower> resets;  // null without tuning
+  void stop();
+};
+
 // Follows kafka.topics.quality from the beginning (a global table: a
 // restart sees the whole retained history) into `quality` and, when given,
-// the closed loop's `tuning`: restored to the topic's end, then `tuning`
-// goes live (publishes), then followed on the follower's thread. Malformed
-// records are logged and skipped. Both must outlive the follower.
-[[nodiscard]] Result<std::unique_ptr<TopicFollower>> follow_quality_topic(const KafkaConfig& config,
-                                                                        const std::string& bootstrap,
-                                                                        QualityAggregator& quality,
-                                                                        RouterTuningService* tuning);
+// the closed loop's `tuning`, which also gets the router-updates topic's
+// resets: both restored to their ends (resets first, so a replayed reset
+// applies among the samples at its time), then `tuning` goes live
+// (publishes), then both are followed on their own threads. Malformed
+// records are logged and skipped. Both must outlive the followers.
+[[nodiscard]] Result<QualityFollowers> follow_quality_topic(const KafkaConfig& config, const std::string& bootstrap,
+                                                            QualityAggregator& quality, RouterTuningService* tuning);
 
 // The ledger's side of budgets. After each batch is durable in the store:
 // publishes the current day's and month's spend of every touched tenant and

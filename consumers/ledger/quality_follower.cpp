@@ -17,9 +17,25 @@ TuningOptions tuning_options(const QualityConfig& quality) {
   return o;
 }
 
-Result<std::unique_ptr<TopicFollower>> follow_quality_topic(const KafkaConfig& config, const std::string& bootstrap,
-                                                            QualityAggregator& quality,
-                                                            RouterTuningService* tuning) {
+void QualityFollowers::stop() {
+  if (quality) quality->stop();
+  if (resets) resets->stop();
+}
+
+Result<QualityFollowers> follow_quality_topic(const KafkaConfig& config, const std::string& bootstrap,
+                                              QualityAggregator& quality, RouterTuningService* tuning) {
+  QualityFollowers out;
+  if (tuning) {
+    auto resets = TopicFollower::open(config, bootstrap, {config.router_updates_topic}, "router-resets",
+                                      [tuning](const KafkaRecord& record) {
+                                        std::optional<std::string_view> value;
+                                        if (!record.tombstone()) value = record.payload();
+                                        tuning->on_router_update(record.key(), value);
+                                      });
+    if (!resets) return std::unexpected(resets.error());
+    if (auto restored = (*resets)->restore(); !restored) return std::unexpected(restored.error());
+    out.resets = std::move(*resets);
+  }
   auto follower = TopicFollower::open(config, bootstrap, {config.quality_topic}, "quality",
                                       [&quality, tuning](const KafkaRecord& record) {
                                         if (record.tombstone()) return;
@@ -36,7 +52,11 @@ Result<std::unique_ptr<TopicFollower>> follow_quality_topic(const KafkaConfig& c
   if (auto restored = (*follower)->restore(); !restored) return std::unexpected(restored.error());
   if (tuning) tuning->go_live();
   if (auto ok = (*follower)->start(); !ok) return std::unexpected(ok.error());
-  return std::move(*follower);
+  out.quality = std::move(*follower);
+  if (out.resets) {
+    if (auto ok = out.resets->start(); !ok) return std::unexpected(ok.error());
+  }
+  return out;
 }
 
 }  // namespace cascade

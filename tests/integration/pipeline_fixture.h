@@ -181,9 +181,9 @@ class PipelineTest : public ::testing::Test {
                                              tuning_options(config_.quality));
     ASSERT_TRUE(tuning) << tuning.error().message;
     tuning_ = std::move(*tuning);
-    auto follower = follow_quality_topic(config_.kafka, bootstrap_, quality_, tuning_.get());
-    ASSERT_TRUE(follower) << follower.error().message;
-    quality_follower_ = std::move(*follower);
+    auto followers = follow_quality_topic(config_.kafka, bootstrap_, quality_, tuning_.get());
+    ASSERT_TRUE(followers) << followers.error().message;
+    quality_followers_ = std::move(*followers);
   }
 
   void start_ledger_with_budgets() {
@@ -260,8 +260,8 @@ class PipelineTest : public ::testing::Test {
     client_.reset();
     if (ledger_) ledger_->stop();
     ledger_.reset();
-    if (quality_follower_) quality_follower_->stop();
-    quality_follower_.reset();
+    quality_followers_.stop();
+    quality_followers_ = {};
     tuning_.reset();
     if (router_updates_) router_updates_->stop();
     router_updates_.reset();
@@ -330,7 +330,7 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<BudgetTable> budget_table_;
   QualityAggregator quality_;  // fed when with_tuning
   std::unique_ptr<RouterTuningService> tuning_;
-  std::unique_ptr<TopicFollower> quality_follower_;
+  QualityFollowers quality_followers_;
   std::shared_ptr<TunedCuts> tuned_cuts_;  // null unless with_tuning
   std::unique_ptr<TopicFollower> router_updates_;
   std::unique_ptr<CascadeClient> client_;

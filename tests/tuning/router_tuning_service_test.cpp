@@ -29,7 +29,14 @@ QualityEvent as_good_as_the_reference(int i) {
 
 std::map<std::string, TuningRecord> published(const testing::EmbeddedKafka& kafka) {
   std::map<std::string, TuningRecord> out;
+  // The latest record per key, as compaction would keep it; tombstones
+  // remove their key, reset markers are not cuts.
   auto n = read_topic_to_end(kafka.config, kafka.bootstrap(), kTopic, [&](const KafkaRecord& r) {
+    if (is_tuning_reset_key(r.key())) return;
+    if (r.tombstone()) {
+      out.erase(std::string(r.key()));
+      return;
+    }
     auto record = decode_tuning_record(r.payload());
     ASSERT_TRUE(record) << record.error().message;
     out[std::string(r.key())] = *record;
@@ -88,6 +95,45 @@ TEST(RouterTuningService, PublishesNothingWhileReplayingThenEveryMovedKeyOnceThe
       << text;
   EXPECT_NE(text.find(R"(cascade_tuning_quality_lower{key="default/balanced",tenant="acme",tier="small"})"),
             std::string::npos);
+}
+
+TEST(RouterTuningService, AnOperatorsResetTombstonesTheKeyWhenLiveAndAfterAReplay) {
+  auto kafka = testing::start_embedded_kafka({{kTopic, 2, {{"cleanup.policy", "compact"}}}});
+  ASSERT_TRUE(kafka.broker);
+  TuningOptions options;
+  options.target = 0.9;
+  options.min_samples = 20;
+  options.every = 10;
+  const std::string record_key = tuning_record_key("acme", "default/balanced");
+  {
+    auto service = RouterTuningService::start(kafka.config, kafka.bootstrap(), kTopic, options);
+    ASSERT_TRUE(service) << service.error().message;
+    (*service)->go_live();
+    for (int i = 0; i < 300; ++i) (*service)->on_quality_event(as_good_as_the_reference(i));
+    ASSERT_TRUE((*service)->flush(10000));
+    ASSERT_TRUE(published(kafka).contains(record_key));
+    // Live: the reset's tombstone at once; the tuner starts from the configured cuts.
+    const TuningReset reset{"acme", "", 1700000000000 + 300};
+    (*service)->on_router_update(tuning_reset_key(reset.tenant, reset.key), encode_tuning_reset(reset));
+    ASSERT_TRUE((*service)->flush(10000));
+    EXPECT_FALSE(published(kafka).contains(record_key));  // tombstoned
+    const auto after = (*service)->record("acme", "default/balanced");
+    EXPECT_EQ(after->cuts, after->configured);
+    // The reset marker itself goes to the topic (as `cascade tuning reset` writes it).
+    ASSERT_TRUE(produce_record_and_wait(kafka.config, kafka.bootstrap(), kTopic, tuning_reset_key(reset.tenant, reset.key),
+                                        encode_tuning_reset(reset), 10000));
+  }
+  // A new ledger replays the same history (the samples, then the reset) and
+  // publishes nothing that undoes it.
+  auto service = RouterTuningService::start(kafka.config, kafka.bootstrap(), kTopic, options);
+  ASSERT_TRUE(service);
+  (*service)->on_router_update(tuning_reset_key("acme", ""), encode_tuning_reset({"acme", "", 1700000000000 + 300}));
+  for (int i = 0; i < 300; ++i) (*service)->on_quality_event(as_good_as_the_reference(i));
+  (*service)->go_live();
+  ASSERT_TRUE((*service)->flush(10000));
+  EXPECT_FALSE(published(kafka).contains(record_key));
+  const auto replayed = (*service)->record("acme", "default/balanced");
+  EXPECT_EQ(replayed->cuts, replayed->configured);
 }
 
 }  // namespace

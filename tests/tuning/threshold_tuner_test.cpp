@@ -263,6 +263,71 @@ TEST(ThresholdTuner, SameSamplesInTheSameOrderGiveTheSameRecords) {
   EXPECT_EQ(first, run());
 }
 
+TEST(ThresholdTuner, AResetPutsTheConfiguredCutsBackAtItsTimeAndDropsTheEvidence) {
+  TuningOptions options;
+  options.target = 0.9;
+  options.every = 10;
+  options.min_samples = 20;
+  auto run = [&](bool replayed) {
+    ThresholdTuner tuner(options);
+    std::vector<std::string> reset;
+    for (int i = 0; i < 400; ++i) {
+      if (!replayed && i == 200) {  // live: the reset arrives after sample 199
+        tuner.schedule_reset({"acme", "", 200});
+        reset = tuner.apply_pending_resets();
+      }
+      (void)tuner.add(sample_at((i % 100) / 100.0, 5, 5, 4, i));
+      if (i == 199) {
+        EXPECT_GT(tuner.record("acme", "default/cost")->cuts.small, 0.2);
+        if (replayed) tuner.schedule_reset({"acme", "", 200});  // replayed: known before, due at its time
+      }
+    }
+    if (!replayed) {
+      EXPECT_EQ(reset, std::vector<std::string>{tuning_record_key("acme", "default/cost")});
+    }
+    EXPECT_TRUE(tuner.apply_pending_resets().empty());  // applied once
+    return *tuner.record("acme", "default/cost");
+  };
+  const TuningRecord live = run(false);
+  const TuningRecord replayed = run(true);
+  // The same state either way: 200 samples since the reset, from the configured cuts.
+  EXPECT_EQ(live.cuts, replayed.cuts);
+  EXPECT_EQ(live.version, replayed.version);
+
+  ThresholdTuner tuner(options);
+  for (int i = 0; i < 60; ++i) (void)tuner.add(sample_at((i % 100) / 100.0, 5, 5, 4, i));
+  ASSERT_GT(tuner.record("acme", "default/cost")->cuts.small, 0.2);
+  tuner.schedule_reset({"acme", "default/balanced", 100});  // another key: nothing to reset
+  EXPECT_TRUE(tuner.apply_pending_resets().empty());
+  tuner.schedule_reset({"acme", "default/cost", 100});
+  EXPECT_EQ(tuner.apply_pending_resets().size(), 1u);
+  const auto record = tuner.record("acme", "default/cost");
+  EXPECT_EQ(record->cuts, record->configured);
+  EXPECT_EQ(record->why, "reset by an operator");
+  EXPECT_TRUE(tuner.moved_records().empty());  // nothing tuned to publish
+  EXPECT_EQ(tuner.reset_keys(), std::vector<std::string>{tuning_record_key("acme", "default/cost")});
+  // Little evidence since the reset: nothing moves for a while.
+  for (int i = 60; i < 75; ++i) EXPECT_FALSE(tuner.add(sample_at((i % 100) / 100.0, 5, 5, 4, 100 + i)));
+}
+
+TEST(TuningRecord, ResetMarkersAreTheirOwnKeysAndWorkersSkipThem) {
+  const TuningReset reset{"acme", "default/cost", 1700000000000};
+  const std::string key = tuning_reset_key(reset.tenant, reset.key);
+  EXPECT_TRUE(is_tuning_reset_key(key));
+  EXPECT_TRUE(is_tuning_reset_key(tuning_reset_key("acme", "")));
+  EXPECT_FALSE(is_tuning_reset_key(tuning_record_key("reset", "default/cost")));  // a tenant named "reset"
+  const auto back = decode_tuning_reset(encode_tuning_reset(reset));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->tenant, "acme");
+  EXPECT_EQ(back->key, "default/cost");
+  EXPECT_EQ(back->ts_ms, reset.ts_ms);
+  EXPECT_FALSE(decode_tuning_reset(R"({"tenant":"acme","ts":1})"));
+  EXPECT_FALSE(decode_tuning_reset(R"({"reset":true,"ts":1})"));
+  TunedCuts table;
+  EXPECT_TRUE(table.apply(key, std::string_view(encode_tuning_reset(reset))));
+  EXPECT_TRUE(table.empty());
+}
+
 TEST(TuningRecord, RoundTripsAndRejectsWhatIsNotOne) {
   TuningRecord r;
   r.tenant = "acme";

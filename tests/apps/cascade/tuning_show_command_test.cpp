@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 #include "apps/cascade/commands.h"
@@ -44,7 +45,9 @@ TEST(TuningShowCommand, PrintsTheLatestCutsPerTenantAndKeyWithTheirEvidence) {
   common.bootstrap_file = dir.write("bootstrap", kafka.bootstrap() + "\n");
   auto run = [&](const std::string& tenant) {
     ::testing::internal::CaptureStdout();
-    const int code = run_tuning_show(common, {tenant});
+    TuningCommandOptions options;
+    options.tenant = tenant;
+    const int code = run_tuning_show(common, options);
     std::string out = ::testing::internal::GetCapturedStdout();
     EXPECT_EQ(code, 0);
     return out;
@@ -71,6 +74,28 @@ TEST(TuningShowCommand, PrintsTheLatestCutsPerTenantAndKeyWithTheirEvidence) {
   const std::string acme = run("acme");
   EXPECT_THAT(acme, Not(HasSubstr("globex")));
   EXPECT_THAT(run("initech"), HasSubstr("no tuned cuts for tenant initech"));
+
+  // `cascade tuning reset` writes the marker the ledger's tuner acts on;
+  // `show` is not confused by it.
+  TuningCommandOptions reset;
+  reset.tenant = "acme";
+  reset.key = "default/balanced";
+  ::testing::internal::CaptureStdout();
+  ASSERT_EQ(run_tuning_reset(common, reset), 0);
+  EXPECT_THAT(::testing::internal::GetCapturedStdout(), HasSubstr("reset key default/balanced of tenant acme"));
+  std::optional<TuningReset> marker;
+  auto read = read_topic_to_end(kafka.config, kafka.bootstrap(), kTopic, [&](const KafkaRecord& r) {
+    if (r.key() == tuning_reset_key("acme", "default/balanced")) marker = *decode_tuning_reset(r.payload());
+  });
+  ASSERT_TRUE(read) << read.error().message;
+  ASSERT_TRUE(marker);
+  EXPECT_EQ(marker->tenant, "acme");
+  EXPECT_GT(marker->ts_ms, 0);
+  EXPECT_THAT(run("acme"), HasSubstr("0.400 (was 0.30)"));  // until the ledger tombstones it
+  TuningCommandOptions no_tenant;
+  ::testing::internal::CaptureStderr();
+  EXPECT_NE(run_tuning_reset(common, no_tenant), 0);
+  ::testing::internal::GetCapturedStderr();
 }
 
 }  // namespace

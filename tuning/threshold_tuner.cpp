@@ -219,6 +219,7 @@ void ThresholdTuner::schedule_reset(const TuningReset& reset) {
 }
 
 bool ThresholdTuner::reset_if_due(State& state, std::optional<std::int64_t> now_ms) {
+  if (resets_.empty()) return false;  // the usual case: no key built per sample
   std::int64_t due = -1;
   for (const std::string& key : {tuning_reset_key(state.record.tenant, state.record.key),
                                  tuning_reset_key(state.record.tenant, "")}) {

@@ -103,6 +103,8 @@ Result<std::string> resolve_day(const std::string& text, std::int64_t now, bool 
 
 }  // namespace
 
+namespace {
+
 // Judged quality beside cost: graded answers, their mean grade and, with
 // calibration samples, the share of the reference's quality on the same prompts.
 json judged_json(std::uint64_t graded, double score_sum, const DailyQuality* paired) {
@@ -128,6 +130,8 @@ std::map<std::string, DailyQuality> quality_by_day(const QualityAggregator& qual
   }
   return out;
 }
+
+}  // namespace
 
 Result<std::string> usage_json(const LedgerStore& store, const UsageQuery& query, std::string_view group_by,
                                const QualityAggregator* quality) {

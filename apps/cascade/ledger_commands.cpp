@@ -332,6 +332,10 @@ int tuning_show(const Config& config, const TuningCommandOptions& options) {
   auto evidence = [](const CutEvidence& e) {
     if (e.samples == 0) return std::string("no samples");
     char buffer[64];
+    if (e.samples < 2) {  // no interval from one sample
+      std::snprintf(buffer, sizeof buffer, "%.0f%% n=%zu", 100 * e.ratio, e.samples);
+      return std::string(buffer);
+    }
     std::snprintf(buffer, sizeof buffer, "%.0f%% [%.0f%%, %.0f%%] n=%zu", 100 * e.ratio, 100 * e.lower, 100 * e.upper,
                   e.samples);
     return std::string(buffer);

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -15,12 +14,6 @@ using json = nlohmann::json;
 namespace {
 
 constexpr int kRecordVersion = 1;
-
-std::chrono::year_month_day civil(std::int64_t ts_ms) {
-  const auto days = std::chrono::floor<std::chrono::days>(std::chrono::sys_time<std::chrono::milliseconds>(
-      std::chrono::milliseconds(ts_ms)));
-  return std::chrono::year_month_day(days);
-}
 
 std::string money(double usd) {
   char buf[64];
@@ -58,33 +51,10 @@ Result<double> read_usd(const json& object, const char* key, double fallback) {
 
 std::string_view to_string(BudgetPeriod period) { return period == BudgetPeriod::daily ? "daily" : "monthly"; }
 
-std::string utc_day(std::int64_t ts_ms) {
-  const auto ymd = civil(ts_ms);
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()));
-  return buf;
-}
-
 std::string period_id(BudgetPeriod period, std::int64_t ts_ms) {
   std::string day = utc_day(ts_ms);
   if (period == BudgetPeriod::monthly) day.resize(7);
   return day;
-}
-
-std::optional<std::int64_t> parse_utc_day(std::string_view day) {
-  if (day.size() != 10 || day[4] != '-' || day[7] != '-') return std::nullopt;
-  int y = 0;
-  unsigned m = 0, d = 0;
-  for (std::size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u})
-    if (day[i] < '0' || day[i] > '9') return std::nullopt;
-  y = std::stoi(std::string(day.substr(0, 4)));
-  m = static_cast<unsigned>(std::stoi(std::string(day.substr(5, 2))));
-  d = static_cast<unsigned>(std::stoi(std::string(day.substr(8, 2))));
-  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
-  if (!ymd.ok()) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::sys_days(ymd).time_since_epoch())
-      .count();
 }
 
 // ---- scopes ----------------------------------------------------------------

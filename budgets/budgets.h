@@ -28,6 +28,7 @@
 
 #include "config/config.h"
 #include "core/result.h"
+#include "core/utc_day.h"
 
 namespace cascade {
 
@@ -40,10 +41,7 @@ std::string_view to_string(BudgetPeriod period);
 // The period containing ts_ms: "2026-07-14" (daily) or "2026-07" (monthly).
 // Ids of one kind sort in time order.
 std::string period_id(BudgetPeriod period, std::int64_t ts_ms);
-// "YYYY-MM-DD" of ts_ms (UTC).
-std::string utc_day(std::int64_t ts_ms);
-// Midnight UTC of a "YYYY-MM-DD" day, in ms since the epoch; nullopt when not a valid date.
-std::optional<std::int64_t> parse_utc_day(std::string_view day);
+// utc_day and parse_utc_day: core/utc_day.h.
 
 // ---- scopes ----------------------------------------------------------------
 

@@ -6,8 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <tuple>
+
+#include "core/utc_day.h"
 
 namespace cascade {
 
@@ -46,15 +47,6 @@ struct QualityAggregator::Metrics {
 namespace {
 const prometheus::Histogram::BucketBoundaries kGradeBuckets = {1, 2, 3, 4, 5};
 
-// "YYYY-MM-DD" of a time in ms since the epoch, UTC.
-std::string utc_day_of(std::int64_t ts_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ts_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buffer[16];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &tm);
-  return buffer;
-}
 }  // namespace
 
 void DailyQuality::add(const DailyQuality& other) {
@@ -99,7 +91,7 @@ bool QualityAggregator::add(const QualityEvent& event) {
   row->by_grade[grade - 1]++;
   row->judge_cost_usd += event.judge_cost_usd;
 
-  const std::string day = utc_day_of(event.ts_ms);
+  const std::string day = utc_day(event.ts_ms);
   auto daily = std::find_if(daily_.begin(), daily_.end(),
                             [&](const DailyQuality& d) { return d.tenant == event.tenant && d.day == day; });
   if (daily == daily_.end()) {

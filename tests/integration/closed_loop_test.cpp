@@ -224,8 +224,13 @@ TEST_F(ClosedLoopTest, TheLoopMovesTheCutsUntilEachCheaperTierMeetsTheTargetOnAl
   EXPECT_TRUE(small_n == 0 || small_ratio >= 0.9 - 0.05) << small_ratio;
   EXPECT_GT(medium_n, rows.size() / 2);
   EXPECT_GE(medium_ratio, 0.9);
-  // The route reason of the last request names the tuned cuts.
-  const auto& last = expect_final(events.back());
+  // Once applied, the tuned cuts route the next request and its reason names
+  // them. (The batch's own last request may have been routed before the
+  // tuner's final record reached the worker.)
+  PromptEvent after = request("after-tuning", rows.back().prompt);
+  after.cache = CacheMode::off;
+  send_and_wait({after});
+  const auto& last = expect_final(after);
   EXPECT_NE(last["route"].value("reason", "").find("tuned("), std::string::npos) << last["route"].dump();
 }
 

@@ -14,6 +14,7 @@ DEBS := cmake ninja-build g++ make pkg-config ccache curl \
         prometheus-cpp-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libboost-dev \
         libssl-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev libhnswlib-dev libxgboost-dev \
         wordnet-base \
+        python3-confluent-kafka python3-jsonschema wrk \
         chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -25,6 +26,10 @@ deps:
 	  echo "Installing Debian packages:" $$missing; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# Clients nobody here wrote, for the tests and benchmarks only (package-lock.json pins them).
+	@cmp -s package-lock.json node_modules/.cascade-installed 2>/dev/null || \
+	  { command -v npm >/dev/null || $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; \
+	    npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.cascade-installed; }
 
 configure: deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCASCADE_WERROR=$(WERROR)

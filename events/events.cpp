@@ -481,10 +481,19 @@ std::optional<std::string> validate_options(json& event, const ModelExists& mode
     }
     prompt.response_format = std::move(*it);
   }
-  // Kept only to route by (a model that can call tools); any other value is
-  // ignored, as `tools` was before the router looked at it.
+  // Routed by (a model that can call tools) and forwarded to the provider;
+  // any other value is ignored, as `tools` was before the router looked at it.
   if (auto it = event.find("tools"); it != event.end() && it->is_array() && !it->empty()) {
     prompt.tools = std::move(*it);
+  }
+  if (auto it = event.find("tool_choice"); it != event.end() && !it->is_null()) {
+    const bool valid = (it->is_string() && (*it == "auto" || *it == "none" || *it == "required")) ||
+                       (it->is_object() && it->contains("type") && it->at("type").is_string());
+    if (!valid) {
+      return "'tool_choice' must be \"auto\", \"none\", \"required\" or an object with a string 'type', got " +
+             describe(*it);
+    }
+    prompt.tool_choice = std::move(*it);
   }
   if (auto it = event.find("metadata"); it != event.end() && !it->is_null()) {
     if (!it->is_object()) return "'metadata' must be an object, got " + describe(*it);
@@ -856,12 +865,25 @@ json to_json(const PromptEvent& event) {
   if (event.cascade) out["cascade"] = *event.cascade;
   if (!event.response_format.is_null()) out["response_format"] = event.response_format;
   if (!event.tools.is_null()) out["tools"] = event.tools;
+  if (!event.tool_choice.is_null()) out["tool_choice"] = event.tool_choice;
   return out;
 }
 
 // One chunk per streamed token: assembled directly rather than through a JSON
 // object so the hot path builds one string and no tree.
-std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_view delta) {
+std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_view delta, const ChunkHead* head) {
+  if (head && !head->model.empty()) {
+    json out = {{"v", kSchemaVersion}, {"id", id}, {"type", "chunk"}, {"seq", seq}, {"delta", delta},
+                {"model", head->model}, {"cache", to_string(head->cache)}};
+    if (!head->provider.empty()) out["provider"] = head->provider;
+    if (!head->tier.empty() || !head->reason.empty()) {
+      json route = json::object();
+      if (!head->tier.empty()) route["tier"] = head->tier;
+      if (!head->reason.empty()) route["reason"] = head->reason;
+      out["route"] = std::move(route);
+    }
+    return dump_json(out);
+  }
   const std::string id_json = dump_json(json(id));
   const std::string delta_json = dump_json(json(delta));
   const std::string seq_text = std::to_string(seq);
@@ -1048,5 +1070,7 @@ std::int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+bool valid_tenant(std::string_view tenant) { return is_valid_tenant(tenant); }
 
 }  // namespace cascade

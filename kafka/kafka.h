@@ -409,6 +409,14 @@ class KafkaProducer {
 [[nodiscard]] Result<void> create_topics_admin(const KafkaConfig& config, const std::string& bootstrap,
                                  const std::vector<TopicSpec>& topics, int timeout_ms = 30000);
 
+// Makes sure `topic` exists: asks for its metadata as a producer does (a
+// cluster that creates topics on demand, the embedded broker of another
+// process among them, creates it then), and otherwise creates it through the
+// Admin API with its configs. For topics a component owns (a gateway's
+// reply topic). Errors: unavailable, timeout.
+[[nodiscard]] Result<void> ensure_topic(const KafkaConfig& config, const std::string& bootstrap, const TopicSpec& topic,
+                                        int timeout_ms = 30000);
+
 // Whether the cluster has `topic` (from the metadata of all topics, so asking
 // never auto-creates it).
 [[nodiscard]] Result<bool> topic_exists(const KafkaConfig& config, const std::string& bootstrap, const std::string& topic,

@@ -37,6 +37,7 @@ struct KafkaConfig {
   // Cancels of requests (docs/events.md, "Cancel event"; key = request id):
   // published by gateways and apps, followed whole by every worker.
   std::string cancels_topic = "cascade.cancels";
+  std::string api_keys_topic = "cascade.api-keys";
 
   bool embedded() const { return bootstrap.empty(); }
   // Parsed `extra` as key/value pairs.

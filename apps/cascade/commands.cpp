@@ -1,4 +1,5 @@
 #include "apps/cascade/commands.h"
+#include "apps/cascade/gateway_commands.h"
 #include "apps/cascade/ledger_commands.h"
 
 #include <prometheus/exposer.h>
@@ -235,6 +236,33 @@ int run_ledger(const CommonOptions& common) {
   auto config = load(common);
   if (!config) return 2;
   return ledger_service(*config);
+}
+
+int run_gateway(const CommonOptions& common) {
+  auto config = load(common);
+  if (!config) return 2;
+  return gateway_service(*config);
+}
+
+int run_keys_create(const CommonOptions& common, const KeysCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "keys create")) return 2;
+  return keys_create(*config, options);
+}
+
+int run_keys_list(const CommonOptions& common, const KeysCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "keys list")) return 2;
+  return keys_list(*config, options);
+}
+
+int run_keys_revoke(const CommonOptions& common, const KeysCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "keys revoke")) return 2;
+  return keys_revoke(*config, options);
 }
 
 int run_send(const CommonOptions& common, const SendOptions& options) {

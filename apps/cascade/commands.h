@@ -70,6 +70,15 @@ struct CachePurgeOptions {
   int timeout_s = 30;
 };
 
+// `cascade keys create|list|revoke` (docs/gateway.md, "API keys").
+struct KeysCommandOptions {
+  std::string tenant;  // create: the key's tenant; list: only this tenant's
+  std::string name;    // create: a label
+  bool admin = false;  // create: an operator key (the ledger's API), no tenant
+  std::string key_id;  // revoke
+  int timeout_s = 30;
+};
+
 struct UpstreamOptions {
   int port = 0;
   std::string port_file;
@@ -121,6 +130,10 @@ struct CacheTrainCommandOptions {
 int run_broker(const CommonOptions& common, const BrokerOptions& options);
 int run_worker(const CommonOptions& common);
 int run_ledger(const CommonOptions& common);
+int run_gateway(const CommonOptions& common);
+int run_keys_create(const CommonOptions& common, const KeysCommandOptions& options);
+int run_keys_list(const CommonOptions& common, const KeysCommandOptions& options);
+int run_keys_revoke(const CommonOptions& common, const KeysCommandOptions& options);
 int run_send(const CommonOptions& common, const SendOptions& options);
 int run_replay(const CommonOptions& common, const ReplayOptions& options);
 int run_report(const CommonOptions& common, const ReportOptions& options);

@@ -11,6 +11,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <cstring>
 #include <deque>
 #include <random>
 
@@ -62,6 +63,29 @@ std::string_view reason_phrase(int status) {
 std::string header_safe(std::string_view value, std::size_t max = 512) {
   std::string out;
   for (const char c : value.substr(0, max)) out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c);
+  return out;
+}
+
+// OpenAI's encoding_format "base64": the vector's float32s, little-endian, in base64.
+std::string base64_floats(const std::vector<float>& vector) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(vector.size() * sizeof(float), '\0');
+  for (std::size_t i = 0; i < vector.size(); ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &vector[i], sizeof bits);
+    for (int b = 0; b < 4; ++b) bytes[4 * i + b] = static_cast<char>((bits >> (8 * b)) & 0xFF);
+  }
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
+                            (i + 1 < bytes.size() ? static_cast<unsigned char>(bytes[i + 1]) << 8 : 0) |
+                            (i + 2 < bytes.size() ? static_cast<unsigned char>(bytes[i + 2]) : 0);
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < bytes.size() ? kAlphabet[n & 63] : '=');
+  }
   return out;
 }
 
@@ -269,14 +293,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     for (const auto& [name, value] : body.items()) {
       if (name == "input" || name == "model" || name == "user" || value.is_null()) continue;
-      if (name == "encoding_format" && value == "float") continue;
+      if (name == "encoding_format" && (value == "float" || value == "base64")) continue;
       if (name == "dimensions" && value.is_number_integer() &&
           value.get<std::size_t>() == g_.embedder->dimension())
         continue;
       return respond_error(gateway::bad_request("'" + name + "' is not supported by Cascade's embeddings", name,
                                                 "unsupported_parameter"));
     }
-    auto run = [embedder = g_.embedder.get(), texts = std::move(texts)] {
+    const bool base64 = body.value("encoding_format", json()) == "base64";
+    auto run = [embedder = g_.embedder.get(), texts = std::move(texts), base64] {
       std::vector<std::string> normalized;
       normalized.reserve(texts.size());
       std::size_t tokens = 0;
@@ -288,7 +313,9 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!vectors) return std::make_pair(503, gateway::error_body(ApiKind::openai, ApiError{503, vectors.error().message, {}, "unavailable", -1}));
       json data = json::array();
       for (std::size_t i = 0; i < vectors->size(); ++i)
-        data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", (*vectors)[i]}});
+        data.push_back({{"object", "embedding"},
+                        {"index", i},
+                        {"embedding", base64 ? json(base64_floats((*vectors)[i])) : json((*vectors)[i])}});
       return std::make_pair(200, json({{"object", "list"},
                                        {"data", std::move(data)},
                                        {"model", embedder->tag()},

@@ -70,6 +70,11 @@ struct CachePurgeOptions {
   int timeout_s = 30;
 };
 
+// `cascade gateway`.
+struct GatewayCommandOptions {
+  std::string port_file;  // written once listening
+};
+
 // `cascade keys create|list|revoke` (docs/gateway.md, "API keys").
 struct KeysCommandOptions {
   std::string tenant;  // create: the key's tenant; list: only this tenant's
@@ -86,6 +91,7 @@ struct UpstreamOptions {
   int delay_ms = 0;
   int threads = 1;
   std::string outcomes;                 // recorded answers and their quality (route-data output)
+  std::string rules;                    // JSON lines of SimulatedAnswerRule
   std::vector<std::string> model_map;   // UPSTREAM=RECORDED: requests for UPSTREAM get RECORDED's answers
   std::vector<std::string> tier_map;    // TIER=RECORDED: every catalog model of TIER gets RECORDED's answers
 };
@@ -130,7 +136,7 @@ struct CacheTrainCommandOptions {
 int run_broker(const CommonOptions& common, const BrokerOptions& options);
 int run_worker(const CommonOptions& common);
 int run_ledger(const CommonOptions& common);
-int run_gateway(const CommonOptions& common);
+int run_gateway(const CommonOptions& common, const GatewayCommandOptions& options);
 int run_keys_create(const CommonOptions& common, const KeysCommandOptions& options);
 int run_keys_list(const CommonOptions& common, const KeysCommandOptions& options);
 int run_keys_revoke(const CommonOptions& common, const KeysCommandOptions& options);

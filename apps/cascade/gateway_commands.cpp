@@ -50,7 +50,7 @@ std::string utc_time(std::int64_t ms) {
 
 }  // namespace
 
-int gateway_service(const Config& config) {
+int gateway_service(const Config& config, const GatewayCommandOptions& command) {
   auto kafka = KafkaConnection::open(config.kafka);
   if (!kafka) return report_error(kafka.error());
   if (kafka->embedded())
@@ -75,6 +75,14 @@ int gateway_service(const Config& config) {
   options.keys = keys;
   auto gateway = Gateway::start(std::move(options));
   if (!gateway) return report_error(gateway.error());
+  if (!command.port_file.empty()) {
+    const std::string tmp = command.port_file + ".tmp";
+    if (std::FILE* f = std::fopen(tmp.c_str(), "w")) {
+      std::fprintf(f, "%u\n", static_cast<unsigned>((*gateway)->port()));
+      std::fclose(f);
+      std::rename(tmp.c_str(), command.port_file.c_str());
+    }
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -8,7 +8,7 @@
 
 namespace cascade::cli {
 
-int gateway_service(const Config& config);
+int gateway_service(const Config& config, const GatewayCommandOptions& options);
 int keys_create(const Config& config, const KeysCommandOptions& options);
 int keys_list(const Config& config, const KeysCommandOptions& options);
 int keys_revoke(const Config& config, const KeysCommandOptions& options);

@@ -1,5 +1,7 @@
 #include "events/events.h"
 
+#include "events/field_rules.h"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -16,8 +18,8 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 
-constexpr std::size_t kMaxIdBytes = 256;
-constexpr std::size_t kMaxTenantBytes = 128;
+using event_rules::is_valid_id;
+using event_rules::is_valid_tenant;
 constexpr std::size_t kMaxTopicBytes = 249;  // Kafka's own limit
 constexpr std::size_t kMaxMessages = 10000;
 constexpr std::int64_t kMaxMaxTokens = 1'000'000;
@@ -165,14 +167,6 @@ constexpr std::array<std::string_view, 5> kRoles{"system", "developer", "user", 
 
 // ---- prompt field rules (shared by full validation and identity recovery) -------
 
-bool is_valid_tenant(std::string_view tenant) {
-  if (tenant.empty() || tenant.size() > kMaxTenantBytes) return false;
-  return std::ranges::all_of(tenant, [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
-  });
-}
-
 bool is_valid_topic(std::string_view topic) {
   if (topic.empty() || topic.size() > kMaxTopicBytes) return false;
   if (topic == "." || topic == "..") return false;
@@ -182,11 +176,8 @@ bool is_valid_topic(std::string_view topic) {
   });
 }
 
-bool is_valid_id(std::string_view id) { return !id.empty() && id.size() <= kMaxIdBytes; }
-
-const std::string kIdRule = "'id' must be a non-empty string of at most 256 bytes";
-const std::string kTenantRule =
-    "'tenant' must be a non-empty string of at most 128 characters from [A-Za-z0-9._:-]";
+const std::string kIdRule(event_rules::kIdRule);
+const std::string kTenantRule(event_rules::kTenantRule);
 const std::string kReplyToRule =
     "'reply_to' must be a Kafka topic name: 1 to 249 characters from [A-Za-z0-9._-], "
     "not '.' or '..'";

@@ -37,8 +37,9 @@ struct TopicSpec {
 };
 
 // Cascade's own topics (requests, ledger, dlq, replies, cache changelog,
-// budgets, spend, alerts) with `partitions` partitions each; budgets and
-// spend are compacted.
+// budgets, spend, alerts, quality, router updates, cancels) with
+// `partitions` partitions each; budgets, spend and router updates are
+// compacted, cancels are deleted after an hour.
 std::vector<TopicSpec> cascade_topics(const KafkaConfig& config);
 
 // librdkafka's mock cluster as an in-process broker. It speaks the Kafka

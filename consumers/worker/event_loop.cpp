@@ -92,12 +92,30 @@ void EventLoop::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+void EventLoop::post_cancel(const CancelNotice& notice) {
+  {
+    std::lock_guard lock(cancels_mutex_);
+    posted_cancels_.push_back(notice);
+  }
+  wake();
+}
+
+void EventLoop::apply_cancels() {
+  std::vector<CancelNotice> notices;
+  {
+    std::lock_guard lock(cancels_mutex_);
+    notices.swap(posted_cancels_);
+  }
+  for (const auto& notice : notices) lifecycle_->on_cancel(notice);
+}
+
 // -------------------------------------------------------------- the loop ----
 
 void EventLoop::run() {
   while (true) {
     drain_wake_pipe();
     if (aborting_.load()) break;
+    apply_cancels();  // before any record: a cancel that came first finds its request unread
     const bool stopping = stopping_.load();
     bool more_waiting = false;
     if (!stopping) more_waiting = consume_batch();

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <random>
+#include <utility>
 
 #include "events/events.h"
 
@@ -95,16 +96,27 @@ void EventLoop::join() {
 void EventLoop::post_cancel(const CancelNotice& notice) {
   {
     std::lock_guard lock(cancels_mutex_);
+    // The loop would remember no more than this many either.
+    if (posted_cancels_.size() >= config_.worker.cancel_max_pending) {
+      posted_cancels_.pop_front();
+      posted_cancels_dropped_++;
+    }
     posted_cancels_.push_back(notice);
   }
   wake();
 }
 
 void EventLoop::apply_cancels() {
-  std::vector<CancelNotice> notices;
+  std::deque<CancelNotice> notices;
+  std::size_t dropped = 0;
   {
     std::lock_guard lock(cancels_mutex_);
     notices.swap(posted_cancels_);
+    dropped = std::exchange(posted_cancels_dropped_, 0);
+  }
+  if (dropped > 0) {
+    stats_.cancels_forgotten += dropped;
+    if (recorder_) recorder_->cancels_forgotten(dropped);
   }
   for (const auto& notice : notices) lifecycle_->on_cancel(notice);
 }

@@ -22,6 +22,7 @@
 // Threading: run() on the loop's own thread; request_stop, request_abort
 // and post_cancel from any thread.
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,7 +56,9 @@ class EventLoop final : public RequestHost, public DeliveryListener, public Reba
   void request_stop(int drain_timeout_ms);
   void request_abort();
   void join();
-  // A cancel for whatever request of this loop it matches (any thread).
+  // A cancel for whatever request of this loop it matches (any thread). At
+  // most worker.cancel_max_pending wait for the loop (a topic read from its
+  // start, before the loop runs): past that the oldest are forgotten (counted).
   void post_cancel(const CancelNotice& notice);
 
   // RequestHost
@@ -129,7 +132,8 @@ class EventLoop final : public RequestHost, public DeliveryListener, public Reba
   };
   std::vector<CatchUp> catch_ups_;
   std::mutex cancels_mutex_;
-  std::vector<CancelNotice> posted_cancels_;  // guarded by cancels_mutex_
+  std::deque<CancelNotice> posted_cancels_;  // guarded by cancels_mutex_
+  std::size_t posted_cancels_dropped_ = 0;   // guarded by cancels_mutex_
   bool paused_ = false;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> aborting_{false};

@@ -206,6 +206,20 @@ int run_worker(const CommonOptions& common) {
   else if (!tuned_cuts->empty())
     spdlog::info("worker: {} tuned tier cuts from {}", tuned_cuts->size(), config->kafka.router_updates_topic);
 
+  // On a real cluster the workers own the cancels topic (gateways and apps
+  // write to it): created, with its retention, when missing.
+  if (!kafka->embedded()) {
+    auto exists = topic_exists(config->kafka, kafka->bootstrap(), config->kafka.cancels_topic);
+    if (!exists) return print_error(exists.error());
+    if (!*exists) {
+      for (const auto& topic : cascade_topics(config->kafka)) {
+        if (topic.name != config->kafka.cancels_topic) continue;
+        if (auto ok = create_topics_admin(config->kafka, kafka->bootstrap(), {topic}); !ok)
+          return print_error(ok.error());
+      }
+    }
+  }
+
   WorkerOptions options;
   options.config = *config;
   options.bootstrap = kafka->bootstrap();

@@ -165,14 +165,6 @@ constexpr std::array<std::string_view, 5> kRoles{"system", "developer", "user", 
 
 // ---- prompt field rules (shared by full validation and identity recovery) -------
 
-bool is_valid_tenant(std::string_view tenant) {
-  if (tenant.empty() || tenant.size() > kMaxTenantBytes) return false;
-  return std::ranges::all_of(tenant, [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
-  });
-}
-
 bool is_valid_topic(std::string_view topic) {
   if (topic.empty() || topic.size() > kMaxTopicBytes) return false;
   if (topic == "." || topic == "..") return false;
@@ -805,6 +797,14 @@ auto guard_parse(Parse&& parse) -> decltype(parse()) {
 }
 
 }  // namespace
+
+bool is_valid_tenant(std::string_view tenant) {
+  if (tenant.empty() || tenant.size() > kMaxTenantBytes) return false;
+  return std::ranges::all_of(tenant, [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == ':' || c == '-';
+  });
+}
 
 std::string_view to_string(Preference p) {
   for (const auto& [name, value] : kPreferenceNames) {

@@ -66,6 +66,11 @@ struct PromptLimits {
   std::size_t max_event_bytes = 1 << 20;
 };
 
+// The rule for a prompt event's `tenant`: 1-128 characters from
+// [A-Za-z0-9._:-]. Front doors that fix a caller's tenant (`cascade mcp`)
+// check it before any event is built.
+bool is_valid_tenant(std::string_view tenant);
+
 // Answers whether a pinned model id exists in the catalog.
 using ModelExists = std::function<bool(std::string_view model_id)>;
 

@@ -22,6 +22,7 @@
 #include "core/logging.h"
 #include "core/result.h"
 #include "kafka/kafka_config.h"
+#include "mcp/mcp_config.h"
 #include "providers/provider_config.h"
 #include "resilience/resilience_config.h"
 #include "router/router_config.h"
@@ -48,6 +49,7 @@ struct Config {
   std::map<std::string, TenantBudgetConfig> budgets;  // by tenant
   AlertsConfig alerts;
   QualityConfig quality;
+  McpConfig mcp;
   LogConfig log;
 };
 

@@ -292,8 +292,9 @@ const nlohmann::json& mcp_tool_definitions();
 PromptEvent completion_prompt_event(const McpCaller& caller, const CompletionRequest& request, std::string id,
                                     std::string reply_to);
 
-// savings_usd and baseline_model of a final event, as the ledger counts
-// them: the usage at the baseline model's price, minus cost_usd.
+// savings_usd and baseline_model of a final event: its usage at the
+// baseline model's price, minus cost_usd. (The cost event's baseline also
+// counts attempts that were retried or escalated; the final event cannot.)
 CompletionAnswer completion_answer(FinalReply reply, const ModelCatalog& catalog);
 
 // check_model_costs. Tokens are counted per model as it is billed (exact for

@@ -329,7 +329,8 @@ void McpServer::handle(std::string_view message, Respond respond) {
     return;
   }
   const std::string& method = j["method"].get_ref<const std::string&>();
-  const json params = j.contains("params") ? j["params"] : json::object();
+  static const json kNoParams = json::object();
+  const json& params = j.contains("params") ? j["params"] : kNoParams;  // not copied: it may hold a long prompt
 
   if (!has_id) {  // a notification: never answered
     if (method == "notifications/cancelled" && params.is_object() && params.contains("requestId")) {

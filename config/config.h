@@ -18,6 +18,7 @@
 #include "catalog/catalog_config.h"
 #include "consumers/ledger/ledger_config.h"
 #include "consumers/worker/worker_config.h"
+#include "gateway/gateway_config.h"
 #include "core/config_reader.h"
 #include "core/logging.h"
 #include "core/result.h"
@@ -49,6 +50,7 @@ struct Config {
   std::map<std::string, TenantBudgetConfig> budgets;  // by tenant
   AlertsConfig alerts;
   QualityConfig quality;
+  GatewayConfig gateway;
   McpConfig mcp;
   LogConfig log;
 };

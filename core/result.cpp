@@ -11,6 +11,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::unavailable: return "unavailable";
     case ErrorCode::internal: return "internal";
     case ErrorCode::rate_limited: return "rate_limited";
+    case ErrorCode::cancelled: return "cancelled";
   }
   return "internal";
 }

@@ -18,6 +18,7 @@ enum class ErrorCode {
   unavailable,
   internal,
   rate_limited,  // the tenant's request or token rate is over its limit
+  cancelled,     // its requester cancelled it (a cancel event, docs/events.md "Cancel event")
 };
 
 std::string_view to_string(ErrorCode code);

@@ -1,5 +1,7 @@
 #include "events/events.h"
 
+#include "events/field_rules.h"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -16,8 +18,8 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 
-constexpr std::size_t kMaxIdBytes = 256;
-constexpr std::size_t kMaxTenantBytes = 128;
+using event_rules::is_valid_id;
+using event_rules::is_valid_tenant;
 constexpr std::size_t kMaxTopicBytes = 249;  // Kafka's own limit
 constexpr std::size_t kMaxMessages = 10000;
 constexpr std::int64_t kMaxMaxTokens = 1'000'000;
@@ -174,11 +176,8 @@ bool is_valid_topic(std::string_view topic) {
   });
 }
 
-bool is_valid_id(std::string_view id) { return !id.empty() && id.size() <= kMaxIdBytes; }
-
-const std::string kIdRule = "'id' must be a non-empty string of at most 256 bytes";
-const std::string kTenantRule =
-    "'tenant' must be a non-empty string of at most 128 characters from [A-Za-z0-9._:-]";
+const std::string kIdRule(event_rules::kIdRule);
+const std::string kTenantRule(event_rules::kTenantRule);
 const std::string kReplyToRule =
     "'reply_to' must be a Kafka topic name: 1 to 249 characters from [A-Za-z0-9._-], "
     "not '.' or '..'";
@@ -482,10 +481,19 @@ std::optional<std::string> validate_options(json& event, const ModelExists& mode
     }
     prompt.response_format = std::move(*it);
   }
-  // Kept only to route by (a model that can call tools); any other value is
-  // ignored, as `tools` was before the router looked at it.
+  // Routed by (a model that can call tools) and forwarded to the provider;
+  // any other value is ignored, as `tools` was before the router looked at it.
   if (auto it = event.find("tools"); it != event.end() && it->is_array() && !it->empty()) {
     prompt.tools = std::move(*it);
+  }
+  if (auto it = event.find("tool_choice"); it != event.end() && !it->is_null()) {
+    const bool valid = (it->is_string() && (*it == "auto" || *it == "none" || *it == "required")) ||
+                       (it->is_object() && it->contains("type") && it->at("type").is_string());
+    if (!valid) {
+      return "'tool_choice' must be \"auto\", \"none\", \"required\" or an object with a string 'type', got " +
+             describe(*it);
+    }
+    prompt.tool_choice = std::move(*it);
   }
   if (auto it = event.find("metadata"); it != event.end() && !it->is_null()) {
     if (!it->is_object()) return "'metadata' must be an object, got " + describe(*it);
@@ -798,14 +806,6 @@ auto guard_parse(Parse&& parse) -> decltype(parse()) {
 
 }  // namespace
 
-bool is_valid_tenant(std::string_view tenant) {
-  if (tenant.empty() || tenant.size() > kMaxTenantBytes) return false;
-  return std::ranges::all_of(tenant, [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
-  });
-}
-
 std::string_view to_string(Preference p) {
   for (const auto& [name, value] : kPreferenceNames) {
     if (value == p) return name;
@@ -865,12 +865,25 @@ json to_json(const PromptEvent& event) {
   if (event.cascade) out["cascade"] = *event.cascade;
   if (!event.response_format.is_null()) out["response_format"] = event.response_format;
   if (!event.tools.is_null()) out["tools"] = event.tools;
+  if (!event.tool_choice.is_null()) out["tool_choice"] = event.tool_choice;
   return out;
 }
 
 // One chunk per streamed token: assembled directly rather than through a JSON
 // object so the hot path builds one string and no tree.
-std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_view delta) {
+std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_view delta, const ChunkHead* head) {
+  if (head && !head->model.empty()) {
+    json out = {{"v", kSchemaVersion}, {"id", id}, {"type", "chunk"}, {"seq", seq}, {"delta", delta},
+                {"model", head->model}, {"cache", to_string(head->cache)}};
+    if (!head->provider.empty()) out["provider"] = head->provider;
+    if (!head->tier.empty() || !head->reason.empty()) {
+      json route = json::object();
+      if (!head->tier.empty()) route["tier"] = head->tier;
+      if (!head->reason.empty()) route["reason"] = head->reason;
+      out["route"] = std::move(route);
+    }
+    return dump_json(out);
+  }
   const std::string id_json = dump_json(json(id));
   const std::string delta_json = dump_json(json(delta));
   const std::string seq_text = std::to_string(seq);
@@ -1057,5 +1070,7 @@ std::int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+bool valid_tenant(std::string_view tenant) { return is_valid_tenant(tenant); }
 
 }  // namespace cascade

@@ -49,6 +49,9 @@ struct PromptEvent {
   // non-empty array; null otherwise. The router sends such a request only to
   // a model that can call tools. Not part of the request fingerprint.
   nlohmann::json tools = nullptr;
+  // OpenAI's `tool_choice` ("auto", "none", "required" or a named function),
+  // forwarded with `tools`; null = absent (the provider's default).
+  nlohmann::json tool_choice = nullptr;
 
   bool pinned() const { return model != "auto"; }
 };
@@ -65,11 +68,6 @@ struct RejectedPrompt {
 struct PromptLimits {
   std::size_t max_event_bytes = 1 << 20;
 };
-
-// The rule for a prompt event's `tenant`: 1-128 characters from
-// [A-Za-z0-9._:-]. Front doors that fix a caller's tenant (`cascade mcp`)
-// check it before any event is built.
-bool is_valid_tenant(std::string_view tenant);
 
 // Answers whether a pinned model id exists in the catalog.
 using ModelExists = std::function<bool(std::string_view model_id)>;
@@ -104,7 +102,20 @@ struct RouteInfo {
 };
 
 // Reply events on reply_to (key = request id); seq counts 0,1,2,... per request.
-std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_view delta);
+//
+// What the first chunk of an answer says of where the answer comes from, so
+// that a front door can name the model in its response headers and chunks
+// before the final event (docs/events.md, "Chunk event"). Views.
+struct ChunkHead {
+  std::string_view model;     // catalog id answering
+  std::string_view provider;  // "" = unknown, then absent
+  CacheOutcome cache = CacheOutcome::miss;
+  std::string_view tier;      // "" = absent
+  std::string_view reason;    // the route reason; "" = absent
+};
+// `head` is written on the request's first chunk only (seq 0), and may be null.
+std::string make_chunk_event(std::string_view id, std::int64_t seq, std::string_view delta,
+                             const ChunkHead* head = nullptr);
 
 struct FinalReply {
   std::string id;
@@ -180,5 +191,8 @@ struct ReplyEvent {
 [[nodiscard]] Result<ReplyEvent> parse_reply_event(std::string_view payload);
 
 std::int64_t now_ms();
+
+// A prompt event's rules for a tenant name: 1-128 characters from [A-Za-z0-9._:-].
+bool valid_tenant(std::string_view tenant);
 
 }  // namespace cascade

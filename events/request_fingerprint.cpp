@@ -42,6 +42,17 @@ class CanonicalWriter {
       sink_.write("\n");
     }
     if (event.cascade) sink_.write(*event.cascade ? "cascade t\n" : "cascade f\n");
+    // Forwarded to providers: a tool-calling answer is not one without tools.
+    if (!event.tools.is_null()) {
+      sink_.write("tools ");
+      value(event.tools);
+      sink_.write("\n");
+    }
+    if (!event.tool_choice.is_null()) {
+      sink_.write("tool_choice ");
+      value(event.tool_choice);
+      sink_.write("\n");
+    }
   }
 
  private:

@@ -1,5 +1,7 @@
 // Cluster administration: topics (create, exist, partition counts) and a
 // group's committed offsets.
+#include <algorithm>
+
 #include "kafka/native.h"
 
 namespace cascade {
@@ -53,6 +55,23 @@ Result<void> create_topics_admin(const KafkaConfig& config, const std::string& b
   rd_kafka_queue_destroy(queue);
   for (auto* s : specs) rd_kafka_NewTopic_destroy(s);
   return result;
+}
+
+Result<void> ensure_topic(const KafkaConfig& config, const std::string& bootstrap, const TopicSpec& topic,
+                          int timeout_ms) {
+  {
+    auto handle = open_client(config, bootstrap, ClientRole::producer);
+    if (!handle) return std::unexpected(handle.error());
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(handle->get(), topic.name.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto err = rd_kafka_metadata(handle->get(), 0, rkt, &md, std::min(timeout_ms, 10000));
+    bool exists = false;
+    if (!err && md) exists = md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0;
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    if (exists) return {};
+  }
+  return create_topics_admin(config, bootstrap, {topic}, timeout_ms);
 }
 
 Result<std::map<std::string, int>> cluster_topic_partitions(rd_kafka_t* rk, int timeout_ms) {

@@ -26,7 +26,11 @@ std::vector<TopicSpec> cascade_topics(const KafkaConfig& config) {
           {config.spend_topic, config.partitions, {{"cleanup.policy", "compact"}}},
           {config.alerts_topic, config.partitions},
           {config.quality_topic, config.partitions},
-          {config.router_updates_topic, config.partitions, {{"cleanup.policy", "compact"}}}};
+          {config.router_updates_topic, config.partitions, {{"cleanup.policy", "compact"}}},
+          // A cancel matters for as long as its request may still be in
+          // flight or arrive (worker.cancel_window_ms): kept an hour, deleted.
+          {config.cancels_topic, config.partitions, {{"cleanup.policy", "delete"}, {"retention.ms", "3600000"}}},
+          {config.api_keys_topic, config.partitions, {{"cleanup.policy", "compact"}}}};
 }
 
 Result<void> set_property(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {

@@ -37,8 +37,9 @@ struct TopicSpec {
 };
 
 // Cascade's own topics (requests, ledger, dlq, replies, cache changelog,
-// budgets, spend, alerts) with `partitions` partitions each; budgets and
-// spend are compacted.
+// budgets, spend, alerts, quality, router updates, cancels) with
+// `partitions` partitions each; budgets, spend and router updates are
+// compacted, cancels are deleted after an hour.
 std::vector<TopicSpec> cascade_topics(const KafkaConfig& config);
 
 // librdkafka's mock cluster as an in-process broker. It speaks the Kafka
@@ -407,6 +408,14 @@ class KafkaProducer {
 // EmbeddedBroker::create_topics there.
 [[nodiscard]] Result<void> create_topics_admin(const KafkaConfig& config, const std::string& bootstrap,
                                  const std::vector<TopicSpec>& topics, int timeout_ms = 30000);
+
+// Makes sure `topic` exists: asks for its metadata as a producer does (a
+// cluster that creates topics on demand, the embedded broker of another
+// process among them, creates it then), and otherwise creates it through the
+// Admin API with its configs. For topics a component owns (a gateway's
+// reply topic). Errors: unavailable, timeout.
+[[nodiscard]] Result<void> ensure_topic(const KafkaConfig& config, const std::string& bootstrap, const TopicSpec& topic,
+                                        int timeout_ms = 30000);
 
 // Whether the cluster has `topic` (from the metadata of all topics, so asking
 // never auto-creates it).

@@ -26,6 +26,8 @@ Result<KafkaConfig> read_kafka_config(ConfigReader& r) {
     r.read(topics, "alerts", c.alerts_topic, "kafka.topics");
     r.read(topics, "quality", c.quality_topic, "kafka.topics");
     r.read(topics, "router_updates", c.router_updates_topic, "kafka.topics");
+    r.read(topics, "cancels", c.cancels_topic, "kafka.topics");
+    r.read(topics, "api_keys", c.api_keys_topic, "kafka.topics");
   }
   if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
   if (c.partitions < 1) return fail(ErrorCode::invalid_request, "kafka.partitions must be >= 1");

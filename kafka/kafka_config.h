@@ -34,6 +34,10 @@ struct KafkaConfig {
   // The closed loop's tuned tier cuts per tenant and policy (compacted;
   // docs/routing.md, "Closed loop"): published by the ledger, applied by workers.
   std::string router_updates_topic = "cascade.router-updates";
+  // Cancels of requests (docs/events.md, "Cancel event"; key = request id):
+  // published by gateways and apps, followed whole by every worker.
+  std::string cancels_topic = "cascade.cancels";
+  std::string api_keys_topic = "cascade.api-keys";
 
   bool embedded() const { return bootstrap.empty(); }
   // Parsed `extra` as key/value pairs.

@@ -11,7 +11,7 @@ Result<McpConfig> read_mcp_config(ConfigReader& r) {
   r.read(mcp, "ledger_url", c.ledger_url, "mcp");
   r.read(mcp, "timeout_ms", c.timeout_ms, "mcp");
   if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
-  if (!c.tenant.empty() && !is_valid_tenant(c.tenant))
+  if (!c.tenant.empty() && !valid_tenant(c.tenant))
     return fail(ErrorCode::invalid_request,
                 "config 'mcp.tenant' must be 1-128 characters from [A-Za-z0-9._:-], got '" + c.tenant + "'");
   if (!c.ledger_url.empty() && !c.ledger_url.starts_with("http://") && !c.ledger_url.starts_with("https://"))

@@ -143,7 +143,7 @@ struct McpServer::State {
 
 McpServer::McpServer(McpServerOptions options, std::shared_ptr<McpBackend> backend)
     : state_(std::make_shared<State>()) {
-  if (!is_valid_tenant(options.tenant))
+  if (!valid_tenant(options.tenant))
     throw std::invalid_argument("McpServer: '" + options.tenant + "' is not a valid tenant");
   if (!backend) throw std::invalid_argument("McpServer: no backend");
   if (options.server_version.empty()) options.server_version = CASCADE_VERSION;

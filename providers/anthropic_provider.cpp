@@ -414,6 +414,10 @@ class AnthropicProvider final : public ChatProvider {
   const std::string& name() const override { return config_.name; }
 
   std::uint64_t start_chat(const ChatRequest& request, ChatStreamObserver& observer) override {
+    if (has_tools(request)) {
+      observer.on_complete(fail(ErrorCode::provider_error, "the anthropic adapter does not forward tool definitions"));
+      return 0;
+    }
     auto body = request_body_of(request);
     if (!body) {
       // Nothing was sent, so there is no transfer to report through.

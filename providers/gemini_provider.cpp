@@ -312,6 +312,10 @@ class GeminiProvider final : public ChatProvider {
   const std::string& name() const override { return config_.name; }
 
   std::uint64_t start_chat(const ChatRequest& request, ChatStreamObserver& observer) override {
+    if (has_tools(request)) {
+      observer.on_complete(fail(ErrorCode::provider_error, "the gemini adapter does not forward tool definitions"));
+      return 0;
+    }
     Result<std::string> body = request_body(request);
     if (!body) {
       observer.on_complete(std::unexpected(std::move(body.error())));

@@ -391,6 +391,14 @@ class OpenAiProvider final : public ChatProvider {
       body += R"(,"response_format":)";
       body += dump(*request.response_format);
     }
+    if (has_tools(request)) {
+      body += R"(,"tools":)";
+      body += dump(*request.tools);
+      if (request.tool_choice != nullptr && !request.tool_choice->is_null()) {
+        body += R"(,"tool_choice":)";
+        body += dump(*request.tool_choice);
+      }
+    }
     body += '}';
     return body;
   }

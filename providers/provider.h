@@ -88,7 +88,17 @@ struct ChatRequest {
   // OpenAI's response_format, passed through by OpenAI-compatible providers
   // (others ignore it); null or nullptr = none. Not owned.
   const nlohmann::json* response_format = nullptr;
+  // OpenAI's tools and tool_choice, forwarded by OpenAI-compatible providers;
+  // the Anthropic and Gemini adapters do not translate them yet and fail
+  // such a call as a provider_error (so a fallback may take it). Not owned.
+  const nlohmann::json* tools = nullptr;
+  const nlohmann::json* tool_choice = nullptr;
 };
+
+// Whether a chat asks for tool calling (a non-empty tools array).
+inline bool has_tools(const ChatRequest& request) {
+  return request.tools != nullptr && request.tools->is_array() && !request.tools->empty();
+}
 
 struct ChatCompletion {
   std::string finish_reason;  // "stop", "length", "tool_calls", ...

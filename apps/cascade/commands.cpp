@@ -1,4 +1,5 @@
 #include "apps/cascade/commands.h"
+#include "apps/cascade/gateway_commands.h"
 #include "apps/cascade/ledger_commands.h"
 #include "apps/cascade/mcp_command.h"
 
@@ -240,6 +241,33 @@ int run_ledger(const CommonOptions& common) {
   return ledger_service(*config);
 }
 
+int run_gateway(const CommonOptions& common, const GatewayCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  return gateway_service(*config, options);
+}
+
+int run_keys_create(const CommonOptions& common, const KeysCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "keys create")) return 2;
+  return keys_create(*config, options);
+}
+
+int run_keys_list(const CommonOptions& common, const KeysCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "keys list")) return 2;
+  return keys_list(*config, options);
+}
+
+int run_keys_revoke(const CommonOptions& common, const KeysCommandOptions& options) {
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "keys revoke")) return 2;
+  return keys_revoke(*config, options);
+}
+
 int run_send(const CommonOptions& common, const SendOptions& options) {
   auto config = load(common);
   if (!config) return 2;
@@ -435,7 +463,7 @@ int run_mcp(const CommonOptions& common, const McpOptions& options) {
                          "tool call is charged and reported as that tenant\n");
     return 2;
   }
-  if (!is_valid_tenant(tenant)) {
+  if (!valid_tenant(tenant)) {
     std::fprintf(stderr, "cascade mcp: tenant '%s' must be 1-128 characters from [A-Za-z0-9._:-]\n", tenant.c_str());
     return 2;
   }
@@ -556,6 +584,25 @@ int run_upstream(const CommonOptions& common, const UpstreamOptions& options) {
     spdlog::info("upstream: {} recorded answers from {}", o.recorded.size(), options.outcomes);
   }
   SimulatedUpstream upstream(o);
+  if (!options.rules.empty()) {
+    std::ifstream in(options.rules);
+    if (!in) {
+      std::fprintf(stderr, "cascade upstream: cannot read %s\n", options.rules.c_str());
+      return 2;
+    }
+    std::vector<SimulatedAnswerRule> rules;
+    for (std::string line; std::getline(in, line);) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object()) {
+        std::fprintf(stderr, "cascade upstream: %s: not a JSON object: %s\n", options.rules.c_str(), line.c_str());
+        return 2;
+      }
+      rules.push_back({j.value("model", ""), j.value("prompt_contains", ""), j.value("answer", ""),
+                       j.value("http_status", 0), j.value("tool_name", "")});
+    }
+    upstream.set_answer_rules(std::move(rules));
+  }
   if (auto ok = upstream.start(); !ok) return print_error(ok.error());
   if (!options.port_file.empty() && !write_file(options.port_file, std::to_string(upstream.port()))) {
     std::fprintf(stderr, "cascade: cannot write %s\n", options.port_file.c_str());

@@ -70,6 +70,20 @@ struct CachePurgeOptions {
   int timeout_s = 30;
 };
 
+// `cascade gateway`.
+struct GatewayCommandOptions {
+  std::string port_file;  // written once listening
+};
+
+// `cascade keys create|list|revoke` (docs/gateway.md, "API keys").
+struct KeysCommandOptions {
+  std::string tenant;  // create: the key's tenant; list: only this tenant's
+  std::string name;    // create: a label
+  bool admin = false;  // create: an operator key (the ledger's API), no tenant
+  std::string key_id;  // revoke
+  int timeout_s = 30;
+};
+
 struct UpstreamOptions {
   int port = 0;
   std::string port_file;
@@ -77,6 +91,7 @@ struct UpstreamOptions {
   int delay_ms = 0;
   int threads = 1;
   std::string outcomes;                 // recorded answers and their quality (route-data output)
+  std::string rules;                    // JSON lines of SimulatedAnswerRule
   std::vector<std::string> model_map;   // UPSTREAM=RECORDED: requests for UPSTREAM get RECORDED's answers
   std::vector<std::string> tier_map;    // TIER=RECORDED: every catalog model of TIER gets RECORDED's answers
 };
@@ -121,6 +136,10 @@ struct CacheTrainCommandOptions {
 int run_broker(const CommonOptions& common, const BrokerOptions& options);
 int run_worker(const CommonOptions& common);
 int run_ledger(const CommonOptions& common);
+int run_gateway(const CommonOptions& common, const GatewayCommandOptions& options);
+int run_keys_create(const CommonOptions& common, const KeysCommandOptions& options);
+int run_keys_list(const CommonOptions& common, const KeysCommandOptions& options);
+int run_keys_revoke(const CommonOptions& common, const KeysCommandOptions& options);
 int run_send(const CommonOptions& common, const SendOptions& options);
 int run_replay(const CommonOptions& common, const ReplayOptions& options);
 int run_report(const CommonOptions& common, const ReportOptions& options);

@@ -24,6 +24,22 @@ int main(int argc, char** argv) {
 
   auto* worker_cmd = app.add_subcommand("worker", "Run a request worker (consumer group member)");
   auto* ledger_cmd = app.add_subcommand("ledger", "Run the ledger consumer: aggregates costs, serves /metrics");
+  GatewayCommandOptions gateway;
+  auto* gateway_cmd = app.add_subcommand(
+      "gateway", "Run the HTTP front door: OpenAI- and Anthropic-compatible APIs over Kafka (docs/gateway.md)");
+  gateway_cmd->add_option("--port-file", gateway.port_file, "Write the port listened on here (gateway.listen port 0)");
+
+  KeysCommandOptions keys;
+  auto* keys_cmd = app.add_subcommand("keys", "Create, list or revoke API keys bound to tenants (stored hashed)");
+  keys_cmd->require_subcommand(1);
+  auto* keys_create_cmd = keys_cmd->add_subcommand("create", "Create a key; prints it once");
+  keys_create_cmd->add_option("--tenant", keys.tenant, "The tenant the key's requests are billed to");
+  keys_create_cmd->add_option("--name", keys.name, "A label (which app uses it)");
+  keys_create_cmd->add_flag("--admin", keys.admin, "An operator key for the ledger's HTTP API, no tenant");
+  auto* keys_list_cmd = keys_cmd->add_subcommand("list", "List keys (ids, tenants, dates; never the keys)");
+  keys_list_cmd->add_option("--tenant", keys.tenant, "Only this tenant's");
+  auto* keys_revoke_cmd = keys_cmd->add_subcommand("revoke", "Revoke a key: every gateway refuses it within a second");
+  keys_revoke_cmd->add_option("key_id", keys.key_id, "The key's id (from keys list)")->required();
 
   SendOptions send;
   auto* send_cmd = app.add_subcommand("send", "Send one prompt and print the streamed answer");
@@ -91,6 +107,9 @@ int main(int argc, char** argv) {
   upstream_cmd->add_option("--chunks", upstream.chunks, "Chunks per answer");
   upstream_cmd->add_option("--delay-ms", upstream.delay_ms, "Delay between chunks");
   upstream_cmd->add_option("--threads", upstream.threads, "I/O threads");
+  upstream_cmd->add_option("--rules", upstream.rules,
+                           "JSON lines of scripted answers: {model, prompt_contains, answer, http_status, tool_name} "
+                           "(SimulatedAnswerRule; tests)");
   upstream_cmd->add_option("--outcomes", upstream.outcomes,
                            "Answer known prompts with these recorded answers and grade them as recorded "
                            "(an outcomes file of route-data)");
@@ -246,6 +265,10 @@ int main(int argc, char** argv) {
   if (*broker_cmd) return run_broker(common, broker);
   if (*worker_cmd) return run_worker(common);
   if (*ledger_cmd) return run_ledger(common);
+  if (*gateway_cmd) return run_gateway(common, gateway);
+  if (*keys_create_cmd) return run_keys_create(common, keys);
+  if (*keys_list_cmd) return run_keys_list(common, keys);
+  if (*keys_revoke_cmd) return run_keys_revoke(common, keys);
   if (*send_cmd) return run_send(common, send);
   if (*replay_cmd) return run_replay(common, replay);
   if (*report_cmd) return run_report(common, report);

@@ -35,7 +35,8 @@ std::string new_mcp_request_id() {
 
 ErrorCode error_code_of(std::string_view code) {
   for (const ErrorCode c : {ErrorCode::invalid_request, ErrorCode::budget_exceeded, ErrorCode::provider_error,
-                            ErrorCode::timeout, ErrorCode::unavailable, ErrorCode::rate_limited})
+                            ErrorCode::timeout, ErrorCode::unavailable, ErrorCode::rate_limited,
+                            ErrorCode::cancelled})
     if (to_string(c) == code) return c;
   return ErrorCode::internal;  // a code this build does not know: a failure all the same
 }

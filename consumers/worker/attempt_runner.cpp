@@ -65,6 +65,8 @@ void AttemptRunner::call(Request& r, ChatProvider& provider, const ModelInfo& mo
   chat.max_tokens = ctx_.max_tokens_for(model, r.event);
   chat.temperature = r.event.temperature;
   chat.response_format = &r.event.response_format;
+  chat.tools = &r.event.tools;
+  chat.tool_choice = &r.event.tool_choice;
   spdlog::debug("worker: request {} tenant {} -> {} ({}{})", r.event.id, r.event.tenant, model.id, r.route.reason,
                 r.cascade.holding ? ", cascade: held back" : "");
   ctx_.stats.provider_calls++;

@@ -90,9 +90,11 @@ void RequestLifecycle::on_record(std::int32_t partition, std::int64_t offset, st
 void RequestLifecycle::serve_cache_hit(Request& r, const CacheHit& hit) {
   cache_.count_hit(r, hit);
   if (r.event.stream) {
+    const ChunkHead head{.model = hit.answer.model, .provider = hit.answer.provider, .cache = hit.kind,
+                         .tier = {}, .reason = hit.reason};
     for (const auto piece :
          replay_pieces(hit.answer.content, static_cast<std::size_t>(ctx_.config.cache.replay_chunk_bytes))) {
-      ctx_.publish_chunk(r, piece);
+      ctx_.publish_chunk(r, piece, &head);
     }
   }
   terminal_.cache_hit(r, hit);
@@ -142,7 +144,7 @@ void RequestLifecycle::finish_answer(Request& r, const ModelInfo& model, ChatCom
   for (Request* f : flights_.end_flight(r)) {
     // A non-streaming leader published no chunks (its content could still
     // be retried away): a streaming follower gets the answer in one chunk.
-    if (!r.event.stream && !published.final.content.empty()) flights_.pass_delta(*f, published.final.content);
+    if (!r.event.stream && !published.final.content.empty()) flights_.pass_delta(*f, r, published.final.content);
     terminal_.follower_answer(*f, r, published);
   }
   // After the terminal event is out: a sample never delays it.

@@ -60,7 +60,7 @@ bool SingleFlight::follow_or_lead(Request& r) {
       // catches up with them in one chunk; live deltas follow. A cascaded
       // leader holding back its cheap answer has published nothing.
       if (leader->event.stream && !leader->cascade.holding && !leader->reply.content.empty())
-        pass_delta(r, leader->reply.content);
+        pass_delta(r, *leader, leader->reply.content);
       return true;
     }
     table_.close(r.fingerprint, *serial);  // not reached: a flight closes when its leader ends
@@ -72,16 +72,25 @@ bool SingleFlight::follow_or_lead(Request& r) {
 
 void SingleFlight::pass_to_followers(const Request& leader, std::string_view text) {
   for (const auto serial : leader.flight.followers) {
-    if (Request* f = ctx_.requests.find(serial)) pass_delta(*f, text);
+    if (Request* f = ctx_.requests.find(serial)) pass_delta(*f, leader, text);
   }
 }
 
-void SingleFlight::pass_delta(Request& f, std::string_view text) {
+void SingleFlight::pass_delta(Request& f, const Request& leader, std::string_view text) {
   // A second delivery of the leader's own request shares its (id, seq)
   // space: it gets the leader's terminal events and no chunks of its own.
   if (f.flight.duplicate_of_leader) return;
   if (!f.first_token) f.first_token = ctx_.host.now();
   if (!f.event.stream) return;
+  if (f.reply.next_seq == 0 && leader.attempts.index < leader.attempts.chain.size()) {
+    // Named as its final will be: the leader's model, an exact hit.
+    const ModelInfo& model = *leader.attempts.chain[leader.attempts.index];
+    const std::string reason = single_flight_reason(leader.event.id);
+    const ChunkHead head{.model = model.id, .provider = model.provider, .cache = CacheOutcome::exact,
+                         .tier = to_string(model.tier), .reason = reason};
+    ctx_.publish_chunk(f, text, &head);
+    return;
+  }
   ctx_.publish_chunk(f, text);
 }
 

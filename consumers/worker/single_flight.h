@@ -65,7 +65,7 @@ class SingleFlight {
   // A piece of the leader's answer went out: its followers get it too.
   void pass_to_followers(const Request& leader, std::string_view text);
   // Sends one follower a piece of its leader's answer as its own chunk.
-  void pass_delta(Request& follower, std::string_view text);
+  void pass_delta(Request& follower, const Request& leader, std::string_view text);
   // The leader ends: its flight closes (later identical requests call again
   // or hit the cache) and its followers still in flight are handed over.
   std::vector<Request*> end_flight(Request& leader);

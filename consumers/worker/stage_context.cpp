@@ -40,8 +40,17 @@ RouteContext StageContext::route_context(Request& r) const {
   return context;
 }
 
-void StageContext::publish_chunk(Request& r, std::string_view text) const {
-  (void)host.publish(r.event.reply_to, r.event.id, make_chunk_event(r.event.id, r.reply.next_seq++, text));
+void StageContext::publish_chunk(Request& r, std::string_view text, const ChunkHead* head) const {
+  ChunkHead own;
+  if (r.reply.next_seq == 0 && !head && r.attempts.index < r.attempts.chain.size()) {
+    const ModelInfo& model = *r.attempts.chain[r.attempts.index];
+    own = {.model = model.id, .provider = model.provider, .cache = CacheOutcome::miss,
+           .tier = to_string(model.tier), .reason = r.route.reason};
+    head = &own;
+  }
+  (void)host.publish(r.event.reply_to, r.event.id,
+                     make_chunk_event(r.event.id, r.reply.next_seq, text, r.reply.next_seq == 0 ? head : nullptr));
+  r.reply.next_seq++;
 }
 
 double ms_between(Clock::time_point a, Clock::time_point b) {

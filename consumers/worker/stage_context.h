@@ -49,8 +49,10 @@ struct StageContext {
   TokenUsage billed_usage(const ModelInfo& model, const Request& r, const ChatCompletion& completion) const;
   // What the router's hard constraints (context window) need to know.
   RouteContext route_context(Request& r) const;
-  // A reply chunk of the request (untracked), with its next seq.
-  void publish_chunk(Request& r, std::string_view text) const;
+  // A reply chunk of the request (untracked), with its next seq. The first
+  // chunk names where the answer comes from: `head` when given (cache hits,
+  // single-flight followers), else the model being tried and the route.
+  void publish_chunk(Request& r, std::string_view text, const ChunkHead* head = nullptr) const;
 };
 
 double ms_between(Clock::time_point a, Clock::time_point b);

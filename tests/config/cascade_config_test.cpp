@@ -44,6 +44,16 @@ TEST(CascadeConfig, DefaultsLeaveTheCascadeOffAndSampleNothing) {
   EXPECT_EQ(c->quality.tuning.window, 2000u);
   EXPECT_EQ(c->quality.tuning.every, 20u);
   EXPECT_EQ(c->kafka.router_updates_topic, "cascade.router-updates");
+  EXPECT_EQ(c->kafka.cancels_topic, "cascade.cancels");
+}
+
+TEST(CascadeConfig, TheCancelsTopicComesFromTheFileOrTheEnvironment) {
+  auto from_file = load_config_text("kafka:\n  topics:\n    cancels: acme.cancels\n");
+  ASSERT_TRUE(from_file) << from_file.error().message;
+  EXPECT_EQ(from_file->kafka.cancels_topic, "acme.cancels");
+  auto from_env = load_config_text("", env_of({{"CASCADE_KAFKA_TOPICS_CANCELS", "t.cancels"}}));
+  ASSERT_TRUE(from_env) << from_env.error().message;
+  EXPECT_EQ(from_env->kafka.cancels_topic, "t.cancels");
 }
 
 TEST(CascadeConfig, TheClosedLoopsKeysComeFromTheFileOrTheEnvironment) {

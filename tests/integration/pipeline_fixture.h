@@ -116,6 +116,7 @@ class PipelineTest : public ::testing::Test {
         {"CASCADE_KAFKA_TOPICS_BUDGETS", "cascade.budgets" + suffix},
         {"CASCADE_KAFKA_TOPICS_SPEND", "cascade.spend" + suffix},
         {"CASCADE_KAFKA_TOPICS_ALERTS", "cascade.alerts" + suffix},
+        {"CASCADE_KAFKA_TOPICS_CANCELS", "cascade.cancels" + suffix},
         {"CASCADE_KAFKA_WORKER_GROUP", "cascade-workers" + suffix},
         {"CASCADE_KAFKA_LEDGER_GROUP", "cascade-ledger" + suffix},
         {"CASCADE_KAFKA_PARTITIONS", "16"},

@@ -120,11 +120,17 @@ TEST(CascadeTopics, AreRequestsLedgerDlqRepliesAndTheCacheChangelogWithConfigure
                                                  {"cascade.spend", 5},
                                                  {"cascade.alerts", 5},
                                                  {"cascade.quality", 5},
-                                                 {"cascade.router-updates", 5}}));
-  // The closed loop's cuts are a compacted global table, like the budgets.
+                                                 {"cascade.router-updates", 5},
+                                                 {"cascade.cancels", 5}}));
+  // The closed loop's cuts are a compacted global table, like the budgets;
+  // cancels are deleted after an hour (only recent ones matter).
   for (const auto& t : topics) {
     if (t.name == "cascade.router-updates") {
       EXPECT_EQ(t.configs, (std::vector<std::pair<std::string, std::string>>{{"cleanup.policy", "compact"}}));
+    }
+    if (t.name == "cascade.cancels") {
+      EXPECT_EQ(t.configs, (std::vector<std::pair<std::string, std::string>>{{"cleanup.policy", "delete"},
+                                                                            {"retention.ms", "3600000"}}));
     }
   }
 }

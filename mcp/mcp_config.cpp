@@ -9,6 +9,7 @@ Result<McpConfig> read_mcp_config(ConfigReader& r) {
   const auto mcp = r.root()["mcp"];
   r.read(mcp, "tenant", c.tenant, "mcp");
   r.read(mcp, "ledger_url", c.ledger_url, "mcp");
+  r.read(mcp, "ledger_key_env", c.ledger_key_env, "mcp");
   r.read(mcp, "timeout_ms", c.timeout_ms, "mcp");
   if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
   if (!c.tenant.empty() && !valid_tenant(c.tenant))

@@ -17,6 +17,11 @@ struct McpConfig {
   // Base URL of the ledger's HTTP API (query_usage reads /api/usage there).
   // "" = http://<ledger.metrics_listen>.
   std::string ledger_url;
+  // The environment variable holding an admin API key (`cascade keys create
+  // --admin`) that query_usage shows the ledger: one listening off loopback
+  // asks for it. "" = none (a loopback ledger is open). The key itself never
+  // lives in the configuration.
+  std::string ledger_key_env;
   // Longest wait of one tool call: an answer from the workers, the ledger's
   // reply, the broker's acknowledgement of a budget.
   int timeout_ms = 120000;

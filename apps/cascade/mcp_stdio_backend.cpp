@@ -47,7 +47,7 @@ struct HttpReply {
 };
 
 // One GET on a curl multi handle of its own, driven here until done.
-Result<HttpReply> http_get(const std::string& url, int timeout_ms) {
+Result<HttpReply> http_get(const std::string& url, const std::string& bearer, int timeout_ms) {
   struct Collector final : HttpResponseHandler {
     HttpReply reply;
     bool done = false;
@@ -74,6 +74,7 @@ Result<HttpReply> http_get(const std::string& url, int timeout_ms) {
   request.method = "GET";
   request.url = url;
   request.headers = {"Accept: application/json"};
+  if (!bearer.empty()) request.headers.push_back("Authorization: Bearer " + bearer);
   request.connect_timeout_ms = std::min(timeout_ms, 5000);
   request.total_timeout_ms = timeout_ms;
   http.start(std::move(request), collector);
@@ -98,6 +99,7 @@ struct StdioMcpBackend::Impl {
   std::unique_ptr<RouteAdvisor> advisor;  // refers to `catalog`: declared after it
   std::unique_ptr<CascadeClient> client;  // used by the thread only
   std::string ledger_url;
+  std::string ledger_key;  // an admin key for a ledger off loopback; "" = none. Never logged.
 
   // Work for the thread, and completions it awaits.
   std::mutex mu;
@@ -200,10 +202,14 @@ struct StdioMcpBackend::Impl {
 
   Result<UsageSummary> fetch_usage(const McpCaller& caller, const UsageRequest& request) {
     const std::string url = ledger_usage_url(ledger_url, caller, request);
-    auto reply = http_get(url, config.mcp.timeout_ms);
+    auto reply = http_get(url, ledger_key, config.mcp.timeout_ms);
     if (!reply)
       return fail(reply.error().code, "the ledger at " + ledger_url + " did not answer (is `cascade ledger` running? "
                                       "mcp.ledger_url or ledger.metrics_listen says where): " + reply.error().message);
+    if (reply->status == 401 || reply->status == 403)
+      return fail(ErrorCode::unavailable,
+                  "the ledger at " + ledger_url + (ledger_key.empty() ? " asks for an admin key" : " refused the admin key") +
+                      ": set mcp.ledger_key_env to the name of a variable holding one (`cascade keys create --admin`)");
     if (reply->status != 200) {
       const auto body = nlohmann::json::parse(reply->body, nullptr, false);
       const std::string message = body.is_object() ? body.value("error", reply->body) : reply->body.substr(0, 200);
@@ -253,6 +259,14 @@ Result<std::shared_ptr<StdioMcpBackend>> StdioMcpBackend::open(const Config& con
   if (!client) return std::unexpected(client.error());
   impl->client = std::move(*client);
   impl->ledger_url = mcp_ledger_url(config);
+  if (!config.mcp.ledger_key_env.empty()) {
+    if (auto key = process_env()(config.mcp.ledger_key_env); key && !key->empty()) {
+      impl->ledger_key = *key;
+    } else {
+      spdlog::warn("mcp: mcp.ledger_key_env names {}, which is not set: query_usage asks the ledger without a key",
+                   config.mcp.ledger_key_env);
+    }
+  }
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
   return std::shared_ptr<StdioMcpBackend>(new StdioMcpBackend(std::move(impl)));

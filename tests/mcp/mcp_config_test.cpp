@@ -19,16 +19,19 @@ TEST(McpConfig, DefaultsAreTheDocumentedOnes) {
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->mcp.tenant, "");
   EXPECT_EQ(c->mcp.ledger_url, "");
+  EXPECT_EQ(c->mcp.ledger_key_env, "");
   EXPECT_EQ(c->mcp.timeout_ms, 120000);
 }
 
 TEST(McpConfig, FileAndEnvSetEveryKey) {
   auto c = load_config_text("mcp:\n  tenant: acme\n  timeout_ms: 5000\n",
                             env_of({{"CASCADE_MCP_LEDGER_URL", "http://ledger.internal:9464"},
+                                    {"CASCADE_MCP_LEDGER_KEY_ENV", "CASCADE_LEDGER_ADMIN_KEY"},
                                     {"CASCADE_MCP_TIMEOUT_MS", "30000"}}));
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->mcp.tenant, "acme");
   EXPECT_EQ(c->mcp.ledger_url, "http://ledger.internal:9464");
+  EXPECT_EQ(c->mcp.ledger_key_env, "CASCADE_LEDGER_ADMIN_KEY");
   EXPECT_EQ(c->mcp.timeout_ms, 30000);
   c = load_config("", env_of({{"CASCADE_MCP_TENANT", "globex"}}));
   ASSERT_TRUE(c);

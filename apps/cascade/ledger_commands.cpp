@@ -36,8 +36,16 @@ std::string money(double usd) {
   return buf;
 }
 
-// The run-time budgets (cascade.budgets) over the configured ones, and
-// optionally the spend state (cascade.spend), read to their current ends.
+Result<std::string> scope_of(const BudgetCommandOptions& options) {
+  if (!options.model.empty() && !options.tag.empty())
+    return fail(ErrorCode::invalid_request, "a budget is for the tenant, one --model or one --tag, not both");
+  if (!options.model.empty()) return model_scope(options.model);
+  if (!options.tag.empty()) return tag_scope(options.tag);
+  return std::string();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<BudgetBook>> read_budget_book(const Config& config, bool with_spend) {
   auto book = std::make_unique<BudgetBook>(budgets_from_config(config));
   auto on_record = [&](const KafkaRecord& record, bool budgets_topic) {
@@ -57,16 +65,6 @@ Result<std::unique_ptr<BudgetBook>> read_budget_book(const Config& config, bool 
   }
   return book;
 }
-
-Result<std::string> scope_of(const BudgetCommandOptions& options) {
-  if (!options.model.empty() && !options.tag.empty())
-    return fail(ErrorCode::invalid_request, "a budget is for the tenant, one --model or one --tag, not both");
-  if (!options.model.empty()) return model_scope(options.model);
-  if (!options.tag.empty()) return tag_scope(options.tag);
-  return std::string();
-}
-
-}  // namespace
 
 std::optional<std::int64_t> parse_since(std::string_view text, std::int64_t now_ms) {
   if (auto day = parse_utc_day(text)) return day;

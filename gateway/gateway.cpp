@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <charconv>
 #include <future>
@@ -12,6 +13,7 @@
 
 #include "events/cancel_event.h"
 #include "gateway/gateway_impl.h"
+#include "gateway/mcp_endpoint.h"
 
 namespace cascade {
 
@@ -140,6 +142,89 @@ std::string Gateway::Impl::metrics_text() const {
   return out.str();
 }
 
+namespace {
+
+ErrorCode error_code_of(std::string_view code) {
+  for (ErrorCode c : {ErrorCode::invalid_request, ErrorCode::budget_exceeded, ErrorCode::rate_limited,
+                      ErrorCode::provider_error, ErrorCode::timeout, ErrorCode::unavailable, ErrorCode::cancelled}) {
+    if (to_string(c) == code) return c;
+  }
+  return ErrorCode::internal;
+}
+
+// A request submitted by a hosted front door: its answer goes to a callback.
+class CallbackExchange final : public PendingExchange, public std::enable_shared_from_this<CallbackExchange> {
+ public:
+  CallbackExchange(Gateway::Impl& g, std::string id, std::string tenant, std::function<void(Result<FinalReply>)> done)
+      : g_(g), id_(std::move(id)), tenant_(std::move(tenant)), done_(std::move(done)), deadline_(g.ioc) {}
+
+  void arm(std::chrono::milliseconds timeout) {
+    deadline_.expires_after(timeout);
+    deadline_.async_wait([self = shared_from_this(), timeout](boost::system::error_code ec) {
+      if (ec || !self->done_) return;
+      self->g_.publish_cancel(self->id_, self->tenant_, "timeout");
+      self->finish(fail(ErrorCode::timeout, "no answer within gateway.request_timeout_ms (" +
+                                                std::to_string(timeout.count()) + " ms); the request was cancelled"));
+    });
+  }
+  void on_reply(const GatewayReply& reply) override {
+    if (reply.event.type == "final") {
+      if (reply.final) return finish(*reply.final);
+      return finish(fail(ErrorCode::internal, "the worker's final event could not be read"));
+    }
+    if (reply.event.type == "error") {
+      const auto error = reply.event.body.value("error", nlohmann::json::object());
+      finish(std::unexpected(Error{error_code_of(error.value("code", std::string("internal"))),
+                                   error.value("message", std::string("the request failed"))}));
+    }
+  }
+  void on_not_delivered(std::string_view why) override {
+    finish(fail(ErrorCode::unavailable, "Kafka did not take the request: " + std::string(why)));
+  }
+  void on_shutdown() override {
+    g_.publish_cancel(id_, tenant_, "shutdown");
+    finish(fail(ErrorCode::unavailable, "the gateway is shutting down; retry"));
+  }
+
+ private:
+  void finish(Result<FinalReply> outcome) {
+    if (!done_) return;
+    auto done = std::move(done_);
+    done_ = nullptr;
+    deadline_.cancel();
+    g_.pending.erase(id_);
+    g_.metrics->in_flight.Decrement();
+    done(std::move(outcome));
+  }
+
+  Gateway::Impl& g_;
+  std::string id_;
+  std::string tenant_;
+  std::function<void(Result<FinalReply>)> done_;
+  boost::asio::steady_timer deadline_;
+};
+
+}  // namespace
+
+void Gateway::submit(PromptEvent event, std::function<void(Result<FinalReply>)> done) {
+  Impl* s = impl_.get();
+  asio::post(s->ioc, [s, event = std::move(event), done = std::move(done)]() mutable {
+    if (s->stopping.load()) return done(fail(ErrorCode::unavailable, "the gateway is shutting down; retry"));
+    if (s->pending.size() >= static_cast<std::size_t>(s->config().gateway.max_in_flight)) {
+      s->rejected_busy++;
+      return done(fail(ErrorCode::rate_limited, "the gateway has gateway.max_in_flight requests in flight"));
+    }
+    event.reply_to = s->reply_topic;
+    event.stream = false;
+    auto exchange = std::make_shared<CallbackExchange>(*s, event.id, event.tenant, std::move(done));
+    // Registered first: finish() undoes both if Kafka does not take it.
+    s->pending[event.id] = exchange;
+    s->metrics->in_flight.Increment();
+    if (auto token = s->produce_prompt(event); !token) return exchange->on_not_delivered(token.error().message);
+    exchange->arm(std::chrono::milliseconds(s->config().gateway.request_timeout_ms));
+  });
+}
+
 Result<std::unique_ptr<Gateway>> Gateway::start(GatewayOptions options) {
   if (!options.config || !options.catalog)
     return fail(ErrorCode::invalid_request, "gateway: a config and a catalog are required");
@@ -150,6 +235,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(GatewayOptions options) {
   gateway->impl_ = std::make_unique<Impl>();
   Impl& s = *gateway->impl_;
   s.options = std::move(options);
+  if (s.options.mcp) s.options.routes.emplace_back("/mcp", gateway::mcp_route(s.options.mcp));
   const Config& config = s.config();
   s.reply_topic = !g.reply_topic.empty() ? g.reply_topic
                                           : "cascade.gateway." + (g.instance.empty() ? host_name() : g.instance) + ".replies";

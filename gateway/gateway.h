@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "core/result.h"
 #include "kafka/kafka.h"
+#include "mcp/mcp.h"
 
 namespace cascade {
 
@@ -49,8 +50,10 @@ struct GatewayOptions {
   // The keys in force (followed from kafka.topics.api_keys); null when
   // gateway.auth is none.
   std::shared_ptr<const ApiKeyTable> keys;
-  // Extra routes by path prefix ("/mcp"), checked before the built-in ones.
+  // Extra routes by path prefix, checked before the built-in ones.
   std::vector<std::pair<std::string, GatewayRoute>> routes = {};
+  // Serves MCP over Streamable HTTP at /mcp (docs/mcp.md) when given.
+  std::shared_ptr<McpBackend> mcp = nullptr;
 };
 
 struct GatewayStats {
@@ -74,6 +77,12 @@ class Gateway {
   std::uint16_t port() const;
   const std::string& reply_topic() const;
   GatewayStats stats() const;
+  // Sends a prompt event through this gateway (its reply topic, its
+  // max_in_flight, its request timeout with a cancel) and calls `done` once
+  // with the final event or the error: for front doors hosted by the
+  // gateway (MCP's complete_prompt). Thread-safe; `done` runs on the
+  // gateway's I/O thread. The event should not stream (chunks are dropped).
+  void submit(PromptEvent event, std::function<void(Result<FinalReply>)> done);
   // Cancels every request in flight (reason "shutdown": their clients get a
   // 503 or a stream error), closes every connection, flushes the producer.
   void stop();

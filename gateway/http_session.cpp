@@ -271,11 +271,14 @@ class Session : public std::enable_shared_from_this<Session> {
     request.body = std::move(request_.body());
     request.tenant = std::move(principal.tenant);
     active_route_ = true;
-    route(std::move(request), [weak = weak_from_this()](GatewayHttpResponse response) {
-      auto self = weak.lock();
-      if (!self || !self->active_route_) return;
-      self->active_route_ = false;
-      self->respond(response.status, response.content_type, std::move(response.body), response.headers);
+    // A route may answer from any thread: the answer is written on the I/O
+    // thread. Until it answers, its callback keeps the session.
+    route(std::move(request), [self = shared_from_this(), &ioc = g_.ioc](GatewayHttpResponse response) {
+      asio::post(ioc, [self, response = std::move(response)]() mutable {
+        if (!self->active_route_) return;
+        self->active_route_ = false;
+        self->respond(response.status, response.content_type, std::move(response.body), response.headers);
+      });
     });
   }
 
@@ -327,11 +330,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return respond(status, "application/json", std::move(text));
     }
     active_route_ = true;
-    asio::post(*g_.embed_pool, [weak = weak_from_this(), &ioc = g_.ioc, run = std::move(run)]() mutable {
+    asio::post(*g_.embed_pool, [self = shared_from_this(), &ioc = g_.ioc, run = std::move(run)]() mutable {
       auto result = run();
-      asio::post(ioc, [weak, result = std::move(result)]() mutable {
-        auto self = weak.lock();
-        if (!self || !self->active_route_) return;
+      asio::post(ioc, [self, result = std::move(result)]() mutable {
+        if (!self->active_route_) return;
         self->active_route_ = false;
         self->respond(result.first, "application/json", std::move(result.second));
       });

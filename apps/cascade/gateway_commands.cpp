@@ -5,13 +5,16 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <random>
 #include <thread>
 
 #include "auth/api_keys.h"
 #include "catalog/catalog.h"
 #include "events/events.h"
 #include "gateway/gateway.h"
+#include "apps/cascade/mcp_stdio_backend.h"
 #include "kafka/kafka.h"
+#include "mcp/mcp.h"
 
 namespace cascade::cli {
 namespace {
@@ -48,6 +51,49 @@ std::string utc_time(std::int64_t ms) {
   return buf;
 }
 
+// The gateway's MCP tools (/mcp): complete_prompt goes through the gateway
+// itself (its reply topic, its limits, a cancel on timeout); the other tools
+// are answered as `cascade mcp` answers them.
+class GatewayMcpBackend final : public McpBackend {
+ public:
+  GatewayMcpBackend(std::shared_ptr<StdioMcpBackend> tools, const ModelCatalog& catalog)
+      : tools_(std::move(tools)), catalog_(catalog) {}
+  void attach(Gateway* gateway) { gateway_ = gateway; }
+
+  void complete_prompt(const McpCaller& caller, CompletionRequest request,
+                       McpCallback<CompletionAnswer> done) override {
+    Gateway* gateway = gateway_.load();
+    if (!gateway) return done(fail(ErrorCode::unavailable, "the gateway is not serving"));
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char id[40];
+    std::snprintf(id, sizeof id, "mcp-%016llx%016llx", static_cast<unsigned long long>(rng()),
+                  static_cast<unsigned long long>(rng()));
+    gateway->submit(completion_prompt_event(caller, request, id, ""),
+                     [done = std::move(done), &catalog = catalog_](Result<FinalReply> reply) {
+                       if (!reply) return done(std::unexpected(reply.error()));
+                       done(completion_answer(std::move(*reply), catalog));
+                     });
+  }
+  void estimate_costs(const McpCaller& caller, CostEstimateRequest request, McpCallback<CostEstimate> done) override {
+    tools_->estimate_costs(caller, std::move(request), std::move(done));
+  }
+  void recommend_route(const McpCaller& caller, RouteRequest request,
+                       McpCallback<RouteRecommendation> done) override {
+    tools_->recommend_route(caller, std::move(request), std::move(done));
+  }
+  void query_usage(const McpCaller& caller, UsageRequest request, McpCallback<UsageSummary> done) override {
+    tools_->query_usage(caller, std::move(request), std::move(done));
+  }
+  void set_budget(const McpCaller& caller, BudgetChange change, McpCallback<BudgetSetting> done) override {
+    tools_->set_budget(caller, std::move(change), std::move(done));
+  }
+
+ private:
+  std::shared_ptr<StdioMcpBackend> tools_;
+  const ModelCatalog& catalog_;
+  std::atomic<Gateway*> gateway_{nullptr};
+};
+
 }  // namespace
 
 int gateway_service(const Config& config, const GatewayCommandOptions& command) {
@@ -67,7 +113,15 @@ int gateway_service(const Config& config, const GatewayCommandOptions& command) 
     keys_follower = std::move(*follower);
     spdlog::info("gateway: {} API key(s) in force", keys->active());
   }
+  // MCP at /mcp: its tools need the brokers the gateway uses.
+  Config with_brokers = config;
+  with_brokers.kafka.bootstrap = kafka->bootstrap();
+  auto mcp_tools = StdioMcpBackend::open(with_brokers);
+  if (!mcp_tools) return report_error(mcp_tools.error());
+  auto mcp = std::make_shared<GatewayMcpBackend>(*mcp_tools, *catalog);
+
   GatewayOptions options;
+  options.mcp = mcp;
   options.config = &config;
   options.bootstrap = kafka->bootstrap();
   options.broker = kafka->broker();
@@ -75,6 +129,7 @@ int gateway_service(const Config& config, const GatewayCommandOptions& command) 
   options.keys = keys;
   auto gateway = Gateway::start(std::move(options));
   if (!gateway) return report_error(gateway.error());
+  mcp->attach(gateway->get());
   if (!command.port_file.empty()) {
     const std::string tmp = command.port_file + ".tmp";
     if (std::FILE* f = std::fopen(tmp.c_str(), "w")) {
@@ -87,6 +142,8 @@ int gateway_service(const Config& config, const GatewayCommandOptions& command) 
   std::signal(SIGTERM, on_signal);
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   (*gateway)->stop();
+  mcp->attach(nullptr);
+  (*mcp_tools)->stop();
   if (keys_follower) keys_follower->stop();
   return 0;
 }

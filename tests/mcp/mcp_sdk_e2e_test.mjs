@@ -12,9 +12,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
-const tenant = `mcp-e2e-${process.pid}`;
+// MCP_TRANSPORT=http: the gateway's /mcp over Streamable HTTP, with the API
+// key in MCP_KEY whose tenant is MCP_TENANT; otherwise `cascade mcp` over stdio.
+const overHttp = process.env.MCP_TRANSPORT === 'http';
+const tenant = process.env.MCP_TENANT ?? `mcp-e2e-${process.pid}`;
 const run = Date.now().toString(36);
 const prompt = `Why is the sky blue? (run ${run})`;
 const stderrLines = [];
@@ -47,6 +51,15 @@ function errorText(result, tool) {
 const call = (name, args = {}) => client.callTool({ name, arguments: args });
 
 before(async () => {
+  client = new Client({ name: 'cascade-e2e', version: '1.0.0' });
+  client.onerror = (error) => protocolErrors.push(String(error));
+  if (overHttp) {
+    transport = new StreamableHTTPClientTransport(new URL(`${process.env.GATEWAY_URL}/mcp`), {
+      requestInit: { headers: { Authorization: `Bearer ${process.env.MCP_KEY}` } },
+    });
+    await client.connect(transport);
+    return;
+  }
   transport = new StdioClientTransport({
     command: process.env.CASCADE,
     args: ['--bootstrap-file', `${process.env.STACK_DIR}/bootstrap`, 'mcp', '--tenant', tenant],
@@ -59,9 +72,7 @@ before(async () => {
     log.write(chunk);
     stderrLines.push(...chunk.toString().split('\n').filter(Boolean));
   });
-  client = new Client({ name: 'cascade-e2e', version: '1.0.0' });
-  // A line on stdout that is not an MCP message surfaces here.
-  client.onerror = (error) => protocolErrors.push(String(error));
+  // A line on stdout that is not an MCP message surfaces here (onerror).
   await client.connect(transport);
 });
 
@@ -191,7 +202,22 @@ test('set_budget: a tiny daily budget stops the tenant\'s next request; clearing
   });
 });
 
-test('shutdown: closing stdin ends the server; stdout carried only MCP messages, logs went to stderr', async () => {
+test('over HTTP: the session is the key\'s, and another key cannot use it', { skip: !overHttp }, async () => {
+  assert.match(transport.sessionId, /^mcp-/);
+  const other = await fetch(`${process.env.GATEWAY_URL}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+               'mcp-session-id': transport.sessionId, authorization: 'Bearer not-a-key' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/list' }),
+  });
+  assert.equal(other.status, 401);
+  await transport.terminateSession();
+  await client.close();
+  client = null;
+  assert.deepEqual(protocolErrors, []);
+});
+
+test('shutdown: closing stdin ends the server; stdout carried only MCP messages, logs went to stderr', { skip: overHttp }, async () => {
   const pid = transport.pid;
   const started = Date.now();
   await client.close();

@@ -15,8 +15,12 @@ start_stack "$CASCADE"
 cd "$ROOT"
 status=0
 node --test --test-reporter=spec tests/mcp/mcp_sdk_e2e_test.mjs || status=$?
+# The same tools over Streamable HTTP at the gateway's /mcp, for a key's tenant.
+MCP_TENANT=mcp-http-$$ MCP_KEY=$(stack_key "mcp-http-$$") MCP_TRANSPORT=http \
+  node --test --test-reporter=spec tests/mcp/mcp_sdk_e2e_test.mjs || status=$?
 if [ $status -ne 0 ]; then
   echo "--- cascade mcp log"; tail -30 "$STACK_DIR/mcp.log" 2>/dev/null || true
+  echo "--- gateway log"; tail -30 "$STACK_DIR/gateway.log"
   echo "--- worker log"; tail -30 "$STACK_DIR/worker.log"
   echo "--- ledger log"; tail -30 "$STACK_DIR/ledger.log"
 fi

@@ -13,12 +13,6 @@ std::string openai_error_body(const ApiError& error);
 
 namespace {
 
-std::string describe(const json& value) {
-  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 64) text = text.substr(0, 61) + "...";
-  return text;
-}
-
 ApiError unsupported(const std::string& where, const std::string& what) {
   return bad_request(where + ": " + what + " is not supported by Cascade", where, "unsupported_parameter");
 }
@@ -45,7 +39,7 @@ std::optional<ApiError> append_message(const json& message, std::size_t index, j
   if (!message.is_object()) return bad_request(where + " must be an object", where);
   const std::string role = message.value("role", "");
   if (role != "user" && role != "assistant")
-    return bad_request(where + ".role must be user or assistant, got " + describe(message.value("role", json())),
+    return bad_request(where + ".role must be user or assistant, got " + describe_value(message.value("role", json())),
                        where + ".role");
   if (!message.contains("content")) return bad_request(where + ".content is required", where + ".content");
   const json& content = message["content"];
@@ -75,7 +69,7 @@ std::optional<ApiError> append_message(const json& message, std::size_t index, j
       } else if (kind == "url") {
         parts.push_back({{"type", "image_url"}, {"image_url", {{"url", source.value("url", std::string())}}}});
       } else {
-        return unsupported(at + ".source", "an image source of type " + describe(source.value("type", json())));
+        return unsupported(at + ".source", "an image source of type " + describe_value(source.value("type", json())));
       }
     } else if (type == "tool_use" && role == "assistant") {
       tool_calls.push_back({{"id", block.value("id", std::string())},
@@ -228,14 +222,11 @@ class AnthropicRenderer final : public ResponseRenderer {
 }  // namespace
 
 Translation translate_anthropic_messages(const json& request_body, const RequestContext& context) {
-  if (!request_body.is_object()) return std::unexpected(bad_request("the request body must be a JSON object"));
   json body = request_body;
-  TranslatedRequest out;
+  auto begun = begin_translation(body, context);
+  if (!begun) return std::unexpected(std::move(begun.error()));
+  TranslatedRequest& out = *begun;
   PromptEvent& e = out.event;
-  e.id = context.id;
-  e.tenant = context.tenant;
-  e.reply_to = context.reply_to;
-  if (auto problem = read_cascade_options(body, context, e)) return std::unexpected(std::move(*problem));
 
   json messages = json::array();
   json event = {{"id", e.id}, {"tenant", e.tenant}, {"reply_to", e.reply_to}, {"stream", false}};
@@ -270,7 +261,7 @@ Translation translate_anthropic_messages(const json& request_body, const Request
         if (!tool.is_object() || !tool.contains("name") || !tool["name"].is_string())
           return std::unexpected(bad_request(at + " must be an object with a string 'name'", at));
         if (tool.contains("type") && tool["type"] != "custom")
-          return std::unexpected(unsupported(at, "a server tool of type " + describe(tool["type"])));
+          return std::unexpected(unsupported(at, "a server tool of type " + describe_value(tool["type"])));
         json function = {{"name", tool["name"]}, {"parameters", tool.value("input_schema", json::object())}};
         if (tool.contains("description")) function["description"] = tool["description"];
         tools.push_back({{"type", "function"}, {"function", std::move(function)}});
@@ -297,7 +288,7 @@ Translation translate_anthropic_messages(const json& request_body, const Request
       if (!value.is_null()) return std::unexpected(unsupported(name, "'" + name + "'"));
     } else if (name == "service_tier") {
       if (!value.is_null() && value != "auto" && value != "standard_only")
-        return std::unexpected(unsupported("service_tier", describe(value)));
+        return std::unexpected(unsupported("service_tier", describe_value(value)));
     } else {
       return std::unexpected(bad_request(name + ": Extra inputs are not permitted", name, "unknown_parameter"));
     }
@@ -306,21 +297,8 @@ Translation translate_anthropic_messages(const json& request_body, const Request
     return std::unexpected(bad_request("model: Field required (\"auto\" or a model id from GET /v1/models)", "model"));
   if (!event.contains("max_tokens")) return std::unexpected(bad_request("max_tokens: Field required", "max_tokens"));
   if (!body.contains("messages")) return std::unexpected(bad_request("messages: Field required", "messages"));
-  out.requested_model = event["model"].get<std::string>();
-  if (out.requested_model != "auto" && !context.catalog->find(out.requested_model))
-    return std::unexpected(ApiError{404, "model: " + out.requested_model + " (use \"auto\" or an id from GET /v1/models)",
-                                    "model", "not_found", -1});
   event["messages"] = std::move(messages);
-  if (!e.metadata.empty()) event["metadata"] = e.metadata;
-  auto parsed = parse_prompt_event(event.dump(-1, ' ', false, json::error_handler_t::replace), PromptLimits{},
-                                   [&](std::string_view id) { return context.catalog->find(id) != nullptr; });
-  if (!parsed) return std::unexpected(bad_request(parsed.error().error.message));
-  parsed->preference = e.preference;
-  parsed->cascade = e.cascade;
-  parsed->cache = e.cache;
-  parsed->priority = e.priority;
-  e = std::move(*parsed);
-  return out;
+  return finish_translation(ApiKind::anthropic, std::move(event), std::move(out), context);
 }
 
 std::unique_ptr<ResponseRenderer> make_renderer(ApiKind api, const TranslatedRequest& request, std::int64_t created) {

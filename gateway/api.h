@@ -76,6 +76,20 @@ std::string models_list(const ModelCatalog& catalog, std::int64_t created_unix_s
 // One model (GET /v1/models/{id}); nullopt when unknown.
 std::optional<std::string> model_object(const ModelCatalog& catalog, std::string_view id, std::int64_t created_unix_s);
 
+// ---- shared by both APIs' translations ----
+
+// A value quoted in an error message, cut to 64 bytes.
+std::string describe_value(const nlohmann::json& value);
+
+// The start of a translation: a request with the context's id, tenant and
+// reply topic, and Cascade's options read (and removed) from `body`.
+std::expected<TranslatedRequest, ApiError> begin_translation(nlohmann::json& body, const RequestContext& context);
+
+// The end: `event`, the prompt event the worker will read, checked by the
+// prompt event's own rules (a 400 naming the field) and the catalog (a 404
+// in `api`'s words), then parsed into out.event with the options kept.
+Translation finish_translation(ApiKind api, nlohmann::json event, TranslatedRequest out, const RequestContext& context);
+
 // Cascade's own options, shared by both APIs: `preference`, `cascade`,
 // `cache`, `priority` and `tags` as body fields (which win) or as
 // x-cascade-* headers. Removes the body fields it read from `body`.

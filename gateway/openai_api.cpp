@@ -11,12 +11,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string describe(const json& value) {
-  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 64) text = text.substr(0, 61) + "...";
-  return text;
-}
-
 // Parameters OpenAI defines that change the answer in ways Cascade cannot
 // honour: accepted only at their default value, otherwise a clear 400.
 bool at_default(std::string_view name, const json& value) {
@@ -201,21 +195,66 @@ std::optional<ApiError> read_cascade_options(json& body, const RequestContext& c
   if (options.contains("tags")) {
     const json& tags = options["tags"];
     const bool valid = tags.is_array() && std::ranges::all_of(tags, [](const json& t) { return t.is_string(); });
-    if (!valid) return bad_request("'tags' must be an array of strings, got " + describe(tags), "tags");
+    if (!valid) return bad_request("'tags' must be an array of strings, got " + describe_value(tags), "tags");
     event.metadata["tags"] = tags;
   }
   return std::nullopt;
 }
 
-Translation translate_openai_chat(const json& request_body, const RequestContext& context) {
-  if (!request_body.is_object()) return std::unexpected(bad_request("the request body must be a JSON object"));
-  json body = request_body;
+std::string describe_value(const json& value) {
+  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > 64) text = text.substr(0, 61) + "...";
+  return text;
+}
+
+std::expected<TranslatedRequest, ApiError> begin_translation(json& body, const RequestContext& context) {
+  if (!body.is_object()) return std::unexpected(bad_request("the request body must be a JSON object"));
   TranslatedRequest out;
+  out.event.id = context.id;
+  out.event.tenant = context.tenant;
+  out.event.reply_to = context.reply_to;
+  if (auto problem = read_cascade_options(body, context, out.event)) return std::unexpected(std::move(*problem));
+  return out;
+}
+
+Translation finish_translation(ApiKind api, json event, TranslatedRequest out, const RequestContext& context) {
+  out.requested_model = event["model"].get<std::string>();
+  if (out.requested_model != "auto" && !context.catalog->find(out.requested_model)) {
+    if (api == ApiKind::anthropic)
+      return std::unexpected(ApiError{404, "model: " + out.requested_model + " (use \"auto\" or an id from GET /v1/models)",
+                                      "model", "not_found", -1});
+    return std::unexpected(ApiError{
+        404, "The model `" + out.requested_model + "` does not exist: use \"auto\" or an id from GET /v1/models",
+        "model", "model_not_found", -1});
+  }
   PromptEvent& e = out.event;
-  e.id = context.id;
-  e.tenant = context.tenant;
-  e.reply_to = context.reply_to;
-  if (auto problem = read_cascade_options(body, context, e)) return std::unexpected(std::move(*problem));
+  if (!e.metadata.empty()) event["metadata"] = e.metadata;
+  auto parsed = parse_prompt_event(event.dump(-1, ' ', false, json::error_handler_t::replace), PromptLimits{},
+                                   [&](std::string_view id) { return context.catalog->find(id) != nullptr; });
+  if (!parsed) {
+    // The field the prompt event's rules name first ('messages[1].role').
+    const std::string& message = parsed.error().error.message;
+    std::string param;
+    if (const auto open = message.find('\''); open != std::string::npos) {
+      const auto close = message.find('\'', open + 1);
+      if (close != std::string::npos) param = message.substr(open + 1, close - open - 1);
+    }
+    return std::unexpected(bad_request(message, param));
+  }
+  parsed->preference = e.preference;
+  parsed->cascade = e.cascade;
+  parsed->cache = e.cache;
+  parsed->priority = e.priority;
+  e = std::move(*parsed);
+  return out;
+}
+
+Translation translate_openai_chat(const json& request_body, const RequestContext& context) {
+  json body = request_body;
+  auto begun = begin_translation(body, context);
+  if (!begun) return std::unexpected(std::move(begun.error()));
+  TranslatedRequest& out = *begun;
+  PromptEvent& e = out.event;
 
   // The prompt event the worker will read, checked by the same rules first.
   json event = {{"id", e.id}, {"tenant", e.tenant}, {"reply_to", e.reply_to}};
@@ -224,7 +263,7 @@ Translation translate_openai_chat(const json& request_body, const RequestContext
     if (std::ranges::find(kDefaultOnly, key) != kDefaultOnly.end()) {
       if (!at_default(key, value))
         return std::unexpected(bad_request("'" + name + "' is not supported by Cascade (only its default is), got " +
-                                               describe(value),
+                                               describe_value(value),
                                            name, "unsupported_parameter"));
       continue;
     }
@@ -266,30 +305,7 @@ Translation translate_openai_chat(const json& request_body, const RequestContext
   if (!event.contains("messages")) return std::unexpected(bad_request("'messages' is required", "messages"));
   // OpenAI's default is not to stream.
   if (!event.contains("stream") || event["stream"].is_null()) event["stream"] = false;
-  out.requested_model = event["model"].get<std::string>();
-  if (out.requested_model != "auto" && !context.catalog->find(out.requested_model))
-    return std::unexpected(ApiError{404,
-                                    "The model `" + out.requested_model +
-                                        "` does not exist: use \"auto\" or an id from GET /v1/models",
-                                    "model", "model_not_found", -1});
-  if (!e.metadata.empty()) event["metadata"] = e.metadata;
-  auto parsed = parse_prompt_event(event.dump(-1, ' ', false, json::error_handler_t::replace), PromptLimits{},
-                                   [&](std::string_view id) { return context.catalog->find(id) != nullptr; });
-  if (!parsed) {
-    const std::string& message = parsed.error().error.message;
-    std::string param;
-    if (const auto open = message.find('\''); open != std::string::npos) {
-      const auto close = message.find('\'', open + 1);
-      if (close != std::string::npos) param = message.substr(open + 1, close - open - 1);
-    }
-    return std::unexpected(bad_request(message, param));
-  }
-  parsed->preference = e.preference;
-  parsed->cascade = e.cascade;
-  parsed->cache = e.cache;
-  parsed->priority = e.priority;
-  e = std::move(*parsed);
-  return out;
+  return finish_translation(ApiKind::openai, std::move(event), std::move(out), context);
 }
 
 std::unique_ptr<ResponseRenderer> make_openai_renderer(const TranslatedRequest& request, std::int64_t created) {

@@ -269,6 +269,12 @@ std::optional<BudgetLimits> BudgetBook::limits(std::string_view tenant, std::str
   return l ? std::optional(*l) : std::nullopt;
 }
 
+std::optional<BudgetLimits> BudgetBook::configured_limits(std::string_view tenant, std::string_view scope) const {
+  std::shared_lock lock(mu_);
+  const auto it = configured_.find(Key{std::string(tenant), std::string(scope)});
+  return it != configured_.end() ? std::optional(it->second) : std::nullopt;
+}
+
 double BudgetBook::spend(std::string_view tenant, std::string_view scope, BudgetPeriod period,
                          std::int64_t now_ms) const {
   const std::string current = period_id(period, now_ms);

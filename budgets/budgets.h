@@ -206,6 +206,8 @@ class BudgetBook {
 
   // The limits in force for (tenant, scope): run-time over configured.
   std::optional<BudgetLimits> limits(std::string_view tenant, std::string_view scope) const;
+  // The configured limits alone: what applies once the run-time budget is removed.
+  std::optional<BudgetLimits> configured_limits(std::string_view tenant, std::string_view scope) const;
   // Spend of the current period at now_ms: the latest record's figure when it
   // is of this period (or a later one: the ledger's clock is ahead), else 0.
   double spend(std::string_view tenant, std::string_view scope, BudgetPeriod period, std::int64_t now_ms) const;

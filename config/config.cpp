@@ -25,7 +25,7 @@ Result<Config> read_sections(ConfigReader& r) {
                   take(read_tenants_config(r, c.cache), c.tenants, e) && take(read_ledger_config(r), c.ledger, e) &&
                   take(read_budgets_config(r), c.budgets, e) && take(read_alerts_config(r), c.alerts, e) &&
                   take(read_quality_config(r), c.quality, e) && take(read_gateway_config(r), c.gateway, e) &&
-                  take(read_log_config(r), c.log, e);
+                  take(read_mcp_config(r), c.mcp, e) && take(read_log_config(r), c.log, e);
   if (!ok) return std::unexpected(std::move(e));
   return c;
 }

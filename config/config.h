@@ -23,6 +23,7 @@
 #include "core/logging.h"
 #include "core/result.h"
 #include "kafka/kafka_config.h"
+#include "mcp/mcp_config.h"
 #include "providers/provider_config.h"
 #include "resilience/resilience_config.h"
 #include "router/router_config.h"
@@ -50,6 +51,7 @@ struct Config {
   AlertsConfig alerts;
   QualityConfig quality;
   GatewayConfig gateway;
+  McpConfig mcp;
   LogConfig log;
 };
 

@@ -2,13 +2,6 @@
 
 namespace cascade {
 
-bool is_loopback_listen(const std::string& listen) {
-  const auto colon = listen.rfind(':');
-  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
-}
-
 Result<GatewayConfig> read_gateway_config(ConfigReader& r) {
   GatewayConfig c;
   const auto gateway = r.root()["gateway"];

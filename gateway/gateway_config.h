@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/config_reader.h"
+#include "core/listen_address.h"
 #include "core/result.h"
 
 namespace cascade {
@@ -34,9 +35,5 @@ struct GatewayConfig {
 };
 
 [[nodiscard]] Result<GatewayConfig> read_gateway_config(ConfigReader& reader);
-
-// Whether a listen address ("127.0.0.1:8080", "[::1]:80", "localhost:1")
-// binds to loopback only.
-bool is_loopback_listen(const std::string& listen);
 
 }  // namespace cascade

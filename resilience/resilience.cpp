@@ -124,6 +124,23 @@ void CircuitBreaker::record(bool success, SteadyTime now, const BreakerTicket& t
   drain_waiting(now);
 }
 
+void CircuitBreaker::abandon(SteadyTime now, const BreakerTicket& ticket) {
+  if (ticket.period != period_ || ticket.admission == Admission::refused) return;  // another period's call
+  if (ticket.admission == Admission::probe) {
+    if (state_ != BreakerState::half_open || !probe_in_flight_) return;
+    // Still half-open, in a period of its own: a word from the abandoned
+    // probe can no longer decide for the next one.
+    period_++;
+    probe_in_flight_ = false;
+    return;
+  }
+  if (state_ != BreakerState::closed) return;
+  if (ticket.call < first_waiting_ || ticket.call - first_waiting_ >= waiting_.size()) return;  // in the window
+  std::uint8_t& outcome = waiting_[ticket.call - first_waiting_];
+  if (outcome == kUnknown) outcome = kGivenUp;
+  drain_waiting(now);
+}
+
 void CircuitBreaker::drain_waiting(SteadyTime now) {
   while (!waiting_.empty() && waiting_.front() != kUnknown && state_ == BreakerState::closed) {
     const std::uint8_t outcome = waiting_.front();

@@ -84,6 +84,12 @@ class CircuitBreaker {
   // May a call start now? In half-open, `probe` once until its outcome.
   BreakerTicket admit(SteadyTime now);
   void record(bool success, SteadyTime now, const BreakerTicket& ticket);
+  // The call ended without an outcome that says anything about the provider
+  // (its requester cancelled it before its first token): it leaves the line
+  // of calls waiting to enter the window, and an abandoned probe lets the
+  // next call probe. A call that already succeeded (first token) keeps its
+  // success.
+  void abandon(SteadyTime now, const BreakerTicket& ticket);
   // An outcome straight into the window (tests, callers without tickets).
   void record(bool success, SteadyTime now);
   BreakerState state(SteadyTime now) const;

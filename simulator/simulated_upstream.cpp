@@ -50,6 +50,7 @@ constexpr auto kLingerTimeout = std::chrono::seconds(2);
 struct ServerShared {
   SimulatedUpstreamOptions options;
   std::atomic<std::uint64_t> requests_served{0};
+  std::atomic<std::uint64_t> responses_abandoned{0};
   std::atomic<std::uint64_t> next_completion_number{1};
   simulator::FaultPlanner fault_planner;
   simulator::FaultCounter fault_counter;
@@ -482,7 +483,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void write_out() {
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](error_code ec, std::size_t) {
-                        if (ec) return;  // the client went away
+                        if (ec) {  // the client went away
+                          if (ec != asio::error::operation_aborted) self->client_left();
+                          return;
+                        }
                         self->on_written();
                       });
   }
@@ -553,6 +557,7 @@ class Session : public std::enable_shared_from_this<Session> {
             self->timer_.cancel();
             error_code ignored;
             self->socket_.close(ignored);
+            if (ec != asio::error::operation_aborted) self->client_left();
             return;
           }
           self->resume_after_hang();
@@ -574,6 +579,9 @@ class Session : public std::enable_shared_from_this<Session> {
         return write_out();
     }
   }
+
+  // The client closed its connection before the response was complete.
+  void client_left() { shared_.responses_abandoned.fetch_add(1, std::memory_order_relaxed); }
 
   void linger_and_close() {
     error_code ignored;
@@ -801,6 +809,10 @@ std::string SimulatedUpstream::base_url() const {
 
 std::uint64_t SimulatedUpstream::requests_served() const {
   return impl_->shared.requests_served.load(std::memory_order_relaxed);
+}
+
+std::uint64_t SimulatedUpstream::responses_abandoned() const {
+  return impl_->shared.responses_abandoned.load(std::memory_order_relaxed);
 }
 
 std::map<std::string, std::uint64_t> SimulatedUpstream::fault_counts() const {

@@ -177,6 +177,10 @@ class SimulatedUpstream {
   std::string base_url() const;  // "http://127.0.0.1:<port>/v1"
   // Chat completion requests answered so far (any status).
   std::uint64_t requests_served() const;
+  // Responses whose client closed the connection before they were complete
+  // (noticed while stalled by a hang fault, or when a write fails): a client
+  // that gave up on, or cancelled, a stream.
+  std::uint64_t responses_abandoned() const;
   // How many valid chat completion requests received each fault, by
   // fault_label(); "none" counts the ones without. Faults never given are absent.
   std::map<std::string, std::uint64_t> fault_counts() const;

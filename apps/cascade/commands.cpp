@@ -1,6 +1,7 @@
 #include "apps/cascade/commands.h"
 #include "apps/cascade/gateway_commands.h"
 #include "apps/cascade/ledger_commands.h"
+#include "apps/cascade/mcp_command.h"
 
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
@@ -18,6 +19,8 @@
 #include <random>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "cache/semantic.h"
 #include "catalog/catalog.h"
@@ -205,6 +208,20 @@ int run_worker(const CommonOptions& common) {
                  config->kafka.router_updates_topic, router_updates.error().message);
   else if (!tuned_cuts->empty())
     spdlog::info("worker: {} tuned tier cuts from {}", tuned_cuts->size(), config->kafka.router_updates_topic);
+
+  // On a real cluster the workers own the cancels topic (gateways and apps
+  // write to it): created, with its retention, when missing.
+  if (!kafka->embedded()) {
+    auto exists = topic_exists(config->kafka, kafka->bootstrap(), config->kafka.cancels_topic);
+    if (!exists) return print_error(exists.error());
+    if (!*exists) {
+      for (const auto& topic : cascade_topics(config->kafka)) {
+        if (topic.name != config->kafka.cancels_topic) continue;
+        if (auto ok = create_topics_admin(config->kafka, kafka->bootstrap(), {topic}); !ok)
+          return print_error(ok.error());
+      }
+    }
+  }
 
   WorkerOptions options;
   options.config = *config;
@@ -440,6 +457,31 @@ int run_tuning_reset(const CommonOptions& common, const TuningCommandOptions& op
   if (!config) return 2;
   if (!has_brokers(*config, "tuning reset")) return 2;
   return tuning_reset(*config, options);
+}
+
+int run_mcp(const CommonOptions& common, const McpOptions& options) {
+  // stdout is the MCP client's: only protocol messages may reach it. Keep it
+  // for them and point fd 1 at stderr, so that nothing else written to
+  // stdout (a library's printf, a log sink) can corrupt the stream.
+  const int protocol_fd = ::dup(STDOUT_FILENO);
+  if (protocol_fd < 0 || ::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+    std::perror("cascade mcp: cannot set stdout aside for the protocol");
+    return 1;
+  }
+  auto config = load(common);
+  if (!config) return 2;
+  if (!has_brokers(*config, "mcp")) return 2;
+  const std::string tenant = options.tenant.empty() ? config->mcp.tenant : options.tenant;
+  if (tenant.empty()) {
+    std::fprintf(stderr, "cascade mcp: no tenant: pass --tenant T or set mcp.tenant (CASCADE_MCP_TENANT); every "
+                         "tool call is charged and reported as that tenant\n");
+    return 2;
+  }
+  if (!valid_tenant(tenant)) {
+    std::fprintf(stderr, "cascade mcp: tenant '%s' must be 1-128 characters from [A-Za-z0-9._:-]\n", tenant.c_str());
+    return 2;
+  }
+  return mcp_stdio_service(*config, tenant, protocol_fd);
 }
 
 int run_cache_purge(const CommonOptions& common, const CachePurgeOptions& options) {

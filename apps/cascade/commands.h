@@ -216,6 +216,12 @@ struct RouteEvalOptions {
 };
 
 int run_route(const CommonOptions& common, const RouteOptions& options);
+
+// `cascade mcp --tenant T`: Cascade as an MCP server over stdio (docs/mcp.md).
+struct McpOptions {
+  std::string tenant;  // "" = mcp.tenant
+};
+int run_mcp(const CommonOptions& common, const McpOptions& options);
 // Publishes a run-time budget to cascade.budgets (apps/cascade/ledger_commands.cpp).
 int run_budget_set(const CommonOptions& common, const BudgetCommandOptions& options);
 // Prints the budgets in force with their spend.

@@ -10,7 +10,9 @@
 #include <iostream>
 #include <thread>
 
+#include "auth/api_keys.h"
 #include "budgets/budgets.h"
+#include "core/listen_address.h"
 #include "catalog/catalog.h"
 #include "consumers/ledger/ledger.h"
 #include "consumers/quality/quality_aggregator.h"
@@ -34,8 +36,16 @@ std::string money(double usd) {
   return buf;
 }
 
-// The run-time budgets (cascade.budgets) over the configured ones, and
-// optionally the spend state (cascade.spend), read to their current ends.
+Result<std::string> scope_of(const BudgetCommandOptions& options) {
+  if (!options.model.empty() && !options.tag.empty())
+    return fail(ErrorCode::invalid_request, "a budget is for the tenant, one --model or one --tag, not both");
+  if (!options.model.empty()) return model_scope(options.model);
+  if (!options.tag.empty()) return tag_scope(options.tag);
+  return std::string();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<BudgetBook>> read_budget_book(const Config& config, bool with_spend) {
   auto book = std::make_unique<BudgetBook>(budgets_from_config(config));
   auto on_record = [&](const KafkaRecord& record, bool budgets_topic) {
@@ -55,16 +65,6 @@ Result<std::unique_ptr<BudgetBook>> read_budget_book(const Config& config, bool 
   }
   return book;
 }
-
-Result<std::string> scope_of(const BudgetCommandOptions& options) {
-  if (!options.model.empty() && !options.tag.empty())
-    return fail(ErrorCode::invalid_request, "a budget is for the tenant, one --model or one --tag, not both");
-  if (!options.model.empty()) return model_scope(options.model);
-  if (!options.tag.empty()) return tag_scope(options.tag);
-  return std::string();
-}
-
-}  // namespace
 
 std::optional<std::int64_t> parse_since(std::string_view text, std::int64_t now_ms) {
   if (auto day = parse_utc_day(text)) return day;
@@ -140,8 +140,24 @@ int ledger_service(const Config& config) {
   if (!monitor) return report_error(monitor.error());
   (*monitor)->refresh_all();
 
+  // Open on loopback; on any other address only admin keys get in.
+  std::shared_ptr<ApiKeyTable> keys;
+  std::unique_ptr<TopicFollower> keys_follower;
+  std::function<bool(std::string_view)> is_admin_key;
+  if (!is_loopback_listen(config.ledger.metrics_listen)) {
+    keys = std::make_shared<ApiKeyTable>();
+    auto follower = follow_api_keys(config.kafka, kafka->bootstrap(), config.kafka.api_keys_topic, keys);
+    if (!follower) return report_error(follower.error());
+    keys_follower = std::move(*follower);
+    is_admin_key = [keys](std::string_view key) {
+      const auto principal = keys->authenticate(key);
+      return principal && principal->role == KeyRole::admin;
+    };
+    spdlog::info("ledger: {} is not a loopback address: its HTTP API and dashboard need an admin key",
+                 config.ledger.metrics_listen);
+  }
   auto http = LedgerHttpServer::start(config.ledger.metrics_listen, **store, &(*table)->book(), &metrics,
-                                      config.catalog.baseline_model, &quality);
+                                      config.catalog.baseline_model, &quality, is_admin_key);
   if (!http) return report_error(http.error());
 
   LedgerSinks sinks;

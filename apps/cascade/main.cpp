@@ -188,6 +188,12 @@ int main(int argc, char** argv) {
   route_cmd->add_option("--model", route.model, "auto, or a catalog id to pin (checked against the constraints)");
   route_cmd->add_option("--max-tokens", route.max_tokens, "Request max_tokens (default limits.default_max_tokens)");
 
+  McpOptions mcp;
+  auto* mcp_cmd = app.add_subcommand(
+      "mcp", "Serve Cascade's tools to an MCP client (Claude Desktop, ...) over stdio (docs/mcp.md)");
+  mcp_cmd->add_option("--tenant", mcp.tenant,
+                      "The tenant every tool call is made for (default mcp.tenant); never taken from a tool's arguments");
+
   RouteDataOptions route_data;
   auto* route_data_cmd =
       app.add_subcommand("route-data", "Convert a public routing dataset to outcomes JSON lines (docs/routing.md)");
@@ -275,6 +281,7 @@ int main(int argc, char** argv) {
   if (*cache_eval_cmd) return run_cache_eval(cache_eval);
   if (*cache_train_cmd) return run_cache_train(cache_train);
   if (*route_cmd) return run_route(common, route);
+  if (*mcp_cmd) return run_mcp(common, mcp);
   if (*route_data_cmd) return run_route_data(route_data);
   if (*route_train_cmd) return run_route_train(route_train);
   if (*route_eval_cmd) return run_route_eval(common, route_eval);

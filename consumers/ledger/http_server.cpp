@@ -240,6 +240,7 @@ struct LedgerHttpServer::Impl {
   const BudgetBook* budgets = nullptr;
   const LedgerMetrics* metrics = nullptr;
   const QualityAggregator* quality = nullptr;
+  std::function<bool(std::string_view)> is_admin_key;  // set before serving; null = open
   std::string baseline_model;
   asio::io_context ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -285,6 +286,45 @@ struct LedgerHttpServer::Impl {
       }
     }
     return {http::status::ok, "application/json", json{{"budgets", list}}.dump()};
+  }
+
+  // An admin key as a Bearer token, or as HTTP Basic's password; /healthz is open.
+  bool authorized_by(const http::request<http::string_body>& req) const {
+    const std::string target(req.target());
+    if (target.substr(0, target.find('?')) == "/healthz") return true;
+    const auto it = req.find(http::field::authorization);
+    if (it == req.end()) return false;
+    const std::string_view value(it->value().data(), it->value().size());
+    if (value.size() > 7 && (value.starts_with("Bearer ") || value.starts_with("bearer ")))
+      return is_admin_key(value.substr(7));
+    if (value.size() > 6 && (value.starts_with("Basic ") || value.starts_with("basic "))) {
+      const std::string decoded = base64_decode(value.substr(6));
+      const auto colon = decoded.find(':');
+      return colon != std::string::npos && is_admin_key(std::string_view(decoded).substr(colon + 1));
+    }
+    return false;
+  }
+
+  static std::string base64_decode(std::string_view in) {
+    std::string out;
+    int bits = 0;
+    std::uint32_t acc = 0;
+    for (const char c : in) {
+      int v;
+      if (c >= 'A' && c <= 'Z') v = c - 'A';
+      else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+      else if (c >= '0' && c <= '9') v = c - '0' + 52;
+      else if (c == '+') v = 62;
+      else if (c == '/') v = 63;
+      else break;
+      acc = (acc << 6) | static_cast<std::uint32_t>(v);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+      }
+    }
+    return out;
   }
 
   Reply route(const http::request<http::string_body>& req) const {
@@ -340,8 +380,14 @@ struct LedgerHttpServer::Impl {
     http::read(socket, buffer, req, ec);
     if (ec) return;
     Reply reply;
+    const bool authorized = !is_admin_key || authorized_by(req);
     try {
-      reply = route(req);
+      if (!authorized) {
+        reply = error(http::status::unauthorized,
+                      "an admin key is required (cascade keys create --admin): Authorization: Bearer <key>");
+      } else {
+        reply = route(req);
+      }
     } catch (const std::exception& e) {
       reply = error(http::status::internal_server_error, e.what());
     }
@@ -349,6 +395,7 @@ struct LedgerHttpServer::Impl {
     res.set(http::field::server, "cascade-ledger");
     res.set(http::field::content_type, reply.content_type);
     res.set(http::field::cache_control, "no-store");
+    if (!authorized) res.set(http::field::www_authenticate, "Basic realm=\"cascade-ledger\", charset=\"UTF-8\"");
     res.keep_alive(false);
     if (req.method() != http::verb::head) res.body() = std::move(reply.body);
     res.prepare_payload();
@@ -385,7 +432,8 @@ Result<std::unique_ptr<LedgerHttpServer>> LedgerHttpServer::start(const std::str
                                                                   const BudgetBook* budgets,
                                                                   const LedgerMetrics* metrics,
                                                                   std::string baseline_model,
-                                                                  const QualityAggregator* quality) {
+                                                                  const QualityAggregator* quality,
+                                                                  std::function<bool(std::string_view)> is_admin_key) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) return fail(ErrorCode::invalid_request, "listen address '" + listen + "' is not host:port");
   std::string host = listen.substr(0, colon);
@@ -401,6 +449,7 @@ Result<std::unique_ptr<LedgerHttpServer>> LedgerHttpServer::start(const std::str
   s.budgets = budgets;
   s.metrics = metrics;
   s.quality = quality;
+  s.is_admin_key = std::move(is_admin_key);
   s.baseline_model = std::move(baseline_model);
   try {
     const auto address = asio::ip::make_address(host.empty() || host == "*" ? "0.0.0.0" : host);

@@ -394,7 +394,14 @@ class LedgerHttpServer {
   [[nodiscard]] static Result<std::unique_ptr<LedgerHttpServer>> start(const std::string& listen, const LedgerStore& store,
                                                          const BudgetBook* budgets, const LedgerMetrics* metrics,
                                                          std::string baseline_model,
-                                                         const QualityAggregator* quality = nullptr);
+                                                         const QualityAggregator* quality = nullptr,
+                                                         std::function<bool(std::string_view key)> is_admin_key = {});
+  // is_admin_key answers whether a key is an admin key in force. Given, every
+  // path but /healthz needs one, as "Authorization: Bearer <key>" or as the
+  // password of HTTP Basic (so a browser asks for it and the dashboard's own
+  // calls carry it). Empty: open (`cascade ledger` gives it unless
+  // ledger.metrics_listen is a loopback address). Called on connection
+  // threads: it must be thread-safe.
   ~LedgerHttpServer();
   void stop();
   std::uint16_t port() const;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace cascade {
 namespace {
@@ -127,13 +128,7 @@ void AttemptRunner::on_attempt_failed(Request& r, Error error) {
   const bool provider_fault = provider_side_failure(error);
   tell_breaker(r, model, !provider_fault, now);
   record_attempt(model, !provider_fault, now);
-  if (!r.reply.content.empty()) {
-    // Tokens were generated before the failure: the provider bills them.
-    const TokenUsage partial = ctx_.counted_usage(model, r.event.messages, r.reply.content);
-    r.charges.wasted_usd += cost_usd(model.price, partial);
-    r.charges.wasted_usage.input_tokens += partial.input_tokens;
-    r.charges.wasted_usage.output_tokens += partial.output_tokens;
-  }
+  charge_cut_attempt(r, model);
   const auto verdict = retry_policy_.on_failure(error, a.on_model, r.reply.published_chunks > 0);
   a.notes += "; " + model.id + ": " + short_error(error) + " -> " + std::string(to_string(verdict.action));
   a.last_error = error;
@@ -161,6 +156,30 @@ void AttemptRunner::on_attempt_failed(Request& r, Error error) {
       owner_.on_gave_up(r, std::move(error));
       return;
   }
+}
+
+void AttemptRunner::charge_cut_attempt(Request& r, const ModelInfo& model) {
+  if (r.reply.content.empty()) return;
+  // Tokens were generated before the attempt ended: the provider bills them.
+  const TokenUsage partial = ctx_.counted_usage(model, r.event.messages, r.reply.content);
+  r.charges.wasted_usd += cost_usd(model.price, partial);
+  r.charges.wasted_usage.input_tokens += partial.input_tokens;
+  r.charges.wasted_usage.output_tokens += partial.output_tokens;
+}
+
+void AttemptRunner::cancel(Request& r) {
+  auto& a = r.attempts;
+  if (a.index >= a.chain.size()) return;  // never routed, or every model tried
+  const ModelInfo& model = current_model(r);
+  if (r.state == RequestState::calling && a.transfer != 0) {
+    ctx_.host.cancel_call(std::exchange(a.transfer, 0));
+    // Neither a success nor a failure of the provider: its place in the
+    // breaker's window is given up (a success at its first token stays).
+    breakers_.at(model.provider, model.id).abandon(ctx_.host.now(), a.breaker_ticket);
+    a.breaker_ticket = {};
+    charge_cut_attempt(r, model);
+  }
+  release_slot(r);
 }
 
 void AttemptRunner::on_timer(Request& r, TimerKind kind) {

@@ -55,6 +55,13 @@ class AttemptRunner final : public AttemptSink {
   // Streams silent past first_token_timeout_ms / idle_timeout_ms are cut and
   // handled like any failed attempt.
   void enforce_timeouts(Clock::time_point now);
+  // The request is cancelled by its requester: its streaming call, if any,
+  // is stopped (the breaker learns nothing from it), what that call
+  // generated is charged to the request as a cut attempt's is (its prompt
+  // and the text so far, counted, when there is text), and its provider
+  // slot, held or granted, passes on. Nothing is told to the owner; a timer
+  // the request set finds it ended.
+  void cancel(Request& r);
 
   const ModelInfo& current_model(const Request& r) const { return *r.attempts.chain[r.attempts.index]; }
 
@@ -65,6 +72,8 @@ class AttemptRunner final : public AttemptSink {
  private:
   void call(Request& r, ChatProvider& provider, const ModelInfo& model, BreakerTicket ticket);
   void on_attempt_failed(Request& r, Error error);
+  // What a cut attempt generated (r.reply.content), charged to the request.
+  void charge_cut_attempt(Request& r, const ModelInfo& model);
   void next_in_chain(Request& r);
   void exhausted(Request& r);
   void tell_breaker(Request& r, const ModelInfo& model, bool success, Clock::time_point now);

@@ -258,6 +258,28 @@ void CascadeController::escalate(Request& r, const std::string& why, const std::
   owner_.escalate(r, std::exchange(c.escalation, {}));
 }
 
+void CascadeController::cancel(Request& r) {
+  cancel_agreement(r);
+  auto& c = r.cascade;
+  if (const std::uint64_t judge = std::exchange(c.judge, 0); judge != 0) {
+    if (const std::optional<double> cost = side_calls_.cancel(judge)) {
+      r.charges.wasted_usd += *cost;
+      if (ctx_.metrics) ctx_.metrics->judge_call("cascade", "cancelled");
+    }
+  }
+  if (c.held) {
+    // Generated and billed, though nobody will see it.
+    const ModelInfo& model = *r.attempts.chain[r.attempts.index];
+    const TokenUsage usage = ctx_.billed_usage(model, r, *c.held);
+    r.charges.wasted_usd += cost_usd(model.price, usage);
+    r.charges.wasted_usage.input_tokens += usage.input_tokens;
+    r.charges.wasted_usage.output_tokens += usage.output_tokens;
+    r.charges.wasted_usage.cached_tokens += usage.cached_tokens;
+    c.held.reset();
+  }
+  c.holding = false;
+}
+
 void CascadeController::cancel_agreement(Request& r) {
   const std::uint64_t id = std::exchange(r.cascade.agreement, 0);
   if (id == 0) return;

@@ -63,6 +63,10 @@ class CascadeController {
   // The request no longer needs the agreement answer: the call is cancelled
   // and what it wrote so far is charged to the request.
   void cancel_agreement(Request& r);
+  // The request is cancelled by its requester: its agreement and judge calls
+  // stop (what they wrote so far is charged), and a held cheap answer
+  // waiting for them is charged as generated (reported usage, else counted).
+  void cancel(Request& r);
 
  private:
   void check_agreement_then_judge(Request& r, const ModelInfo& model, ChatCompletion completion);

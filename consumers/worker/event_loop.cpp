@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <random>
+#include <utility>
 
 #include "events/events.h"
 
@@ -92,12 +93,41 @@ void EventLoop::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+void EventLoop::post_cancel(const CancelNotice& notice) {
+  {
+    std::lock_guard lock(cancels_mutex_);
+    // The loop would remember no more than this many either.
+    if (posted_cancels_.size() >= config_.worker.cancel_max_pending) {
+      posted_cancels_.pop_front();
+      posted_cancels_dropped_++;
+    }
+    posted_cancels_.push_back(notice);
+  }
+  wake();
+}
+
+void EventLoop::apply_cancels() {
+  std::deque<CancelNotice> notices;
+  std::size_t dropped = 0;
+  {
+    std::lock_guard lock(cancels_mutex_);
+    notices.swap(posted_cancels_);
+    dropped = std::exchange(posted_cancels_dropped_, 0);
+  }
+  if (dropped > 0) {
+    stats_.cancels_forgotten += dropped;
+    if (recorder_) recorder_->cancels_forgotten(dropped);
+  }
+  for (const auto& notice : notices) lifecycle_->on_cancel(notice);
+}
+
 // -------------------------------------------------------------- the loop ----
 
 void EventLoop::run() {
   while (true) {
     drain_wake_pipe();
     if (aborting_.load()) break;
+    apply_cancels();  // before any record: a cancel that came first finds its request unread
     const bool stopping = stopping_.load();
     bool more_waiting = false;
     if (!stopping) more_waiting = consume_batch();

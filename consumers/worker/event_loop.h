@@ -13,13 +13,19 @@
 //     while the producer has a backlog, and resume at resume_fraction;
 //   - keeps newly assigned partitions paused until the state changelog has
 //     caught up (a redelivered request must find its completed answer).
+// Cancels (docs/events.md, "Cancel event") are posted to it by the worker's
+// cancel follower from its thread and applied on the loop's thread at the
+// start of its next iteration, before any record is read (the wake pipe
+// ends its wait at once).
 // Request logic lives in the lifecycle and its stages (request_lifecycle.h).
 //
-// Threading: run() on the loop's own thread; request_stop/request_abort from
-// any thread.
+// Threading: run() on the loop's own thread; request_stop, request_abort
+// and post_cancel from any thread.
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -50,6 +56,10 @@ class EventLoop final : public RequestHost, public DeliveryListener, public Reba
   void request_stop(int drain_timeout_ms);
   void request_abort();
   void join();
+  // A cancel for whatever request of this loop it matches (any thread). At
+  // most worker.cancel_max_pending wait for the loop (a topic read from its
+  // start, before the loop runs): past that the oldest are forgotten (counted).
+  void post_cancel(const CancelNotice& notice);
 
   // RequestHost
   Clock::time_point now() const override { return Clock::now(); }
@@ -84,6 +94,7 @@ class EventLoop final : public RequestHost, public DeliveryListener, public Reba
   void shutdown_abort();
   void wake();
   void drain_wake_pipe();
+  void apply_cancels();
 
   const WorkerOptions& options_;
   const Config& config_;
@@ -120,6 +131,9 @@ class EventLoop final : public RequestHost, public DeliveryListener, public Reba
     Clock::time_point deadline;
   };
   std::vector<CatchUp> catch_ups_;
+  std::mutex cancels_mutex_;
+  std::deque<CancelNotice> posted_cancels_;  // guarded by cancels_mutex_
+  std::size_t posted_cancels_dropped_ = 0;   // guarded by cancels_mutex_
   bool paused_ = false;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> aborting_{false};

@@ -33,7 +33,9 @@ bool transition_allowed(RequestState from, RequestState to) {
     case S::embedding:
       return to == S::received;  // the vector came (or not): the lookup goes on
     case S::following:
-      return false;  // a follower only ends, with its leader
+      // It ends with its leader, or runs on its own when its leader was
+      // cancelled before any of the answer reached it.
+      return to == S::received;
     case S::admitting:
       return to == S::received;  // let in: goes on to routing
     case S::waiting_for_slot:

@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 //
 //   received ──► embedding ──► received          (semantic cache, remote embedder)
 //   received ──► following ──► delivering        (single flight: the leader's answer)
+//                following ──► received          (its leader was cancelled: it runs on its own)
 //   received ──► admitting ──► received          (rate limit: waits, then goes on)
 //   received ──► calling ◄──► backing_off        (retries)
 //            └─► waiting_for_slot ──► calling    (provider slots)

@@ -1,5 +1,7 @@
 #include "consumers/worker/request_lifecycle.h"
 
+#include <spdlog/spdlog.h>
+
 #include "consumers/worker/cascade_policy.h"
 
 namespace cascade {
@@ -43,7 +45,8 @@ RequestLifecycle::RequestLifecycle(StageContext& context, LifecycleParts parts)
       routing_(context, std::move(parts.route_scorer), std::move(parts.route_policies), std::move(parts.tuned_cuts)),
       attempts_(context, *this),
       cascade_(context, side_calls_, *this, std::move(parts.answer_verifier)),
-      quality_(context, side_calls_, routing_) {}
+      quality_(context, side_calls_, routing_),
+      cancels_(context) {}
 
 RequestLifecycle::~RequestLifecycle() = default;
 
@@ -69,6 +72,12 @@ void RequestLifecycle::on_record(std::int32_t partition, std::int64_t offset, st
 
   if (auto done = replay_.completed_answer(r)) {
     terminal_.replay(r, std::move(*done));  // redelivered after a crash: answered again, paid once
+    return;
+  }
+  if (auto cancelled = cancels_.cancelled_before_arrival(r)) {
+    // Nothing called, nothing paid: no cost event, as for a refused request.
+    cancels_.count_cancelled("queued");
+    terminal_.fail(r, *cancelled);
     return;
   }
   cache_.fingerprint(r);
@@ -159,6 +168,51 @@ void RequestLifecycle::fail(Request& r, const Error& error) {
   for (Request* f : flights_.end_flight(r)) terminal_.follower_failed(*f, r, error, seq);
 }
 
+void RequestLifecycle::cancel(Request& r, std::string_view reason) {
+  const std::string where(to_string(r.state));
+  cancels_.count_cancelled(where);
+  const Error error = cancelled_error(reason);
+  if (r.state == RequestState::following) {
+    // It called nothing and paid nothing: its error, and no cost event.
+    flights_.leave(r);
+    terminal_.fail(r, error);
+    return;
+  }
+  // Whatever it runs stops, and what was generated is charged on its cost
+  // event (before the event is made): the current attempt's text, a held
+  // cheap answer, the side calls' words so far.
+  attempts_.cancel(r);
+  cascade_.cancel(r);
+  r.attempts.notes += "; " + cancelled_note(where, reason);
+  admission_.settle_tokens(r, r.charges.wasted_usage);
+  const std::int64_t seq = terminal_.fail(r, error);
+  for (Request* f : flights_.end_flight(r)) {
+    if (f->flight.duplicate_of_leader) {
+      terminal_.follower_failed(*f, r, error, seq);  // the same request delivered twice: the same end
+    } else if (f->reply.next_seq == 0) {
+      run_alone(*f, r);
+    } else {
+      // Part of the answer reached it and cannot be taken back, nor
+      // continued by another call (as for a stream cut after its first chunk).
+      terminal_.follower_failed(
+          *f, r,
+          Error{ErrorCode::provider_error, "the identical request " + r.event.id +
+                                               " whose answer it shared (single flight) was cancelled after part of "
+                                               "the answer was sent; send it again with a new id"},
+          seq);
+    }
+  }
+}
+
+void RequestLifecycle::run_alone(Request& f, const Request& cancelled_leader) {
+  spdlog::debug("worker: request {} tenant {} runs on its own: the identical request {} it followed was cancelled",
+                f.event.id, f.event.tenant, cancelled_leader.event.id);
+  enter(f, RequestState::received);
+  f.flight = {};
+  f.first_token.reset();
+  after_cache_miss(f);  // leads a flight of its own (or follows another such follower), then admission
+}
+
 void RequestLifecycle::publish_answer_delta(Request& r, std::string_view text) {
   if (!r.first_token) r.first_token = ctx_.host.now();
   r.reply.content.append(text);
@@ -230,9 +284,17 @@ void RequestLifecycle::on_timer(std::uint64_t serial, TimerKind kind) {
   attempts_.on_timer(*r, kind);
 }
 
+void RequestLifecycle::on_cancel(const CancelNotice& notice) {
+  for (Request* r : cancels_.on_notice(notice)) {
+    if (r->terminal()) continue;  // ended already by this cancel: a duplicate of its leader
+    cancel(*r, notice.cancel.reason);
+  }
+}
+
 void RequestLifecycle::on_tick(Clock::time_point now) {
   side_calls_.enforce_deadlines(now);
   attempts_.enforce_timeouts(now);
+  cancels_.expire(ctx_.host.wall_ms());
 }
 
 void RequestLifecycle::on_finished(Request& r) {

@@ -4,6 +4,7 @@
 //
 //   parse ─bad─► reject ──────────────────────────────────────────┐
 //   replay ─answered before─► replay the stored answer ────────────┤
+//   cancel stage ─cancelled before it was read─► cancelled ────────┤
 //   cache ─hit─► replay the cached answer ─────────────────────────┤
 //         (semantic: may wait for an embedding)                     │
 //   single flight ─identical request in flight─► follow it ────────┤
@@ -16,6 +17,13 @@
 //       escalation (attempt runner again)                           │   event)
 //   answer ───────────────────────────────────────────────────────►┘
 //     then: cache store, followers' answers, quality sample
+//   a cancel, wherever the request is: what it runs stops, what it
+//   generated is charged, it ends with `cancelled` ─────────────────►
+//
+// A cancelled leader's followers that have none of its answer yet run on
+// their own (the first leads a new flight); those that have part of it end
+// with an error, since their chunks cannot be taken back (docs/events.md,
+// "Cancel event").
 //
 // The lifecycle owns the stages and wires them together; the stages hold
 // the logic. It is driven by its event loop (on_record, on_timer, on_tick)
@@ -29,6 +37,7 @@
 #include "consumers/worker/admission_stage.h"
 #include "consumers/worker/attempt_runner.h"
 #include "consumers/worker/cache_stage.h"
+#include "consumers/worker/cancel_stage.h"
 #include "consumers/worker/cascade_controller.h"
 #include "consumers/worker/quality_sampler.h"
 #include "consumers/worker/replay_stage.h"
@@ -61,7 +70,11 @@ class RequestLifecycle final : AttemptOwner, CascadeOwner {
   void on_record(std::int32_t partition, std::int64_t offset, std::string_view payload);
   // A timer the request asked for (RequestHost::schedule) is due.
   void on_timer(std::uint64_t serial, TimerKind kind);
-  // Periodically: stream timeouts and side-call deadlines.
+  // A cancel (docs/events.md, "Cancel event"), handed to every loop: the
+  // requests it matches end now with `cancelled`; it is remembered for one
+  // read later.
+  void on_cancel(const CancelNotice& notice);
+  // Periodically: stream timeouts, side-call deadlines, expired cancels.
   void on_tick(Clock::time_point now);
   // The loop is about to forget a finished request.
   void on_finished(Request& r);
@@ -79,6 +92,11 @@ class RequestLifecycle final : AttemptOwner, CascadeOwner {
   void serve_cache_hit(Request& r, const CacheHit& hit);
   void finish_answer(Request& r, const ModelInfo& model, ChatCompletion completion);
   void fail(Request& r, const Error& error);
+  // Ends a request its requester cancelled, wherever it is.
+  void cancel(Request& r, std::string_view reason);
+  // A follower whose leader was cancelled before any of the answer reached
+  // it goes on as a request of its own: single flight, admission, routing.
+  void run_alone(Request& follower, const Request& cancelled_leader);
   void publish_answer_delta(Request& r, std::string_view text);
 
   // AttemptOwner
@@ -102,6 +120,7 @@ class RequestLifecycle final : AttemptOwner, CascadeOwner {
   AttemptRunner attempts_;
   CascadeController cascade_;
   QualitySampler quality_;
+  CancelStage cancels_;
 };
 
 }  // namespace cascade

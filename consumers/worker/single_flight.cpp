@@ -94,6 +94,12 @@ void SingleFlight::pass_delta(Request& f, const Request& leader, std::string_vie
   ctx_.publish_chunk(f, text);
 }
 
+void SingleFlight::leave(Request& f) {
+  const auto serial = table_.leader(f.fingerprint);
+  if (!serial) return;
+  if (Request* leader = ctx_.requests.find(*serial)) std::erase(leader->flight.followers, f.serial);
+}
+
 std::vector<Request*> SingleFlight::end_flight(Request& leader) {
   if (!leader.flight.leading.empty()) {
     table_.close(leader.flight.leading, leader.serial);

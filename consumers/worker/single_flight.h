@@ -69,6 +69,9 @@ class SingleFlight {
   // The leader ends: its flight closes (later identical requests call again
   // or hit the cache) and its followers still in flight are handed over.
   std::vector<Request*> end_flight(Request& leader);
+  // A follower stops following (it was cancelled): its leader sends it
+  // nothing more and does not hand it over when it ends.
+  void leave(Request& follower);
   std::size_t open_flights() const { return table_.size(); }
   void clear() { table_.clear(); }
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "consumers/worker/cancel_follower.h"
 #include "consumers/worker/event_loop.h"
 
 namespace cascade {
@@ -42,19 +43,46 @@ Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options) {
     if (auto ok = loop->init(); !ok) return std::unexpected(ok.error());
     worker->loops_.push_back(std::move(loop));
   }
+  if (auto ok = worker->follow_cancels(); !ok) return std::unexpected(ok.error());
   for (auto& loop : worker->loops_) loop->launch();
+  if (worker->cancels_) {
+    if (auto ok = worker->cancels_->start(); !ok) return std::unexpected(ok.error());
+  }
   spdlog::info("worker: {} event loop(s) consuming {} as group {}", worker->loops_.size(),
                worker->options_.config.kafka.requests_topic, worker->options_.config.kafka.worker_group);
   return worker;
 }
 
+// Every loop gets every cancel: only the one holding (or later reading) the
+// request can tell. Read to the end before the loops start, so a cancel
+// that came before this worker reaches them before their first record.
+Result<void> Worker::follow_cancels() {
+  std::vector<EventLoop*> loops;
+  for (auto& loop : loops_) loops.push_back(loop.get());
+  auto cancels = CancelFollower::open(options_.config, options_.bootstrap, options_.completed, stats_,
+                                      options_.metrics, [loops](const CancelNotice& notice) {
+                                        for (EventLoop* loop : loops) loop->post_cancel(notice);
+                                      });
+  if (!cancels && cancels.error().code == ErrorCode::unavailable) {
+    spdlog::warn("worker: requests cannot be cancelled: {}", cancels.error().message);
+    return {};
+  }
+  if (!cancels) return std::unexpected(cancels.error());
+  if (auto ok = (*cancels)->restore(static_cast<int>(options_.config.state.restore_timeout_ms)); !ok)
+    return std::unexpected(ok.error());
+  cancels_ = std::move(*cancels);
+  return {};
+}
+
 void Worker::stop(int drain_timeout_ms) {
+  if (cancels_) cancels_->stop();  // it posts to the loops
   for (auto& loop : loops_) loop->request_stop(drain_timeout_ms);
   for (auto& loop : loops_) loop->join();
   loops_.clear();
 }
 
 void Worker::abort() {
+  if (cancels_) cancels_->stop();
   for (auto& loop : loops_) loop->request_abort();
   for (auto& loop : loops_) loop->join();
   loops_.clear();

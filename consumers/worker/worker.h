@@ -6,7 +6,9 @@
 // admission, routing, provider attempts streamed to the reply topic chunk by
 // chunk, the cheap-first cascade, and exactly one terminal event and one
 // cost event per request. Offsets are committed only up to the
-// per-partition watermark of delivered terminal events.
+// per-partition watermark of delivered terminal events. The process follows
+// kafka.topics.cancels whole (cancel_follower.h) and hands each cancel to
+// every loop: a request cancelled by its requester ends with `cancelled`.
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -27,6 +29,7 @@
 namespace cascade {
 
 class EventLoop;
+class CancelFollower;
 
 struct WorkerStats {
   std::atomic<std::uint64_t> consumed{0};       // prompt events read
@@ -69,6 +72,13 @@ struct WorkerStats {
   std::atomic<std::uint64_t> quality_failed{0};
   std::atomic<std::uint64_t> quality_skipped{0};
   std::atomic<std::uint64_t> calibrations_published{0};  // of quality_published: calibration samples
+  // Cancels (docs/events.md, "Cancel event"): requests ended with the error
+  // cancelled, cancels that ended nothing (invalid, stale, answered or
+  // ended already, another tenant's: see WorkerMetrics), and remembered
+  // cancels pushed out of a loop's full table (worker.cancel_max_pending).
+  std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<std::uint64_t> cancels_ignored{0};
+  std::atomic<std::uint64_t> cancels_forgotten{0};
 };
 
 struct WorkerOptions {
@@ -106,8 +116,10 @@ struct WorkerOptions {
 
 class Worker {
  public:
-  // Starts config.worker.threads event loops. Errors: bad provider config,
-  // Kafka client creation.
+  // Starts config.worker.threads event loops, after reading the cancels
+  // topic to its end (without the topic, requests cannot be cancelled: a
+  // warning). Errors: bad provider config, Kafka client creation, a cancels
+  // topic that cannot be read within state.restore_timeout_ms.
   [[nodiscard]] static Result<std::unique_ptr<Worker>> start(WorkerOptions options);
   ~Worker();
 
@@ -122,9 +134,11 @@ class Worker {
 
  private:
   Worker() = default;
+  [[nodiscard]] Result<void> follow_cancels();
   WorkerOptions options_;
   WorkerStats stats_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::unique_ptr<CancelFollower> cancels_;  // null without a cancels topic; stopped before the loops
 };
 
 }  // namespace cascade

@@ -10,6 +10,8 @@ Result<WorkerConfig> read_worker_config(ConfigReader& r) {
   r.read(w, "resume_fraction", c.resume_fraction, "worker");
   r.read(w, "commit_interval_ms", c.commit_interval_ms, "worker");
   r.read(w, "metrics_listen", c.metrics_listen, "worker");
+  r.read(w, "cancel_window_ms", c.cancel_window_ms, "worker");
+  r.read(w, "cancel_max_pending", c.cancel_max_pending, "worker");
   if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
   if (c.threads < 1) return fail(ErrorCode::invalid_request, "worker.threads must be >= 1");
   if (c.max_in_flight < 1) return fail(ErrorCode::invalid_request, "worker.max_in_flight must be >= 1");
@@ -18,6 +20,8 @@ Result<WorkerConfig> read_worker_config(ConfigReader& r) {
     return fail(ErrorCode::invalid_request, "worker.resume_fraction must be within 0..1");
   // librdkafka reads 0 as "never commit": offsets would never be committed.
   if (c.commit_interval_ms < 1) return fail(ErrorCode::invalid_request, "worker.commit_interval_ms must be >= 1");
+  if (c.cancel_window_ms < 1) return fail(ErrorCode::invalid_request, "worker.cancel_window_ms must be >= 1");
+  if (c.cancel_max_pending < 1) return fail(ErrorCode::invalid_request, "worker.cancel_max_pending must be >= 1");
   return c;
 }
 

@@ -20,6 +20,12 @@ struct WorkerConfig {
   double resume_fraction = 0.5;
   int commit_interval_ms = 500;
   std::string metrics_listen = "127.0.0.1:9465";  // "" = no metrics endpoint
+  // Cancels (docs/events.md, "Cancel event"): one older than this (its
+  // record's timestamp, else its ts_ms) is ignored, and one for a request
+  // not read yet is remembered this long; each event loop remembers at
+  // most cancel_max_pending of them (the oldest are forgotten first).
+  std::int64_t cancel_window_ms = 600000;
+  std::size_t cancel_max_pending = 10000;
 };
 
 struct LimitsConfig {

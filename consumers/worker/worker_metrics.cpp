@@ -88,6 +88,25 @@ struct WorkerMetrics::Impl {
                 "(no grade: judge error, timeout, unreadable reply, judge unavailable), skipped "
                 "(quality.max_in_flight grading calls already running)")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cancelled =
+      prometheus::BuildCounter()
+          .Name("cascade_worker_cancelled_total")
+          .Help("Requests ended with the error cancelled by a cancel event, by where they were: queued (the cancel "
+                "came first), calling, waiting_for_slot, backing_off, checking, admitting, embedding, following")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cancels_ignored =
+      prometheus::BuildCounter()
+          .Name("cascade_worker_cancels_ignored_total")
+          .Help("Cancel events that ended no request, by reason: invalid, stale (older than "
+                "worker.cancel_window_ms), completed (answered already), finished (ended already), wrong_tenant "
+                "(not the request's tenant)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cancels_forgotten =
+      prometheus::BuildCounter()
+          .Name("cascade_worker_cancels_forgotten_total")
+          .Help("Remembered cancels pushed out of an event loop's full table (worker.cancel_max_pending) before "
+                "they expired: a request they cancel that is read later is answered")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& in_flight =
       prometheus::BuildGauge()
           .Name("cascade_worker_in_flight_requests")
@@ -320,6 +339,24 @@ void WorkerMetrics::Recorder::quality_sample(const std::string& outcome) {
   auto& c = cache_->counters[key("g", {&outcome})];
   if (!c) c = &metrics_.impl_->quality_samples.Add({{"outcome", outcome}});
   c->Increment();
+}
+
+void WorkerMetrics::Recorder::cancelled(const std::string& where) {
+  auto& c = cache_->counters[key("x", {&where})];
+  if (!c) c = &metrics_.impl_->cancelled.Add({{"where", where}});
+  c->Increment();
+}
+
+void WorkerMetrics::Recorder::cancel_ignored(const std::string& reason) {
+  auto& c = cache_->counters[key("y", {&reason})];
+  if (!c) c = &metrics_.impl_->cancels_ignored.Add({{"reason", reason}});
+  c->Increment();
+}
+
+void WorkerMetrics::Recorder::cancels_forgotten(std::size_t n) {
+  auto& c = cache_->counters["z"];
+  if (!c) c = &metrics_.impl_->cancels_forgotten.Add({});
+  c->Increment(static_cast<double>(n));
 }
 
 void WorkerMetrics::Recorder::in_flight(int loop, double value) {

@@ -2,10 +2,11 @@
 // Prometheus metrics of a worker process (served on worker.metrics_listen):
 // provider attempts by outcome, retries, fallbacks, stream timeouts, breaker
 // state per provider+model, requests by outcome, in-flight requests, requests
-// that followed an identical in-flight request (single flight), and the
+// that followed an identical in-flight request (single flight), cancels, and the
 // state store and its changelog replication (StateMetricsSampler).
 // Thread-safe; each event loop caches its metric handles (no lock per event).
 #include <chrono>
+#include <cstddef>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -65,12 +66,22 @@ class WorkerMetrics {
     void cascade(const std::string& outcome, const std::string& reason);
     // A budget acted on a request before its provider call: refused | downgraded.
     void budget(const std::string& outcome);
-    // A grading call ended (purpose cascade | quality; outcome graded |
+    // A grading call ended (purpose cascade | quality; outcome graded | cancelled |
     // error | timeout | unreadable), or an agreement call (purpose
     // agreement; outcome answered | error | timeout | cancelled).
     void judge_call(const std::string& purpose, const std::string& outcome);
     // Quality sampling: published | failed (no grade) | skipped (too many in flight).
     void quality_sample(const std::string& outcome);
+    // A request ended by a cancel (docs/events.md, "Cancel event"), by where
+    // it was: queued (cancelled before it was read) or its state (calling,
+    // waiting_for_slot, backing_off, checking, admitting, embedding, following).
+    void cancelled(const std::string& where);
+    // A cancel that ended nothing, by reason: invalid, stale (older than
+    // worker.cancel_window_ms), completed (its request was answered),
+    // finished (its request had ended), wrong_tenant.
+    void cancel_ignored(const std::string& reason);
+    // Remembered cancels pushed out of a loop's full table before they expired.
+    void cancels_forgotten(std::size_t n);
 
    private:
     struct Cache;

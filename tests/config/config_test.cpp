@@ -58,6 +58,9 @@ TEST(LoadConfig, WithoutFileOrEnvGivesTheDefaultsDocumentedInCascadeYaml) {
   EXPECT_EQ(c.worker.max_in_flight, 512);
   EXPECT_DOUBLE_EQ(c.worker.resume_fraction, 0.5);
   EXPECT_EQ(c.worker.commit_interval_ms, 500);
+  EXPECT_EQ(c.worker.cancel_window_ms, 600000);
+  EXPECT_EQ(c.worker.cancel_max_pending, 10000u);
+  EXPECT_EQ(c.kafka.cancels_topic, "cascade.cancels");
 
   EXPECT_EQ(c.limits.max_event_bytes, 1048576u);
   EXPECT_EQ(c.limits.default_max_tokens, 1024);
@@ -252,6 +255,10 @@ TEST(LoadConfig, NonPositiveCountsAreRejected) {
               HasSubstr("worker.max_in_flight"));
   EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_COMMIT_INTERVAL_MS", "0"}})),
               HasSubstr("worker.commit_interval_ms"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_CANCEL_WINDOW_MS", "0"}})),
+              HasSubstr("worker.cancel_window_ms"));
+  EXPECT_THAT(load_error("", env_of({{"CASCADE_WORKER_CANCEL_MAX_PENDING", "0"}})),
+              HasSubstr("worker.cancel_max_pending"));
 }
 
 TEST(LoadConfig, ResumeFractionOutsideZeroToOneIsRejected) {

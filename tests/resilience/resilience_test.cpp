@@ -196,6 +196,50 @@ TEST(CircuitBreaker, AFailureAfterASuccessStillWaitingInLineReplacesIt) {
   EXPECT_DOUBLE_EQ(b.failure_rate(), 0.5);  // one success, one failure: not two failures
 }
 
+TEST(CircuitBreaker, AnAbandonedCallLeavesTheLineWithoutAnOutcome) {
+  CircuitBreaker b(BreakerConfig{10, 2, 0.5, 1000});
+  const auto t = SteadyTime{} + 1h;
+  const BreakerTicket cancelled = b.admit(t);
+  const BreakerTicket failed = b.admit(t);
+  const BreakerTicket answered = b.admit(t);
+  b.record(false, t, failed);
+  b.record(true, t, answered);
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.0);  // both wait behind the first call
+  b.abandon(t, cancelled);
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.5);  // one failure, one success: the cancelled call is not counted
+  b.record(false, t, cancelled);            // nor does it report later
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.5);
+}
+
+TEST(CircuitBreaker, AnAbandonedCallKeepsASuccessItAlreadyHad) {
+  CircuitBreaker b(BreakerConfig{10, 1, 0.5, 1000});
+  const auto t = SteadyTime{} + 1h;
+  const BreakerTicket call = b.admit(t);
+  b.record(true, t, call);  // first token, then cancelled by its requester
+  b.abandon(t, call);
+  EXPECT_DOUBLE_EQ(b.failure_rate(), 0.0);
+  EXPECT_EQ(b.state(t), BreakerState::closed);
+}
+
+TEST(CircuitBreaker, AnAbandonedProbeLetsTheNextCallProbe) {
+  CircuitBreaker b(BreakerConfig{10, 2, 0.5, 1000});
+  const auto t0 = SteadyTime{} + 1h;
+  b.record(false, t0);
+  b.record(false, t0);
+  const auto t1 = t0 + 1000ms;
+  const BreakerTicket probe = b.admit(t1);
+  ASSERT_EQ(probe.admission, Admission::probe);
+  EXPECT_EQ(b.admit(t1).admission, Admission::refused);
+  b.abandon(t1, probe);
+  EXPECT_EQ(b.state(t1), BreakerState::half_open);
+  const BreakerTicket next = b.admit(t1);
+  EXPECT_EQ(next.admission, Admission::probe);
+  b.record(true, t1, probe);  // the abandoned probe decides nothing
+  EXPECT_EQ(b.state(t1), BreakerState::half_open);
+  b.record(true, t1, next);
+  EXPECT_EQ(b.state(t1), BreakerState::closed);
+}
+
 TEST(CircuitBreaker, AnOutageOpensItAsSoonAsTheOldestCallsFail) {
   CircuitBreaker b(BreakerConfig{20, 5, 0.5, 1000});
   const auto t = SteadyTime{} + 1h;

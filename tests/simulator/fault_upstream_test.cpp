@@ -408,6 +408,21 @@ TEST(SimulatedUpstreamFaults, HangMidStreamSendsHeadersAndSomeChunksThenStalls) 
   EXPECT_FALSE(stream.done);
 }
 
+TEST(SimulatedUpstreamFaults, AClientThatClosesAStalledStreamIsCountedAsAbandoning) {
+  auto upstream = started({.chunks = 6});
+  EXPECT_EQ(upstream->responses_abandoned(), 0u);
+  {
+    FaultExchange exchange;
+    exchange.prepare(url(*upstream), chat_body("q"), "hang_mid_stream;after=2", /*timeout_ms=*/300);
+    EXPECT_EQ(exchange.perform(), CURLE_OPERATION_TIMEDOUT);
+  }  // the handle, and its connection, are closed here
+  EXPECT_TRUE(testing::eventually([&] { return upstream->responses_abandoned() == 1; }, std::chrono::seconds(5)));
+  FaultExchange whole;
+  whole.prepare(url(*upstream), chat_body("q"));
+  ASSERT_EQ(whole.perform(), CURLE_OK);
+  EXPECT_EQ(upstream->responses_abandoned(), 1u) << "a stream read to its end is not abandoned";
+}
+
 TEST(SimulatedUpstreamFaults, TimedHangMidStreamThenFinishesTheStream) {
   auto upstream = started({.chunks = 6});
   FaultExchange exchange;

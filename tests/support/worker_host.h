@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/catalog.h"
+#include "consumers/worker/cancel_stage.h"
 #include "consumers/worker/request_host.h"
 #include "consumers/worker/request_lifecycle.h"
 #include "consumers/worker/stage_context.h"
@@ -302,6 +303,12 @@ class LifecycleHarness {
     return e.dump();
   }
   void consume(const std::string& payload) { lifecycle_->on_record(0, next_offset_++, payload); }
+  // A cancel of request `id` as the worker's cancel follower hands it to the
+  // loop: made now, remembered for worker.cancel_window_ms.
+  void cancel(const std::string& id, const std::string& reason = "client_closed", const std::string& tenant = "acme") {
+    lifecycle_->on_cancel(CancelNotice{CancelEvent{id, tenant, reason, host.wall},
+                                       host.wall + config_.worker.cancel_window_ms});
+  }
   // Fires the timers due after moving the clock.
   void advance(std::chrono::milliseconds by) {
     for (const auto& t : host.advance(by)) lifecycle_->on_timer(t.serial, t.kind);

@@ -220,3 +220,40 @@ TEST_F(LedgerHttpServerTest, ServesMetricsAndASelfContainedDashboard) {
 
 }  // namespace
 }  // namespace cascade
+
+namespace cascade {
+namespace {
+
+// Off loopback the ledger's API and dashboard take admin keys only: as a
+// Bearer token or as HTTP Basic's password (what a browser sends).
+TEST_F(LedgerHttpServerTest, WithAdminKeysRequiredOnlyAnAdminKeyGetsInAndHealthzStaysOpen) {
+  server_->stop();
+  auto server = LedgerHttpServer::start("127.0.0.1:0", *store_, &budgets_, &metrics_, "gpt-4o", nullptr,
+                                        [](std::string_view key) { return key == "csk-admin"; });
+  ASSERT_TRUE(server) << server.error().message;
+  server_ = std::move(*server);
+  const auto call = [&](const std::string& target, const std::string& authorization) {
+    HttpReply reply;
+    CURL* curl = curl_easy_init();
+    const std::string url = "http://127.0.0.1:" + std::to_string(server_->port()) + target;
+    curl_slist* headers = authorization.empty() ? nullptr : curl_slist_append(nullptr, authorization.c_str());
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+    if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return reply;
+  };
+  EXPECT_EQ(call("/api/usage?tenant=acme", "").status, 401);
+  EXPECT_EQ(call("/", "").status, 401);
+  EXPECT_EQ(call("/metrics", "Authorization: Bearer csk-tenant").status, 401);
+  EXPECT_EQ(call("/healthz", "").status, 200);
+  EXPECT_EQ(call("/api/usage?tenant=acme", "Authorization: Bearer csk-admin").status, 200);
+  // "anyone:csk-admin" in base64.
+  EXPECT_EQ(call("/", "Authorization: Basic YW55b25lOmNzay1hZG1pbg==").status, 200);
+}
+
+}  // namespace
+}  // namespace cascade

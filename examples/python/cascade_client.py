@@ -100,6 +100,10 @@ def main():
                          "linger.ms": 0})
     partitions = ensure_topic(args.bootstrap, args.reply_to, producer)
     consumer = reply_consumer(args.bootstrap, args.reply_to, partitions)
+    # Where the requests and cancels topics live, asked now: a producer asks
+    # on its first record to a topic otherwise, which can take a second.
+    for topic in (args.requests_topic, args.cancels_topic):
+        producer.list_topics(topic, timeout=10)
 
     request_id = str(uuid.uuid4())  # the idempotency key: a new id asks again
     prompt = {

@@ -25,8 +25,9 @@ case $LANGUAGE in
 esac
 # shellcheck source=../support/stack.sh
 source "$ROOT/tests/support/stack.sh"
-# Slow enough that a cancel after two chunks comes while the answer streams.
-STACK_UPSTREAM_ARGS="--chunks 12 --delay-ms 50"
+# Slow enough that a cancel after two chunks comes while the answer streams
+# (1.5 s), with room to spare on a loaded machine.
+STACK_UPSTREAM_ARGS="--chunks 30 --delay-ms 50"
 start_stack "$CASCADE"
 
 REPLY_TO="example-$LANGUAGE.replies"

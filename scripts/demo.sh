@@ -136,3 +136,13 @@ echo "The worker serves http://$CASCADE_WORKER_METRICS_LISTEN/metrics (provider 
 curl -fsS "http://$CASCADE_WORKER_METRICS_LISTEN/metrics" | grep -E '^cascade_(provider_attempts|worker_requests)_total' | head -4 || true
 echo
 echo "Demo done. Run the services yourself with: cascade broker / cascade worker / cascade ledger / cascade send (see README.md)."
+
+if [ -n "${DEMO_KEEP:-}" ]; then
+  # For apps to try against the running pipeline, e.g. examples/ (examples/README.md).
+  # Enter, not Ctrl-C: Ctrl-C stops the broker with the rest, and services
+  # stopping after their broker wait for it in vain.
+  banner "Still running (DEMO_KEEP): press Enter to stop the broker, the worker and the ledger"
+  echo "bootstrap: $(cat "$WORK/bootstrap")"
+  echo "  python3 examples/python/cascade_client.py --bootstrap $(cat "$WORK/bootstrap") --tenant acme \"Why is the sky blue?\""
+  read -r _ || true
+fi

@@ -121,11 +121,12 @@ TEST(CascadeTopics, AreRequestsLedgerDlqRepliesAndTheCacheChangelogWithConfigure
                                                  {"cascade.alerts", 5},
                                                  {"cascade.quality", 5},
                                                  {"cascade.router-updates", 5},
-                                                 {"cascade.cancels", 5}}));
-  // The closed loop's cuts are a compacted global table, like the budgets;
-  // cancels are deleted after an hour (only recent ones matter).
+                                                 {"cascade.cancels", 5},
+                                                 {"cascade.api-keys", 5}}));
+  // The closed loop's cuts and the API keys are compacted global tables,
+  // like the budgets; cancels are deleted after an hour (only recent ones matter).
   for (const auto& t : topics) {
-    if (t.name == "cascade.router-updates") {
+    if (t.name == "cascade.router-updates" || t.name == "cascade.api-keys") {
       EXPECT_EQ(t.configs, (std::vector<std::pair<std::string, std::string>>{{"cleanup.policy", "compact"}}));
     }
     if (t.name == "cascade.cancels") {

@@ -115,6 +115,21 @@ sleep 1  # let the ledger consumer apply the last cost events
 if [ -n "${CASCADE_QUALITY_SAMPLE_RATE:-}${CASCADE_QUALITY_CALIBRATION_RATE:-}" ]; then
   sleep 3  # and the judge grade the last answers
 fi
+banner "The OpenAI-compatible gateway: any OpenAI or Anthropic SDK, pointed at Cascade"
+# Keys are off here (loopback only); in production: cascade keys create --tenant T.
+CASCADE_GATEWAY_AUTH=none CASCADE_GATEWAY_LISTEN=127.0.0.1:0 CASCADE_GATEWAY_DEFAULT_TENANT=acme \
+  "$CASCADE" --bootstrap-file "$WORK/bootstrap" gateway --port-file "$WORK/gateway.port" >"$WORK/gateway.log" 2>&1 &
+PIDS+=($!)
+wait_for_file "$WORK/gateway.port" gateway "$WORK/gateway.log"
+GATEWAY="http://127.0.0.1:$(cat "$WORK/gateway.port")"
+echo "curl $GATEWAY/v1/chat/completions -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"What is a lighthouse?\"}]}'"
+curl -sS -m 30 -D "$WORK/gateway.headers" "$GATEWAY/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d '{"model":"auto","messages":[{"role":"user","content":"What is a lighthouse?"}]}' -o "$WORK/gateway.body" || true
+grep -iE '^x-cascade-(model|route-reason|cost-usd|cache):' "$WORK/gateway.headers" || true
+python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["message"]["content"][:160])' \
+  "$WORK/gateway.body" 2>/dev/null || cat "$WORK/gateway.body"
+echo "(docs/gateway.md: /v1/chat/completions, /v1/messages, /v1/models, /v1/embeddings, /mcp)"
+
 banner "Savings report (from the cascade.ledger topic)"
 "$CASCADE" --bootstrap-file "$WORK/bootstrap" report
 if [ ${#RECORDED[@]} -gt 0 ]; then

@@ -115,7 +115,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void start() { read_request(); }
 
   // ------------------------------------------------ from the exchange ----
-  void on_reply(const GatewayReply& reply);
+  void on_reply(const GatewayReply& reply) { handle_reply(reply); }
   void on_not_delivered(std::string_view why) {
     finish_with_error(ApiError{503, "Kafka did not take the request: " + std::string(why), {}, "unavailable", 1});
   }
@@ -413,15 +413,8 @@ class Session : public std::enable_shared_from_this<Session> {
     write_head(200, "text/event-stream; charset=utf-8", headers, /*chunked=*/true, 0);
     write_chunk(renderer_->stream_open(gateway::StreamHead{model}));
     opened_ = true;
-    g_.metrics->first_byte.Add({{"api", api_label()}}, kSecondsBucketsRef())
+    g_.metrics->first_byte.Add({{"api", api_label()}}, seconds_buckets())
         .Observe(std::chrono::duration<double>(GatewayClock::now() - started_).count());
-  }
-
- public:
-  static const prometheus::Histogram::BucketBoundaries& kSecondsBucketsRef() {
-    static const prometheus::Histogram::BucketBoundaries buckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                                    1,     2.5,  5,     10,   30,  60,  300};
-    return buckets;
   }
 
   void finish_with_error(const ApiError& error) {
@@ -431,7 +424,7 @@ class Session : public std::enable_shared_from_this<Session> {
       finish(error.status);
     } else {
       const int status = error.status;
-      finish(status, /*respond=*/false);
+      finish(status, /*end_stream=*/false);
       respond_error(error);
     }
   }
@@ -439,8 +432,14 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   std::string api_label() const { return request_api_ == ApiKind::anthropic ? "anthropic" : "openai"; }
 
-  // Ends the current exchange. An open stream is terminated; with
-  // respond false the caller writes the response.
+  static const prometheus::Histogram::BucketBoundaries& seconds_buckets() {
+    static const prometheus::Histogram::BucketBoundaries buckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                                    1,     2.5,  5,     10,   30,  60,  300};
+    return buckets;
+  }
+
+  // Ends the current exchange. An open stream is terminated unless
+  // end_stream is false (the caller then writes the response itself).
   void finish(int status, bool end_stream = true) {
     if (!active_) return;
     active_ = false;
@@ -456,11 +455,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void count(int status) {
     g_.metrics->responses.Add({{"api", api_label()}, {"status", std::to_string(status)}}).Increment();
-    g_.metrics->duration.Add({{"api", api_label()}}, kSecondsBucketsRef())
+    g_.metrics->duration.Add({{"api", api_label()}}, seconds_buckets())
         .Observe(std::chrono::duration<double>(GatewayClock::now() - started_).count());
   }
 
- public:
   void handle_reply(const GatewayReply& reply) {
     if (!active_) return;
     const ReplyEvent& e = reply.event;
@@ -642,7 +640,7 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Exchange::on_reply(const GatewayReply& reply) {
-  if (auto s = session_.lock()) s->handle_reply(reply);
+  if (auto s = session_.lock()) s->on_reply(reply);
 }
 void Exchange::on_not_delivered(std::string_view why) {
   if (auto s = session_.lock()) s->on_not_delivered(why);

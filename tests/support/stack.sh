@@ -31,7 +31,7 @@ start_stack() {
   STACK_DIR=$(mktemp -d /tmp/cascade-stack.XXXXXX)
   trap stop_stack EXIT
   export CASCADE_STATE_DIR="$STACK_DIR/state" CASCADE_LEDGER_DIR="$STACK_DIR/ledger"
-  export CASCADE_KAFKA_FETCH_WAIT_MAX_MS=2 CASCADE_KAFKA_PARTITIONS=${CASCADE_KAFKA_PARTITIONS:-4}
+  export CASCADE_KAFKA_FETCH_WAIT_MAX_MS=${CASCADE_KAFKA_FETCH_WAIT_MAX_MS:-2} CASCADE_KAFKA_PARTITIONS=${CASCADE_KAFKA_PARTITIONS:-4}
   export CASCADE_WORKER_METRICS_LISTEN=127.0.0.1:0
   local ledger_port
   ledger_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "cache/cache_config.h"
 #include "embeddings/embeddings.h"
 
 namespace cascade {
@@ -315,6 +316,11 @@ struct Config;
 // goes through set_verifier_option; an unknown rule or a bad value is an
 // invalid_request error naming the key ("tenants.acme.semantic_verifier.persons").
 [[nodiscard]] Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config);
+
+// cache.semantic.embedder as each kind's options, for every process that
+// embeds with it (the worker's cache, the gateway's /v1/embeddings).
+OpenAiEmbedderOptions openai_embedder_options(const EmbedderConfig& embedder);
+BuiltinEmbedderOptions builtin_embedder_options(const EmbedderConfig& embedder);
 
 // A candidate the lookup considered, best first.
 struct SemanticCandidate {

@@ -42,6 +42,23 @@ Result<void> apply_model(TenantSemanticOptions& t, const std::string& which, dou
 
 }  // namespace
 
+OpenAiEmbedderOptions openai_embedder_options(const EmbedderConfig& e) {
+  OpenAiEmbedderOptions o;
+  o.base_url = e.base_url;
+  o.model = e.model;
+  o.api_key_env = e.api_key_env;
+  o.dimension = e.dimension;
+  o.request_timeout_ms = e.timeout_ms;
+  o.connect_timeout_ms = e.connect_timeout_ms;
+  return o;
+}
+
+BuiltinEmbedderOptions builtin_embedder_options(const EmbedderConfig& e) {
+  BuiltinEmbedderOptions o;
+  if (e.dimension > 0) o.dimension = e.dimension;
+  return o;
+}
+
 Result<SemanticMatcherOptions> semantic_matcher_options(const Config& config) {
   SemanticMatcherOptions options;
   options.defaults.threshold = config.cache.semantic.threshold;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "events/cancel_event.h"
+#include "cache/semantic.h"
 #include "gateway/gateway_impl.h"
 #include "gateway/mcp_endpoint.h"
 
@@ -279,14 +280,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(GatewayOptions options) {
 
   const EmbedderConfig& e = config.cache.semantic.embedder;
   if (e.kind == "openai") {
-    OpenAiEmbedderOptions o;
-    o.base_url = e.base_url;
-    o.model = e.model;
-    o.api_key_env = e.api_key_env;
-    o.dimension = e.dimension;
-    o.request_timeout_ms = e.timeout_ms;
-    o.connect_timeout_ms = e.connect_timeout_ms;
-    if (auto remote = OpenAiEmbedder::create(std::move(o))) {
+    if (auto remote = OpenAiEmbedder::create(openai_embedder_options(e))) {
       s.embedder = std::move(*remote);
       s.embedder_blocks = true;
       s.embed_pool = std::make_unique<asio::thread_pool>(1);
@@ -294,9 +288,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(GatewayOptions options) {
       spdlog::warn("gateway: /v1/embeddings disabled: {}", remote.error().message);
     }
   } else {
-    BuiltinEmbedderOptions o;
-    if (e.dimension > 0) o.dimension = e.dimension;
-    s.embedder = std::make_unique<BuiltinEmbedder>(o);
+    s.embedder = std::make_unique<BuiltinEmbedder>(builtin_embedder_options(e));
   }
 
   const std::string& listen = g.listen;

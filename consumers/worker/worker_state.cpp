@@ -39,14 +39,7 @@ Result<std::unique_ptr<WorkerState>> WorkerState::open(const Config& config, con
     SemanticEmbedding embedding;
     const EmbedderConfig& e = config.cache.semantic.embedder;
     if (e.kind == "openai") {
-      OpenAiEmbedderOptions o;
-      o.base_url = e.base_url;
-      o.model = e.model;
-      o.api_key_env = e.api_key_env;
-      o.dimension = e.dimension;
-      o.request_timeout_ms = e.timeout_ms;
-      o.connect_timeout_ms = e.connect_timeout_ms;
-      if (auto remote = AsyncOpenAiEmbedder::create(std::move(o), env)) {
+      if (auto remote = AsyncOpenAiEmbedder::create(openai_embedder_options(e), env)) {
         state->remote_embedder_ = std::move(*remote);
         embedding.remote = state->remote_embedder_.get();
         spdlog::info("cache: semantic embeddings by OpenAI-compatible model {} (dimension {})", e.model,
@@ -57,9 +50,7 @@ Result<std::unique_ptr<WorkerState>> WorkerState::open(const Config& config, con
         spdlog::warn("cache: semantic cache disabled: {}", remote.error().message);
       }
     } else {
-      BuiltinEmbedderOptions o;
-      if (e.dimension > 0) o.dimension = e.dimension;
-      state->builtin_embedder_ = std::make_unique<BuiltinEmbedder>(o);
+      state->builtin_embedder_ = std::make_unique<BuiltinEmbedder>(builtin_embedder_options(e));
       embedding.local = state->builtin_embedder_.get();
     }
     state->cache_ = std::make_unique<AnswerCache>(*state->store_, catalog, config.cache, std::move(*matcher_options),

@@ -136,13 +136,17 @@ void EventLoop::run() {
     tick();
     int wait_ms = more_waiting ? 0 : kIdleWaitMs;
     if (next_timer_ms >= 0) wait_ms = std::min(wait_ms, next_timer_ms);
+    if (const auto due = lifecycle_->next_chunk_due()) {
+      wait_ms = std::min<int>(wait_ms, static_cast<int>(std::max<std::int64_t>(
+                                           0, std::chrono::ceil<std::chrono::milliseconds>(*due - Clock::now()).count())));
+    }
     http_->poll(wait_ms, wake_[0]);
     producer_->poll(0);
     finish_delivered();
     store_offsets();
     apply_backpressure();
     finish_catch_ups();
-    lifecycle_->end_of_iteration();
+    lifecycle_->end_of_iteration(Clock::now());
     // Side calls still running (grades) are waited for too, within the drain time.
     if (stopping && ((requests_.empty() && lifecycle_->side_calls_running() == 0) || Clock::now() > drain_deadline_))
       break;

@@ -90,8 +90,14 @@ struct Request final : ChatStreamObserver {
   // -------------------------------------------------- the reply stream ----
   struct Reply {
     std::int64_t next_seq = 0;         // seq of the next reply event
-    std::int64_t published_chunks = 0;  // chunks of a model's answer already out: no retry can hide them
+    // Deltas of a model's answer given to the requester (published, or
+    // pending in the coalescer): no retry can hide them.
+    std::int64_t published_chunks = 0;
     std::string content;               // the current attempt's (or held cheap) answer so far
+    // content[0, published_bytes) is out in chunk events; the rest, when
+    // flush_queued, waits in the ChunkCoalescer (chunk_coalescer.h).
+    std::size_t published_bytes = 0;
+    bool flush_queued = false;
   } reply;
 
   // ------------------------------------------------------------ routing ----

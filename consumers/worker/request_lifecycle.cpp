@@ -46,7 +46,8 @@ RequestLifecycle::RequestLifecycle(StageContext& context, LifecycleParts parts)
       attempts_(context, *this),
       cascade_(context, side_calls_, *this, std::move(parts.answer_verifier)),
       quality_(context, side_calls_, routing_),
-      cancels_(context) {}
+      cancels_(context),
+      coalescer_(std::chrono::milliseconds(context.config.worker.coalesce_ms)) {}
 
 RequestLifecycle::~RequestLifecycle() = default;
 
@@ -146,6 +147,7 @@ void RequestLifecycle::route_and_start(Request& r) {
 // A model's answer is the request's: final and cost events, stored, cached,
 // shared with followers; then, maybe, a quality sample.
 void RequestLifecycle::finish_answer(Request& r, const ModelInfo& model, ChatCompletion completion) {
+  flush_chunks(r);
   const TokenUsage usage = ctx_.billed_usage(model, r, completion);
   admission_.settle_tokens(r, usage);
   const PublishedAnswer published = terminal_.answer(r, model, std::move(completion), usage);
@@ -163,6 +165,7 @@ void RequestLifecycle::finish_answer(Request& r, const ModelInfo& model, ChatCom
 // The request fails, and every follower with it (they paid nothing: what
 // the attempts cost is on the leader's cost event).
 void RequestLifecycle::fail(Request& r, const Error& error) {
+  flush_chunks(r);  // what the requester was promised precedes the error
   cascade_.cancel_agreement(r);  // what it wrote so far is paid, on the cost event
   const std::int64_t seq = terminal_.fail(r, error);
   for (Request* f : flights_.end_flight(r)) terminal_.follower_failed(*f, r, error, seq);
@@ -183,6 +186,7 @@ void RequestLifecycle::cancel(Request& r, std::string_view reason) {
   // cheap answer, the side calls' words so far.
   attempts_.cancel(r);
   cascade_.cancel(r);
+  flush_chunks(r);
   r.attempts.notes += "; " + cancelled_note(where, reason);
   admission_.settle_tokens(r, r.charges.wasted_usage);
   const std::int64_t seq = terminal_.fail(r, error);
@@ -218,8 +222,24 @@ void RequestLifecycle::publish_answer_delta(Request& r, std::string_view text) {
   r.reply.content.append(text);
   if (!r.event.stream) return;  // followers get a non-streaming leader's answer when it ends
   r.reply.published_chunks++;
+  coalescer_.note(r, ctx_.host.now());  // out at the end of this loop iteration, or its window
+}
+
+void RequestLifecycle::flush_chunks(Request& r) {
+  if (!std::exchange(r.reply.flush_queued, false)) return;
+  const std::string_view all(r.reply.content);
+  if (r.reply.published_bytes >= all.size()) return;
+  const std::string_view text = all.substr(r.reply.published_bytes);
+  r.reply.published_bytes = all.size();
   ctx_.publish_chunk(r, text);
   flights_.pass_to_followers(r, text);
+}
+
+void RequestLifecycle::end_of_iteration(Clock::time_point now) {
+  coalescer_.take_due(now, [this](std::uint64_t serial) {
+    if (Request* r = ctx_.requests.find(serial); r && !r->terminal()) flush_chunks(*r);
+  });
+  side_calls_.free_ended();
 }
 
 // ---------------------------------------------------------- AttemptOwner ----
@@ -262,6 +282,7 @@ void RequestLifecycle::publish_held(Request& r) {
     ctx_.publish_chunk(r, piece);
     flights_.pass_to_followers(r, piece);
   }
+  r.reply.published_bytes = r.reply.content.size();  // live deltas that follow go through the coalescer
 }
 
 void RequestLifecycle::accept(Request& r, const ModelInfo& model, ChatCompletion completion) {

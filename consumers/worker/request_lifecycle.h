@@ -39,6 +39,7 @@
 #include "consumers/worker/cache_stage.h"
 #include "consumers/worker/cancel_stage.h"
 #include "consumers/worker/cascade_controller.h"
+#include "consumers/worker/chunk_coalescer.h"
 #include "consumers/worker/quality_sampler.h"
 #include "consumers/worker/replay_stage.h"
 #include "consumers/worker/routing_stage.h"
@@ -80,8 +81,11 @@ class RequestLifecycle final : AttemptOwner, CascadeOwner {
   void on_finished(Request& r);
   // Side calls still running (the loop waits for them when it drains).
   std::size_t side_calls_running() const { return side_calls_.running(); }
-  // End of a loop iteration: frees what ended during it.
-  void end_of_iteration() { side_calls_.free_ended(); }
+  // End of a loop iteration: publishes the streamed text that is due as
+  // chunk events, frees what ended during it.
+  void end_of_iteration(Clock::time_point now);
+  // When held streamed text is next due (the loop wakes by then), if any.
+  std::optional<Clock::time_point> next_chunk_due() const { return coalescer_.next_due(); }
   // The loop stops: open flights and side calls are forgotten.
   void shutdown();
 
@@ -98,6 +102,9 @@ class RequestLifecycle final : AttemptOwner, CascadeOwner {
   // it goes on as a request of its own: single flight, admission, routing.
   void run_alone(Request& follower, const Request& cancelled_leader);
   void publish_answer_delta(Request& r, std::string_view text);
+  // The request's pending streamed text as one chunk event (to it and to its
+  // followers); nothing when none is pending. Called before every terminal.
+  void flush_chunks(Request& r);
 
   // AttemptOwner
   void on_attempt_delta(Request& r, std::string_view text) override;
@@ -121,6 +128,7 @@ class RequestLifecycle final : AttemptOwner, CascadeOwner {
   CascadeController cascade_;
   QualitySampler quality_;
   CancelStage cancels_;
+  ChunkCoalescer coalescer_;
 };
 
 }  // namespace cascade

@@ -59,8 +59,8 @@ bool SingleFlight::follow_or_lead(Request& r) {
       // retries and fallbacks happen only before the first one. The follower
       // catches up with them in one chunk; live deltas follow. A cascaded
       // leader holding back its cheap answer has published nothing.
-      if (leader->event.stream && !leader->cascade.holding && !leader->reply.content.empty())
-        pass_delta(r, *leader, leader->reply.content);
+      if (leader->event.stream && !leader->cascade.holding && leader->reply.published_bytes > 0)
+        pass_delta(r, *leader, std::string_view(leader->reply.content).substr(0, leader->reply.published_bytes));
       return true;
     }
     table_.close(r.fingerprint, *serial);  // not reached: a flight closes when its leader ends

@@ -12,6 +12,7 @@ Result<WorkerConfig> read_worker_config(ConfigReader& r) {
   r.read(w, "metrics_listen", c.metrics_listen, "worker");
   r.read(w, "cancel_window_ms", c.cancel_window_ms, "worker");
   r.read(w, "cancel_max_pending", c.cancel_max_pending, "worker");
+  r.read(w, "coalesce_ms", c.coalesce_ms, "worker");
   if (auto ok = r.status(); !ok) return std::unexpected(ok.error());
   if (c.threads < 1) return fail(ErrorCode::invalid_request, "worker.threads must be >= 1");
   if (c.max_in_flight < 1) return fail(ErrorCode::invalid_request, "worker.max_in_flight must be >= 1");
@@ -21,6 +22,9 @@ Result<WorkerConfig> read_worker_config(ConfigReader& r) {
   // librdkafka reads 0 as "never commit": offsets would never be committed.
   if (c.commit_interval_ms < 1) return fail(ErrorCode::invalid_request, "worker.commit_interval_ms must be >= 1");
   if (c.cancel_window_ms < 1) return fail(ErrorCode::invalid_request, "worker.cancel_window_ms must be >= 1");
+  // Longer would make a stream look stalled to its reader.
+  if (c.coalesce_ms < 0 || c.coalesce_ms > 1000)
+    return fail(ErrorCode::invalid_request, "worker.coalesce_ms must be within 0..1000");
   if (c.cancel_max_pending < 1) return fail(ErrorCode::invalid_request, "worker.cancel_max_pending must be >= 1");
   return c;
 }

@@ -26,6 +26,10 @@ struct WorkerConfig {
   // most cancel_max_pending of them (the oldest are forgotten first).
   std::int64_t cancel_window_ms = 600000;
   std::size_t cancel_max_pending = 10000;
+  // Streamed deltas (docs/events.md, "Chunk event"): 0 = those that arrive
+  // together (one read of the loop) go out as one chunk event; > 0 = later
+  // chunks also wait up to this long for more text. The first chunk is never held.
+  int coalesce_ms = 0;
 };
 
 struct LimitsConfig {

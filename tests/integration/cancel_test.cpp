@@ -83,7 +83,10 @@ TEST_F(CancelTest, ACancelWhileTheAnswerStreamsEndsItOnceClosesTheUpstreamAndCha
   PromptEvent e = prompt(1, text);
   ASSERT_TRUE(client_->send(e));
   ASSERT_TRUE(client_->flush(10000));
-  ASSERT_TRUE(eventually([&] { return client_->replies().at(e.id).chunks.size() >= kStreamed; }, 30s,
+  ASSERT_TRUE(eventually([&] {
+    const auto& r = client_->replies().at(e.id);
+    return !r.chunks.empty() && concat_chunks(r) == first_pieces(r, text, kStreamed);
+  }, 30s,
                          [&] { client_->poll(50); }))
       << where_requests_are();
 
@@ -96,9 +99,8 @@ TEST_F(CancelTest, ACancelWhileTheAnswerStreamsEndsItOnceClosesTheUpstreamAndCha
   ASSERT_EQ(reply.terminal->type, "error") << reply.terminal->body.dump();
   EXPECT_EQ(reply.terminal->body["error"].value("code", ""), "cancelled");
   EXPECT_EQ(reply.terminal->body["error"].value("message", ""), "cancelled by its requester: client_closed");
-  EXPECT_EQ(reply.terminal->seq, kStreamed);
+  EXPECT_EQ(reply.terminal->seq, static_cast<std::int64_t>(reply.chunks.size())) << "after the chunks sent";
   EXPECT_TRUE(reply.seq_in_order);
-  ASSERT_EQ(reply.chunks.size(), static_cast<std::size_t>(kStreamed));
 
   EXPECT_TRUE(eventually([&] { return abandoned_streams() == 1; }, 10s)) << "the worker closed the upstream stream";
   EXPECT_EQ(upstream_calls(), 1u);
@@ -162,10 +164,14 @@ TEST_F(CancelTest, AnotherTenantsCancelIsIgnoredAndTheAnswerCompletes) {
   // 3 chunks, a stall long enough for the cancel to reach the worker, then the rest.
   fault_on_every_provider(UpstreamFault::hang_mid_stream(3000, 3));
   start_pipeline();
-  PromptEvent e = prompt(1, "Name three rivers of Europe.");
+  const std::string text = "Name three rivers of Europe.";
+  PromptEvent e = prompt(1, text);
   ASSERT_TRUE(client_->send(e));
   ASSERT_TRUE(client_->flush(10000));
-  ASSERT_TRUE(eventually([&] { return client_->replies().at(e.id).chunks.size() >= 3; }, 30s,
+  ASSERT_TRUE(eventually([&] {
+    const auto& r = client_->replies().at(e.id);
+    return !r.chunks.empty() && concat_chunks(r) == first_pieces(r, text, 3);
+  }, 30s,
                          [&] { client_->poll(50); }));
   publish_cancel(e, "someone-else", "client_closed");
   EXPECT_TRUE(eventually([&] { return worker().stats().cancels_ignored.load() == 1; }, 10s))

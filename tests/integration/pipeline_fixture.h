@@ -304,6 +304,20 @@ class PipelineTest : public ::testing::Test {
     return out;
   }
 
+  // The first `n` pieces the simulated upstream streams for `prompt`, from the
+  // model the reply's first chunk names; "" before that chunk arrives. The
+  // worker merges deltas that reach it together (worker.coalesce_ms), so a
+  // test waits for text, not for a number of chunks.
+  std::string first_pieces(const CollectedReply& reply, const std::string& prompt, int n) const {
+    if (reply.chunks.empty()) return {};
+    const ModelInfo* model = catalog_->find(reply.chunks.front().body.value("model", ""));
+    if (!model) return {};
+    const auto pieces = SimulatedUpstream::answer_pieces(model->upstream_model, prompt, kChunks);
+    std::string out;
+    for (int i = 0; i < n && i < static_cast<int>(pieces.size()); ++i) out += pieces[i];
+    return out;
+  }
+
   // Waits until the ledger has applied `n` distinct cost events.
   bool wait_ledger(std::uint64_t n, std::chrono::seconds timeout) {
     return eventually([&] { return aggregator_.total().requests >= n; }, timeout);

@@ -302,21 +302,30 @@ class LifecycleHarness {
     if (fields.is_object()) e.update(fields);
     return e.dump();
   }
-  void consume(const std::string& payload) { lifecycle_->on_record(0, next_offset_++, payload); }
+  void consume(const std::string& payload) {
+    lifecycle_->on_record(0, next_offset_++, payload);
+    end_iteration();
+  }
+  // What the event loop does after the events of one iteration: streamed
+  // text that is due goes out as chunk events (worker.coalesce_ms).
+  void end_iteration() { lifecycle_->end_of_iteration(host.clock); }
   // A cancel of request `id` as the worker's cancel follower hands it to the
   // loop: made now, remembered for worker.cancel_window_ms.
   void cancel(const std::string& id, const std::string& reason = "client_closed", const std::string& tenant = "acme") {
     lifecycle_->on_cancel(CancelNotice{CancelEvent{id, tenant, reason, host.wall},
                                        host.wall + config_.worker.cancel_window_ms});
+    end_iteration();
   }
   // Fires the timers due after moving the clock.
   void advance(std::chrono::milliseconds by) {
     for (const auto& t : host.advance(by)) lifecycle_->on_timer(t.serial, t.kind);
     lifecycle_->on_tick(host.clock);
+    end_iteration();
   }
   // Fires timers due now (a provider slot handed over).
   void fire_due() {
     for (const auto& t : host.take_due()) lifecycle_->on_timer(t.serial, t.kind);
+    end_iteration();
   }
   Request* request(std::string_view id) {
     Request* found = nullptr;

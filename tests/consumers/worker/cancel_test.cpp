@@ -40,7 +40,9 @@ TEST(Cancel, AStreamCancelledMidwayStopsItsCallAndEndsWithOneCancelledErrorCharg
   h.consume(LifecycleHarness::prompt("r1", "Tell me a long story.", kStream));
   auto& a = h.provider("a");
   a.calls[0].observer->on_delta("Once upon ");
+  h.end_iteration();
   a.calls[0].observer->on_delta("a time");
+  h.end_iteration();
   h.cancel("r1", "client_closed");
 
   EXPECT_TRUE(a.calls[0].cancelled) << "the provider stream is stopped";

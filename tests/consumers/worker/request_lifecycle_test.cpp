@@ -40,12 +40,14 @@ TEST(RequestLifecycle, AStreamedAnswerIsChunksThenOneFinalAndOneCostEvent) {
   ASSERT_EQ(a.calls.size(), 1u);
   EXPECT_EQ(a.calls[0].upstream_model, "small-a");
   EXPECT_EQ(h.request("r1")->state, RequestState::calling);
-  a.answer(a.open_call(), {"The answer ", "is 4."}, {12, 6});
+  a.open_call().observer->on_delta("The answer ");
+  h.end_iteration();
+  a.answer(a.open_call(), {"is ", "4."}, {12, 6});  // two deltas and the end, read together
   expect_one_terminal_each(h, {"r1"});
   const auto replies = h.host.replies("r1");
   ASSERT_EQ(replies.size(), 3u);
   EXPECT_EQ(replies[0].text, "The answer ");
-  EXPECT_EQ(replies[1].text, "is 4.");
+  EXPECT_EQ(replies[1].text, "is 4.") << "deltas that arrived together are one chunk event";
   EXPECT_EQ(replies[2].type, "final");
   EXPECT_EQ(replies[2].seq, 2);
   EXPECT_EQ(replies[2].text, "The answer is 4.");

@@ -75,6 +75,7 @@ struct StateChangelog::Impl final : state_internal::Publisher {
   std::uint64_t applied = 0;
   std::uint64_t applied_bytes = 0;
   std::uint64_t malformed = 0;
+  std::uint64_t echoes_skipped = 0;
   std::optional<Clock::time_point> last_foreign_apply;
   std::int64_t last_foreign_delay_ms = -1;
 
@@ -212,6 +213,7 @@ Result<std::size_t> StateChangelog::Impl::apply_round(int timeout_ms) {
     r.offset = msg.offset();
     r.key = msg.key();
     if (!msg.tombstone()) r.value = msg.payload();
+    r.own = msg.header(kWriterHeader) == std::optional<std::string_view>(writer_id);
     first_offset.try_emplace({topic, r.partition}, r.offset);
     record_bytes += r.key.size() + msg.payload().size();
     records.push_back(r);
@@ -244,6 +246,7 @@ Result<std::size_t> StateChangelog::Impl::apply_round(int timeout_ms) {
     applied += records.size();
     applied_bytes += record_bytes;
     malformed += outcome->malformed;
+    echoes_skipped += outcome->echoes_skipped;
     const std::int64_t now_wall = wall_now_ms();
     for (const KafkaRecord& msg : messages) {
       if (!msg.ok()) continue;
@@ -448,6 +451,7 @@ ChangelogLag StateChangelog::lag() const {
   lag.last_foreign_delay_ms = c.last_foreign_delay_ms;
   lag.applied = c.applied;
   lag.malformed = c.malformed;
+  lag.echoes_skipped = c.echoes_skipped;
   return lag;
 }
 

@@ -181,8 +181,11 @@ class StateStore {
 
 // Receives every change the changelog applier wrote to the local store, after
 // it is durable in RocksDB, on the thread applying (the applier's own after
-// start(), else the caller of restore()/apply_available()). Records of this
-// process come back too, so a follower that only listens sees every entry.
+// start(), else the caller of restore()/apply_available()). A record this
+// store wrote itself (put, erase) is not written again when it comes back,
+// unless another writer's record of its key was applied in between, and the
+// listener does not hear of it: whoever writes locally sees the change then.
+// Records of this process written before a restart are applied as any other.
 class ChangelogListener {
  public:
   virtual ~ChangelogListener() = default;
@@ -209,6 +212,9 @@ struct ChangelogLag {
   std::uint64_t applied = 0;          // records applied since open
   std::uint64_t malformed = 0;        // records skipped: undecodable (e.g. a newer format)
   std::uint64_t publish_failures = 0; // deliveries that failed (retried from the outbox)
+  // Records of this store's own writes not written again (already in the
+  // store, no other writer's record for the key since): part of `applied`.
+  std::uint64_t echoes_skipped = 0;
 };
 
 // The changelog of one StateStore: publisher of its local changes and applier

@@ -229,8 +229,25 @@ Result<std::uint64_t> StateStore::Impl::local_put(StateFamily family, std::strin
     seq = *staged;
   }
   if (auto ok = commit(s); !ok) return std::unexpected(ok.error());
-  if (seq) publish_committed(seq, ckey, std::string_view(bytes));
+  if (seq) {
+    note_own_write(ckey);
+    publish_committed(seq, ckey, std::string_view(bytes));
+  }
   return seq;
+}
+
+bool StateStore::Impl::skip_as_echo(const ChangelogRecord& rec) {
+  if (unechoed.empty()) return false;
+  auto it = unechoed.find(rec.key);
+  if (it == unechoed.end()) return false;
+  OwnWrite& w = it->second;
+  if (!rec.own) {
+    w.foreign_since = true;
+    return false;
+  }
+  const bool skip = !w.foreign_since;
+  if (--w.pending == 0) unechoed.erase(it);
+  return skip;
 }
 
 // ---- changelog side --------------------------------------------------------
@@ -245,6 +262,10 @@ Result<ApplyOutcome> StateStore::Impl::apply_changelog(const std::string& topic,
   const std::int64_t now_ms = now();
   for (const auto& rec : records) {
     next_offsets[rec.partition] = rec.offset + 1;
+    if (skip_as_echo(rec)) {  // this store wrote it, and nothing else touched the key since
+      out.echoes_skipped++;
+      continue;
+    }
     const auto slash = rec.key.find('/');
     if (slash == std::string_view::npos) {
       out.malformed++;
@@ -709,7 +730,10 @@ Result<std::uint64_t> StateStore::erase(StateFamily family, std::string_view key
     seq = *staged;
   }
   if (auto ok = s.commit(staging); !ok) return std::unexpected(ok.error());
-  if (seq) s.publish_committed(seq, ckey, std::nullopt);
+  if (seq) {
+    s.note_own_write(ckey);
+    s.publish_committed(seq, ckey, std::nullopt);
+  }
   return seq;
 }
 

@@ -11,6 +11,7 @@
 #include <set>
 #include <span>
 #include <thread>
+#include <unordered_map>
 
 #include "state/codec.h"
 #include "state/state.h"
@@ -32,6 +33,7 @@ struct ChangelogRecord {
   std::int64_t offset = 0;
   std::string_view key;
   std::optional<std::string_view> value;  // nullopt = tombstone
+  bool own = false;  // written by this store (the record's writer header)
 };
 
 // One applied record, for the listener.
@@ -46,6 +48,7 @@ struct AppliedChange {
 struct ApplyOutcome {
   std::vector<AppliedChange> changes;
   std::uint64_t malformed = 0;
+  std::uint64_t echoes_skipped = 0;
 };
 
 // Drops expired entries when RocksDB compacts a file.
@@ -77,6 +80,24 @@ struct StateStore::Impl {
   std::map<std::string, std::int64_t, std::less<>> floors;  // tenant -> purged through ms
   state_internal::Publisher* publisher = nullptr;
   std::uint64_t next_outbox_seq = 1;
+  // Changelog keys this store wrote (local_put, erase) whose records have not
+  // come back through the changelog yet. Their echo need not be applied (the
+  // write is in the store already) unless a record of another writer for the
+  // same key was applied in between: then log order decides, and the echo is
+  // applied. Skipping echoes halves the RocksDB writes of a lone worker.
+  struct OwnWrite {
+    std::uint32_t pending = 0;     // own records of the key not yet echoed
+    bool foreign_since = false;    // another writer's record applied since
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
+  };
+  std::unordered_map<std::string, OwnWrite, KeyHash, std::equal_to<>> unechoed;
+  void note_own_write(const std::string& changelog_key) { unechoed[changelog_key].pending++; }
+  // Whether a changelog record may be skipped as the echo of a write already
+  // in the store; keeps `unechoed` up to date either way.
+  bool skip_as_echo(const state_internal::ChangelogRecord& rec);
 
   // Sum of the by_time index's byte figures, per class.
   std::atomic<std::int64_t> cache_bytes{0};

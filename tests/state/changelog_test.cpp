@@ -300,6 +300,46 @@ TEST_F(StateChangelogTest, LagCountsRecordsNotYetAppliedAndOnlyOtherWorkersRecor
   EXPECT_EQ(b.changelog->lag().applied, 4u);
 }
 
+TEST_F(StateChangelogTest, AStoresOwnRecordsAreNotWrittenAgainWhenTheyComeBack) {
+  RecordingListener listener;
+  auto a = open_replica(dir_.sub("a"), "worker-a", &listener);
+  ASSERT_TRUE(a.changelog);
+  ASSERT_TRUE(a.store->put_response("acme", "fp-1", "the answer", "v"));
+  ASSERT_TRUE(a.store->erase(StateFamily::responses, tenant_key("acme", "fp-1")));
+  ASSERT_TRUE(a.store->put_response("acme", "fp-2", "another", "v"));
+  ASSERT_TRUE(a.changelog->flush(kWaitMs));
+  EXPECT_EQ(restore_ok(a).records, 3u);
+  EXPECT_EQ(a.changelog->lag().echoes_skipped, 3u) << "each was in the store since its local write";
+  EXPECT_TRUE(listener.records.empty()) << "nothing changed: the listener heard of each write when it was made";
+  EXPECT_FALSE(a.store->get_response("acme", "fp-1", "v"));
+  ASSERT_TRUE(a.store->get_response("acme", "fp-2", "v"));
+  EXPECT_EQ(a.store->get_response("acme", "fp-2", "v")->payload, "another");
+}
+
+TEST_F(StateChangelogTest, AnOwnRecordAfterAnotherWritersRecordOfItsKeyIsAppliedSoLogOrderDecides) {
+  // One partition: the two writers' records of the key are in one order.
+  const std::string topic = "cascade.cache-changelog-one";
+  ASSERT_TRUE(kafka_.broker->create_topics({{topic, 1}}));
+  auto a = testing::open_replica(testing::replica_options(dir_.sub("a"), topic, "worker-a", &clock_), kafka_.config,
+                                 kafka_.bootstrap(), nullptr);
+  auto b = testing::open_replica(testing::replica_options(dir_.sub("b"), topic, "worker-b", &clock_), kafka_.config,
+                                 kafka_.bootstrap(), nullptr);
+  ASSERT_TRUE(a.changelog && b.changelog);
+  ASSERT_TRUE(b.store->put_response("acme", "fp", "from b", "v"));
+  ASSERT_TRUE(b.changelog->flush(kWaitMs));  // b's record first in the log
+  ASSERT_TRUE(a.store->put_response("acme", "fp", "from a", "v"));
+  ASSERT_TRUE(a.changelog->flush(kWaitMs));  // then a's
+
+  restore_ok(a);  // applies b's record over its own write, then its own echo
+  restore_ok(b);
+  ASSERT_TRUE(a.store->get_response("acme", "fp", "v"));
+  ASSERT_TRUE(b.store->get_response("acme", "fp", "v"));
+  EXPECT_EQ(a.store->get_response("acme", "fp", "v")->payload, "from a") << "the log's last record wins";
+  EXPECT_EQ(b.store->get_response("acme", "fp", "v")->payload, "from a") << "both replicas agree";
+  EXPECT_EQ(a.changelog->lag().echoes_skipped, 0u) << "another writer's record came between: applied";
+  EXPECT_EQ(b.changelog->lag().echoes_skipped, 1u);
+}
+
 TEST_F(StateChangelogTest, AStartedApplierFollowsOnItsOwnThread) {
   auto a = open_replica(dir_.sub("a"), "worker-a");
   auto b = open_replica(dir_.sub("b"), "worker-b");

@@ -11,6 +11,7 @@
 
 #include "core/logging.h"
 #include "providers/retry_after.h"
+#include "providers/stream_json.h"
 
 namespace cascade {
 
@@ -268,6 +269,7 @@ class AnthropicChatCall final : public HttpResponseHandler {
       return;
     }
     if (event.event == "ping") return;
+    if (event.event == "content_block_delta" && read_text_delta(event.data)) return;
     const json data = json::parse(event.data, nullptr, /*allow_exceptions=*/false);
     const std::string type = data.is_object() && data.contains("type") ? string_field(data, "type") : event.event;
     if (event.event == "error" || type == "error") {
@@ -317,6 +319,39 @@ class AnthropicChatCall final : public HttpResponseHandler {
     }
     const auto& piece = text->get_ref<const std::string&>();
     if (!piece.empty()) observer_->on_delta(piece);
+  }
+
+  // The common event, a content_block_delta of text, without a DOM
+  // (stream_json.h). False for anything else (another delta type, an error,
+  // invalid JSON): the DOM path reads it as before.
+  bool read_text_delta(std::string_view data) {
+    using stream_json::Kind;
+    using stream_json::Verdict;
+    bool block_delta = false, text_delta = false, has_text = false, other = false;
+    const auto visit = [&](stream_json::Path p, const stream_json::Value& v) {
+      if (p.size() == 1 && p[0].is("type")) {
+        block_delta = v.kind == Kind::string && *v.text == "content_block_delta";
+        if (!block_delta) other = true;
+      } else if (p.size() == 1 && p[0].is("error")) {
+        other = true;
+      } else if (p.size() == 1 && p[0].is("delta") && v.kind != Kind::object) {
+        other = true;
+      } else if (p.size() == 2 && p[0].is("delta") && p[1].is("type")) {
+        text_delta = v.kind == Kind::string && *v.text == "text_delta";
+        if (!text_delta) other = true;
+      } else if (p.size() == 2 && p[0].is("delta") && p[1].is("text")) {
+        if (v.kind != Kind::string) {
+          other = true;
+        } else {
+          text_.swap(*v.text);
+          has_text = true;
+        }
+      }
+      return other ? Verdict::stop : Verdict::go_on;
+    };
+    if (!scan_(data, visit) || other || !block_delta || !text_delta || !has_text) return false;
+    if (!text_.empty()) observer_->on_delta(text_);
+    return true;
   }
 
   // message_start has the input side; message_delta has cumulative output
@@ -375,6 +410,8 @@ class AnthropicChatCall final : public HttpResponseHandler {
   long status_ = 0;
   RetryAfterTracker retry_after_;
   SseParser sse_;
+  stream_json::JsonScan scan_;
+  std::string text_;  // read_text_delta's text, buffer kept
   std::string error_body_;
   ChatCompletion completion_;
   std::int64_t uncached_input_ = 0;

@@ -1,6 +1,7 @@
 #include "providers/adapter_support.h"
 #include "providers/gemini_provider.h"
 #include "providers/retry_after.h"
+#include "providers/stream_json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -56,15 +57,25 @@ std::optional<std::int64_t> retry_delay_ms_of(const json& body) {
   return std::nullopt;
 }
 
+// usageMetadata's counts as Cascade bills them.
+struct GeminiCounts {
+  std::int64_t prompt = 0, cached = 0, thoughts = 0, candidates = 0;
+  TokenUsage usage() const {
+    TokenUsage out;
+    // promptTokenCount already includes the cached part, as Cascade's input_tokens does.
+    out.input_tokens = prompt;
+    out.cached_tokens = cached;
+    // Thinking tokens are billed at the output price but not counted as candidates.
+    out.reasoning_tokens = thoughts;
+    out.output_tokens = candidates + thoughts;
+    return out;
+  }
+};
+
 TokenUsage usage_of(const json& usage_metadata) {
-  TokenUsage out;
-  // promptTokenCount already includes the cached part, as Cascade's input_tokens does.
-  out.input_tokens = count_of(usage_metadata, "promptTokenCount");
-  out.cached_tokens = count_of(usage_metadata, "cachedContentTokenCount");
-  // Thinking tokens are billed at the output price but not counted as candidates.
-  out.reasoning_tokens = count_of(usage_metadata, "thoughtsTokenCount");
-  out.output_tokens = count_of(usage_metadata, "candidatesTokenCount") + out.reasoning_tokens;
-  return out;
+  return GeminiCounts{count_of(usage_metadata, "promptTokenCount"), count_of(usage_metadata, "cachedContentTokenCount"),
+                      count_of(usage_metadata, "thoughtsTokenCount"), count_of(usage_metadata, "candidatesTokenCount")}
+      .usage();
 }
 
 // Gemini's FinishReason enum in the OpenAI vocabulary the rest of Cascade uses.
@@ -131,6 +142,7 @@ class GeminiChatCall final : public HttpResponseHandler {
 
   void on_event(const SseParser::Event& event) {
     if (!still_wanted()) return;
+    if (read_common_chunk(event.data)) return;
     const json chunk = json::parse(event.data, nullptr, /*allow_exceptions=*/false);
     if (chunk.is_object() && chunk.contains("error")) {
       std::string message = error_message_of(chunk);
@@ -187,6 +199,90 @@ class GeminiChatCall final : public HttpResponseHandler {
     }
   }
 
+  // The common chunk (the first candidate's text parts, its finish reason,
+  // usageMetadata's counts) without a DOM (stream_json.h). False when the
+  // chunk has anything else (an error, prompt feedback, a thought part, a
+  // count that is not a plain integer) or is not valid JSON: the DOM path
+  // then reads it as before.
+  bool read_common_chunk(std::string_view data) {
+    using stream_json::Kind;
+    using stream_json::Verdict;
+    bool other = false, has_usage = false;
+    GeminiCounts counts;
+    std::size_t texts = 0;
+    reason_.clear();
+    const auto in_candidate = [](stream_json::Path p) { return p[0].is("candidates") && p[1].at(0); };
+    const auto visit = [&](stream_json::Path p, const stream_json::Value& v) {
+      const auto unusual = [&] {
+        other = true;
+        return Verdict::stop;
+      };
+      switch (p.size()) {
+        case 1:
+          if (p[0].is("error") || (p[0].is("promptFeedback") && v.kind != Kind::null)) return unusual();
+          if (p[0].is("usageMetadata")) {
+            if (v.kind != Kind::object) return unusual();
+            has_usage = true;
+          }
+          if (p[0].is("candidates") && v.kind != Kind::array) return unusual();
+          return Verdict::go_on;
+        case 2:
+          if (p[0].is("usageMetadata")) {
+            std::int64_t* count = p[1].is("promptTokenCount")          ? &counts.prompt
+                                  : p[1].is("cachedContentTokenCount") ? &counts.cached
+                                  : p[1].is("thoughtsTokenCount")      ? &counts.thoughts
+                                  : p[1].is("candidatesTokenCount")    ? &counts.candidates
+                                                                       : nullptr;
+            if (count && v.kind != Kind::integer) return unusual();
+            if (count) *count = std::max<std::int64_t>(v.integer, 0);
+          }
+          if (p[0].is("candidates") && p[1].at(0) && v.kind != Kind::object) return unusual();
+          return Verdict::go_on;
+        case 3:
+          if (!in_candidate(p)) return Verdict::go_on;
+          if (p[2].is("content") && v.kind != Kind::object) return unusual();
+          if (p[2].is("finishReason")) {
+            if (v.kind != Kind::string) return unusual();
+            reason_.swap(*v.text);
+          }
+          return Verdict::go_on;
+        case 4:
+          if (in_candidate(p) && p[2].is("content") && p[3].is("parts") && v.kind != Kind::array) return unusual();
+          return Verdict::go_on;
+        case 5:
+          if (in_candidate(p) && p[2].is("content") && p[3].is("parts") && v.kind != Kind::object) return unusual();
+          return Verdict::go_on;
+        case 6:
+          if (!in_candidate(p) || !p[2].is("content") || !p[3].is("parts")) return Verdict::go_on;
+          if (p[5].is("thought")) return unusual();  // reasoning parts: the DOM path decides
+          if (p[5].is("text")) {
+            if (v.kind != Kind::string) return unusual();
+            if (texts == texts_.size()) texts_.emplace_back();
+            texts_[texts++].swap(*v.text);
+          }
+          return Verdict::go_on;
+        default:
+          return Verdict::go_on;
+      }
+    };
+    if (!scan_(data, visit) || other) return false;
+    // As the DOM path: usage, then the text parts, then the finish reason.
+    if (has_usage) {
+      completion_.usage = counts.usage();
+      completion_.usage_reported = true;
+    }
+    for (std::size_t i = 0; i < texts; ++i) {
+      if (texts_[i].empty()) continue;
+      observer_->on_delta(texts_[i]);
+      if (!still_wanted()) return true;
+    }
+    if (!reason_.empty()) {
+      completion_.finish_reason = finish_reason_of(reason_);
+      finish_seen_ = true;
+    }
+    return true;
+  }
+
   Error http_error() const {
     std::string message = "HTTP " + std::to_string(status_);
     const json body = json::parse(error_body_, nullptr, /*allow_exceptions=*/false);
@@ -224,6 +320,9 @@ class GeminiChatCall final : public HttpResponseHandler {
   long status_ = 0;
   RetryAfterTracker retry_after_;
   SseParser sse_;
+  stream_json::JsonScan scan_;
+  std::vector<std::string> texts_;  // read_common_chunk's text parts, buffers kept
+  std::string reason_;
   std::string error_body_;
   ChatCompletion completion_;
   bool finish_seen_ = false;  // a candidate carried a finishReason

@@ -2,6 +2,7 @@
 #include "core/text.h"
 #include "providers/openai_provider.h"
 #include "providers/retry_after.h"
+#include "providers/stream_json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -188,6 +189,7 @@ class OpenAiChatCall final : public HttpResponseHandler {
       complete(std::move(completion_));
       return;
     }
+    if (event.event != "error" && read_common_chunk(event.data)) return;
     const json chunk = json::parse(event.data, nullptr, /*allow_exceptions=*/false);
     if (event.event == "error" || (chunk.is_object() && chunk.contains("error"))) {
       std::string message = error_message_of(chunk);
@@ -223,6 +225,63 @@ class OpenAiChatCall final : public HttpResponseHandler {
     }
   }
 
+  // The common chunk (one choice, index 0, text and/or a finish reason)
+  // without a DOM (stream_json.h). False when the chunk has anything else
+  // (an error, usage, tool calls, more choices) or is not valid JSON: the
+  // DOM path then reads it as before.
+  bool read_common_chunk(std::string_view data) {
+    using stream_json::Kind;
+    using stream_json::Verdict;
+    bool other = false;
+    bool has_text = false, has_reason = false;
+    const auto visit = [&](stream_json::Path p, const stream_json::Value& v) {
+      const auto unusual = [&] {
+        other = true;
+        return Verdict::stop;
+      };
+      switch (p.size()) {
+        case 1:
+          if ((p[0].is("error") || p[0].is("usage")) && v.kind != Kind::null) return unusual();
+          if (p[0].is("choices") && v.kind != Kind::array) return unusual();
+          return Verdict::go_on;
+        case 2:
+          if (p[0].is("choices") && (!p[1].at(0) || v.kind != Kind::object)) return unusual();
+          return Verdict::go_on;
+        case 3:
+          if (!p[0].is("choices")) return Verdict::go_on;
+          if (p[2].is("index") && !(v.kind == Kind::integer && v.integer == 0)) return unusual();
+          if (p[2].is("finish_reason")) {
+            if (v.kind == Kind::string) {
+              reason_.swap(*v.text);
+              has_reason = true;
+            } else if (v.kind != Kind::null) {
+              return unusual();
+            }
+          }
+          if (p[2].is("delta") && v.kind != Kind::object && v.kind != Kind::null) return unusual();
+          return Verdict::go_on;
+        case 4:
+          if (!p[0].is("choices") || !p[2].is("delta")) return Verdict::go_on;
+          if (p[3].is("content")) {
+            if (v.kind == Kind::string) {
+              text_.swap(*v.text);
+              has_text = true;
+            } else if (v.kind != Kind::null) {
+              return unusual();
+            }
+          }
+          if ((p[3].is("tool_calls") || p[3].is("function_call")) && v.kind != Kind::null) return unusual();
+          return Verdict::go_on;
+        default:
+          return Verdict::go_on;
+      }
+    };
+    if (!scan_(data, visit) || other) return false;
+    if (has_reason) completion_.finish_reason.assign(reason_);
+    if (has_text && !text_.empty()) observer_->on_delta(text_);
+    return true;
+  }
+
   Error http_error() const {
     std::string message = "HTTP " + std::to_string(status_);
     const json body = json::parse(error_body_, nullptr, /*allow_exceptions=*/false);
@@ -254,6 +313,8 @@ class OpenAiChatCall final : public HttpResponseHandler {
   long status_ = 0;
   RetryAfterTracker retry_after_;
   SseParser sse_;
+  stream_json::JsonScan scan_;
+  std::string text_, reason_;  // the common chunk's fields (read_common_chunk), buffers kept
   std::string error_body_;
   ChatCompletion completion_;
   ToolCallAssembler tool_calls_;

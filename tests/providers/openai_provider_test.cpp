@@ -128,6 +128,23 @@ TEST_F(OpenAiProviderTest, StreamsOpenAiWireBytesSplitAtAwkwardPlaces) {
   EXPECT_EQ(http.active(), 0u);
 }
 
+TEST_F(OpenAiProviderTest, OnlyTheFirstChoicesTextIsTheAnswerWhateverTheChunksLayout) {
+  // Chunks the common-case reader does not take (index after the delta, a
+  // second choice, a choice with index 1 first) go to the full parser; the
+  // text read is the same either way.
+  const std::string body =
+      kRoleChunk + openai_chunk(R"([{"delta":{"content":"A"},"index":0}])") +
+      openai_chunk(R"([{"index":0,"delta":{"content":"B"}},{"index":1,"delta":{"content":"x"}}])") +
+      openai_chunk(R"([{"index":1,"delta":{"content":"y"}},{"index":0,"delta":{"content":"C"}}])") +
+      openai_chunk(R"([{"index":0,"delta":{"content":"\u00e9\ud83d\ude00"},"finish_reason":null}])") +
+      openai_chunk(R"([{"index":0,"delta":{"content":null},"finish_reason":"length"}])") + kDone;
+  server.enqueue(ScriptedResponse::sse_chunked({body}));
+  auto& observed = run(provider());
+  EXPECT_EQ(observed.deltas, (std::vector<std::string>{"A", "B", "C", "\u00e9\U0001F600"}));
+  ASSERT_TRUE(observed.outcome && observed.outcome->has_value());
+  EXPECT_EQ((*observed.outcome)->finish_reason, "length");
+}
+
 TEST_F(OpenAiProviderTest, SendsAStreamingChatCompletionsRequest) {
   server.enqueue(ScriptedResponse::sse_chunked({openai_sse_body()}));
   request.temperature = 0.25;

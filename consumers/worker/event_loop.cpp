@@ -78,7 +78,8 @@ Result<void> EventLoop::init() {
 
 void EventLoop::launch() { thread_ = std::thread([this] { run(); }); }
 
-void EventLoop::request_stop(int drain_timeout_ms) {
+void EventLoop::request_stop(int drain_timeout_ms, std::shared_ptr<CommitBarrier> barrier) {
+  commit_barrier_ = std::move(barrier);
   drain_deadline_ = Clock::now() + std::chrono::milliseconds(drain_timeout_ms);
   stopping_.store(true);
   wake();
@@ -161,7 +162,8 @@ void EventLoop::run() {
 // Returns true when the batch limit was hit (more records are probably
 // queued; the queue's wake-up fd only fires when it goes from empty to non-empty).
 bool EventLoop::consume_batch() {
-  const int room = config_.worker.max_in_flight - static_cast<int>(requests_.size());
+  const int room = std::min(config_.worker.max_in_flight - active_requests(),
+                            max_held_requests() - static_cast<int>(requests_.size()));
   // At capacity the partitions are paused; still poll once to serve
   // rebalances (a record that was already fetched is processed, not dropped).
   const int limit = std::max(1, std::min(kConsumeBatch, room));
@@ -221,6 +223,7 @@ void EventLoop::finish_delivered() {
     }
     if (auto w = watermarks_.find(r->partition); w != watermarks_.end()) w->second.complete(r->offset);
     stats_.completed++;
+    if (r->delivery.ended) ended_--;
     lifecycle_->on_finished(*r);
     requests_.erase(serial);
   }
@@ -241,6 +244,7 @@ void EventLoop::store_offsets() {
 }
 
 void EventLoop::update_in_flight() {
+  // Every request the loop holds, ended ones awaiting delivery included.
   const auto in_flight = static_cast<std::int64_t>(requests_.size());
   stats_.in_flight.store(in_flight);
   if (in_flight > stats_.peak_in_flight.load()) stats_.peak_in_flight.store(in_flight);
@@ -252,12 +256,16 @@ void EventLoop::update_in_flight() {
 // Paused at max_in_flight, or while the producer's queue is full (events
 // wait in its backlog); resumed at resume_fraction with the backlog gone.
 void EventLoop::apply_backpressure() {
-  const int in_flight = static_cast<int>(requests_.size());
+  const int in_flight = active_requests();
   const int resume_at = static_cast<int>(config_.worker.max_in_flight * config_.worker.resume_fraction);
   const bool backlogged = producer_->backlog() > 0;
-  if (!paused_ && (in_flight >= config_.worker.max_in_flight || backlogged)) {
+  // Ended requests waiting for delivery reports hold memory, not the loop:
+  // they count only against the larger bound.
+  const bool held_full = static_cast<int>(requests_.size()) >= max_held_requests();
+  if (!paused_ && (in_flight >= config_.worker.max_in_flight || backlogged || held_full)) {
     set_paused(true);
-  } else if (paused_ && in_flight <= resume_at && !backlogged) {
+  } else if (paused_ && in_flight <= resume_at && !backlogged &&
+             static_cast<int>(requests_.size()) < max_held_requests()) {
     set_paused(false);
   }
 }
@@ -340,7 +348,11 @@ void EventLoop::publish_tracked(Request& r, const std::string& topic, std::strin
   outbox_->send(r, topic, std::move(key), std::move(payload));
 }
 
-void EventLoop::terminal_published(Request& r) { outbox_->terminal_sent(r); }
+void EventLoop::terminal_published(Request& r) {
+  // Out of max_in_flight from now: what is left is Kafka's delivery reports.
+  if (!std::exchange(r.delivery.ended, true)) ended_++;
+  outbox_->terminal_sent(r);
+}
 
 void EventLoop::schedule(Clock::time_point due, std::uint64_t serial, TimerKind kind) {
   timers_.emplace(due, Timer{serial, kind});
@@ -361,6 +373,8 @@ void EventLoop::shutdown_graceful() {
   finish_delivered();
   store_offsets();
   if (auto ok = consumer_->commit(); !ok) spdlog::warn("worker: final commit: {}", ok.error().message);
+  // The other loops still drain and commit: none leaves the group before.
+  if (commit_barrier_) commit_barrier_->arrive_and_wait(std::max(drain_deadline_, Clock::now()) + kShutdownFlush);
   consumer_->close();
   if (!requests_.empty()) {
     spdlog::warn("worker[{}]: stopped with {} request(s) unfinished; they will be redelivered", index_,
@@ -370,6 +384,7 @@ void EventLoop::shutdown_graceful() {
     spdlog::info("worker[{}]: stopped with {} grading call(s) unfinished", index_, running);
   lifecycle_->shutdown();
   requests_.clear();
+  ended_ = 0;
   http_.reset();
 }
 
@@ -379,6 +394,7 @@ void EventLoop::shutdown_abort() {
   producer_->purge();
   consumer_->abandon();
   requests_.clear();
+  ended_ = 0;
 }
 
 void EventLoop::wake() {

@@ -22,6 +22,7 @@
 // Threading: run() on the loop's own thread; request_stop, request_abort
 // and post_cancel from any thread.
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -43,6 +44,29 @@
 
 namespace cascade {
 
+// The loops of one worker stopping together: each makes its final commit,
+// then waits (bounded) for the others' before its consumer leaves the group.
+// The first loop to leave would start a rebalance, and a commit made during
+// one fails ("rebalance in progress"): its requests would be redelivered
+// and answered twice (bench/README.md, finding 5). Any thread.
+class CommitBarrier {
+ public:
+  explicit CommitBarrier(int loops) : left_(loops) {}
+  void arrive_and_wait(Clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    if (--left_ <= 0) {
+      cv_.notify_all();
+      return;
+    }
+    cv_.wait_until(lock, deadline, [this] { return left_ <= 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int left_;
+};
+
 class EventLoop final : public RequestHost, public DeliveryListener, public RebalanceListener {
  public:
   // `options` and `stats` outlive the loop.
@@ -53,7 +77,9 @@ class EventLoop final : public RequestHost, public DeliveryListener, public Reba
   // bad provider configuration, Kafka client creation.
   [[nodiscard]] Result<void> init();
   void launch();
-  void request_stop(int drain_timeout_ms);
+  // Drains, then commits; with a barrier, leaves the group only once every
+  // loop sharing it has committed (or the barrier's wait ran out).
+  void request_stop(int drain_timeout_ms, std::shared_ptr<CommitBarrier> barrier = nullptr);
   void request_abort();
   void join();
   // A cancel for whatever request of this loop it matches (any thread). At
@@ -135,6 +161,14 @@ class EventLoop final : public RequestHost, public DeliveryListener, public Reba
   std::deque<CancelNotice> posted_cancels_;  // guarded by cancels_mutex_
   std::size_t posted_cancels_dropped_ = 0;   // guarded by cancels_mutex_
   bool paused_ = false;
+  std::shared_ptr<CommitBarrier> commit_barrier_;  // set before stopping_
+  // Requests whose terminal event is published and which wait only for
+  // delivery reports (and their changelog record): they no longer count
+  // against worker.max_in_flight (bench/README.md, finding 4), only against
+  // max_held_requests().
+  int ended_ = 0;
+  int active_requests() const { return static_cast<int>(requests_.size()) - ended_; }
+  int max_held_requests() const { return 2 * config_.worker.max_in_flight; }
   std::atomic<bool> stopping_{false};
   std::atomic<bool> aborting_{false};
   Clock::time_point drain_deadline_;

@@ -156,6 +156,7 @@ struct Request final : ChatStreamObserver {
     std::vector<OutgoingEvent> outgoing;
     int pending = 0;                // tracked events without a delivery report
     std::uint64_t completed_seq = 0;  // outbox seq of its completed answer (0 = none)
+    bool ended = false;               // its terminal event is published (the loop counts it out of max_in_flight)
   } delivery;
 
   AttemptSink* sink = nullptr;

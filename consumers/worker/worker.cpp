@@ -76,7 +76,8 @@ Result<void> Worker::follow_cancels() {
 
 void Worker::stop(int drain_timeout_ms) {
   if (cancels_) cancels_->stop();  // it posts to the loops
-  for (auto& loop : loops_) loop->request_stop(drain_timeout_ms);
+  auto barrier = std::make_shared<CommitBarrier>(static_cast<int>(loops_.size()));
+  for (auto& loop : loops_) loop->request_stop(drain_timeout_ms, barrier);
   for (auto& loop : loops_) loop->join();
   loops_.clear();
 }

@@ -96,6 +96,23 @@ TEST_F(RedeliveryTest, AnOffsetIsCommittedOnlyOnceTheCompletedAnswerIsInTheChang
   (*changelog)->stop();
 }
 
+// Two event loops stopping together both make their final commit before
+// either leaves the group: a commit during the rebalance that leaving starts
+// would fail, and those requests would be answered again after a restart.
+TEST_F(RedeliveryTest, AWorkerWithTwoLoopsCommitsEveryAnsweredRequestWhenItStops) {
+  env_overrides["CASCADE_WORKER_THREADS"] = "2";
+  env_overrides["CASCADE_WORKER_COMMIT_INTERVAL_MS"] = "600000";  // only the final commits count
+  start_pipeline();
+  constexpr int kRequests = 40;
+  for (int i = 0; i < kRequests; ++i) ASSERT_TRUE(client_->send(prompt(i, "Question number " + std::to_string(i))));
+  ASSERT_TRUE(client_->flush(10000));
+  ASSERT_TRUE(client_->wait_all(60s)) << client_->outstanding() << " unanswered";
+  // Answered: every offset is stored, and only a final commit sends it.
+  EXPECT_TRUE(eventually([&] { return workers_.front()->stats().in_flight.load() == 0; }, 30s, 50ms));
+  stop_default_worker();
+  EXPECT_EQ(committed_requests(), kRequests) << "every loop's last offsets are committed";
+}
+
 // A worker whose changelog applier has not caught up since it was assigned
 // partitions reads none of their requests; once the applier runs, it serves.
 TEST_F(RedeliveryTest, AssignedPartitionsWaitUntilTheChangelogHasCaughtUp) {

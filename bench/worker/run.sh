@@ -8,7 +8,9 @@
 # Usage: bench/worker/run.sh [cascade binary]
 #   BENCH_REQUESTS (default 20000), BENCH_CHUNKS (20), BENCH_PARTITIONS (16),
 #   BENCH_WORKER_THREADS (1), BENCH_FETCH_WAIT_MS (2), BENCH_PASSES (miss,hit),
-#   BENCH_TENANTS (8), BENCH_PERF (a folder: perf profiles of the worker); any CASCADE_* exported is passed to every process.
+#   BENCH_TENANTS (8), BENCH_DELAY_MS (0: the upstream's pause between chunks;
+#   with many requests and a large CASCADE_WORKER_MAX_IN_FLIGHT, that many slow
+#   streams are in flight at once: the worker's peak RSS is printed), BENCH_PERF (a folder: perf profiles of the worker); any CASCADE_* exported is passed to every process.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CASCADE=$(realpath "${1:-$ROOT/build/apps/cascade/cascade}")
@@ -51,7 +53,8 @@ wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; don
 "$CASCADE" broker --bootstrap-file "$DIR/bootstrap" >"$DIR/broker.log" 2>&1 &
 PIDS+=($!); BROKER_PID=$!
 wait_file "$DIR/bootstrap" broker "$DIR/broker.log"
-"$CASCADE" upstream --port-file "$DIR/upstream.port" --chunks "$CHUNKS" --threads 1 >"$DIR/upstream.log" 2>&1 &
+ulimit -n 65536 2>/dev/null || true  # one socket per stream in flight
+"$CASCADE" upstream --port-file "$DIR/upstream.port" --chunks "$CHUNKS" --delay-ms "${BENCH_DELAY_MS:-0}" --threads 1 >"$DIR/upstream.log" 2>&1 &
 PIDS+=($!); UPSTREAM_PID=$!
 wait_file "$DIR/upstream.port" upstream "$DIR/upstream.log"
 UPSTREAM_URL="http://127.0.0.1:$(cat "$DIR/upstream.port")/v1"
@@ -65,10 +68,12 @@ for _ in $(seq 1 300); do grep -q "assigned" "$DIR/worker.log" && break; sleep 0
 HZ=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+peak_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
 # Warm-up (connections, metadata, the first records to each topic): not measured.
 head -200 "$DIR/prompts.jsonl" | sed 's/"}$/ (warm-up)"}/' >"$DIR/warmup.jsonl"
-"$CASCADE" --bootstrap-file "$DIR/bootstrap" replay --file "$DIR/warmup.jsonl" --count 200 --show 0 --timeout 60 >/dev/null
+"$CASCADE" --bootstrap-file "$DIR/bootstrap" replay --file "$DIR/warmup.jsonl" --count 200 --show 0 --timeout 120 >/dev/null
+echo "# worker RSS after the warm-up: $(rss_mib "$WORKER_PID") MiB"
 
 echo "# $(date -u +%FT%TZ), $(nproc) cores; $N requests per pass, $CHUNKS chunks per answer, ${CASCADE_KAFKA_PARTITIONS} partitions, worker threads ${CASCADE_WORKER_THREADS}, fetch wait ${CASCADE_KAFKA_FETCH_WAIT_MAX_MS} ms"
 for pass in ${BENCH_PASSES:-miss hit}; do
@@ -84,9 +89,9 @@ for pass in ${BENCH_PASSES:-miss hit}; do
   if [ -n "${BENCH_PERF:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
   w=$(( $(ticks "$WORKER_PID") - w0 )); b=$(( $(ticks "$BROKER_PID") - b0 )); u=$(( $(ticks "$UPSTREAM_PID") - u0 ))
   read -r cu cs cm <"$DIR/client.time"
-  /usr/bin/python3 - "$pass" "$N" "$HZ" "$w" "$b" "$u" "$cu" "$cs" "$cm" "$DIR/replay.out" "$(rss_mib "$WORKER_PID")" <<'PY'
+  /usr/bin/python3 - "$pass" "$N" "$HZ" "$w" "$b" "$u" "$cu" "$cs" "$cm" "$DIR/replay.out" "$(rss_mib "$WORKER_PID")" "$(peak_mib "$WORKER_PID")" <<'PY'
 import re, sys
-p, n, hz, w, b, u, cu, cs, cm, out, rss = sys.argv[1:]
+p, n, hz, w, b, u, cu, cs, cm, out, rss, peak = sys.argv[1:]
 n, hz = int(n), int(hz)
 text = open(out).read()
 m = re.search(r"replay: (\d+) answered, (\d+) errors, (\d+) unanswered, in ([\d.]+) s", text)
@@ -97,6 +102,6 @@ client_us = 1e6 * (float(cu) + float(cs)) / max(answered, 1)
 print(f"{p:5} answered {answered}/{n} errors {errors} unanswered {unanswered}  {answered / secs:8.0f} req/s"
       f"  final p50 {lat[3]} ms p99 {lat[4]} ms")
 print(f"      CPU us/request: worker {us(w):.0f}  broker {us(b):.0f}  upstream {us(u):.0f}  client {client_us:.0f}"
-      f"   worker RSS {rss} MiB, client max RSS {int(cm) // 1024} MiB")
+      f"   worker RSS {rss} MiB (peak {peak}), client max RSS {int(cm) // 1024} MiB")
 PY
 done

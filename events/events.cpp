@@ -373,6 +373,10 @@ Result<FinalReply> parse_final_event(std::string_view payload) {
   });
 }
 
+Result<FinalReply> parse_final_event(const ReplyEvent& event) {
+  return guard_parse([&]() -> Result<FinalReply> { return read_final(event.body); });
+}
+
 std::string make_error_event(std::string_view id, std::int64_t seq, const Error& error) {
   return dump_json({
       {"v", kSchemaVersion},

@@ -136,6 +136,9 @@ struct FinalReply {
 nlohmann::json to_json(const FinalReply& final);
 std::string make_final_event(const FinalReply& final);
 [[nodiscard]] Result<FinalReply> parse_final_event(std::string_view payload);
+struct ReplyEvent;
+// The same from a reply event already parsed (parse_reply_event): no second parse.
+[[nodiscard]] Result<FinalReply> parse_final_event(const ReplyEvent& event);
 
 std::string make_error_event(std::string_view id, std::int64_t seq, const Error& error);
 

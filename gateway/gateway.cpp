@@ -124,7 +124,7 @@ void Gateway::Impl::kafka_loop() {
       }
       GatewayReply reply{std::move(*event), std::nullopt};
       if (reply.event.type == "final") {
-        auto final = parse_final_event(record.payload());
+        auto final = parse_final_event(reply.event);
         if (final) reply.final = std::move(*final);
       }
       batch.push_back(std::move(reply));

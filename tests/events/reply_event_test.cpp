@@ -129,6 +129,18 @@ TEST(FinalEvent, RoundTripsEveryField) {
   expect_same_final(*parsed, original);
 }
 
+TEST(FinalEvent, ReadFromItsParsedReplyEventIsTheSameAsFromItsPayload) {
+  const FinalReply original = sample_final();
+  auto reply = parse_reply_event(make_final_event(original));
+  ASSERT_TRUE(reply) << reply.error().message;
+  auto final = parse_final_event(*reply);
+  ASSERT_TRUE(final) << final.error().message;
+  expect_same_final(*final, original);
+  auto chunk = parse_reply_event(make_chunk_event("r", 0, "x"));
+  ASSERT_TRUE(chunk);
+  EXPECT_FALSE(parse_final_event(*chunk)) << "a chunk is not a final";
+}
+
 TEST(FinalEvent, RoutePolicyRoundTripsAndIsAbsentWhenEmpty) {
   FinalReply original = sample_final();
   original.route.policy = "thrift:careful";

@@ -10,28 +10,45 @@ AdmissionStage::AdmissionStage(StageContext& context, const BudgetBook* budgets)
 
 // ------------------------------------------------------------ rate limits ----
 
-AdmissionStage::TenantBuckets& AdmissionStage::buckets_for(const std::string& tenant) {
-  auto it = tenant_buckets_.find(tenant);
-  if (it != tenant_buckets_.end()) return it->second;
-  // Each event loop admits its share of the tenant's rate.
+double AdmissionStage::limits_share() const {
+  return ctx_.partition_share.fraction(1.0 / std::max(ctx_.config.worker.threads, 1));
+}
+
+AdmissionStage::TenantBuckets& AdmissionStage::buckets_for(const std::string& tenant, Clock::time_point now) {
+  const PartitionShare& partitions = ctx_.partition_share;
+  const double share = limits_share();
   const TenantLimits& limits = ctx_.config.limits_for(tenant);
-  const double share = 1.0 / std::max(ctx_.config.worker.threads, 1);
   const double rps = limits.requests_per_second * share;
+  const double request_burst = std::max(rps, 1.0);  // however small the part, one request at a time
   const double tokens_per_s = limits.tokens_per_minute / 60.0 * share;
-  return tenant_buckets_
-      .emplace(tenant, TenantBuckets{TokenBucket(rps, std::max(rps, 1.0)),
-                                     TokenBucket(tokens_per_s, limits.tokens_per_minute * share)})
-      .first->second;
+  const double token_burst = limits.tokens_per_minute * share;
+  auto it = tenant_buckets_.find(tenant);
+  if (it == tenant_buckets_.end()) {
+    return tenant_buckets_
+        .emplace(tenant, TenantBuckets{TokenBucket(rps, request_burst), TokenBucket(tokens_per_s, token_burst),
+                                       partitions.generation()})
+        .first->second;
+  }
+  TenantBuckets& b = it->second;
+  // A rebalance moved the share: the new rates count from now, the tenant's
+  // first request since; the time before refilled at the old ones, up to
+  // the new burst.
+  if (b.share_generation != partitions.generation()) {
+    b.requests.set_rate(rps, request_burst, now);
+    b.tokens.set_rate(tokens_per_s, token_burst, now);
+    b.share_generation = partitions.generation();
+  }
+  return b;
 }
 
 AdmissionStage::Decision AdmissionStage::admit(Request& r) {
   const TenantLimits& limits = ctx_.config.limits_for(r.event.tenant);
   if (limits.requests_per_second <= 0 && limits.tokens_per_minute <= 0) return {};
-  TenantBuckets& b = buckets_for(r.event.tenant);
   const auto now = ctx_.host.now();
+  TenantBuckets& b = buckets_for(r.event.tenant, now);
   double estimate = static_cast<double>(ctx_.input_tokens(r)) + ctx_.effective_max_tokens(r.event);
-  if (!b.tokens.unlimited())
-    estimate = std::min(estimate, limits.tokens_per_minute / std::max(ctx_.config.worker.threads, 1));
+  // More than the loop's bucket can hold waits for a full bucket, not forever.
+  if (!b.tokens.unlimited()) estimate = std::min(estimate, b.tokens.burst());
   if (b.requests.try_take(1, now)) {
     if (b.tokens.try_take(estimate, now)) {
       r.charges.tokens_reserved = b.tokens.unlimited() ? 0 : estimate;
@@ -44,9 +61,11 @@ AdmissionStage::Decision AdmissionStage::admit(Request& r) {
   const auto due = std::max(b.requests.available_at(1, now), b.tokens.available_at(estimate, now));
   if (due > *r.charges.admission_deadline) {
     ctx_.stats.rate_limited++;
-    char detail[160];
-    std::snprintf(detail, sizeof detail, " (requests_per_second %.3g, tokens_per_minute %.3g, waited up to %ld ms)",
-                  limits.requests_per_second, limits.tokens_per_minute, limits.max_wait_ms);
+    char detail[200];
+    std::snprintf(detail, sizeof detail,
+                  " (requests_per_second %.3g, tokens_per_minute %.3g, %.3g%% of them admitted here; waited up to %ld ms)",
+                  limits.requests_per_second, limits.tokens_per_minute,
+                  100 * limits_share(), limits.max_wait_ms);
     return {Verdict::refused,
             Error{ErrorCode::rate_limited, "tenant '" + r.event.tenant + "' is over its rate limit" + detail}};
   }
@@ -58,7 +77,8 @@ AdmissionStage::Decision AdmissionStage::admit(Request& r) {
 void AdmissionStage::settle_tokens(Request& r, const TokenUsage& used) {
   if (r.charges.tokens_reserved <= 0) return;
   const double tokens = static_cast<double>(used.input_tokens + used.output_tokens);
-  buckets_for(r.event.tenant).tokens.give_back(r.charges.tokens_reserved - tokens, ctx_.host.now());
+  const auto now = ctx_.host.now();
+  buckets_for(r.event.tenant, now).tokens.give_back(r.charges.tokens_reserved - tokens, now);
   r.charges.tokens_reserved = 0;
 }
 

@@ -6,7 +6,9 @@
 namespace cascade {
 
 AdmissionStage::AdmissionStage(StageContext& context, const BudgetBook* budgets)
-    : ctx_(context), budgets_(budgets), pending_spend_(context.config.limits.budget_settle_ms) {}
+    : ctx_(context),
+      budgets_(budgets),
+      pending_spend_(budgets ? &budgets->pending_spend(context.config.limits.budget_settle_ms) : nullptr) {}
 
 // ------------------------------------------------------------ rate limits ----
 
@@ -103,13 +105,21 @@ AdmissionStage::Decision AdmissionStage::check_budget(Request& r, RoutingStage& 
   if (!budgets_) return {};
   const BudgetBook& book = *budgets_;
   if (!book.has_budgets(r.event.tenant)) return {};
+  // Under the process's lock: no other loop's check comes between this
+  // request's check and its reservation.
+  return pending_spend_->with(
+      [&](PendingSpend& pending) { return check_budget_locked(r, routing, book, pending); });
+}
+
+AdmissionStage::Decision AdmissionStage::check_budget_locked(Request& r, RoutingStage& routing,
+                                                             const BudgetBook& book, PendingSpend& pending) {
   const std::int64_t now = ctx_.host.wall_ms();
   if (now - pending_spend_swept_ms_ >= 100) {
-    pending_spend_.forget_included(book.ledger_seen_ms(), now);
+    pending.forget_included(book.ledger_seen_ms(), now);
     pending_spend_swept_ms_ = now;
   }
   double estimate = estimated_cost(r);
-  BudgetDecision decision = book.check(r.event.tenant, r.route.model->id, r.tags, estimate, now, &pending_spend_);
+  BudgetDecision decision = book.check(r.event.tenant, r.route.model->id, r.tags, estimate, now, &pending);
   const std::int64_t max_age = ctx_.config.limits.budget_max_state_age_ms;
   if (max_age > 0 && (decision.state_age_ms < 0 || decision.state_age_ms > max_age)) {
     return refuse_over_budget(r, "budget state unknown: the ledger's spend state is " +
@@ -124,14 +134,14 @@ AdmissionStage::Decision AdmissionStage::check_budget(Request& r, RoutingStage& 
     ctx_.stats.budget_downgraded++;
     if (ctx_.metrics) ctx_.metrics->budget("downgraded");
     estimate = estimated_cost(r);
-    decision = book.check(r.event.tenant, r.route.model->id, r.tags, estimate, now, &pending_spend_);
+    decision = book.check(r.event.tenant, r.route.model->id, r.tags, estimate, now, &pending);
   }
   if (decision.verdict == BudgetVerdict::hard_exceeded) return refuse_over_budget(r, decision.reason);
   if (decision.verdict == BudgetVerdict::soft_exceeded && r.route.reason.find(decision.reason) == std::string::npos) {
     r.route.reason += "; " + decision.reason;  // pinned, or already the cheapest: served as routed
   }
-  if (drop_over_budget_alternatives(r, book, estimate, now)) estimate = estimated_cost(r);
-  r.charges.budget_reservation = pending_spend_.reserve(r.event.tenant, r.route.model->id, r.tags, estimate);
+  if (drop_over_budget_alternatives(r, book, pending, estimate, now)) estimate = estimated_cost(r);
+  r.charges.budget_reservation = pending.reserve(r.event.tenant, r.route.model->id, r.tags, estimate);
   return {};
 }
 
@@ -140,12 +150,12 @@ AdmissionStage::Decision AdmissionStage::check_budget(Request& r, RoutingStage& 
 // escalation models are taken out, and the reason names them. (The tenant's
 // and tags' budgets were checked with the same estimate, so a hard verdict
 // for another model is its model budget's.) True if any was.
-bool AdmissionStage::drop_over_budget_alternatives(Request& r, const BudgetBook& book, double estimate,
-                                                   std::int64_t now) {
+bool AdmissionStage::drop_over_budget_alternatives(Request& r, const BudgetBook& book, const PendingSpend& pending,
+                                                   double estimate, std::int64_t now) {
   std::string dropped;
   auto over_budget = [&](const ModelInfo* m) {
     if (m == r.route.model) return false;
-    const BudgetDecision d = book.check(r.event.tenant, m->id, r.tags, estimate, now, &pending_spend_);
+    const BudgetDecision d = book.check(r.event.tenant, m->id, r.tags, estimate, now, &pending);
     if (d.verdict != BudgetVerdict::hard_exceeded) return false;
     if (dropped.find(m->id) == std::string::npos) dropped += (dropped.empty() ? "" : ", ") + m->id;
     return true;
@@ -169,7 +179,9 @@ AdmissionStage::Decision AdmissionStage::refuse_over_budget(Request& r, std::str
 
 void AdmissionStage::settle_budget(Request& r) {
   if (r.charges.budget_reservation == 0) return;
-  pending_spend_.settle(r.charges.budget_reservation, r.charges.charged_usd, ctx_.host.wall_ms());
+  pending_spend_->with([&](PendingSpend& pending) {
+    pending.settle(r.charges.budget_reservation, r.charges.charged_usd, ctx_.host.wall_ms());
+  });
   r.charges.budget_reservation = 0;
 }
 

@@ -126,6 +126,31 @@ TEST_F(AdmissionStageTest, AnAdmittedEstimateCountsAgainstTheNextRequestUntilItS
   EXPECT_EQ(admission_.check_budget(third, routing_).verdict, AdmissionStage::Verdict::admitted);
 }
 
+// A tenant's requests reach every loop of a worker (prompt events are keyed
+// by request): the loops of one process count each other's spend in flight,
+// so between them they never take a tenant past a limit either.
+TEST_F(AdmissionStageTest, TheLoopsOfOneProcessCountEachOthersSpendInFlight) {
+  book_.set_runtime_budget({"acme", "", BudgetLimits{.daily_usd = 0.03, .monthly_usd = 0, .soft_percent = 80}});
+  LifecycleHarness other_loop;
+  RoutingStage other_routing(other_loop.context(), nullptr, nullptr);
+  AdmissionStage other_admission(other_loop.context(), &book_);
+  Request& first = routed("first", {{"max_tokens", 4000}});
+  ASSERT_EQ(admission_.check_budget(first, routing_).verdict, AdmissionStage::Verdict::admitted);
+
+  auto parsed = parse_prompt_event(LifecycleHarness::prompt("second", "Summarize this paragraph.", {{"max_tokens", 4000}}),
+                                   PromptLimits{}, [](std::string_view) { return true; });
+  ASSERT_TRUE(parsed);
+  auto owned = std::make_unique<Request>();
+  owned->event = std::move(*parsed);
+  Request& second = other_loop.requests.add(std::move(owned));
+  ASSERT_TRUE(other_routing.route(second));
+  EXPECT_EQ(other_admission.check_budget(second, other_routing).verdict, AdmissionStage::Verdict::refused)
+      << "the other loop's request in flight is pending spend here too";
+  first.charges.charged_usd = 0;
+  admission_.settle_budget(first);
+  EXPECT_EQ(other_admission.check_budget(second, other_routing).verdict, AdmissionStage::Verdict::admitted);
+}
+
 // ---- rate limits over several loops (partition_share.h) --------------------
 
 // One event loop's admission stage with a tenant limit and no waiting: a

@@ -430,6 +430,12 @@ double PendingSpend::amount(std::string_view tenant, std::string_view scope) con
   return it == sums_.end() ? 0.0 : it->second.usd;
 }
 
+SharedPendingSpend& BudgetBook::pending_spend(std::int64_t settle_ms) const {
+  std::lock_guard lock(pending_mu_);
+  if (!pending_) pending_ = std::make_unique<SharedPendingSpend>(settle_ms);
+  return *pending_;
+}
+
 std::vector<BudgetStatus> BudgetBook::statuses(std::string_view tenant, std::int64_t now_ms) const {
   std::vector<BudgetStatus> out;
   std::map<Key, std::pair<BudgetLimits, bool>> merged;

@@ -18,12 +18,14 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -137,13 +139,14 @@ struct BudgetStatus {
   double spent_monthly_usd = 0;
 };
 
-// Spend one worker event loop has committed to that the spend state may not
-// show yet: the estimates of its requests in flight, and the actual cost of
-// those that finished within the last settle_ms of the ledger's clock (the
-// ledger needs that long to consume a cost event and publish the spend).
+// Spend a worker process has committed to that the spend state may not show
+// yet: the estimates of its requests in flight, and the actual cost of those
+// that finished within the last settle_ms of the ledger's clock (the ledger
+// needs that long to consume a cost event and publish the spend).
 // BudgetBook::check adds it to the published spend, so requests admitted
-// together by one loop never overshoot a limit between them; the bound left
-// is docs/ledger.md's "Overshoot bound". Single-threaded: one per event loop.
+// together by one process never overshoot a limit between them; the bound
+// left is docs/ledger.md's "Overshoot bound". Single-threaded: the event
+// loops of a process share one through SharedPendingSpend.
 class PendingSpend {
  public:
   // settle_ms: how long a finished request's cost is counted here after it
@@ -191,6 +194,27 @@ class PendingSpend {
   std::unordered_map<std::string, Sum> sums_;
 };
 
+// The PendingSpend of every event loop of one process, behind a lock. A
+// tenant's prompt events are keyed by request (prompt_event_key), so its
+// requests reach every loop; loops that count each other's spend in flight
+// never take a tenant past a limit between them, as one loop never did.
+// Thread-safe.
+class SharedPendingSpend {
+ public:
+  explicit SharedPendingSpend(std::int64_t settle_ms) : spend_(settle_ms) {}
+  // Runs fn(PendingSpend&) under the lock: a check and the reservation it
+  // leads to are one step, which no other loop's can come between.
+  template <class Fn>
+  decltype(auto) with(Fn&& fn) {
+    std::lock_guard lock(mu_);
+    return std::forward<Fn>(fn)(spend_);
+  }
+
+ private:
+  std::mutex mu_;
+  PendingSpend spend_;
+};
+
 // Budgets and spend in memory: configured budgets, run-time overrides, and the
 // latest spend per tenant/scope/period. Thread-safe; check() takes a shared lock.
 class BudgetBook {
@@ -216,7 +240,7 @@ class BudgetBook {
   // budget of the tenant, of the model and of each tag, daily and monthly.
   // hard_exceeded when spend + estimate > limit for any of them, else
   // soft_exceeded when spend + estimate > soft_percent of any, else ok.
-  // `pending` (may be null): this loop's spend not yet in the state, added to it.
+  // `pending` (may be null): this process's spend not yet in the state, added to it.
   BudgetDecision check(std::string_view tenant, std::string_view model, std::span<const std::string> tags,
                        double estimated_cost_usd, std::int64_t now_ms,
                        const PendingSpend* pending = nullptr) const;
@@ -228,6 +252,12 @@ class BudgetBook {
   // The latest time the ledger was heard from (heartbeat or spend record); 0 = never.
   std::int64_t ledger_seen_ms() const { return ledger_seen_ms_.load(); }
 
+  // The spend in flight of the event loops that check this book (a worker
+  // process's loops share its BudgetTable's book), made at the first call
+  // with that call's settle_ms (every loop passes limits.budget_settle_ms).
+  // Not the book's budgets or spend: a reader of the book may add to it.
+  SharedPendingSpend& pending_spend(std::int64_t settle_ms) const;
+
  private:
   using Key = std::pair<std::string, std::string>;  // tenant, scope
   struct Spend {
@@ -237,6 +267,8 @@ class BudgetBook {
   const BudgetLimits* limits_locked(const Key& key) const;
 
   mutable std::shared_mutex mu_;
+  mutable std::mutex pending_mu_;  // guards pending_'s creation
+  mutable std::unique_ptr<SharedPendingSpend> pending_;
   std::map<Key, BudgetLimits, std::less<>> configured_;
   std::map<Key, BudgetLimits, std::less<>> runtime_;
   std::map<std::tuple<std::string, std::string, BudgetPeriod>, Spend, std::less<>> spend_;

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "events/request_fingerprint.h"
+
 namespace cascade {
 
 Result<std::unique_ptr<ReplyReader>> ReplyReader::open(const KafkaConfig& config,
@@ -35,7 +37,9 @@ Result<std::unique_ptr<CascadeClient>> CascadeClient::open(const KafkaConfig& co
   auto reader = ReplyReader::open(config, bootstrap, reply_topic);
   if (!reader) return std::unexpected(reader.error());
   client->reader_ = std::move(*reader);
-  auto producer = EventProducer::create(config, bootstrap);
+  // The gateway's partitioner too: a prompt event key lands on the same
+  // partition whichever Cascade producer sends it.
+  auto producer = EventProducer::create(config, bootstrap, nullptr, /*java_partitioner=*/true);
   if (!producer) return std::unexpected(producer.error());
   client->producer_ = std::move(*producer);
   return client;
@@ -48,7 +52,7 @@ Result<void> CascadeClient::send(PromptEvent event) {
     it->second.sent_at = std::chrono::steady_clock::now();
     outstanding_++;  // a re-sent id still has one answer to wait for
   }
-  return producer_->produce(config_.requests_topic, event.tenant, to_json(event).dump());
+  return producer_->produce(config_.requests_topic, prompt_event_key(event), to_json(event).dump());
 }
 
 Result<void> CascadeClient::send_raw(const std::string& key, const std::string& payload,

@@ -49,7 +49,9 @@ class CascadeClient {
  public:
   [[nodiscard]] static Result<std::unique_ptr<CascadeClient>> open(const KafkaConfig& config, const std::string& bootstrap,
                                                      const std::string& reply_topic);
-  // Sends a prompt event (reply_to is set to this client's reply topic when empty).
+  // Sends a prompt event (reply_to is set to this client's reply topic when
+  // empty), keyed by prompt_event_key with the Java client's partitioner, as
+  // the gateway and the examples send them.
   [[nodiscard]] Result<void> send(PromptEvent event);
   // Sends raw bytes as a prompt event (tests of bad input); replies to
   // `expect_id`, if given, are collected like those of send().

@@ -24,7 +24,7 @@ std::string_view to_string(Priority p);
 std::string_view to_string(CacheMode m);
 std::string_view to_string(CacheOutcome c);
 
-// A prompt event from cascade.requests (key = tenant).
+// A prompt event from cascade.requests (key = prompt_event_key, events/request_fingerprint.h).
 struct PromptEvent {
   std::string id;        // unique; the idempotency key
   std::string tenant;

@@ -17,15 +17,20 @@ class CanonicalWriter {
  public:
   explicit CanonicalWriter(Sink& sink) : sink_(sink) {}
 
-  void request(const PromptEvent& event, int effective_max_tokens) {
-    sink_.write(kRequestFingerprintVersion);
+  // `effective_max_tokens` null: the line is left out (the prompt event key,
+  // which producers compute without the workers' configuration).
+  void request(std::string_view version, const PromptEvent& event, const int* effective_max_tokens) {
+    sink_.write(version);
     sink_.write("\n");
     field("tenant", event.tenant);
     field("model", event.model);
     field("preference", to_string(event.preference));
-    sink_.write("max_tokens ");
-    integer(effective_max_tokens);
-    sink_.write("\ntemperature ");
+    if (effective_max_tokens) {
+      sink_.write("max_tokens ");
+      integer(*effective_max_tokens);
+      sink_.write("\n");
+    }
+    sink_.write("temperature ");
     if (event.temperature) {
       floating(*event.temperature);
     } else {
@@ -214,14 +219,34 @@ class DigestSink {
 
 std::string canonical_request(const PromptEvent& event, int effective_max_tokens) {
   StringSink sink;
-  CanonicalWriter<StringSink>(sink).request(event, effective_max_tokens);
+  CanonicalWriter<StringSink>(sink).request(kRequestFingerprintVersion, event, &effective_max_tokens);
   return std::move(sink.out);
 }
 
 Result<std::string> request_fingerprint(const PromptEvent& event, int effective_max_tokens) {
   DigestSink sink;
-  CanonicalWriter<DigestSink>(sink).request(event, effective_max_tokens);
+  CanonicalWriter<DigestSink>(sink).request(kRequestFingerprintVersion, event, &effective_max_tokens);
   return sink.hex_digest();
+}
+
+std::string canonical_prompt_key(const PromptEvent& event) {
+  StringSink sink;
+  CanonicalWriter<StringSink>(sink).request(kPromptEventKeyVersion, event, nullptr);
+  return std::move(sink.out);
+}
+
+std::string prompt_event_key(const PromptEvent& event) {
+  DigestSink sink;
+  CanonicalWriter<DigestSink>(sink).request(kPromptEventKeyVersion, event, nullptr);
+  auto digest = sink.hex_digest();
+  // Without a digest (out of memory) the tenant alone: a valid key, only
+  // not spread.
+  if (!digest) return event.tenant;
+  std::string key;
+  key.reserve(event.tenant.size() + 1 + kPromptEventKeyHexDigits);
+  key.append(event.tenant).push_back('/');
+  key.append(*digest, 0, kPromptEventKeyHexDigits);
+  return key;
 }
 
 }  // namespace cascade

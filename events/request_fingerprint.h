@@ -1,7 +1,8 @@
 #pragma once
 // The request fingerprint: the key under which identical requests share one
-// answer (single flight in the worker today, the exact-match response cache
-// next). Two prompt events get the same fingerprint exactly when everything
+// answer (single flight and the exact-match response cache in the worker),
+// and the prompt event key derived from it, which every producer of prompt
+// events uses as the Kafka record key. Two prompt events get the same fingerprint exactly when everything
 // that shapes the answer is the same: tenant, messages, model, preference,
 // effective max_tokens and temperature (and response_format and cascade, when
 // a request sets them: they change which answer is acceptable). What only says who asked or how the
@@ -16,6 +17,7 @@
 //     already "auto" and "balanced" after parsing.
 // Nothing else: message content is byte-exact (no trimming, no case or Unicode
 // folding), 5 and 5.0 differ, and so do an absent and an explicit temperature.
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -54,5 +56,36 @@ std::string canonical_request(const PromptEvent& event, int effective_max_tokens
 // the crypto library does (out of memory): callers then treat the request as
 // unique.
 [[nodiscard]] Result<std::string> request_fingerprint(const PromptEvent& event, int effective_max_tokens);
+
+// ---- the prompt event key (docs/events.md, "Prompt event key") -------------
+
+inline constexpr std::string_view kPromptEventKeyVersion = "cascade.prompt-key.v1";
+inline constexpr std::size_t kPromptEventKeyHexDigits = 32;
+
+// The Kafka key of a prompt event on the requests topic:
+//
+//   <tenant>/<first 32 hex digits of SHA-256(canonical_prompt_key(event))>
+//
+// Keyed by tenant, all of a tenant's requests would share one partition and
+// hence one worker event loop; keyed by this, a tenant's distinct requests
+// spread evenly over the partitions (and the worker loops' rate-limit shares
+// add up to the tenant's limit, consumers/worker/partition_share.h).
+// Identical requests (the same fingerprint) always get the same key, hence
+// the same partition and loop, where single flight meets them: the key
+// hashes what the fingerprint hashes except max_tokens, whose default is the
+// workers' configuration (limits.default_max_tokens) that a producer cannot
+// know. The tenant, in clear before '/' (a character no tenant name has),
+// keeps tenants from ever sharing a key. Never fails: without a digest (out
+// of memory) the key is the tenant alone.
+//
+// examples/python/prompt_key.py and examples/node/prompt_key.mjs compute the
+// same key; tests/events/prompt_event_key_vectors.json holds the cases all
+// three are checked against.
+std::string prompt_event_key(const PromptEvent& event);
+
+// What prompt_event_key hashes (tests, debugging, ports to other languages):
+// canonical_request's format with the version line kPromptEventKeyVersion
+// and without the max_tokens line.
+std::string canonical_prompt_key(const PromptEvent& event);
 
 }  // namespace cascade

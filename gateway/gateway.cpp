@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "events/cancel_event.h"
+#include "events/request_fingerprint.h"
 #include "cache/semantic.h"
 #include "gateway/gateway_impl.h"
 #include "gateway/mcp_endpoint.h"
@@ -68,7 +69,10 @@ Result<std::uint64_t> Gateway::Impl::produce_prompt(const PromptEvent& event) {
   const std::string payload = to_json(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const std::uint64_t token = next_token++;
   OutgoingRecord record;
-  record.key = event.tenant;
+  // Spreads a tenant over every partition, identical requests on one
+  // (docs/events.md, "Prompt event key").
+  const std::string key = prompt_event_key(event);
+  record.key = key;
   record.value = payload;
   record.token = token;
   auto queued = producer->produce(config().kafka.requests_topic, record);

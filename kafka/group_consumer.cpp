@@ -11,6 +11,7 @@ struct GroupConsumer::Impl {
   std::string topic;
   RebalanceListener* listener = nullptr;
   bool closed = false;
+  TopicShare share;  // as the last rebalance left it
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                            void* opaque);
@@ -23,6 +24,30 @@ struct GroupConsumer::Impl {
 };
 
 GroupConsumer::GroupConsumer() : impl_(std::make_unique<Impl>()) {}
+
+namespace {
+
+// The topic's partition count from the cluster's metadata; 0 when it did not
+// answer within timeout_ms. Asked in a rebalance callback: a round trip to a
+// broker, as a commit there is.
+int topic_partition_count(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  if (!rkt) return 0;
+  int count = 0;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (const auto err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms); !err) {
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (!md->topics[i].err && topic == md->topics[i].topic) count = md->topics[i].partition_cnt;
+    }
+    rd_kafka_metadata_destroy(md);
+  } else {
+    spdlog::warn("kafka: partitions of {}: metadata: {}", topic, rd_kafka_err2str(err));
+  }
+  rd_kafka_topic_destroy(rkt);
+  return count;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<GroupConsumer>> GroupConsumer::open(const KafkaConfig& config, const std::string& bootstrap,
                                                            GroupConsumerOptions options) {
@@ -68,9 +93,12 @@ void GroupConsumer::Impl::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     } else {
       rd_kafka_assign(rk, partitions);
     }
+    self->share.assigned = cooperative ? self->share.assigned + ids.size() : ids.size();
+    if (const int count = topic_partition_count(rk, self->topic, 2000); count > 0) self->share.partitions = count;
     if (self->listener) self->listener->on_assigned(ids);
     return;
   }
+  self->share.assigned = cooperative ? self->share.assigned - std::min(self->share.assigned, ids.size()) : 0;
   if (self->listener) self->listener->on_revoked(ids);
   if (cooperative) {
     if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions)) {
@@ -129,6 +157,8 @@ std::vector<std::int32_t> GroupConsumer::assignment() const {
   for (int i = 0; i < assigned->cnt; ++i) out.push_back(assigned->elems[i].partition);
   return out;
 }
+
+TopicShare GroupConsumer::topic_share() const { return impl_->share; }
 
 void GroupConsumer::enable_wakeup_fd(int fd) {
   rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(impl_->handle.get());

@@ -10,6 +10,7 @@
 // here needs its header. Expected failures are Result values: `unavailable`
 // for a cluster or topic that cannot serve, `timeout` when it did not answer
 // in time, `invalid_request` for a bad configuration.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -137,6 +138,12 @@ class RebalanceListener {
   virtual void on_revoked(const std::vector<std::int32_t>& partitions) = 0;
 };
 
+// What a group member holds of its topic (GroupConsumer::topic_share).
+struct TopicShare {
+  std::size_t assigned = 0;  // partitions assigned to this member
+  int partitions = 0;        // partitions the topic has; 0 = not known
+};
+
 struct GroupConsumerOptions {
   std::string group;  // consumer group id
   std::string topic;  // the one topic the member subscribes to
@@ -170,6 +177,12 @@ class GroupConsumer {
   void pause(const std::vector<std::int32_t>& partitions);
   void resume(const std::vector<std::int32_t>& partitions);
   std::vector<std::int32_t> assignment() const;
+  // This member's part of its topic as the rebalance being served leaves it
+  // (so a listener's on_assigned and on_revoked read the outcome, revoked
+  // partitions already left out), with the topic's partition count from the
+  // cluster's metadata, asked at each assignment (the last count known when
+  // the metadata does not answer; 0 before any did).
+  TopicShare topic_share() const;
 
   // The consumer queue writes a byte to `fd` when it goes from empty to
   // non-empty: an event loop waiting on fd wakes for records and rebalances.

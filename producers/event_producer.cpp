@@ -8,12 +8,13 @@ namespace cascade {
 
 Result<std::unique_ptr<EventProducer>> EventProducer::create(const KafkaConfig& config,
                                                              const std::string& bootstrap,
-                                                             DeliveryListener* listener) {
+                                                             DeliveryListener* listener, bool java_partitioner) {
   auto event_producer = std::unique_ptr<EventProducer>(new EventProducer());
   event_producer->listener_ = listener;
   auto producer = KafkaProducer::create(
       config, bootstrap,
-      {.on_delivery = [self = event_producer.get()](const DeliveryReport& report) { self->on_delivery(report); }});
+      {.java_partitioner = java_partitioner,
+       .on_delivery = [self = event_producer.get()](const DeliveryReport& report) { self->on_delivery(report); }});
   if (!producer) return std::unexpected(producer.error());
   event_producer->producer_ = std::move(*producer);
   return event_producer;

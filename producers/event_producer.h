@@ -34,9 +34,14 @@ class EventProducer {
   // Token value for events whose delivery nobody waits for (e.g. chunks).
   static constexpr std::uint64_t kUntracked = 0;
 
+  // java_partitioner: the Java client's murmur2 partitioner
+  // (KafkaProducerOptions::java_partitioner), for a topic other clients
+  // produce to by key too: every producer of prompt events uses it, so a key
+  // lands on one partition whoever sends it. Otherwise librdkafka's default.
   [[nodiscard]] static Result<std::unique_ptr<EventProducer>> create(const KafkaConfig& config,
                                                                      const std::string& bootstrap,
-                                                                     DeliveryListener* listener = nullptr);
+                                                                     DeliveryListener* listener = nullptr,
+                                                                     bool java_partitioner = false);
   ~EventProducer();
 
   // Enqueues one event (copied), without waiting: into librdkafka's queue, or

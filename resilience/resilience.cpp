@@ -213,6 +213,17 @@ void TokenBucket::give_back(double amount, SteadyTime now) {
   level_ = std::min(burst_, level_ + amount);
 }
 
+void TokenBucket::set_rate(double rate_per_second, double burst, SteadyTime now) {
+  if (!unlimited()) refill(now);
+  rate_ = rate_per_second;
+  burst_ = std::max(burst, 0.0);
+  level_ = std::min(level_, burst_);
+  if (!started_) {
+    started_ = true;
+    last_ = now;
+  }
+}
+
 double TokenBucket::level(SteadyTime now) {
   refill(now);
   return level_;

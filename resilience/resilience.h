@@ -129,6 +129,11 @@ class TokenBucket {
   SteadyTime available_at(double amount, SteadyTime now);
   void give_back(double amount, SteadyTime now);
   double level(SteadyTime now);
+  double burst() const { return burst_; }
+  // From now on `rate_per_second`, holding at most `burst` (an event loop's
+  // share of a tenant's limit changed with its partitions): what refilled
+  // until now, at the old rate, stays, up to the new burst. Never adds any.
+  void set_rate(double rate_per_second, double burst, SteadyTime now);
 
  private:
   void refill(SteadyTime now);

@@ -312,7 +312,9 @@ void EventLoop::on_assigned(const std::vector<std::int32_t>& partitions) {
   } else if (paused_) {
     consumer_->pause(partitions);
   }
-  spdlog::info("worker[{}]: assigned {} partition(s)", index_, partitions.size());
+  context_->partition_share.update(consumer_->topic_share());
+  spdlog::info("worker[{}]: assigned {} partition(s); holds {} of {}", index_, partitions.size(),
+               context_->partition_share.assigned(), context_->partition_share.partitions());
 }
 
 void EventLoop::on_revoked(const std::vector<std::int32_t>& partitions) {
@@ -325,6 +327,7 @@ void EventLoop::on_revoked(const std::vector<std::int32_t>& partitions) {
   store_offsets();
   if (auto ok = consumer_->commit(); !ok) spdlog::debug("worker: commit on revoke: {}", ok.error().message);
   for (const auto p : partitions) watermarks_.erase(p);
+  context_->partition_share.update(consumer_->topic_share());
   spdlog::info("worker[{}]: revoked {} partition(s)", index_, partitions.size());
 }
 

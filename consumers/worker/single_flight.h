@@ -7,10 +7,11 @@
 // admission (they reserve no tenant tokens), no router call, no provider
 // call. They get the leader's deltas as their own chunks and, when it ends,
 // its answer (an exact cache hit that cost nothing) or its error. One table
-// per event loop is enough: prompt events are keyed by tenant, so all of a
-// tenant's requests land on one partition, and a partition has one owner in
-// the group, hence one loop. Events produced without the tenant key, or
-// moved by a rebalance, at worst miss a flight and call upstream themselves.
+// per event loop is enough: prompt events are keyed by prompt_event_key,
+// which identical requests share, so they land on one partition, and a
+// partition has one owner in the group, hence one loop. Events produced with
+// another key (an app keying by tenant only spreads less), or moved by a
+// rebalance, at worst miss a flight and call upstream themselves.
 //
 // Threading: one event loop's thread.
 #include <cstdint>

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/catalog.h"
+#include "consumers/worker/partition_share.h"
 #include "consumers/worker/request.h"
 #include "consumers/worker/request_host.h"
 #include "consumers/worker/worker.h"
@@ -30,6 +31,9 @@ struct StageContext {
   WorkerMetrics::Recorder* metrics;  // null: no Prometheus metrics
   const TokenCounter& tokens;
   std::uint64_t seed;  // seeds the loop's randomness (retry jitter, quality sampling)
+  // The loop's part of the requests topic, set by the loop at each rebalance:
+  // the part of each tenant's rate limits its admission stage admits.
+  PartitionShare partition_share{};
 
   // max_tokens as the request gives it, else limits.default_max_tokens.
   int effective_max_tokens(const PromptEvent& event) const;

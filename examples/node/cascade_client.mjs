@@ -4,7 +4,8 @@
 //   node cascade_client.mjs --bootstrap 127.0.0.1:9092 --tenant acme "Why is the sky blue?"
 //
 // Sends one prompt event (schemas/prompt.schema.json) to the requests topic
-// with key = tenant, naming this app's own reply topic, and prints the chunk
+// keyed by promptEventKey (prompt_key.mjs: the tenant and a hash of the
+// request), naming this app's own reply topic, and prints the chunk
 // events' text as it arrives (stdout), then the final event's model and cost
 // (stderr). With --cancel-after N it sends a cancel event
 // (schemas/cancel.schema.json) once N chunks have arrived.
@@ -14,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
+import { promptEventKey } from './prompt_key.mjs';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,7 +39,7 @@ const cancelAfter = args['cancel-after'] === undefined ? undefined : Number(args
 const kafka = new Kafka({ clientId: 'cascade-example', brokers: args.bootstrap.split(','), logLevel: logLevel.WARN });
 const admin = kafka.admin();
 // The Java client's partitioner, as Cascade's gateway uses: every client puts a
-// tenant's requests on the same partition, so identical requests meet.
+// key on the same partition, so identical requests meet.
 const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
 // A group of its own (nothing is committed). A low maxWaitTimeInMs streams
 // the answer as it comes: on a real broker any record ends the wait; Cascade's
@@ -124,7 +126,9 @@ async function main() {
     stream: true,
   };
   if (args['max-tokens']) event.max_tokens = Number(args['max-tokens']);
-  await send(args['requests-topic'], args.tenant, event);
+  // Keyed by the request, not the tenant: a tenant's requests spread over
+  // every partition (every worker), identical ones share one.
+  await send(args['requests-topic'], promptEventKey(event), event);
 
   const timeout = setTimeout(() => {
     console.error(`\nno answer to ${requestId} within ${args.timeout} s`);

@@ -4,7 +4,8 @@
     python3 cascade_client.py --bootstrap 127.0.0.1:9092 --tenant acme "Why is the sky blue?"
 
 Sends one prompt event (schemas/prompt.schema.json) to the requests topic
-with key = tenant, naming this app's own reply topic, and prints the chunk
+keyed by prompt_event_key (prompt_key.py: the tenant and a hash of the
+request), naming this app's own reply topic, and prints the chunk
 events' text as it arrives (stdout), then the final event's model and cost
 (stderr). With --cancel-after N it sends a cancel event
 (schemas/cancel.schema.json) once N chunks have arrived.
@@ -22,6 +23,8 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from prompt_key import prompt_event_key
 
 
 def parse_args():
@@ -95,7 +98,7 @@ def send(producer, topic, key, event):
 def main():
     args = parse_args()
     # Java clients' partitioner, as Cascade's gateway uses: every client puts a
-    # tenant's requests on the same partition, so identical requests meet.
+    # key on the same partition, so identical requests meet.
     producer = Producer({"bootstrap.servers": args.bootstrap, "partitioner": "murmur2_random",
                          "linger.ms": 0})
     partitions = ensure_topic(args.bootstrap, args.reply_to, producer)
@@ -117,7 +120,9 @@ def main():
     }
     if args.max_tokens:
         prompt["max_tokens"] = args.max_tokens
-    send(producer, args.requests_topic, args.tenant, prompt)
+    # Keyed by the request, not the tenant: a tenant's requests spread over
+    # every partition (every worker), identical ones share one.
+    send(producer, args.requests_topic, prompt_event_key(prompt), prompt)
 
     seen = set()      # (id, seq): a worker crash may deliver events again
     streamed = False  # whether any text was printed

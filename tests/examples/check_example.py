@@ -2,10 +2,12 @@
 """Checks what an example client (examples/) printed against what the topics
 got, after tests/examples/examples_test.sh ran it three times against a stack:
 
-answer run: exit 0; the request's reply events are chunks then one final
-  (seq 0, 1, 2, ...), the chunks' text is the final's content and is what the
-  client printed, the model is a catalog id named by the first chunk too, and
-  a cost event for the request reached the ledger topic;
+answer run: exit 0; the prompt's record on the requests topic is keyed by its
+  prompt event key (examples/python/prompt_key.py); the request's reply events
+  are chunks then one final (seq 0, 1, 2, ...), the chunks' text is the
+  final's content and is what the client printed, the model is a catalog id
+  named by the first chunk too, and a cost event for the request reached the
+  ledger topic;
 cancel run: exit 0; a cancel event naming the request and tenant reached the
   cancels topic, and the request ended with one error `cancelled` after the
   chunks already sent;
@@ -24,6 +26,9 @@ import time
 
 import jsonschema
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "python"))
+from prompt_key import prompt_event_key  # noqa: E402
 
 problems = []
 
@@ -142,13 +147,19 @@ def main():
             check(printed_model == final["model"], f"answer: printed model {printed_model}, final {final['model']}")
             check(chunks and chunks[0].get("model") == final["model"],
                   f"answer: the first chunk names model {chunks[0].get('model') if chunks else None}")
+            prompts = [r for r in read_topic(args.bootstrap, "cascade.requests")
+                       if json.loads(r.value()).get("id") == request_id]
+            if check(len(prompts) == 1, f"answer: {len(prompts)} prompt records of {request_id} on cascade.requests"):
+                key, expected = prompts[0].key().decode(), prompt_event_key(json.loads(prompts[0].value()))
+                check(key == expected, f"answer: the prompt's key is {key!r}, not its prompt event key {expected!r}")
             costs = wait_for_events(args.bootstrap, "cascade.ledger", args.tenant, request_id)
             if check(costs, f"answer: no cost event of {request_id} on cascade.ledger"):
                 schemas.validate("cost", costs[0], "answer cost event")
                 check(costs[0]["model"] == final["model"] and costs[0]["cost_usd"] == final["cost_usd"],
                       f"answer: the cost event {costs[0]} disagrees with the final")
-            print(f"answer: {len(chunks)} chunks then a final from {final['model']} ({final['provider']}), "
-                  f"${final['cost_usd']:.8f}; printed text equals its content; cost event on cascade.ledger")
+            print(f"answer: keyed by its prompt event key; {len(chunks)} chunks then a final from {final['model']} "
+                  f"({final['provider']}), ${final['cost_usd']:.8f}; printed text equals its content; "
+                  f"cost event on cascade.ledger")
 
     # The cancel.
     status, stdout, stderr = run_output(args.cancel)

@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
+#include <set>
 #include <string>
+
+#include "events/request_fingerprint.h"
 
 #include "support/embedded_kafka.h"
 #include "support/wait.h"
@@ -72,7 +76,7 @@ class CascadeClientTest : public ::testing::Test {
   std::unique_ptr<EventProducer> replier_;
 };
 
-TEST_F(CascadeClientTest, SendWritesThePromptToTheRequestsTopicKeyedByTenantWithItsReplyTopic) {
+TEST_F(CascadeClientTest, SendWritesThePromptToTheRequestsTopicKeyedByItsPromptEventKeyWithItsReplyTopic) {
   auto client = open_client();
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->send(prompt("req-1")));
@@ -85,10 +89,59 @@ TEST_F(CascadeClientTest, SendWritesThePromptToTheRequestsTopicKeyedByTenantWith
                                 });
   ASSERT_TRUE(read) << read.error().message;
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].first, "acme");
+  EXPECT_EQ(records[0].first, prompt_event_key(prompt("req-1")));
+  EXPECT_TRUE(records[0].first.starts_with("acme/")) << records[0].first;
   EXPECT_EQ(records[0].second.value("id", ""), "req-1");
   EXPECT_EQ(records[0].second.value("reply_to", ""), config_.replies_topic);
   EXPECT_EQ(client->outstanding(), 1u);
+}
+
+// Why prompts are keyed so (docs/events.md, "Prompt event key"): one
+// tenant's distinct requests reach every partition, hence every worker
+// loop; identical ones one partition, where single flight meets them; and
+// a key lands where the gateway's producer (the Java partitioner) puts it.
+TEST_F(CascadeClientTest, OneTenantsRequestsSpreadOverEveryPartitionAndIdenticalOnesShareOne) {
+  constexpr int kPartitions = 8;
+  constexpr int kDistinct = 800;
+  KafkaConfig config = config_;
+  config.requests_topic = "spread.requests";
+  ASSERT_TRUE(conn_.broker()->create_topic({config.requests_topic, kPartitions}));
+  auto opened = CascadeClient::open(config, conn_.bootstrap(), config_.replies_topic);
+  ASSERT_TRUE(opened) << opened.error().message;
+  auto& client = **opened;
+  auto distinct = [](int i) {
+    PromptEvent p = prompt("distinct-" + std::to_string(i));
+    p.messages[0]["content"] = "question " + std::to_string(i);
+    return p;
+  };
+  for (int i = 0; i < kDistinct; ++i) ASSERT_TRUE(client.send(distinct(i)));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client.send(prompt("same-" + std::to_string(i))));
+  ASSERT_TRUE(client.flush(10000));
+  // The same keys through the producer the gateway uses.
+  auto gateway_like = KafkaProducer::create(config, conn_.bootstrap(), {.java_partitioner = true});
+  ASSERT_TRUE(gateway_like);
+  const std::string same_key = prompt_event_key(prompt("any"));
+  for (const std::string& key : {same_key, prompt_event_key(distinct(0))}) {
+    ASSERT_TRUE((*gateway_like)->produce(config.requests_topic, {.key = key, .value = "gateway"}));
+  }
+  ASSERT_TRUE((*gateway_like)->flush(10000));
+
+  std::map<int, int> distinct_per_partition;
+  std::map<std::string, std::set<std::int32_t>> partitions_of_key;
+  auto read = read_topic_to_end(config, conn_.bootstrap(), config.requests_topic, [&](const KafkaRecord& m) {
+    partitions_of_key[std::string(m.key())].insert(m.partition());
+    if (m.payload().find("distinct-") != std::string_view::npos) distinct_per_partition[m.partition()]++;
+  });
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(*read, static_cast<std::uint64_t>(kDistinct + 20 + 2));
+  EXPECT_EQ(partitions_of_key.at(same_key).size(), 1u) << "20 identical requests and the gateway's twin";
+  for (const auto& [key, partitions] : partitions_of_key) EXPECT_EQ(partitions.size(), 1u) << key;
+  // 100 expected per partition, binomial: sd ~9.4; 40-160 is over 6 sd.
+  ASSERT_EQ(distinct_per_partition.size(), static_cast<std::size_t>(kPartitions));
+  for (const auto& [partition, n] : distinct_per_partition) {
+    EXPECT_GT(n, 40) << "partition " << partition;
+    EXPECT_LT(n, 160) << "partition " << partition;
+  }
 }
 
 TEST_F(CascadeClientTest, CollectsChunksAndTheFinalOfItsOwnRequestsOnly) {

@@ -209,6 +209,45 @@ TEST_F(GroupConsumerTest, ASecondMemberTakesPartitionsAndTheFirstIsToldBeforeLos
   for (auto p : second_listener.assigned) EXPECT_FALSE(first_listener.assigned.contains(p)) << p;
 }
 
+// What a worker loop derives its share of a tenant's rate limits from
+// (consumers/worker/partition_share.h): its partitions of the topic's.
+TEST_F(GroupConsumerTest, EachMemberKnowsItsPartOfTheTopicAsEveryRebalanceLeavesIt) {
+  Listener first_listener;
+  auto first = open(&first_listener);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->topic_share().assigned, 0u);
+  EXPECT_EQ(first->topic_share().partitions, 0);
+  ASSERT_TRUE(testing::eventually([&] {
+    (void)first->poll(50);
+    return first_listener.assigned.size() == 4;
+  }));
+  EXPECT_EQ(first->topic_share().assigned, 4u);
+  EXPECT_EQ(first->topic_share().partitions, 4);
+  // Told of a revoke, the member already counts without the revoked partitions.
+  std::vector<std::size_t> held_in_revoke, expected_in_revoke;
+  first_listener.on_revoke = [&](const std::vector<std::int32_t>&) {
+    held_in_revoke.push_back(first->topic_share().assigned);
+    expected_in_revoke.push_back(first_listener.assigned.size());
+  };
+  Listener second_listener;
+  auto second = open(&second_listener);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        (void)first->poll(20);
+        (void)second->poll(20);
+        return first_listener.assigned.size() + second_listener.assigned.size() == 4 &&
+               !second_listener.assigned.empty() && !first_listener.assigned.empty();
+      },
+      30000));
+  EXPECT_EQ(held_in_revoke, expected_in_revoke);
+  EXPECT_FALSE(held_in_revoke.empty());
+  EXPECT_EQ(first->topic_share().assigned, first_listener.assigned.size());
+  EXPECT_EQ(second->topic_share().assigned, second_listener.assigned.size());
+  EXPECT_EQ(first->topic_share().assigned + second->topic_share().assigned, 4u);
+  EXPECT_EQ(second->topic_share().partitions, 4);
+}
+
 TEST(EventProducerBacklog, AFullQueueNeverBlocksAndEventsLeaveInOrder) {
   KafkaConfig config = group_config();
   config.extra += ";queue.buffering.max.messages=5";

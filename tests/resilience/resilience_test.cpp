@@ -308,6 +308,23 @@ TEST(TokenBucket, SettlesEstimatesAndCanGoIntoDebt) {
   EXPECT_NEAR(wait_ms, 2010.0, 0.001);
 }
 
+TEST(TokenBucket, ANewRateKeepsWhatRefilledAtTheOldOneUpToTheNewBurstAndAddsNothing) {
+  TokenBucket bucket(10, 10);
+  const auto t0 = SteadyTime{} + 1h;
+  ASSERT_TRUE(bucket.try_take(10, t0));
+  // Half a second at 10/s refilled 5; from then on 2/s with a burst of 4.
+  bucket.set_rate(2, 4, t0 + 500ms);
+  EXPECT_DOUBLE_EQ(bucket.burst(), 4.0);
+  EXPECT_DOUBLE_EQ(bucket.level(t0 + 500ms), 4.0);
+  ASSERT_TRUE(bucket.try_take(4, t0 + 500ms));
+  EXPECT_EQ(bucket.available_at(1, t0 + 500ms), t0 + 1000ms);
+  // A larger share: the refill speeds up, but no tokens appear from nowhere.
+  bucket.set_rate(20, 20, t0 + 1000ms);
+  EXPECT_DOUBLE_EQ(bucket.level(t0 + 1000ms), 1.0);
+  EXPECT_DOUBLE_EQ(bucket.level(t0 + 1500ms), 11.0);
+  EXPECT_DOUBLE_EQ(bucket.level(t0 + 1h), 20.0);
+}
+
 TEST(TokenBucket, RateZeroIsUnlimited) {
   TokenBucket bucket(0, 0);
   const auto t0 = SteadyTime{} + 1h;
